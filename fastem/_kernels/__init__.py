@@ -1,0 +1,1 @@
+"""Compiled kernels (Cython, GIL released). Private: the stable surface is built on top of them."""

@@ -1,0 +1,38 @@
+# BLAS for row-major float32/float64 arrays, through scipy.linalg.cython_blas (no BLAS to link).
+#
+# Row-major C = A @ B is column-major C^T = B^T @ A^T, so each wrapper swaps operands once here
+# and nowhere else. All functions are nogil and never fail.
+from cython cimport floating
+from scipy.linalg cimport cython_blas
+
+
+cdef inline void gemm_rowmajor(
+    int n, int m, int p,
+    const floating* a, int lda,        # IN  (n, p) row-major, row stride lda
+    const floating* b, int ldb,        # IN  (p, m) row-major, row stride ldb
+    floating* c, int ldc,              # OUT (n, m) row-major, row stride ldc
+) noexcept nogil:
+    """c = a @ b."""
+    cdef char no = b'N'
+    cdef floating one = 1.0, zero = 0.0
+    if floating is double:
+        cython_blas.dgemm(&no, &no, &m, &n, &p, &one, <double*> b, &ldb, <double*> a, &lda,
+                          &zero, c, &ldc)
+    else:
+        cython_blas.sgemm(&no, &no, &m, &n, &p, &one, <float*> b, &ldb, <float*> a, &lda,
+                          &zero, c, &ldc)
+
+
+cdef inline void syrk_rowmajor(
+    int n, int d,
+    const floating* z,                 # IN  (n, d) row-major, contiguous
+    floating* c,                       # OUT (d, d) row-major: lower triangle of z.T @ z
+    floating beta,                     # IN  c = z.T @ z + beta * c (beta = 0 overwrites)
+) noexcept nogil:
+    """Lower triangle (row-major) of the scatter matrix z.T @ z; the upper triangle is untouched."""
+    cdef char upper = b'U', no = b'N'
+    cdef floating one = 1.0
+    if floating is double:
+        cython_blas.dsyrk(&upper, &no, &d, &n, &one, <double*> z, &d, &beta, c, &d)
+    else:
+        cython_blas.ssyrk(&upper, &no, &d, &n, &one, <float*> z, &d, &beta, c, &d)

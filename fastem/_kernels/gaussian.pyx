@@ -1,0 +1,298 @@
+# Fused E-step for Gaussian mixtures over one block of rows, split into chunks on threads.
+#
+# For each chunk of rows (small enough to stay in cache) one pass computes
+#   log p(x_i, z=k) = log_norm[k] - 0.5 * ||(x_i - mu_k) L_k||^2     (L_k: precision Cholesky)
+# then the row-wise log-sum-exp, the responsibilities r_ik and the sufficient statistics
+#   s0_k = sum_i w_i r_ik,  s1_k = sum_i w_i r_ik (x_i - m_k),  s2_k = sum_i w_i r_ik (x_i - m_k)(x_i - m_k)^T
+# (s2 diagonal only for diag/spherical), centred on a pivot m_k (the current means) so that
+# second moments stay accurate for data far from the origin. No (n_samples, n_components) array
+# is ever formed: responsibilities live in one chunk-sized buffer per thread.
+#
+# The Mahalanobis term follows scikit-learn's parametrisation (Bishop, PRML 9.2):
+#   full:  y = x @ L_k - mu_k @ L_k, one GEMM for all k (proj = [L_1 | ... | L_K] interleaved so
+#          column j*K + k holds L_k[:, j], which makes the inner loop run over k, vectorisable);
+#   tied:  y = x @ L - mu_k @ L, one GEMM;   diag/spherical: y = (x - mu_k) * L_k elementwise.
+#
+# Determinism: every chunk writes its statistics into its own slot, and slots are added in chunk
+# order after the parallel loop, so results are bitwise identical for any number of threads.
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.math cimport INFINITY, sqrt
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+from ._linalg cimport gemm_rowmajor, syrk_rowmajor
+from ._logsumexp cimport normalize_log_row
+
+# Covariance types, in the order of fastem.families.gaussian.COVARIANCE_TYPES.
+cdef enum:
+    FULL = 0
+    TIED = 1
+    DIAG = 2
+    SPHERICAL = 3
+
+
+cdef inline Py_ssize_t projection_width(int cov, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    """Columns of the projected chunk y = x @ proj (0: no projection, distances use x itself)."""
+    if cov == FULL:
+        return d * k
+    if cov == TIED:
+        return d
+    return 0
+
+
+cpdef Py_ssize_t stats_size(int cov, Py_ssize_t d, Py_ssize_t k):
+    """Length of the flat statistics vector [loglik, weight, s0 (k), s1 (k*d), s2 (k*d*d or k*d)]."""
+    cdef Py_ssize_t second = k * d * d if cov == FULL or cov == TIED else k * d
+    return 2 + k + k * d + second
+
+
+cdef void chunk_log_prob(
+    int cov,
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d), C-contiguous
+    const floating* proj,                            # IN  (d, width) projection (full, tied)
+    const floating* center,                          # IN  (d, k): mu_k @ L_k (full, tied) or mu_k
+    const floating* scale,                           # IN  (d, k): 1 (full, tied) or L_k diagonal
+    const double* log_norm, Py_ssize_t k,            # IN  (k,) log w_k + log det L_k - d/2 log 2pi
+    floating* y,                                     # TMP (n, width) projected rows
+    double* logp,                                    # OUT (n, k) log p(x_i, z = k)
+) noexcept nogil:
+    cdef Py_ssize_t i, j, c, width = projection_width(cov, d, k)
+    cdef const floating* row
+    cdef double* out
+    cdef floating t
+    if width:
+        gemm_rowmajor(<int> n, <int> width, <int> d, x, <int> d, proj, <int> width, y, <int> width)
+    for i in range(n):
+        out = logp + i * k
+        for c in range(k):
+            out[c] = 0.0
+        if cov == FULL:
+            row = y + i * width
+            for j in range(d):
+                for c in range(k):
+                    t = row[j * k + c] - center[j * k + c]
+                    out[c] += t * t
+        else:
+            row = (y + i * width) if cov == TIED else (x + i * d)
+            for j in range(d):
+                for c in range(k):
+                    t = (row[j] - center[j * k + c]) * scale[j * k + c]
+                    out[c] += t * t
+        for c in range(k):
+            out[c] = log_norm[c] - 0.5 * out[c]
+
+
+cdef void chunk_stats(
+    int cov,
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const double* resp, Py_ssize_t k,                # IN  (n, k) weighted responsibilities
+    const floating* pivot,                           # IN  (k, d) centring point per component
+    floating* z,                                     # TMP (n, d) sqrt(r) (x - m_k)  (full, tied)
+    floating* scatter,                               # TMP (d, d) float32 scatter  (full, tied)
+    double* s0, double* s1, double* s2,              # OUT += (k,), (k, d), (k, d, d) or (k, d)
+) noexcept nogil:
+    cdef Py_ssize_t i, j, c
+    cdef double r, sr
+    cdef floating t
+    cdef const floating* m
+    if cov == FULL or cov == TIED:
+        for c in range(k):
+            m = pivot + c * d
+            for i in range(n):
+                r = resp[i * k + c]
+                sr = sqrt(r)
+                s0[c] += r
+                for j in range(d):
+                    t = x[i * d + j] - m[j]
+                    s1[c * d + j] += r * t
+                    z[i * d + j] = <floating> (sr * t)
+            if floating is double:
+                syrk_rowmajor(<int> n, <int> d, z, s2 + c * d * d, 1.0)
+            else:
+                syrk_rowmajor(<int> n, <int> d, z, scatter, 0.0)
+                for j in range(d * d):
+                    s2[c * d * d + j] += scatter[j]
+    else:
+        for i in range(n):
+            for c in range(k):
+                r = resp[i * k + c]
+                if r == 0.0:
+                    continue
+                s0[c] += r
+                m = pivot + c * d
+                for j in range(d):
+                    t = x[i * d + j] - m[j]
+                    s1[c * d + j] += r * t
+                    s2[c * d + j] += r * t * t
+
+
+cdef void chunk_fit(
+    int cov,
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const double* weights,                           # IN  (n,) sample weights, or NULL for ones
+    const double* resp_in,                           # IN  (n, k) given responsibilities, or NULL
+    const floating* proj, const floating* center, const floating* scale,
+    const double* log_norm, Py_ssize_t k,            # IN  parameters, see chunk_log_prob
+    const floating* pivot,                           # IN  (k, d) centring point per component
+    bint with_stats,                                 # IN  accumulate s0, s1, s2 (else only loglik)
+    double* resp, floating* y, floating* z, floating* scatter,   # TMP per-thread buffers
+    double* slot,                                    # OUT zeroed statistics vector (stats_size)
+    double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
+) noexcept nogil:
+    cdef Py_ssize_t i, c
+    cdef double w, lse
+    cdef double* row
+    worst[0] = INFINITY
+    worst[1] = -1
+    if resp_in == NULL:
+        chunk_log_prob(cov, x, n, d, proj, center, scale, log_norm, k, y, resp)
+    else:
+        memcpy(resp, resp_in, n * k * sizeof(double))
+    for i in range(n):
+        row = resp + i * k
+        w = 1.0 if weights == NULL else weights[i]
+        if resp_in == NULL:
+            lse = normalize_log_row(row, k)
+            if w != 0.0:   # a zero-weight row contributes nothing, even when lse is -inf
+                slot[0] += w * lse
+                if lse < worst[0]:
+                    worst[0] = lse
+                    worst[1] = i
+        slot[1] += w
+        if w != 1.0:
+            for c in range(k):
+                row[c] *= w
+    if with_stats:
+        chunk_stats(cov, x, n, d, resp, k, pivot, z, scatter,
+                    slot + 2, slot + 2 + k, slot + 2 + k + k * d)
+
+
+def fit_block(
+    int cov,
+    const floating[:, ::1] X,          # IN  (n, d) block of rows
+    const double[::1] weights,         # IN  (n,) or (0,) for unit weights
+    const double[:, ::1] resp_in,      # IN  (n, k) responsibilities to use, or (0, k) to compute
+    const floating[:, ::1] proj,       # IN  see chunk_log_prob
+    const floating[:, ::1] center,
+    const floating[:, ::1] scale,
+    const double[::1] log_norm,
+    const floating[:, ::1] pivot,      # IN  (k, d)
+    bint with_stats,
+    Py_ssize_t chunk_size,
+    int n_threads,
+    double[::1] stats,                 # OUT += flat statistics vector (stats_size)
+    double[::1] worst,                 # OUT [lowest log p(x_i) so far, its row]; row_offset added
+    Py_ssize_t row_offset,
+):
+    """One E-step (and statistics) over a block; adds into ``stats`` in chunk order."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
+    cdef Py_ssize_t size = stats_size(cov, d, k), width = projection_width(cov, d, k)
+    cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
+    cdef Py_ssize_t c, j, start, rows
+    cdef double* slots
+    cdef double* worsts
+    cdef double* resp
+    cdef floating* y
+    cdef floating* z
+    cdef floating* scatter
+    cdef const double* w_ptr = &weights[0] if weights.shape[0] else NULL
+    cdef bint given = resp_in.shape[0] > 0
+    cdef int out_of_memory = 0
+    cdef int* oom = &out_of_memory
+    if n == 0:
+        return
+    slots = <double*> malloc(n_chunks * size * sizeof(double))
+    worsts = <double*> malloc(n_chunks * 2 * sizeof(double))
+    if slots == NULL or worsts == NULL:
+        free(slots)
+        free(worsts)
+        raise MemoryError("fastem: cannot allocate per-chunk statistics")
+    with nogil, parallel(num_threads=n_threads):
+        resp = <double*> malloc(chunk_size * k * sizeof(double))
+        y = <floating*> malloc((chunk_size * width + 1) * sizeof(floating))
+        z = <floating*> malloc((chunk_size * d + d * d) * sizeof(floating))
+        scatter = z + chunk_size * d
+        for c in prange(n_chunks, schedule="dynamic"):
+            if resp == NULL or y == NULL or z == NULL:
+                oom[0] = 1
+                continue
+            start = c * chunk_size
+            rows = min(chunk_size, n - start)
+            memset(slots + c * size, 0, size * sizeof(double))
+            chunk_fit(cov, &X[start, 0], rows, d,
+                      (w_ptr + start) if w_ptr != NULL else NULL,
+                      &resp_in[start, 0] if given else NULL,
+                      &proj[0, 0], &center[0, 0], &scale[0, 0], &log_norm[0], k, &pivot[0, 0],
+                      with_stats, resp, y, z, scatter, slots + c * size, worsts + 2 * c)
+        free(resp)
+        free(y)
+        free(z)
+    if out_of_memory:
+        free(slots)
+        free(worsts)
+        raise MemoryError("fastem: cannot allocate per-thread buffers")
+    for c in range(n_chunks):
+        for j in range(size):
+            stats[j] += slots[c * size + j]
+        if worsts[2 * c] < worst[0]:
+            worst[0] = worsts[2 * c]
+            worst[1] = row_offset + c * chunk_size + worsts[2 * c + 1]
+    free(slots)
+    free(worsts)
+
+
+def predict_block(
+    int cov,
+    const floating[:, ::1] X,          # IN  (n, d) block of rows
+    const floating[:, ::1] proj,       # IN  see chunk_log_prob
+    const floating[:, ::1] center,
+    const floating[:, ::1] scale,
+    const double[::1] log_norm,
+    Py_ssize_t chunk_size,
+    int n_threads,
+    double[::1] out_log_prob,          # OUT (n,) log p(x_i), or (0,) to skip
+    double[:, ::1] out_resp,           # OUT (n, k) posterior p(z | x_i), or (0, k) to skip
+    Py_ssize_t[::1] out_label,         # OUT (n,) argmax_k p(z = k | x_i), or (0,) to skip
+):
+    """Per-row log-likelihood, posteriors and labels for a block (no reduction, any order)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
+    cdef Py_ssize_t width = projection_width(cov, d, k)
+    cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
+    cdef Py_ssize_t c, i, j, best, start, rows
+    cdef double lse
+    cdef double* logp
+    cdef floating* y
+    cdef bint want_lp = out_log_prob.shape[0] > 0, want_resp = out_resp.shape[0] > 0
+    cdef bint want_label = out_label.shape[0] > 0
+    cdef int out_of_memory = 0
+    cdef int* oom = &out_of_memory
+    if n == 0:
+        return
+    with nogil, parallel(num_threads=n_threads):
+        logp = <double*> malloc(chunk_size * k * sizeof(double))
+        y = <floating*> malloc((chunk_size * width + 1) * sizeof(floating))
+        for c in prange(n_chunks, schedule="dynamic"):
+            if logp == NULL or y == NULL:
+                oom[0] = 1
+                continue
+            start = c * chunk_size
+            rows = min(chunk_size, n - start)
+            chunk_log_prob(cov, &X[start, 0], rows, d, &proj[0, 0], &center[0, 0],
+                           &scale[0, 0], &log_norm[0], k, y, logp)
+            for i in range(rows):
+                if want_label:
+                    best = 0
+                    for j in range(1, k):
+                        if logp[i * k + j] > logp[i * k + best]:
+                            best = j
+                    out_label[start + i] = best
+                lse = normalize_log_row(logp + i * k, k)
+                if want_lp:
+                    out_log_prob[start + i] = lse
+                if want_resp:
+                    memcpy(&out_resp[start + i, 0], logp + i * k, k * sizeof(double))
+        free(logp)
+        free(y)
+    if out_of_memory:
+        raise MemoryError("fastem: cannot allocate per-thread buffers")

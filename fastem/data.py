@@ -1,0 +1,112 @@
+"""Data sources and the chunk iterator: the only place that knows about rows, blocks and weights.
+
+A source is any 2-D array-like that can be sliced by rows without reading the rest: numpy
+arrays, ``np.memmap``, a path to a ``.npy`` file (memory-mapped, never loaded), or objects with
+``shape``, ``dtype`` and row slicing (h5py, zarr). Data are never copied whole: blocks of rows are
+handed to the kernels as views when they are already C-contiguous in the working dtype, and
+converted one block at a time otherwise.
+"""
+import os
+
+import numpy as np
+
+WORK_DTYPES = (np.float32, np.float64)
+
+
+def open_source(X, name="X"):
+    """Return ``X`` as a row-sliceable 2-D array-like without reading it; memory-map ``.npy`` paths."""
+    if isinstance(X, (str, os.PathLike)):
+        path = os.fspath(X)
+        if not os.path.exists(path):
+            raise ValueError(f"{name}: no such file: {path!r}")
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{name}: cannot memory-map {path!r} as a .npy array: {exc}") from None
+    if not (hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")):
+        X = np.asarray(X)
+    if X.dtype == object:
+        X = np.asarray(X, dtype=np.float64)  # in memory already; numpy names unconvertible items
+    return X
+
+
+def working_dtype(dtype, name="X"):
+    """float32 stays float32; other real numbers compute in float64; anything else is an error."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float32 or dtype == np.float64:
+        return dtype
+    if dtype.kind in "biuf":
+        return np.dtype(np.float64)
+    if dtype.kind == "c":
+        raise ValueError(f"{name}: complex data not supported (dtype {dtype})")
+    raise ValueError(f"{name}: expected numeric data, got dtype {dtype}")
+
+
+def check_shape(X, name="X", min_samples=1, n_features=None, estimator="GaussianMixture"):
+    """Validate that ``X`` is 2-D and non-empty, with ``n_features`` columns when given."""
+    if len(X.shape) != 2:
+        hint = (
+            " Reshape your data either using array.reshape(-1, 1) if your data has a single "
+            "feature or array.reshape(1, -1) if it contains a single sample."
+        )
+        raise ValueError(f"{name}: Expected 2D array, got {len(X.shape)}D array instead.{hint}")
+    n, d = X.shape
+    if n < min_samples:
+        raise ValueError(
+            f"{name}: Found array with {n} sample(s) (shape={tuple(X.shape)}) while a minimum of "
+            f"{min_samples} is required by {estimator}."
+        )
+    if d < 1:
+        raise ValueError(
+            f"{name}: Found array with 0 feature(s) (shape={tuple(X.shape)}) while a minimum of "
+            f"1 is required by {estimator}."
+        )
+    if n_features is not None and d != n_features:
+        raise ValueError(
+            f"X has {d} features, but {estimator} is expecting {n_features} features as input."
+        )
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """Return weights as a float64 vector of length ``n_samples`` (None stays None)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim == 0:
+        w = np.full(n_samples, float(w))
+    if w.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight.shape == {w.shape}, expected ({n_samples},) to match X"
+        )
+    if not np.isfinite(w).all():
+        raise ValueError("sample_weight contains NaN or infinity")
+    if (w < 0).any():
+        raise ValueError("sample_weight contains negative values")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight sums to zero: no data to fit")
+    return np.ascontiguousarray(w)
+
+
+def iter_blocks(X, block_rows, dtype, sample_weight=None):
+    """Yield ``(start, block, weights)`` over consecutive row ranges of ``X``.
+
+    ``block`` is a C-contiguous ``dtype`` array of at most ``block_rows`` rows: a view into
+    ``X`` when possible, else a converted copy of that block only.
+    """
+    n = X.shape[0]
+    for start in range(0, n, block_rows):
+        stop = min(start + block_rows, n)
+        block = np.ascontiguousarray(X[start:stop], dtype=dtype)
+        weights = None if sample_weight is None else sample_weight[start:stop]
+        yield start, block, weights
+
+
+def check_finite(X, dtype, block_rows=65536, name="X"):
+    """Raise ValueError naming the first row that holds NaN or infinity (one streamed pass)."""
+    for start, block, _ in iter_blocks(X, block_rows, dtype):
+        bad = ~np.isfinite(block).all(axis=1)
+        if bad.any():
+            row = start + int(np.argmax(bad))
+            raise ValueError(
+                f"{name} contains NaN or infinity (first at row {row}); remove or impute it"
+            )

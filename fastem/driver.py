@@ -1,0 +1,84 @@
+"""The local driver: runs a family's kernels over a data source, block by block, on threads.
+
+Blocks are consecutive row ranges of ``chunks_per_block * chunk_size`` rows, fixed by the data's
+shape and the statistics' size only; the kernel splits each block into chunks over threads and
+adds their statistics in chunk order. Results are therefore bitwise identical for any
+``n_threads`` at a given ``chunk_size``.
+"""
+import numpy as np
+
+from . import data
+from ._config import resolve_n_threads, single_threaded_blas
+
+SLOT_BUDGET_BYTES = 32 << 20  # per-block buffer of chunk statistics
+
+
+def default_chunk_size(n_features, n_components):
+    """Rows per chunk: keep the (rows, D*K) projected chunk of a full-covariance E-step in L2."""
+    rows = (256 * 1024 // 8) // max(1, n_features * n_components)
+    return int(min(1024, max(64, 1 << max(0, rows.bit_length() - 1))))
+
+
+class LocalDriver:
+    """A data source prepared for repeated passes (validated once, never copied whole)."""
+
+    def __init__(self, X, sample_weight=None, chunk_size=None, n_threads=None):
+        self.X = X
+        self.dtype = data.working_dtype(X.dtype)
+        self.n_samples, self.n_features = X.shape
+        self.sample_weight = data.check_sample_weight(sample_weight, self.n_samples)
+        if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
+        self.n_threads = resolve_n_threads(n_threads)
+
+    def _chunk(self, n_components):
+        return self.chunk_size or default_chunk_size(self.n_features, n_components)
+
+    def _blocks(self, chunk, stats_size):
+        per_block = int(np.clip(SLOT_BUDGET_BYTES // (8 * stats_size), 4, 64))
+        return data.iter_blocks(self.X, per_block * chunk, self.dtype, self.sample_weight)
+
+    def accumulate(self, family, packed, with_stats=True, resp_fn=None):
+        """One pass: summed statistics vector and [lowest log p(x_i), its row].
+
+        ``resp_fn(start, block)``, when given, supplies the responsibilities of each block
+        (initialisation) instead of the E-step.
+        """
+        k = packed.log_norm.shape[0]
+        chunk = self._chunk(k)
+        stats = np.zeros(family.stats_size(self.n_features, k))
+        worst = np.array([np.inf, -1.0])
+        with single_threaded_blas():
+            for start, block, weights in self._blocks(chunk, stats.size):
+                resp = None if resp_fn is None else resp_fn(start, block)
+                family.fit_block(packed, block, weights, resp, with_stats, chunk,
+                                 self.n_threads, stats, worst, start)
+        return stats, worst
+
+    def predict(self, family, packed, log_prob=True, resp=False, labels=False):
+        """Per-row outputs over the whole source: dict with the requested arrays."""
+        n, k = self.n_samples, packed.log_norm.shape[0]
+        chunk = self._chunk(k)
+        out = {}
+        if log_prob:
+            out["log_prob"] = np.empty(n)
+        if resp:
+            out["resp"] = np.empty((n, k))
+        if labels:
+            out["labels"] = np.empty(n, dtype=np.intp)
+        with single_threaded_blas():
+            for start, block, _ in self._blocks(chunk, 1):
+                stop = start + block.shape[0]
+                part = {name: arr[start:stop] for name, arr in out.items()}
+                family.predict_block(packed, block, chunk, self.n_threads, part.get("log_prob"),
+                                     part.get("resp"), part.get("labels"))
+        return out
+
+    def rows(self, indices):
+        """Rows of the source as float64 (sorted fancy index, so a memmap reads only them)."""
+        indices = np.asarray(indices, dtype=np.intp)
+        order = np.argsort(indices)
+        picked = np.empty((indices.size, self.n_features))
+        picked[order] = np.asarray(self.X[indices[order]], dtype=np.float64)
+        return picked

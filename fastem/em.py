@@ -1,0 +1,72 @@
+"""The EM loop, written once for every family and driver.
+
+Each iteration is one streamed E-step pass (log-likelihood and sufficient statistics of the
+current parameters) followed by the family's M-step. The monitored objective, ``lower_bound``,
+is the weighted mean log-likelihood per sample of the parameters *before* the M-step, exactly as
+in scikit-learn; EM guarantees it never decreases (Dempster, Laird & Rubin 1977), except at an
+iteration where an empty component is re-seeded, which is reported in a warning.
+"""
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the objective changed by less than ``tol``."""
+
+
+@dataclass
+class EMResult:
+    params: object
+    lower_bound: float = -np.inf
+    lower_bounds: list = field(default_factory=list)
+    n_iter: int = 0
+    converged: bool = False
+
+
+def mean_log_likelihood(stats):
+    """Weighted mean log-likelihood per sample from a statistics vector [loglik, weight, ...]."""
+    return stats[0] / stats[1]
+
+
+def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, callback=None):
+    """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
+
+    ``callback(n_iter, lower_bound, change, seconds)`` is called after every iteration.
+    """
+    result = EMResult(params, lower_bound)
+    for n_iter in range(1, max_iter + 1):
+        tic = time.perf_counter()
+        packed = family.pack(params, driver.dtype)
+        stats, worst = driver.accumulate(family, packed)
+        current = mean_log_likelihood(stats)
+        if not np.isfinite(current):
+            raise ValueError(
+                f"the log-likelihood became {current} at iteration {n_iter} (row {int(worst[1])} "
+                "has zero density under every component); scale the data or increase reg_covar"
+            )
+        params, lost = family.m_step(stats, packed.pivot)
+        if lost.size:
+            params = reseed(family, driver, params, lost, int(worst[1]), rng, n_iter)
+        change = current - result.lower_bound
+        result = EMResult(params, current, result.lower_bounds + [current], n_iter, False)
+        if callback is not None:
+            callback(n_iter, current, change, time.perf_counter() - tic)
+        if abs(change) < tol:
+            result.converged = True
+            break
+    return result
+
+
+def reseed(family, driver, params, lost, worst_row, rng, n_iter):
+    """Put empty components back on data: the worst-fit row first, then random rows."""
+    rows = [worst_row] + list(rng.randint(0, driver.n_samples, size=lost.size - 1))
+    warnings.warn(
+        f"component(s) {lost.tolist()} lost all responsibility at iteration {n_iter} and were "
+        f"re-seeded at data row(s) {rows}; the log-likelihood may drop at this iteration",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return family.reseed(params, lost, driver.rows(rows))

@@ -1,0 +1,270 @@
+"""Gaussian mixture family: parameters, exact M-step from streamed statistics, kernel binding.
+
+Parametrised as in scikit-learn (``sklearn/mixture/_gaussian_mixture.py``): covariances and the
+Cholesky factors ``L`` of the precisions, with ``L @ L.T = inv(cov)``, so that
+``log N(x | mu, cov) = log det L - d/2 log 2pi - 1/2 ||(x - mu) @ L||^2``.
+Sufficient statistics are centred on a pivot (the means they were computed with) so that the
+M-step never subtracts two large second moments.
+"""
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from scipy import linalg
+
+from .._kernels import gaussian as _kernel
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")  # order = kernel codes
+
+CHOLESKY_ERROR = (
+    "Fitting the mixture model failed because some components have ill-defined empirical "
+    "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
+    "number of components, increase reg_covar, or scale the input data."
+)
+
+
+def covariance_shape(covariance_type, n_components, n_features):
+    """Shape of ``covariances_`` (and of the precision arrays) for a covariance type."""
+    return {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }[covariance_type]
+
+
+def precision_cholesky(covariances, covariance_type):
+    """Cholesky factors of the precisions from covariances; ValueError if not positive definite."""
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        stack = covariances if covariance_type == "full" else covariances[None]
+        d = stack.shape[-1]
+        try:
+            chol = np.linalg.cholesky(stack)
+        except np.linalg.LinAlgError:
+            raise ValueError(CHOLESKY_ERROR) from None
+        eye = np.eye(d)
+        prec = np.stack([linalg.solve_triangular(c, eye, lower=True).T for c in chol])
+        return prec if covariance_type == "full" else prec[0]
+    if np.any(~(covariances > 0.0)):
+        raise ValueError(CHOLESKY_ERROR)
+    return 1.0 / np.sqrt(covariances)
+
+
+def precisions_from_cholesky(prec_chol, covariance_type):
+    """Precision matrices ``L @ L.T`` (or their diagonals / scalars)."""
+    if covariance_type == "full":
+        return prec_chol @ prec_chol.transpose(0, 2, 1)
+    if covariance_type == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol**2
+
+
+def covariances_from_cholesky(prec_chol, covariance_type):
+    """Covariances from precision Cholesky factors (used when only precisions are given)."""
+    if covariance_type in ("full", "tied"):
+        stack = prec_chol if covariance_type == "full" else prec_chol[None]
+        eye = np.eye(stack.shape[-1])
+        inv = np.stack([linalg.solve_triangular(c, eye, lower=True) for c in stack])
+        cov = inv.transpose(0, 2, 1) @ inv
+        return cov if covariance_type == "full" else cov[0]
+    return 1.0 / prec_chol**2
+
+
+def cholesky_from_precisions(precisions, covariance_type):
+    """Precision Cholesky factors from user-given precisions (scikit-learn's precisions_init)."""
+    if covariance_type in ("full", "tied"):
+        stack = precisions if covariance_type == "full" else precisions[None]
+        try:
+            chol = np.linalg.cholesky(stack)
+        except np.linalg.LinAlgError:
+            raise ValueError("precisions_init must be symmetric, positive-definite") from None
+        return chol if covariance_type == "full" else chol[0]
+    return np.sqrt(precisions)
+
+
+@dataclass
+class GaussianParams:
+    """Parameters of a Gaussian mixture (float64, scikit-learn shapes)."""
+
+    covariance_type: str
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, D)
+    covariances: np.ndarray  # covariance_shape(...)
+    precisions_cholesky: np.ndarray  # covariance_shape(...)
+
+    @classmethod
+    def from_covariances(cls, covariance_type, weights, means, covariances):
+        chol = precision_cholesky(covariances, covariance_type)
+        return cls(covariance_type, weights, means, covariances, chol)
+
+    @property
+    def n_components(self):
+        return self.means.shape[0]
+
+    @property
+    def n_features(self):
+        return self.means.shape[1]
+
+    def log_det_cholesky(self):
+        """log det L_k per component (a scalar for tied)."""
+        c, d = self.precisions_cholesky, self.n_features
+        if self.covariance_type == "full":
+            return np.log(np.diagonal(c, axis1=1, axis2=2)).sum(axis=1)
+        if self.covariance_type == "tied":
+            return np.log(np.diag(c)).sum()
+        if self.covariance_type == "diag":
+            return np.log(c).sum(axis=1)
+        return d * np.log(c)
+
+
+class KernelParams(NamedTuple):
+    """Parameters laid out for the kernel, in the data's dtype (see gaussian.pyx)."""
+
+    proj: np.ndarray  # (D, width) precision Cholesky columns (full, tied)
+    center: np.ndarray  # (D, K) projected or plain means
+    scale: np.ndarray  # (D, K) diagonal precision Cholesky (diag, spherical), else ones
+    log_norm: np.ndarray  # (K,) float64: log w_k + log det L_k - D/2 log 2pi
+    pivot: np.ndarray  # (K, D) means the statistics are centred on
+
+
+class GaussianFamily:
+    """Gaussian components with one of four covariance structures, bound to the Cython kernel."""
+
+    def __init__(self, covariance_type="full", reg_covar=1e-6):
+        if covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(
+                f"Invalid value for 'covariance_type': {covariance_type!r}; "
+                f"'covariance_type' should be in {list(COVARIANCE_TYPES)}"
+            )
+        self.covariance_type = covariance_type
+        self.code = COVARIANCE_TYPES.index(covariance_type)
+        self.reg_covar = reg_covar
+
+    def stats_size(self, n_features, n_components):
+        return _kernel.stats_size(self.code, n_features, n_components)
+
+    def n_parameters(self, n_features, n_components):
+        """Free parameters of the mixture (weights, means, covariances), as scikit-learn counts them."""
+        d, k = n_features, n_components
+        cov = {"full": k * d * (d + 1) / 2, "tied": d * (d + 1) / 2, "diag": k * d, "spherical": k}
+        return int(cov[self.covariance_type] + k * d + k - 1)
+
+    def pack(self, params, dtype):
+        """:class:`KernelParams` for ``params`` in the data's dtype."""
+        t, means, chol = self.covariance_type, params.means, params.precisions_cholesky
+        k, d = means.shape
+        with np.errstate(divide="ignore"):  # a zero weight is a valid, empty component
+            log_norm = np.log(params.weights) + params.log_det_cholesky() - 0.5 * d * np.log(2 * np.pi)
+        ones = np.ones((d, k))
+        if t == "full":
+            proj = chol.transpose(1, 2, 0).reshape(d, d * k)  # column j*K + k holds L_k[:, j]
+            center = np.einsum("kd,kdj->jk", means, chol)
+            scale = ones
+        elif t == "tied":
+            proj, center, scale = chol, (means @ chol).T, ones
+        else:
+            proj, center = np.zeros((1, 1)), means.T
+            scale = chol.T if t == "diag" else np.broadcast_to(chol, (d, k))
+        as_dtype = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
+        return KernelParams(
+            as_dtype(proj), as_dtype(center), as_dtype(scale),
+            np.ascontiguousarray(log_norm, dtype=np.float64), as_dtype(means),
+        )
+
+    def pack_pivot(self, pivot, dtype):
+        """KernelParams carrying only a pivot, for passes with given responsibilities."""
+        k = pivot.shape[0]
+        unused = np.zeros((1, 1), dtype=dtype)
+        return KernelParams(unused, unused, unused, np.zeros(k), np.ascontiguousarray(pivot, dtype))
+
+    def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, stats, worst,
+                  row_offset):
+        """Accumulate a block's log-likelihood and statistics into ``stats`` (see the kernel)."""
+        proj, center, scale, log_norm, pivot = packed
+        k = log_norm.shape[0]
+        _kernel.fit_block(
+            self.code, X,
+            _EMPTY_F64 if weights is None else weights,
+            np.empty((0, k)) if resp is None else resp,
+            proj, center, scale, log_norm, pivot,
+            with_stats, chunk_size, n_threads, stats, worst, row_offset,
+        )
+
+    def predict_block(self, packed, X, chunk_size, n_threads, log_prob, resp, labels):
+        proj, center, scale, log_norm, _ = packed
+        k = log_norm.shape[0]
+        _kernel.predict_block(
+            self.code, X, proj, center, scale, log_norm, chunk_size, n_threads,
+            _EMPTY_F64 if log_prob is None else log_prob,
+            np.empty((0, k)) if resp is None else resp,
+            _EMPTY_LABELS if labels is None else labels,
+        )
+
+    def m_step(self, stats, pivot):
+        """Exact M-step from summed statistics; returns (params, indices of empty components).
+
+        ``pivot`` must be the exact (dtype-rounded) means the statistics were centred on.
+        Empty components keep their pivot as mean and get the pooled covariance; the caller
+        re-seeds them.
+        """
+        k, d = pivot.shape
+        second = stats[2 + k + k * d:]
+        s0 = stats[2:2 + k]
+        s1 = stats[2 + k:2 + k + k * d].reshape(k, d)
+        total = s0.sum()
+        lost = np.flatnonzero(s0 <= 1e-12 * total)
+        nk = np.where(s0 <= 1e-12 * total, 1.0, s0)
+        delta = s1 / nk[:, None]
+        means = np.asarray(pivot, dtype=np.float64) + delta
+        reg, t = self.reg_covar, self.covariance_type
+        if t in ("full", "tied"):
+            s2 = second.reshape(k, d, d)
+            lower = np.tril(s2)
+            scatter = lower + np.tril(s2, -1).transpose(0, 2, 1) - nk[:, None, None] * (
+                delta[:, :, None] * delta[:, None, :]
+            )
+            scatter[lost] = 0.0
+            if t == "full":
+                cov = scatter / nk[:, None, None]
+                cov[lost] = np.tensordot(s0, cov, axes=1) / total
+                cov += reg * np.eye(d)
+            else:
+                cov = scatter.sum(axis=0) / total + reg * np.eye(d)
+        else:
+            var = second.reshape(k, d) / nk[:, None] - delta**2
+            var[lost] = (s0 @ var) / total
+            var += reg
+            cov = var if t == "diag" else var.mean(axis=1)
+        weights = s0 / total
+        return GaussianParams.from_covariances(t, weights, means, cov), lost
+
+    def reseed(self, params, lost, rows):
+        """Move empty components onto the given data rows with weight 1/K, keeping covariances."""
+        weights = params.weights.copy()
+        means = params.means.copy()
+        means[lost] = rows
+        weights[lost] = 1.0 / params.n_components
+        weights /= weights.sum()
+        return GaussianParams(
+            self.covariance_type, weights, means, params.covariances, params.precisions_cholesky
+        )
+
+    def sample(self, params, n_samples, rng):
+        """Draw ``n_samples`` points: component counts from the weights, then x | z (sklearn order)."""
+        counts = rng.multinomial(n_samples, params.weights)
+        t, d = self.covariance_type, params.n_features
+        parts = []
+        for k, (mean, count) in enumerate(zip(params.means, counts)):
+            if t in ("full", "tied"):
+                cov = params.covariances[k] if t == "full" else params.covariances
+                parts.append(rng.multivariate_normal(mean, cov, int(count)))
+            else:
+                std = np.sqrt(params.covariances[k])
+                parts.append(mean + rng.standard_normal(size=(count, d)) * std)
+        labels = np.repeat(np.arange(params.n_components), counts)
+        return np.vstack(parts), labels
+
+
+_EMPTY_F64 = np.empty(0)
+_EMPTY_LABELS = np.empty(0, dtype=np.intp)

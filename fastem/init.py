@@ -1,0 +1,132 @@
+"""Initial parameters for EM that stream: k-means on a bounded sample, then one pass.
+
+``kmeans``: k-means++ seeding and Lloyd iterations on a uniform sample of at most
+``MAX_SAMPLE`` rows, then one pass labels every row with its nearest centre and the M-step turns
+those hard responsibilities into parameters. ``k-means++`` and ``random_from_data``: components
+start on chosen data rows (no pass). ``random``: uniform random responsibilities, drawn block by
+block (one pass). Sample weights are honoured throughout: zero-weight rows are never chosen.
+"""
+import numpy as np
+
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
+MAX_SAMPLE = 1 << 16
+KMEANS_MAX_ITER = 100
+
+
+def initial_params(method, family, driver, n_components, rng):
+    """Parameters to start EM from, by scikit-learn's ``init_params`` methods."""
+    k = n_components
+    if method == "random_from_data":
+        w = driver.sample_weight
+        p = None if w is None else w / w.sum()
+        return params_on_rows(family, driver, rng.choice(driver.n_samples, k, replace=False, p=p))
+    if method == "random":
+        pivot = np.repeat(sample_rows(driver, rng)[0].mean(axis=0, keepdims=True), k, axis=0)
+
+        def resp_fn(start, block):
+            resp = rng.uniform(size=(block.shape[0], k))
+            return resp / resp.sum(axis=1, keepdims=True)
+
+        return params_from_resp(family, driver, pivot, resp_fn)
+    sample, weights, indices = sample_rows(driver, rng)
+    centers, chosen = kmeans_plusplus(sample, weights, k, rng)
+    if method == "k-means++":
+        return params_on_rows(family, driver, indices[chosen])
+    centers = lloyd(sample, weights, centers)
+
+    def labels_fn(start, block):
+        resp = np.zeros((block.shape[0], k))
+        resp[np.arange(block.shape[0]), nearest(block, centers)[0]] = 1.0
+        return resp
+
+    return params_from_resp(family, driver, centers, labels_fn)
+
+
+def params_from_resp(family, driver, pivot, resp_fn):
+    """M-step from given responsibilities (one pass); empty components go to random rows."""
+    packed = family.pack_pivot(pivot, driver.dtype)
+    stats, _ = driver.accumulate(family, packed, resp_fn=resp_fn)
+    params, lost = family.m_step(stats, packed.pivot)
+    if lost.size:
+        params = family.reseed(params, lost, pivot[lost])
+    return params
+
+
+def params_on_rows(family, driver, rows):
+    """Components centred on data rows, equally weighted, with covariance ``reg_covar``.
+
+    This is the M-step of one-hot responsibilities on those rows, computed without a pass.
+    """
+    k = len(rows)
+    packed = family.pack_pivot(driver.rows(rows), driver.dtype)
+    stats = np.zeros(family.stats_size(driver.n_features, k))
+    stats[1] = k
+    stats[2:2 + k] = 1.0
+    return family.m_step(stats, packed.pivot)[0]
+
+
+def sample_rows(driver, rng):
+    """A uniform sample of at most MAX_SAMPLE rows (float64), their weights and row indices."""
+    n = driver.n_samples
+    indices = np.arange(n) if n <= MAX_SAMPLE else np.sort(rng.choice(n, MAX_SAMPLE, replace=False))
+    weights = np.ones(indices.size) if driver.sample_weight is None else driver.sample_weight[indices]
+    return driver.rows(indices), weights, indices
+
+
+def nearest(X, centers):
+    """Index of the nearest centre for each row, and the squared distance to it."""
+    dist = (
+        np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * (X @ centers.T)
+        + np.einsum("ij,ij->i", centers, centers)[None, :]
+    )
+    labels = dist.argmin(axis=1)
+    return labels, np.maximum(dist[np.arange(X.shape[0]), labels], 0.0)
+
+
+def squared_distances(X, norms, rows):
+    """(len(rows), n) squared distances from the given rows of X to every row."""
+    dist = norms[rows][:, None] - 2.0 * (X[rows] @ X.T) + norms[None, :]
+    return np.maximum(dist, 0.0)
+
+
+def kmeans_plusplus(X, weights, k, rng):
+    """Greedy weighted k-means++ seeding (Arthur & Vassilvitskii 2007), as scikit-learn does it.
+
+    Returns the centres and the indices of the rows chosen.
+    """
+    n = X.shape[0]
+    trials = 2 + int(np.log(k))
+    chosen = [rng.choice(n, p=weights / weights.sum())]
+    norms = np.einsum("ij,ij->i", X, X)
+    closest = squared_distances(X, norms, chosen)[0]
+    for _ in range(1, k):
+        cumulative = np.cumsum(weights * closest)
+        candidates = np.searchsorted(cumulative, rng.uniform(size=trials) * cumulative[-1])
+        candidates = np.minimum(candidates, n - 1)
+        dist = np.minimum(closest[None, :], squared_distances(X, norms, candidates))
+        best = int(np.argmin(dist @ weights))
+        chosen.append(candidates[best])
+        closest = dist[best]
+    chosen = np.asarray(chosen)
+    return X[chosen].copy(), chosen
+
+
+def lloyd(X, weights, centers, max_iter=KMEANS_MAX_ITER, tol=1e-4):
+    """Weighted Lloyd iterations from ``centers``; an empty cluster keeps its centre."""
+    k = centers.shape[0]
+    scale = tol * np.mean(np.var(X, axis=0)) if X.shape[0] > 1 else 0.0
+    for _ in range(max_iter):
+        labels, _ = nearest(X, centers)
+        mass = np.bincount(labels, weights=weights, minlength=k)
+        sums = np.stack(
+            [np.bincount(labels, weights=X[:, j] * weights, minlength=k) for j in range(X.shape[1])],
+            axis=1,
+        )
+        filled = mass > 0
+        new = centers.copy()
+        new[filled] = sums[filled] / mass[filled, None]
+        shift = ((new - centers) ** 2).sum()
+        centers = new
+        if shift <= scale:
+            break
+    return centers

@@ -1,0 +1,81 @@
+"""Build the Cython kernels: -O3, OpenMP when the compiler supports it, serial otherwise.
+
+Everything else about the package lives in pyproject.toml; this file only declares extensions.
+"""
+import os
+import sys
+import tempfile
+import textwrap
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+KERNELS = ["gaussian"]
+OPENMP_PROBE = textwrap.dedent(
+    """
+    #include <omp.h>
+    int main(void) { int n = 0;
+    #pragma omp parallel reduction(+:n)
+      n += 1;
+      return omp_get_max_threads() > 0 && n > 0 ? 0 : 1; }
+    """
+)
+
+
+def openmp_flags(compiler):
+    """Return the OpenMP compile flag that this compiler accepts, or None (serial build)."""
+    if os.environ.get("FASTEM_NO_OPENMP"):
+        return None
+    flag = "/openmp" if compiler.compiler_type == "msvc" else "-fopenmp"
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(OPENMP_PROBE)
+        try:
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=[flag])
+            compiler.link_executable(objs, "probe", output_dir=tmp, extra_postargs=[flag])
+        except Exception:  # any compile/link failure means no usable OpenMP
+            return None
+    return flag
+
+
+class BuildExt(build_ext):
+    """build_ext that probes for OpenMP once and applies the flags to every kernel."""
+
+    def build_extensions(self):
+        flag = openmp_flags(self.compiler)
+        if flag is None:
+            print("fastem: OpenMP not available, building serial kernels", file=sys.stderr)
+        for ext in self.extensions:
+            if flag:
+                ext.extra_compile_args.append(flag)
+                ext.extra_link_args.append(flag)
+        super().build_extensions()
+
+
+def extension(name):
+    compile_args = [] if sys.platform == "win32" else ["-O3"]
+    return Extension(
+        f"fastem._kernels.{name}",
+        [f"fastem/_kernels/{name}.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        extra_compile_args=compile_args,
+    )
+
+
+setup(
+    ext_modules=cythonize(
+        [extension(name) for name in KERNELS],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+    ),
+    cmdclass={"build_ext": BuildExt},
+)
