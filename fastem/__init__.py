@@ -5,7 +5,8 @@ log-densities, log-sum-exp responsibilities and sufficient statistics chunk by c
 threads, for data in memory or memory-mapped from disk.
 """
 from .em import ConvergenceWarning
-from .mixture import GaussianMixture, NotFittedError
+from ._base import NotFittedError
+from .mixture import GaussianMixture
 
 __version__ = "0.1.0"
 __all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "__version__"]

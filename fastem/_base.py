@@ -62,5 +62,38 @@ class Estimator:
         )
 
 
+class NotFittedError(ValueError, AttributeError):
+    """The estimator is used before ``fit``.
+
+    Raised through :func:`not_fitted`, so that it is also a
+    ``sklearn.exceptions.NotFittedError`` when scikit-learn is installed.
+    """
+
+
+def not_fitted(estimator):
+    """The NotFittedError to raise for ``estimator``; catchable as fastem's or scikit-learn's."""
+    cls = NotFittedError
+    try:
+        from sklearn.exceptions import NotFittedError as SklearnNotFitted
+    except ImportError:
+        pass
+    else:
+        cls = _both(SklearnNotFitted)
+    return cls(
+        f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+        "appropriate arguments before using this estimator."
+    )
+
+
+_both_cache = {}
+
+
+def _both(sklearn_cls):
+    if sklearn_cls not in _both_cache:
+        _both_cache[sklearn_cls] = type("NotFittedError", (NotFittedError, sklearn_cls), {
+            "__module__": __name__, "__doc__": NotFittedError.__doc__})
+    return _both_cache[sklearn_cls]
+
+
 def _is_scalar(value):
     return isinstance(value, (int, float, str, bool, type(None)))

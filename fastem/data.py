@@ -23,6 +23,11 @@ def open_source(X, name="X"):
             return np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as exc:
             raise ValueError(f"{name}: cannot memory-map {path!r} as a .npy array: {exc}") from None
+    if type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name}: sparse data is not supported, dense data is required; convert it with "
+            "X.toarray() if it fits in memory"
+        )
     if not (hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")):
         X = np.asarray(X)
     if X.dtype == object:
@@ -38,7 +43,7 @@ def working_dtype(dtype, name="X"):
     if dtype.kind in "biuf":
         return np.dtype(np.float64)
     if dtype.kind == "c":
-        raise ValueError(f"{name}: complex data not supported (dtype {dtype})")
+        raise ValueError(f"{name}: Complex data not supported (dtype {dtype})")
     raise ValueError(f"{name}: expected numeric data, got dtype {dtype}")
 
 

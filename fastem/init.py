@@ -8,6 +8,8 @@ block (one pass). Sample weights are honoured throughout: zero-weight rows are n
 """
 import numpy as np
 
+from .driver import LocalDriver
+
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 MAX_SAMPLE = 1 << 16
 KMEANS_MAX_ITER = 100
@@ -53,16 +55,13 @@ def params_from_resp(family, driver, pivot, resp_fn):
 
 
 def params_on_rows(family, driver, rows):
-    """Components centred on data rows, equally weighted, with covariance ``reg_covar``.
-
-    This is the M-step of one-hot responsibilities on those rows, computed without a pass.
-    """
+    """Components centred on data rows, equally weighted, with covariance ``reg_covar``:
+    the M-step of one-hot responsibilities on those rows, from a pass over those rows only."""
     k = len(rows)
-    packed = family.pack_pivot(driver.rows(rows), driver.dtype)
-    stats = np.zeros(family.stats_size(driver.n_features, k))
-    stats[1] = k
-    stats[2:2 + k] = 1.0
-    return family.m_step(stats, packed.pivot)[0]
+    chosen = np.ascontiguousarray(driver.rows(rows), dtype=driver.dtype)
+    one_hot = np.eye(k)
+    return params_from_resp(family, LocalDriver(chosen, n_threads=1), chosen.astype(np.float64),
+                            lambda start, block: one_hot[start:start + block.shape[0]])
 
 
 def sample_rows(driver, rng):

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 
 from . import data
-from ._base import Estimator
+from ._base import Estimator, not_fitted
 from .driver import LocalDriver
 from .em import ConvergenceWarning, EMResult, run_em
 from .families.gaussian import (
@@ -19,10 +19,6 @@ from .families.gaussian import (
     precisions_from_cholesky,
 )
 from .init import INIT_METHODS, initial_params
-
-
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit`` (same bases as scikit-learn's NotFittedError)."""
 
 
 def check_random_state(seed):
@@ -302,10 +298,7 @@ class GaussianMixture(Estimator):
 
     def _check_fitted(self):
         if not hasattr(self, "n_features_in_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
-                "appropriate arguments before using this estimator."
-            )
+            raise not_fitted(self)
 
     def _say(self, level, message, verbose_only=None):
         if self.verbose >= level and (verbose_only is None or self.verbose == verbose_only):

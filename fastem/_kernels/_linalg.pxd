@@ -36,3 +36,21 @@ cdef inline void syrk_rowmajor(
         cython_blas.dsyrk(&upper, &no, &d, &n, &one, <double*> z, &d, &beta, c, &d)
     else:
         cython_blas.ssyrk(&upper, &no, &d, &n, &one, <float*> z, &d, &beta, c, &d)
+
+
+cdef inline void gemm_tn_rowmajor(
+    int n, int k, int m,
+    const floating* a,                 # IN  (n, k) row-major, contiguous
+    const floating* b, int ldb,        # IN  (n, m) row-major, row stride ldb
+    floating* c,                       # OUT (k, m) row-major, contiguous
+    floating beta,                     # IN  c = a.T @ b + beta * c (beta = 0 overwrites)
+) noexcept nogil:
+    """c = a.T @ b + beta * c: weighted sums of feature rows in one call."""
+    cdef char no = b'N', tr = b'T'
+    cdef floating one = 1.0
+    if floating is double:
+        cython_blas.dgemm(&no, &tr, &m, &k, &n, &one, <double*> b, &ldb, <double*> a, &k,
+                          &beta, c, &m)
+    else:
+        cython_blas.sgemm(&no, &tr, &m, &k, &n, &one, <float*> b, &ldb, <float*> a, &k,
+                          &beta, c, &m)

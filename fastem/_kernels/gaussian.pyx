@@ -3,15 +3,21 @@
 # For each chunk of rows (small enough to stay in cache) one pass computes
 #   log p(x_i, z=k) = log_norm[k] - 0.5 * ||(x_i - mu_k) L_k||^2     (L_k: precision Cholesky)
 # then the row-wise log-sum-exp, the responsibilities r_ik and the sufficient statistics
-#   s0_k = sum_i w_i r_ik,  s1_k = sum_i w_i r_ik (x_i - m_k),  s2_k = sum_i w_i r_ik (x_i - m_k)(x_i - m_k)^T
-# (s2 diagonal only for diag/spherical), centred on a pivot m_k (the current means) so that
+#   s0_k = sum_i w_i r_ik,  s1_k = sum_i w_i r_ik (x_i - m_k),  s2_k = sum_i w_i r_ik (x_i - m_k)^2
+# (outer products for full/tied, squares for diag/spherical), centred on a pivot m_k so that
 # second moments stay accurate for data far from the origin. No (n_samples, n_components) array
 # is ever formed: responsibilities live in one chunk-sized buffer per thread.
 #
 # The Mahalanobis term follows scikit-learn's parametrisation (Bishop, PRML 9.2):
 #   full:  y = x @ L_k - mu_k @ L_k, one GEMM for all k (proj = [L_1 | ... | L_K] interleaved so
 #          column j*K + k holds L_k[:, j], which makes the inner loop run over k, vectorisable);
-#   tied:  y = x @ L - mu_k @ L, one GEMM;   diag/spherical: y = (x - mu_k) * L_k elementwise.
+#          s2 by one SYRK per component of sqrt(r) (x - m_k), pivot m_k = current means.
+#   tied:  y = x @ L - mu_k @ L, one GEMM; statistics as for full.
+#   diag/spherical: the exponential-family form. With features t(x) = [x - s, (x - s)^2]
+#          (s: one centre for all components, the current mixture mean), both the log-densities
+#          (t @ W, W holding the natural parameters) and the statistics (r.T @ t) are one GEMM
+#          per chunk. Centring on s removes the cancellation that data far from the origin
+#          would cause; what remains is relative error ~ eps * (|mu_k - s| / sigma_k)^2.
 #
 # Determinism: every chunk writes its statistics into its own slot, and slots are added in chunk
 # order after the parallel loop, so results are bitwise identical for any number of threads.
@@ -21,7 +27,7 @@ from libc.math cimport INFINITY, sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from ._linalg cimport gemm_rowmajor, syrk_rowmajor
+from ._linalg cimport gemm_rowmajor, gemm_tn_rowmajor, syrk_rowmajor
 from ._logsumexp cimport normalize_log_row
 
 # Covariance types, in the order of fastem.families.gaussian.COVARIANCE_TYPES.
@@ -33,51 +39,82 @@ cdef enum:
 
 
 cdef inline Py_ssize_t projection_width(int cov, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
-    """Columns of the projected chunk y = x @ proj (0: no projection, distances use x itself)."""
+    """Columns per row of the scratch y: projected rows (full, tied) or features t(x) and t @ W."""
     if cov == FULL:
         return d * k
     if cov == TIED:
         return d
-    return 0
+    return 2 * d + k
 
 
 cpdef Py_ssize_t stats_size(int cov, Py_ssize_t d, Py_ssize_t k):
-    """Length of the flat statistics vector [loglik, weight, s0 (k), s1 (k*d), s2 (k*d*d or k*d)]."""
+    """Length of the statistics vector [loglik, weight, s0 (k), s1 (k, d), s2 (k, d, d)] for full
+    and tied, [loglik, weight, s0 (k), [s1 | s2] (k, 2d)] for diag and spherical."""
     cdef Py_ssize_t second = k * d * d if cov == FULL or cov == TIED else k * d
     return 2 + k + k * d + second
+
+
+cdef void square_features(
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const floating* centre,                          # IN  (d,) the common centre s
+    floating* t,                                     # OUT (n, 2d) rows [x - s, (x - s)^2]
+) noexcept nogil:
+    """Features t(x) of the diagonal Gaussian exponential family."""
+    cdef Py_ssize_t i, j, stride = 2 * d
+    cdef floating v
+    for i in range(n):
+        for j in range(d):
+            v = x[i * d + j] - centre[j]
+            t[i * stride + j] = v
+            t[i * stride + d + j] = v * v
 
 
 cdef void chunk_log_prob(
     int cov,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d), C-contiguous
-    const floating* proj,                            # IN  (d, width) projection (full, tied)
-    const floating* center,                          # IN  (d, k): mu_k @ L_k (full, tied) or mu_k
-    const floating* scale,                           # IN  (d, k): 1 (full, tied) or L_k diagonal
+    const floating* proj,                            # IN  full, tied: (d, width) projection;
+                                                     #     diag, spherical: (2d, k) weights W
+    const floating* center,                          # IN  full, tied: (d, k) mu_k @ L_k
     const double* log_norm, Py_ssize_t k,            # IN  (k,) log w_k + log det L_k - d/2 log 2pi
-    floating* y,                                     # TMP (n, width) projected rows
+                                                     #     (diag: plus the constant of t @ W)
+    floating* y,                                     # TMP (n, width); diag: holds t(x) on entry
     double* logp,                                    # OUT (n, k) log p(x_i, z = k)
 ) noexcept nogil:
     cdef Py_ssize_t i, j, c, width = projection_width(cov, d, k)
     cdef const floating* row
+    cdef floating* dots
     cdef double* out
     cdef floating t
-    if width:
-        gemm_rowmajor(<int> n, <int> width, <int> d, x, <int> d, proj, <int> width, y, <int> width)
+    if cov == DIAG or cov == SPHERICAL:
+        if floating is double:
+            gemm_rowmajor(<int> n, <int> k, <int> (2 * d), y, <int> (2 * d), proj, <int> k,
+                          logp, <int> k)
+            for i in range(n):
+                for c in range(k):
+                    logp[i * k + c] += log_norm[c]
+        else:
+            dots = y + n * 2 * d
+            gemm_rowmajor(<int> n, <int> k, <int> (2 * d), y, <int> (2 * d), proj, <int> k,
+                          dots, <int> k)
+            for i in range(n):
+                for c in range(k):
+                    logp[i * k + c] = log_norm[c] + dots[i * k + c]
+        return
+    gemm_rowmajor(<int> n, <int> width, <int> d, x, <int> d, proj, <int> width, y, <int> width)
     for i in range(n):
         out = logp + i * k
+        row = y + i * width
         for c in range(k):
             out[c] = 0.0
         if cov == FULL:
-            row = y + i * width
             for j in range(d):
                 for c in range(k):
                     t = row[j * k + c] - center[j * k + c]
                     out[c] += t * t
         else:
-            row = (y + i * width) if cov == TIED else (x + i * d)
             for j in range(d):
                 for c in range(k):
-                    t = (row[j] - center[j * k + c]) * scale[j * k + c]
+                    t = row[j] - center[j * k + c]
                     out[c] += t * t
         for c in range(k):
             out[c] = log_norm[c] - 0.5 * out[c]
@@ -86,45 +123,54 @@ cdef void chunk_log_prob(
 cdef void chunk_stats(
     int cov,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
-    const double* resp, Py_ssize_t k,                # IN  (n, k) weighted responsibilities
+    double* resp, Py_ssize_t k,                      # IN  (n, k) weighted responsibilities
     const floating* pivot,                           # IN  (k, d) centring point per component
-    floating* z,                                     # TMP (n, d) sqrt(r) (x - m_k)  (full, tied)
-    floating* scatter,                               # TMP (d, d) float32 scatter  (full, tied)
-    double* s0, double* s1, double* s2,              # OUT += (k,), (k, d), (k, d, d) or (k, d)
+    const floating* features,                        # IN  diag: (n, 2d) rows of t(x)
+    floating* z,                                     # TMP (n, max(d, k)) + (max(d, 2k), d)
+    double* s0, double* s12,                         # OUT += (k,), and (k, d) + (k, d, d) for
+                                                     #     full/tied or (k, 2d) for diag/spherical
 ) noexcept nogil:
+    cdef int stride = <int> (2 * d)
     cdef Py_ssize_t i, j, c
     cdef double r, sr
     cdef floating t
     cdef const floating* m
-    if cov == FULL or cov == TIED:
+    cdef double* s2 = s12 + k * d
+    cdef floating* scratch = z + n * (d if d > k else k)
+    for i in range(n):
         for c in range(k):
-            m = pivot + c * d
-            for i in range(n):
-                r = resp[i * k + c]
-                sr = sqrt(r)
-                s0[c] += r
-                for j in range(d):
-                    t = x[i * d + j] - m[j]
-                    s1[c * d + j] += r * t
-                    z[i * d + j] = <floating> (sr * t)
-            if floating is double:
-                syrk_rowmajor(<int> n, <int> d, z, s2 + c * d * d, 1.0)
-            else:
-                syrk_rowmajor(<int> n, <int> d, z, scatter, 0.0)
-                for j in range(d * d):
-                    s2[c * d * d + j] += scatter[j]
-    else:
+            s0[c] += resp[i * k + c]
+    if cov == DIAG or cov == SPHERICAL:
+        # [s1 | s2] += r.T @ t(x)
+        if floating is double:
+            gemm_tn_rowmajor(<int> n, <int> k, <int> (2 * d), resp, features, stride, s12, 1.0)
+        else:
+            for j in range(n * k):
+                z[j] = <float> resp[j]
+            gemm_tn_rowmajor(<int> n, <int> k, <int> (2 * d), z, features, stride, scratch, 0.0)
+            for j in range(k * 2 * d):
+                s12[j] += scratch[j]
+        return
+    for c in range(k):
+        m = pivot + c * d
         for i in range(n):
-            for c in range(k):
-                r = resp[i * k + c]
-                if r == 0.0:
-                    continue
-                s0[c] += r
-                m = pivot + c * d
-                for j in range(d):
-                    t = x[i * d + j] - m[j]
-                    s1[c * d + j] += r * t
-                    s2[c * d + j] += r * t * t
+            r = resp[i * k + c]
+            sr = sqrt(r)
+            for j in range(d):
+                t = x[i * d + j] - m[j]
+                s12[c * d + j] += r * t
+                z[i * d + j] = <floating> (sr * t)
+        if floating is double:
+            syrk_rowmajor(<int> n, <int> d, z, s2 + c * d * d, 1.0)
+        else:
+            syrk_rowmajor(<int> n, <int> d, z, scratch, 0.0)
+            for j in range(d * d):
+                s2[c * d * d + j] += scratch[j]
+
+
+cdef inline Py_ssize_t scratch_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    """Elements of the z buffer of chunk_stats for chunks of up to n rows."""
+    return n * (d if d > k else k) + (d if d > 2 * k else 2 * k) * d
 
 
 cdef void chunk_fit(
@@ -132,11 +178,12 @@ cdef void chunk_fit(
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     const double* weights,                           # IN  (n,) sample weights, or NULL for ones
     const double* resp_in,                           # IN  (n, k) given responsibilities, or NULL
-    const floating* proj, const floating* center, const floating* scale,
+    const floating* proj, const floating* center,
     const double* log_norm, Py_ssize_t k,            # IN  parameters, see chunk_log_prob
     const floating* pivot,                           # IN  (k, d) centring point per component
+                                                     #     (diag, spherical: all rows equal s)
     bint with_stats,                                 # IN  accumulate s0, s1, s2 (else only loglik)
-    double* resp, floating* y, floating* z, floating* scatter,   # TMP per-thread buffers
+    double* resp, floating* y, floating* z,          # TMP per-thread buffers
     double* slot,                                    # OUT zeroed statistics vector (stats_size)
     double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
 ) noexcept nogil:
@@ -145,8 +192,10 @@ cdef void chunk_fit(
     cdef double* row
     worst[0] = INFINITY
     worst[1] = -1
+    if cov == DIAG or cov == SPHERICAL:
+        square_features(x, n, d, pivot, y)
     if resp_in == NULL:
-        chunk_log_prob(cov, x, n, d, proj, center, scale, log_norm, k, y, resp)
+        chunk_log_prob(cov, x, n, d, proj, center, log_norm, k, y, resp)
     else:
         memcpy(resp, resp_in, n * k * sizeof(double))
     for i in range(n):
@@ -164,8 +213,7 @@ cdef void chunk_fit(
             for c in range(k):
                 row[c] *= w
     if with_stats:
-        chunk_stats(cov, x, n, d, resp, k, pivot, z, scatter,
-                    slot + 2, slot + 2 + k, slot + 2 + k + k * d)
+        chunk_stats(cov, x, n, d, resp, k, pivot, y, z, slot + 2, slot + 2 + k)
 
 
 def fit_block(
@@ -175,13 +223,12 @@ def fit_block(
     const double[:, ::1] resp_in,      # IN  (n, k) responsibilities to use, or (0, k) to compute
     const floating[:, ::1] proj,       # IN  see chunk_log_prob
     const floating[:, ::1] center,
-    const floating[:, ::1] scale,
     const double[::1] log_norm,
     const floating[:, ::1] pivot,      # IN  (k, d)
     bint with_stats,
     Py_ssize_t chunk_size,
     int n_threads,
-    double[::1] stats,                 # OUT += flat statistics vector (stats_size)
+    double[::1] stats,                 # OUT += statistics vector (stats_size)
     double[::1] worst,                 # OUT [lowest log p(x_i) so far, its row]; row_offset added
     Py_ssize_t row_offset,
 ):
@@ -195,7 +242,6 @@ def fit_block(
     cdef double* resp
     cdef floating* y
     cdef floating* z
-    cdef floating* scatter
     cdef const double* w_ptr = &weights[0] if weights.shape[0] else NULL
     cdef bint given = resp_in.shape[0] > 0
     cdef int out_of_memory = 0
@@ -210,9 +256,8 @@ def fit_block(
         raise MemoryError("fastem: cannot allocate per-chunk statistics")
     with nogil, parallel(num_threads=n_threads):
         resp = <double*> malloc(chunk_size * k * sizeof(double))
-        y = <floating*> malloc((chunk_size * width + 1) * sizeof(floating))
-        z = <floating*> malloc((chunk_size * d + d * d) * sizeof(floating))
-        scatter = z + chunk_size * d
+        y = <floating*> malloc(chunk_size * width * sizeof(floating))
+        z = <floating*> malloc(scratch_size(chunk_size, d, k) * sizeof(floating))
         for c in prange(n_chunks, schedule="dynamic"):
             if resp == NULL or y == NULL or z == NULL:
                 oom[0] = 1
@@ -223,8 +268,8 @@ def fit_block(
             chunk_fit(cov, &X[start, 0], rows, d,
                       (w_ptr + start) if w_ptr != NULL else NULL,
                       &resp_in[start, 0] if given else NULL,
-                      &proj[0, 0], &center[0, 0], &scale[0, 0], &log_norm[0], k, &pivot[0, 0],
-                      with_stats, resp, y, z, scatter, slots + c * size, worsts + 2 * c)
+                      &proj[0, 0], &center[0, 0], &log_norm[0], k, &pivot[0, 0],
+                      with_stats, resp, y, z, slots + c * size, worsts + 2 * c)
         free(resp)
         free(y)
         free(z)
@@ -247,8 +292,8 @@ def predict_block(
     const floating[:, ::1] X,          # IN  (n, d) block of rows
     const floating[:, ::1] proj,       # IN  see chunk_log_prob
     const floating[:, ::1] center,
-    const floating[:, ::1] scale,
     const double[::1] log_norm,
+    const floating[:, ::1] pivot,      # IN  (k, d); diag, spherical: the centre of t(x)
     Py_ssize_t chunk_size,
     int n_threads,
     double[::1] out_log_prob,          # OUT (n,) log p(x_i), or (0,) to skip
@@ -271,15 +316,17 @@ def predict_block(
         return
     with nogil, parallel(num_threads=n_threads):
         logp = <double*> malloc(chunk_size * k * sizeof(double))
-        y = <floating*> malloc((chunk_size * width + 1) * sizeof(floating))
+        y = <floating*> malloc(chunk_size * width * sizeof(floating))
         for c in prange(n_chunks, schedule="dynamic"):
             if logp == NULL or y == NULL:
                 oom[0] = 1
                 continue
             start = c * chunk_size
             rows = min(chunk_size, n - start)
+            if cov == DIAG or cov == SPHERICAL:
+                square_features(&X[start, 0], rows, d, &pivot[0, 0], y)
             chunk_log_prob(cov, &X[start, 0], rows, d, &proj[0, 0], &center[0, 0],
-                           &scale[0, 0], &log_norm[0], k, y, logp)
+                           &log_norm[0], k, y, logp)
             for i in range(rows):
                 if want_label:
                     best = 0

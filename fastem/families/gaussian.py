@@ -10,9 +10,21 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy import linalg
 
-from .._kernels import gaussian as _kernel
+
+def _kernel():
+    """The compiled kernel, imported on first use: it loads scipy's BLAS, which is slow to import."""
+    from .._kernels import gaussian
+
+    return gaussian
+
+
+def _inverse_lower(chol):
+    """Inverses of a stack of lower-triangular matrices, by triangular solves."""
+    from scipy.linalg import solve_triangular
+
+    eye = np.eye(chol.shape[-1])
+    return np.stack([solve_triangular(c, eye, lower=True) for c in chol])
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")  # order = kernel codes
 
@@ -38,13 +50,11 @@ def precision_cholesky(covariances, covariance_type):
     covariances = np.asarray(covariances, dtype=np.float64)
     if covariance_type in ("full", "tied"):
         stack = covariances if covariance_type == "full" else covariances[None]
-        d = stack.shape[-1]
         try:
             chol = np.linalg.cholesky(stack)
         except np.linalg.LinAlgError:
             raise ValueError(CHOLESKY_ERROR) from None
-        eye = np.eye(d)
-        prec = np.stack([linalg.solve_triangular(c, eye, lower=True).T for c in chol])
+        prec = _inverse_lower(chol).transpose(0, 2, 1)
         return prec if covariance_type == "full" else prec[0]
     if np.any(~(covariances > 0.0)):
         raise ValueError(CHOLESKY_ERROR)
@@ -64,8 +74,7 @@ def covariances_from_cholesky(prec_chol, covariance_type):
     """Covariances from precision Cholesky factors (used when only precisions are given)."""
     if covariance_type in ("full", "tied"):
         stack = prec_chol if covariance_type == "full" else prec_chol[None]
-        eye = np.eye(stack.shape[-1])
-        inv = np.stack([linalg.solve_triangular(c, eye, lower=True) for c in stack])
+        inv = _inverse_lower(stack)
         cov = inv.transpose(0, 2, 1) @ inv
         return cov if covariance_type == "full" else cov[0]
     return 1.0 / prec_chol**2
@@ -121,11 +130,10 @@ class GaussianParams:
 class KernelParams(NamedTuple):
     """Parameters laid out for the kernel, in the data's dtype (see gaussian.pyx)."""
 
-    proj: np.ndarray  # (D, width) precision Cholesky columns (full, tied)
-    center: np.ndarray  # (D, K) projected or plain means
-    scale: np.ndarray  # (D, K) diagonal precision Cholesky (diag, spherical), else ones
-    log_norm: np.ndarray  # (K,) float64: log w_k + log det L_k - D/2 log 2pi
-    pivot: np.ndarray  # (K, D) means the statistics are centred on
+    proj: np.ndarray  # (D, width) precision Cholesky columns (full, tied); (2D, K) W (diag)
+    center: np.ndarray  # (D, K) projected means (full, tied)
+    log_norm: np.ndarray  # (K,) float64: log w_k + log det L_k - D/2 log 2pi (+ const, diag)
+    pivot: np.ndarray  # (K, D) centres of the statistics
 
 
 class GaussianFamily:
@@ -142,7 +150,7 @@ class GaussianFamily:
         self.reg_covar = reg_covar
 
     def stats_size(self, n_features, n_components):
-        return _kernel.stats_size(self.code, n_features, n_components)
+        return _kernel().stats_size(self.code, n_features, n_components)
 
     def n_parameters(self, n_features, n_components):
         """Free parameters of the mixture (weights, means, covariances), as scikit-learn counts them."""
@@ -156,46 +164,54 @@ class GaussianFamily:
         k, d = means.shape
         with np.errstate(divide="ignore"):  # a zero weight is a valid, empty component
             log_norm = np.log(params.weights) + params.log_det_cholesky() - 0.5 * d * np.log(2 * np.pi)
-        ones = np.ones((d, k))
+        pivot = self.pivot(means, params.weights)
         if t == "full":
             proj = chol.transpose(1, 2, 0).reshape(d, d * k)  # column j*K + k holds L_k[:, j]
             center = np.einsum("kd,kdj->jk", means, chol)
-            scale = ones
         elif t == "tied":
-            proj, center, scale = chol, (means @ chol).T, ones
-        else:
-            proj, center = np.zeros((1, 1)), means.T
-            scale = chol.T if t == "diag" else np.broadcast_to(chol, (d, k))
-        as_dtype = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
+            proj, center = chol, (means @ chol).T
+        else:  # t(x) = [x - s, (x - s)^2] @ W: natural parameters of each component
+            precision = chol**2 if t == "diag" else np.repeat((chol**2)[:, None], d, axis=1)
+            offset = means - pivot[0]
+            proj = np.vstack([(precision * offset).T, -0.5 * precision.T])
+            center = np.zeros((1, 1))
+            log_norm = log_norm - 0.5 * (precision * offset**2).sum(axis=1)
         return KernelParams(
-            as_dtype(proj), as_dtype(center), as_dtype(scale),
-            np.ascontiguousarray(log_norm, dtype=np.float64), as_dtype(means),
+            np.ascontiguousarray(proj, dtype=dtype), np.ascontiguousarray(center, dtype=dtype),
+            np.ascontiguousarray(log_norm, dtype=np.float64), np.ascontiguousarray(pivot, dtype),
         )
 
-    def pack_pivot(self, pivot, dtype):
-        """KernelParams carrying only a pivot, for passes with given responsibilities."""
-        k = pivot.shape[0]
+    def pivot(self, means, weights=None):
+        """Centres of the statistics: the means (full, tied), or their common weighted mean
+        repeated on every row (diag, spherical: one centre makes the statistics one GEMM)."""
+        if self.covariance_type in ("full", "tied"):
+            return means
+        centre = np.average(means, axis=0, weights=weights)
+        return np.repeat(centre[None, :], means.shape[0], axis=0)
+
+    def pack_pivot(self, means, dtype):
+        """KernelParams carrying only the pivot, for passes with given responsibilities."""
+        k = means.shape[0]
         unused = np.zeros((1, 1), dtype=dtype)
-        return KernelParams(unused, unused, unused, np.zeros(k), np.ascontiguousarray(pivot, dtype))
+        pivot = np.ascontiguousarray(self.pivot(means), dtype)
+        return KernelParams(unused, unused, np.zeros(k), pivot)
 
     def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, stats, worst,
                   row_offset):
         """Accumulate a block's log-likelihood and statistics into ``stats`` (see the kernel)."""
-        proj, center, scale, log_norm, pivot = packed
-        k = log_norm.shape[0]
-        _kernel.fit_block(
+        k = packed.log_norm.shape[0]
+        _kernel().fit_block(
             self.code, X,
             _EMPTY_F64 if weights is None else weights,
             np.empty((0, k)) if resp is None else resp,
-            proj, center, scale, log_norm, pivot,
+            *packed,
             with_stats, chunk_size, n_threads, stats, worst, row_offset,
         )
 
     def predict_block(self, packed, X, chunk_size, n_threads, log_prob, resp, labels):
-        proj, center, scale, log_norm, _ = packed
-        k = log_norm.shape[0]
-        _kernel.predict_block(
-            self.code, X, proj, center, scale, log_norm, chunk_size, n_threads,
+        k = packed.log_norm.shape[0]
+        _kernel().predict_block(
+            self.code, X, *packed, chunk_size, n_threads,
             _EMPTY_F64 if log_prob is None else log_prob,
             np.empty((0, k)) if resp is None else resp,
             _EMPTY_LABELS if labels is None else labels,
@@ -209,9 +225,12 @@ class GaussianFamily:
         re-seeds them.
         """
         k, d = pivot.shape
-        second = stats[2 + k + k * d:]
         s0 = stats[2:2 + k]
-        s1 = stats[2 + k:2 + k + k * d].reshape(k, d)
+        if self.covariance_type in ("full", "tied"):
+            s1 = stats[2 + k:2 + k + k * d].reshape(k, d)
+            second = stats[2 + k + k * d:]
+        else:
+            s1, second = np.hsplit(stats[2 + k:].reshape(k, 2 * d), 2)
         total = s0.sum()
         lost = np.flatnonzero(s0 <= 1e-12 * total)
         nk = np.where(s0 <= 1e-12 * total, 1.0, s0)
@@ -232,7 +251,8 @@ class GaussianFamily:
             else:
                 cov = scatter.sum(axis=0) / total + reg * np.eye(d)
         else:
-            var = second.reshape(k, d) / nk[:, None] - delta**2
+            # clipped: float32 rounding can leave a tiny negative variance for a point mass
+            var = np.maximum(second / nk[:, None] - delta**2, 0.0)
             var[lost] = (s0 @ var) / total
             var += reg
             cov = var if t == "diag" else var.mean(axis=1)
