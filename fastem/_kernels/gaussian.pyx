@@ -13,11 +13,14 @@
 #          column j*K + k holds L_k[:, j], which makes the inner loop run over k, vectorisable);
 #          s2 by one SYRK per component of sqrt(r) (x - m_k), pivot m_k = current means.
 #   tied:  y = x @ L - mu_k @ L, one GEMM; statistics as for full.
-#   diag/spherical: the exponential-family form. With features t(x) = [x - s, (x - s)^2]
+#   expfam (diag/spherical): the exponential-family form. With features t(x) = [x - s, (x - s)^2]
 #          (s: one centre for all components, the current mixture mean), both the log-densities
 #          (t @ W, W holding the natural parameters) and the statistics (r.T @ t) are one GEMM
 #          per chunk. Centring on s removes the cancellation that data far from the origin
 #          would cause; what remains is relative error ~ eps * (|mu_k - s| / sigma_k)^2.
+#   diag (diag/spherical, direct): y = (x - mu_k) * L_k elementwise and statistics centred on
+#          each mu_k; the caller picks it where the expfam error bound above is too large
+#          (always for float32 unless components sit near the centre).
 #
 # Determinism: every chunk writes its statistics into its own slot, and slots are added in chunk
 # order after the parallel loop, so results are bitwise identical for any number of threads.
@@ -30,27 +33,29 @@ from libc.string cimport memcpy, memset
 from ._linalg cimport gemm_rowmajor, gemm_tn_rowmajor, syrk_rowmajor
 from ._logsumexp cimport normalize_log_row
 
-# Covariance types, in the order of fastem.families.gaussian.COVARIANCE_TYPES.
+# Kernel kinds (the ``kind`` argument), chosen by fastem.families.gaussian.
 cdef enum:
     FULL = 0
     TIED = 1
-    DIAG = 2
-    SPHERICAL = 3
+    EXPFAM = 2
+    DIAG = 3
 
 
-cdef inline Py_ssize_t projection_width(int cov, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
     """Columns per row of the scratch y: projected rows (full, tied) or features t(x) and t @ W."""
-    if cov == FULL:
+    if kind == FULL:
         return d * k
-    if cov == TIED:
+    if kind == TIED:
         return d
-    return 2 * d + k
+    if kind == EXPFAM:
+        return 2 * d + k
+    return 0
 
 
-cpdef Py_ssize_t stats_size(int cov, Py_ssize_t d, Py_ssize_t k):
+cpdef Py_ssize_t stats_size(int kind, Py_ssize_t d, Py_ssize_t k):
     """Length of the statistics vector [loglik, weight, s0 (k), s1 (k, d), s2 (k, d, d)] for full
-    and tied, [loglik, weight, s0 (k), [s1 | s2] (k, 2d)] for diag and spherical."""
-    cdef Py_ssize_t second = k * d * d if cov == FULL or cov == TIED else k * d
+    and tied, [loglik, weight, s0 (k), [s1 | s2] (k, 2d)] for expfam and diag."""
+    cdef Py_ssize_t second = k * d * d if kind == FULL or kind == TIED else k * d
     return 2 + k + k * d + second
 
 
@@ -70,22 +75,24 @@ cdef void square_features(
 
 
 cdef void chunk_log_prob(
-    int cov,
+    int kind,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d), C-contiguous
     const floating* proj,                            # IN  full, tied: (d, width) projection;
-                                                     #     diag, spherical: (2d, k) weights W
-    const floating* center,                          # IN  full, tied: (d, k) mu_k @ L_k
+                                                     #     expfam: (2d, k) weights W;
+                                                     #     diag: (d, k) diagonal of L_k
+    const floating* center,                          # IN  full, tied: (d, k) mu_k @ L_k;
+                                                     #     diag: (d, k) mu_k
     const double* log_norm, Py_ssize_t k,            # IN  (k,) log w_k + log det L_k - d/2 log 2pi
-                                                     #     (diag: plus the constant of t @ W)
-    floating* y,                                     # TMP (n, width); diag: holds t(x) on entry
+                                                     #     (expfam: plus the constant of t @ W)
+    floating* y,                                     # TMP (n, width); expfam: t(x) on entry
     double* logp,                                    # OUT (n, k) log p(x_i, z = k)
 ) noexcept nogil:
-    cdef Py_ssize_t i, j, c, width = projection_width(cov, d, k)
+    cdef Py_ssize_t i, j, c, width = projection_width(kind, d, k)
     cdef const floating* row
     cdef floating* dots
     cdef double* out
     cdef floating t
-    if cov == DIAG or cov == SPHERICAL:
+    if kind == EXPFAM:
         if floating is double:
             gemm_rowmajor(<int> n, <int> k, <int> (2 * d), y, <int> (2 * d), proj, <int> k,
                           logp, <int> k)
@@ -100,18 +107,27 @@ cdef void chunk_log_prob(
                 for c in range(k):
                     logp[i * k + c] = log_norm[c] + dots[i * k + c]
         return
-    gemm_rowmajor(<int> n, <int> width, <int> d, x, <int> d, proj, <int> width, y, <int> width)
+    if width:
+        gemm_rowmajor(<int> n, <int> width, <int> d, x, <int> d, proj, <int> width, y,
+                      <int> width)
     for i in range(n):
         out = logp + i * k
-        row = y + i * width
         for c in range(k):
             out[c] = 0.0
-        if cov == FULL:
+        if kind == DIAG:
+            row = x + i * d
+            for j in range(d):
+                for c in range(k):
+                    t = (row[j] - center[j * k + c]) * proj[j * k + c]
+                    out[c] += t * t
+        elif kind == FULL:
+            row = y + i * width
             for j in range(d):
                 for c in range(k):
                     t = row[j * k + c] - center[j * k + c]
                     out[c] += t * t
         else:
+            row = y + i * width
             for j in range(d):
                 for c in range(k):
                     t = row[j] - center[j * k + c]
@@ -121,14 +137,14 @@ cdef void chunk_log_prob(
 
 
 cdef void chunk_stats(
-    int cov,
+    int kind,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     double* resp, Py_ssize_t k,                      # IN  (n, k) weighted responsibilities
     const floating* pivot,                           # IN  (k, d) centring point per component
-    const floating* features,                        # IN  diag: (n, 2d) rows of t(x)
+    const floating* features,                        # IN  expfam: (n, 2d) rows of t(x)
     floating* z,                                     # TMP (n, max(d, k)) + (max(d, 2k), d)
     double* s0, double* s12,                         # OUT += (k,), and (k, d) + (k, d, d) for
-                                                     #     full/tied or (k, 2d) for diag/spherical
+                                                     #     full/tied or (k, 2d) for expfam/diag
 ) noexcept nogil:
     cdef int stride = <int> (2 * d)
     cdef Py_ssize_t i, j, c
@@ -140,7 +156,19 @@ cdef void chunk_stats(
     for i in range(n):
         for c in range(k):
             s0[c] += resp[i * k + c]
-    if cov == DIAG or cov == SPHERICAL:
+    if kind == DIAG:
+        for i in range(n):
+            for c in range(k):
+                r = resp[i * k + c]
+                if r == 0.0:
+                    continue
+                m = pivot + c * d
+                for j in range(d):
+                    t = x[i * d + j] - m[j]
+                    s12[c * 2 * d + j] += r * t
+                    s12[c * 2 * d + d + j] += r * t * t
+        return
+    if kind == EXPFAM:
         # [s1 | s2] += r.T @ t(x)
         if floating is double:
             gemm_tn_rowmajor(<int> n, <int> k, <int> (2 * d), resp, features, stride, s12, 1.0)
@@ -174,14 +202,14 @@ cdef inline Py_ssize_t scratch_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t k) no
 
 
 cdef void chunk_fit(
-    int cov,
+    int kind,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     const double* weights,                           # IN  (n,) sample weights, or NULL for ones
     const double* resp_in,                           # IN  (n, k) given responsibilities, or NULL
     const floating* proj, const floating* center,
     const double* log_norm, Py_ssize_t k,            # IN  parameters, see chunk_log_prob
     const floating* pivot,                           # IN  (k, d) centring point per component
-                                                     #     (diag, spherical: all rows equal s)
+                                                     #     (expfam: all rows equal s)
     bint with_stats,                                 # IN  accumulate s0, s1, s2 (else only loglik)
     double* resp, floating* y, floating* z,          # TMP per-thread buffers
     double* slot,                                    # OUT zeroed statistics vector (stats_size)
@@ -192,10 +220,10 @@ cdef void chunk_fit(
     cdef double* row
     worst[0] = INFINITY
     worst[1] = -1
-    if cov == DIAG or cov == SPHERICAL:
+    if kind == EXPFAM:
         square_features(x, n, d, pivot, y)
     if resp_in == NULL:
-        chunk_log_prob(cov, x, n, d, proj, center, log_norm, k, y, resp)
+        chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, resp)
     else:
         memcpy(resp, resp_in, n * k * sizeof(double))
     for i in range(n):
@@ -213,11 +241,11 @@ cdef void chunk_fit(
             for c in range(k):
                 row[c] *= w
     if with_stats:
-        chunk_stats(cov, x, n, d, resp, k, pivot, y, z, slot + 2, slot + 2 + k)
+        chunk_stats(kind, x, n, d, resp, k, pivot, y, z, slot + 2, slot + 2 + k)
 
 
 def fit_block(
-    int cov,
+    int kind,
     const floating[:, ::1] X,          # IN  (n, d) block of rows
     const double[::1] weights,         # IN  (n,) or (0,) for unit weights
     const double[:, ::1] resp_in,      # IN  (n, k) responsibilities to use, or (0, k) to compute
@@ -234,7 +262,7 @@ def fit_block(
 ):
     """One E-step (and statistics) over a block; adds into ``stats`` in chunk order."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
-    cdef Py_ssize_t size = stats_size(cov, d, k), width = projection_width(cov, d, k)
+    cdef Py_ssize_t size = stats_size(kind, d, k), width = projection_width(kind, d, k)
     cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
     cdef Py_ssize_t c, j, start, rows
     cdef double* slots
@@ -256,7 +284,7 @@ def fit_block(
         raise MemoryError("fastem: cannot allocate per-chunk statistics")
     with nogil, parallel(num_threads=n_threads):
         resp = <double*> malloc(chunk_size * k * sizeof(double))
-        y = <floating*> malloc(chunk_size * width * sizeof(floating))
+        y = <floating*> malloc((chunk_size * width + 1) * sizeof(floating))
         z = <floating*> malloc(scratch_size(chunk_size, d, k) * sizeof(floating))
         for c in prange(n_chunks, schedule="dynamic"):
             if resp == NULL or y == NULL or z == NULL:
@@ -265,7 +293,7 @@ def fit_block(
             start = c * chunk_size
             rows = min(chunk_size, n - start)
             memset(slots + c * size, 0, size * sizeof(double))
-            chunk_fit(cov, &X[start, 0], rows, d,
+            chunk_fit(kind, &X[start, 0], rows, d,
                       (w_ptr + start) if w_ptr != NULL else NULL,
                       &resp_in[start, 0] if given else NULL,
                       &proj[0, 0], &center[0, 0], &log_norm[0], k, &pivot[0, 0],
@@ -288,12 +316,12 @@ def fit_block(
 
 
 def predict_block(
-    int cov,
+    int kind,
     const floating[:, ::1] X,          # IN  (n, d) block of rows
     const floating[:, ::1] proj,       # IN  see chunk_log_prob
     const floating[:, ::1] center,
     const double[::1] log_norm,
-    const floating[:, ::1] pivot,      # IN  (k, d); diag, spherical: the centre of t(x)
+    const floating[:, ::1] pivot,      # IN  (k, d); expfam: the centre of t(x)
     Py_ssize_t chunk_size,
     int n_threads,
     double[::1] out_log_prob,          # OUT (n,) log p(x_i), or (0,) to skip
@@ -302,7 +330,7 @@ def predict_block(
 ):
     """Per-row log-likelihood, posteriors and labels for a block (no reduction, any order)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
-    cdef Py_ssize_t width = projection_width(cov, d, k)
+    cdef Py_ssize_t width = projection_width(kind, d, k)
     cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
     cdef Py_ssize_t c, i, j, best, start, rows
     cdef double lse
@@ -316,16 +344,16 @@ def predict_block(
         return
     with nogil, parallel(num_threads=n_threads):
         logp = <double*> malloc(chunk_size * k * sizeof(double))
-        y = <floating*> malloc(chunk_size * width * sizeof(floating))
+        y = <floating*> malloc((chunk_size * width + 1) * sizeof(floating))
         for c in prange(n_chunks, schedule="dynamic"):
             if logp == NULL or y == NULL:
                 oom[0] = 1
                 continue
             start = c * chunk_size
             rows = min(chunk_size, n - start)
-            if cov == DIAG or cov == SPHERICAL:
+            if kind == EXPFAM:
                 square_features(&X[start, 0], rows, d, &pivot[0, 0], y)
-            chunk_log_prob(cov, &X[start, 0], rows, d, &proj[0, 0], &center[0, 0],
+            chunk_log_prob(kind, &X[start, 0], rows, d, &proj[0, 0], &center[0, 0],
                            &log_norm[0], k, y, logp)
             for i in range(rows):
                 if want_label:

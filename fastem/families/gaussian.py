@@ -26,7 +26,11 @@ def _inverse_lower(chol):
     eye = np.eye(chol.shape[-1])
     return np.stack([solve_triangular(c, eye, lower=True) for c in chol])
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")  # order = kernel codes
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+# Kernel kinds (see gaussian.pyx): diag and spherical run as EXPFAM (two GEMMs per chunk) unless
+# its rounding bound, eps * max_k ||mu_k - s||^2_{prec_k}, exceeds EXPFAM_MAX_ERROR; then DIAG.
+KIND_FULL, KIND_TIED, KIND_EXPFAM, KIND_DIAG = 0, 1, 2, 3
+EXPFAM_MAX_ERROR = 1e-10
 
 CHOLESKY_ERROR = (
     "Fitting the mixture model failed because some components have ill-defined empirical "
@@ -130,8 +134,9 @@ class GaussianParams:
 class KernelParams(NamedTuple):
     """Parameters laid out for the kernel, in the data's dtype (see gaussian.pyx)."""
 
-    proj: np.ndarray  # (D, width) precision Cholesky columns (full, tied); (2D, K) W (diag)
-    center: np.ndarray  # (D, K) projected means (full, tied)
+    kind: int  # KIND_*
+    proj: np.ndarray  # (D, width) L_k columns (full, tied); (2D, K) W (expfam); (D, K) L_k (diag)
+    center: np.ndarray  # (D, K) projected means (full, tied), means (diag)
     log_norm: np.ndarray  # (K,) float64: log w_k + log det L_k - D/2 log 2pi (+ const, diag)
     pivot: np.ndarray  # (K, D) centres of the statistics
 
@@ -146,11 +151,11 @@ class GaussianFamily:
                 f"'covariance_type' should be in {list(COVARIANCE_TYPES)}"
             )
         self.covariance_type = covariance_type
-        self.code = COVARIANCE_TYPES.index(covariance_type)
         self.reg_covar = reg_covar
 
     def stats_size(self, n_features, n_components):
-        return _kernel().stats_size(self.code, n_features, n_components)
+        kind = {"full": KIND_FULL, "tied": KIND_TIED}.get(self.covariance_type, KIND_DIAG)
+        return _kernel().stats_size(kind, n_features, n_components)
 
     def n_parameters(self, n_features, n_components):
         """Free parameters of the mixture (weights, means, covariances), as scikit-learn counts them."""
@@ -164,54 +169,53 @@ class GaussianFamily:
         k, d = means.shape
         with np.errstate(divide="ignore"):  # a zero weight is a valid, empty component
             log_norm = np.log(params.weights) + params.log_det_cholesky() - 0.5 * d * np.log(2 * np.pi)
-        pivot = self.pivot(means, params.weights)
         if t == "full":
             proj = chol.transpose(1, 2, 0).reshape(d, d * k)  # column j*K + k holds L_k[:, j]
-            center = np.einsum("kd,kdj->jk", means, chol)
-        elif t == "tied":
-            proj, center = chol, (means @ chol).T
-        else:  # t(x) = [x - s, (x - s)^2] @ W: natural parameters of each component
-            precision = chol**2 if t == "diag" else np.repeat((chol**2)[:, None], d, axis=1)
-            offset = means - pivot[0]
-            proj = np.vstack([(precision * offset).T, -0.5 * precision.T])
-            center = np.zeros((1, 1))
-            log_norm = log_norm - 0.5 * (precision * offset**2).sum(axis=1)
-        return KernelParams(
-            np.ascontiguousarray(proj, dtype=dtype), np.ascontiguousarray(center, dtype=dtype),
-            np.ascontiguousarray(log_norm, dtype=np.float64), np.ascontiguousarray(pivot, dtype),
-        )
-
-    def pivot(self, means, weights=None):
-        """Centres of the statistics: the means (full, tied), or their common weighted mean
-        repeated on every row (diag, spherical: one centre makes the statistics one GEMM)."""
-        if self.covariance_type in ("full", "tied"):
-            return means
-        centre = np.average(means, axis=0, weights=weights)
-        return np.repeat(centre[None, :], means.shape[0], axis=0)
+            return self._packed(KIND_FULL, proj, np.einsum("kd,kdj->jk", means, chol), log_norm,
+                                means, dtype)
+        if t == "tied":
+            return self._packed(KIND_TIED, chol, (means @ chol).T, log_norm, means, dtype)
+        diag_chol = chol if t == "diag" else np.repeat(chol[:, None], d, axis=1)
+        precision = diag_chol**2
+        centre = np.average(means, axis=0, weights=params.weights)
+        offset = means - centre
+        spread = (precision * offset**2).sum(axis=1)  # squared distance of mu_k from the centre
+        if np.finfo(dtype).eps * spread.max() > EXPFAM_MAX_ERROR:
+            return self._packed(KIND_DIAG, diag_chol.T, means.T, log_norm, means, dtype)
+        weights_t = np.vstack([(precision * offset).T, -0.5 * precision.T])  # t(x) @ W
+        pivot = np.repeat(centre[None, :], k, axis=0)
+        return self._packed(KIND_EXPFAM, weights_t, np.zeros((1, 1)), log_norm - 0.5 * spread,
+                            pivot, dtype)
 
     def pack_pivot(self, means, dtype):
-        """KernelParams carrying only the pivot, for passes with given responsibilities."""
-        k = means.shape[0]
-        unused = np.zeros((1, 1), dtype=dtype)
-        pivot = np.ascontiguousarray(self.pivot(means), dtype)
-        return KernelParams(unused, unused, np.zeros(k), pivot)
+        """KernelParams carrying only a pivot, for passes with given responsibilities."""
+        kind = {"full": KIND_FULL, "tied": KIND_TIED}.get(self.covariance_type, KIND_DIAG)
+        unused = np.zeros((1, 1))
+        return self._packed(kind, unused, unused, np.zeros(means.shape[0]), means, dtype)
+
+    @staticmethod
+    def _packed(kind, proj, center, log_norm, pivot, dtype):
+        as_dtype = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
+        return KernelParams(kind, as_dtype(proj), as_dtype(center),
+                            np.ascontiguousarray(log_norm, dtype=np.float64), as_dtype(pivot))
 
     def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, stats, worst,
                   row_offset):
         """Accumulate a block's log-likelihood and statistics into ``stats`` (see the kernel)."""
         k = packed.log_norm.shape[0]
         _kernel().fit_block(
-            self.code, X,
+            packed.kind, X,
             _EMPTY_F64 if weights is None else weights,
             np.empty((0, k)) if resp is None else resp,
-            *packed,
+            packed.proj, packed.center, packed.log_norm, packed.pivot,
             with_stats, chunk_size, n_threads, stats, worst, row_offset,
         )
 
     def predict_block(self, packed, X, chunk_size, n_threads, log_prob, resp, labels):
         k = packed.log_norm.shape[0]
         _kernel().predict_block(
-            self.code, X, *packed, chunk_size, n_threads,
+            packed.kind, X, packed.proj, packed.center, packed.log_norm, packed.pivot,
+            chunk_size, n_threads,
             _EMPTY_F64 if log_prob is None else log_prob,
             np.empty((0, k)) if resp is None else resp,
             _EMPTY_LABELS if labels is None else labels,
