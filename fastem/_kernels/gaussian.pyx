@@ -229,6 +229,7 @@ cdef void chunk_fit(
     for i in range(n):
         row = resp + i * k
         w = 1.0 if weights == NULL else weights[i]
+        lse = 0.0
         if resp_in == NULL:
             lse = normalize_log_row(row, k)
             if w != 0.0:   # a zero-weight row contributes nothing, even when lse is -inf
@@ -236,6 +237,9 @@ cdef void chunk_fit(
                 if lse < worst[0]:
                     worst[0] = lse
                     worst[1] = i
+        if kind == EXPFAM and (w == 0.0 or lse == -INFINITY):
+            # zero responsibility times an overflowing feature would be NaN in r.T @ t(x)
+            memset(y + i * 2 * d, 0, 2 * d * sizeof(floating))
         slot[1] += w
         if w != 1.0:
             for c in range(k):

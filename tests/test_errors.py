@@ -1,0 +1,126 @@
+"""Bad input gets a clear error naming the problem, never a crash, a hang or a NaN model."""
+import numpy as np
+import pytest
+import scipy.sparse
+
+from fastem import GaussianMixture, NotFittedError
+
+X = np.random.RandomState(0).randn(50, 3)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (np.r_[X, [[np.nan, 0, 0]]], r"NaN or infinity \(first at row 50\)"),
+        (np.r_[X[:7], [[0, np.inf, 0]], X], r"NaN or infinity \(first at row 7\)"),
+        (X[:, 0], "Expected 2D array, got 1D array"),
+        (X[None], "Expected 2D array, got 3D array"),
+        (np.empty((0, 3)), r"0 sample\(s\)"),
+        (np.empty((5, 0)), r"0 feature\(s\)"),
+        (X[:1], r"1 sample\(s\)"),
+        (X.astype(complex), "Complex data not supported"),
+        (np.array([["a", "b"], ["c", "d"]], dtype=object), "could not convert string"),
+        (np.array([["a", "b"], ["c", "d"]]), "expected numeric data"),
+    ],
+)
+def test_bad_data(data, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(2).fit(data)
+
+
+def test_sparse_data_is_refused_clearly():
+    with pytest.raises(TypeError, match="sparse data is not supported"):
+        GaussianMixture(2).fit(scipy.sparse.csr_matrix(X))
+
+
+def test_fewer_samples_than_components():
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GaussianMixture(5).fit(X[:4])
+    weights = np.r_[np.ones(3), np.zeros(47)]
+    with pytest.raises(ValueError, match="positive sample_weight"):
+        GaussianMixture(5).fit(X, sample_weight=weights)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        (-np.ones(50), "negative"),
+        (np.r_[np.ones(49), np.nan], "NaN or infinity"),
+        (np.r_[np.ones(49), np.inf], "NaN or infinity"),
+        (np.ones(49), r"sample_weight.shape == \(49,\)"),
+        (np.zeros(50), "sums to zero"),
+    ],
+)
+def test_bad_sample_weight(weights, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(2).fit(X, sample_weight=weights)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"n_components": 0}, "n_components must be an integer >= 1"),
+        ({"n_components": 1.5}, "n_components must be an integer >= 1"),
+        ({"covariance_type": "banana"}, "covariance_type must be one of"),
+        ({"init_params": "magic"}, "init_params must be one of"),
+        ({"tol": -1.0}, "tol must be"),
+        ({"reg_covar": float("nan")}, "reg_covar must be"),
+        ({"max_iter": -1}, "max_iter must be"),
+        ({"n_init": 0}, "n_init must be"),
+        ({"n_threads": 0}, "n_threads must be a positive integer"),
+        ({"chunk_size": 0}, "chunk_size must be a positive integer"),
+        ({"weights_init": [0.5, 0.6]}, "weights_init must sum to 1"),
+        ({"weights_init": [1.5, -0.5]}, r"weights_init must lie in \[0, 1\]"),
+        ({"weights_init": [1.0]}, "'weights_init' should have the shape of"),
+        ({"means_init": np.zeros((2, 4))}, "'means_init' should have the shape of"),
+        ({"means_init": [[0, 0, np.nan], [0, 0, 0]]}, "'means_init' contains NaN"),
+        ({"precisions_init": np.ones((2, 3))}, "'precisions_init' should have the shape of"),
+        ({"precisions_init": -np.stack([np.eye(3)] * 2)}, "positive-definite"),
+        ({"precisions_init": np.stack([np.triu(np.ones((3, 3)))] * 2)}, "symmetric"),
+        ({"precisions_init": -np.ones((2, 3)), "covariance_type": "diag"}, "must be positive"),
+    ],
+)
+def test_bad_parameters(params, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(**{"n_components": 2, **params}).fit(X)
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score",
+                                    "bic", "aic"])
+def test_unfitted_and_wrong_width(method):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        getattr(GaussianMixture(2), method)(X)
+    model = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="X has 4 features, but GaussianMixture is expecting 3"):
+        getattr(model, method)(np.c_[X, X[:, 0]])
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        getattr(model, method)(np.r_[X, [[np.nan, 0, 0]]])
+
+
+def test_unfitted_sample_and_bad_n_samples():
+    with pytest.raises(NotFittedError):
+        GaussianMixture(2).sample(3)
+    with pytest.raises(ValueError, match="at least one sample"):
+        GaussianMixture(2, random_state=0).fit(X).sample(0)
+
+
+def test_missing_or_bad_npy_file(tmp_path):
+    with pytest.raises(ValueError, match="no such file"):
+        GaussianMixture(2).fit(tmp_path / "missing.npy")
+    junk = tmp_path / "junk.npy"
+    junk.write_bytes(b"not a numpy file at all")
+    with pytest.raises(ValueError, match="cannot memory-map"):
+        GaussianMixture(2).fit(junk)
+    truncated = tmp_path / "truncated.npy"
+    np.save(truncated, X)
+    truncated.write_bytes(truncated.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="cannot memory-map"):
+        GaussianMixture(2).fit(truncated)
+
+
+def test_singular_data_suggests_remedy():
+    constant = np.ones((20, 2))
+    with pytest.raises(ValueError, match="increase reg_covar"):
+        GaussianMixture(2, reg_covar=0.0, random_state=0).fit(constant)
+    model = GaussianMixture(2, random_state=0).fit(constant)  # default reg_covar copes
+    assert np.isfinite(model.covariances_).all()

@@ -1,0 +1,104 @@
+"""Compiled kernels against a small NumPy reference, for every kernel kind and dtype."""
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from fastem.driver import LocalDriver
+from fastem.families.gaussian import (
+    KIND_DIAG,
+    KIND_EXPFAM,
+    GaussianFamily,
+    GaussianParams,
+    covariance_shape,
+)
+
+TOLERANCE = {np.float64: 1e-11, np.float32: 2e-4}
+
+
+def random_params(covariance_type, k, d, rng):
+    shape = covariance_shape(covariance_type, k, d)
+    if covariance_type in ("full", "tied"):
+        a = rng.randn(*shape[:-2], d, d) * 0.3 + np.eye(d)
+        cov = a @ np.swapaxes(a, -1, -2)
+    else:
+        cov = rng.uniform(0.5, 2.0, size=shape)
+    weights = rng.dirichlet(np.ones(k))
+    return GaussianParams.from_covariances(covariance_type, weights, 2 * rng.randn(k, d), cov)
+
+
+def reference_log_joint(X, params):
+    """log p(x, z = k) by scipy.stats, one component at a time."""
+    t, k = params.covariance_type, params.n_components
+    columns = []
+    for c in range(k):
+        cov = {"full": lambda: params.covariances[c], "tied": lambda: params.covariances,
+               "diag": lambda: np.diag(params.covariances[c]),
+               "spherical": lambda: params.covariances[c] * np.eye(X.shape[1])}[t]()
+        columns.append(np.log(params.weights[c]) + np.atleast_1d(multivariate_normal(params.means[c], cov)
+                       .logpdf(X.astype(np.float64))))
+    return np.stack(columns, axis=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n, k", [(1, 1), (37, 1), (257, 4), (1000, 7)])
+def test_fused_pass_matches_reference(covariance_type, dtype, n, k):
+    rng = np.random.RandomState(n + k)
+    d = 3
+    params = random_params(covariance_type, k, d, rng)
+    X = (rng.randn(n, d) * 2).astype(dtype)
+    w = rng.uniform(0, 2, size=n)
+    family = GaussianFamily(covariance_type, reg_covar=0.0)
+    packed = family.pack(params, dtype)
+    driver = LocalDriver(X, sample_weight=w, chunk_size=16, n_threads=2)
+    stats, worst = driver.accumulate(family, packed)
+
+    log_joint = reference_log_joint(X, params)
+    log_px = np.logaddexp.reduce(log_joint, axis=1)
+    resp = np.exp(log_joint - log_px[:, None]) * w[:, None]
+    tol = TOLERANCE[dtype]
+    assert stats[0] == pytest.approx(w @ log_px, rel=tol)
+    assert stats[1] == pytest.approx(w.sum(), rel=1e-14)
+    np.testing.assert_allclose(stats[2:2 + k], resp.sum(axis=0), rtol=tol, atol=tol)
+    assert int(worst[1]) == np.argmin(np.where(w > 0, log_px, np.inf))
+
+    # the M-step turns the statistics into weighted moments
+    new, lost = family.m_step(stats, packed.pivot)
+    assert lost.size == 0
+    nk = resp.sum(axis=0)
+    means = resp.T @ X.astype(np.float64) / nk[:, None]
+    np.testing.assert_allclose(new.means, means, rtol=tol * 10, atol=tol * 10)
+    diff = X[None, :, :].astype(np.float64) - means[:, None, :]
+    full = np.einsum("nk,kni,knj->kij", resp, diff, diff) / nk[:, None, None]
+    expected = {"full": full, "tied": (full * nk[:, None, None]).sum(0) / nk.sum(),
+                "diag": np.diagonal(full, axis1=1, axis2=2),
+                "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1)}[covariance_type]
+    np.testing.assert_allclose(new.covariances, expected, rtol=tol * 100, atol=tol * 100)
+
+    out = driver.predict(family, packed, log_prob=True, resp=True, labels=True)
+    np.testing.assert_allclose(out["log_prob"], log_px, rtol=tol, atol=tol)
+    np.testing.assert_allclose(out["resp"], np.exp(log_joint - log_px[:, None]), atol=tol)
+    np.testing.assert_array_equal(out["labels"], log_joint.argmax(axis=1))
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_expfam_form_used_only_where_accurate(covariance_type):
+    rng = np.random.RandomState(0)
+    params = random_params(covariance_type, 3, 2, rng)
+    family = GaussianFamily(covariance_type)
+    assert family.pack(params, np.float64).kind == KIND_EXPFAM
+    far = GaussianParams.from_covariances(covariance_type, params.weights,
+                                          params.means * 1e6, params.covariances)
+    assert family.pack(far, np.float64).kind == KIND_DIAG
+    assert family.pack(params, np.float32).kind == KIND_DIAG
+
+
+def test_all_minus_inf_row_gives_zero_posterior_and_minus_inf_density():
+    params = GaussianParams.from_covariances("diag", np.array([1.0, 0.0]),
+                                             np.zeros((2, 2)), np.ones((2, 2)))
+    X = np.array([[0.0, 0.0], [1e200, 1e200]])
+    family = GaussianFamily("diag")
+    out = LocalDriver(X, n_threads=1).predict(family, family.pack(params, np.float64),
+                                              resp=True, labels=True)
+    assert out["log_prob"][1] == -np.inf and np.isfinite(out["log_prob"][0])
+    np.testing.assert_array_equal(out["resp"], [[1.0, 0.0], [0.0, 0.0]])
+    assert not np.isnan(out["resp"]).any()
