@@ -47,7 +47,8 @@ def test_fused_pass_matches_reference(covariance_type, dtype, n, k):
     params = random_params(covariance_type, k, d, rng)
     X = (rng.randn(n, d) * 2).astype(dtype)
     w = rng.uniform(0, 2, size=n)
-    family = GaussianFamily(covariance_type, reg_covar=0.0)
+    reg = 1e-3
+    family = GaussianFamily(covariance_type, reg_covar=reg)
     packed = family.pack(params, dtype)
     driver = LocalDriver(X, sample_weight=w, chunk_size=16, n_threads=2)
     stats, worst = driver.accumulate(family, packed)
@@ -68,7 +69,7 @@ def test_fused_pass_matches_reference(covariance_type, dtype, n, k):
     means = resp.T @ X.astype(np.float64) / nk[:, None]
     np.testing.assert_allclose(new.means, means, rtol=tol * 10, atol=tol * 10)
     diff = X[None, :, :].astype(np.float64) - means[:, None, :]
-    full = np.einsum("nk,kni,knj->kij", resp, diff, diff) / nk[:, None, None]
+    full = np.einsum("nk,kni,knj->kij", resp, diff, diff) / nk[:, None, None] + reg * np.eye(d)
     expected = {"full": full, "tied": (full * nk[:, None, None]).sum(0) / nk.sum(),
                 "diag": np.diagonal(full, axis1=1, axis2=2),
                 "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1)}[covariance_type]
