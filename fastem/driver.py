@@ -47,7 +47,7 @@ class LocalDriver:
         """
         k = packed.log_norm.shape[0]
         chunk = self._chunk(k)
-        stats = np.zeros(family.stats_size(self.n_features, k))
+        stats = np.zeros(family.stats_size(packed))
         worst = np.array([np.inf, -1.0])
         with single_threaded_blas():
             for start, block, weights in self._blocks(chunk, stats.size):

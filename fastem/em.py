@@ -47,7 +47,7 @@ def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, c
                 f"the log-likelihood became {current} at iteration {n_iter} (row {int(worst[1])} "
                 "has zero density under every component); scale the data or increase reg_covar"
             )
-        params, lost = family.m_step(stats, packed.pivot)
+        params, lost = family.m_step(stats, packed)
         if lost.size:
             params = reseed(family, driver, params, lost, int(worst[1]), rng, n_iter)
         change = current - result.lower_bound

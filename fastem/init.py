@@ -48,7 +48,7 @@ def params_from_resp(family, driver, pivot, resp_fn):
     """M-step from given responsibilities (one pass); empty components go to random rows."""
     packed = family.pack_pivot(pivot, driver.dtype)
     stats, _ = driver.accumulate(family, packed, resp_fn=resp_fn)
-    params, lost = family.m_step(stats, packed.pivot)
+    params, lost = family.m_step(stats, packed)
     if lost.size:
         params = family.reseed(params, lost, pivot[lost])
     return params

@@ -6,7 +6,10 @@ from scipy.stats import multivariate_normal
 from fastem.driver import LocalDriver
 from fastem.families.gaussian import (
     KIND_DIAG,
-    KIND_EXPFAM,
+    KIND_EXPFAM_DIAG,
+    KIND_EXPFAM_FULL,
+    KIND_FULL,
+    KIND_TIED,
     GaussianFamily,
     GaussianParams,
     covariance_shape,
@@ -63,7 +66,7 @@ def test_fused_pass_matches_reference(covariance_type, dtype, n, k):
     assert int(worst[1]) == np.argmin(np.where(w > 0, log_px, np.inf))
 
     # the M-step turns the statistics into weighted moments
-    new, lost = family.m_step(stats, packed.pivot)
+    new, lost = family.m_step(stats, packed)
     assert lost.size == 0
     nk = resp.sum(axis=0)
     means = resp.T @ X.astype(np.float64) / nk[:, None]
@@ -81,16 +84,40 @@ def test_fused_pass_matches_reference(covariance_type, dtype, n, k):
     np.testing.assert_array_equal(out["labels"], log_joint.argmax(axis=1))
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_expfam_form_used_only_where_accurate(covariance_type):
     rng = np.random.RandomState(0)
     params = random_params(covariance_type, 3, 2, rng)
     family = GaussianFamily(covariance_type)
-    assert family.pack(params, np.float64).kind == KIND_EXPFAM
+    diagonal = covariance_type in ("diag", "spherical")
+    expfam = KIND_EXPFAM_DIAG if diagonal else KIND_EXPFAM_FULL
+    exact = {"full": KIND_FULL, "tied": KIND_TIED}.get(covariance_type, KIND_DIAG)
+    assert family.pack(params, np.float64).kind == expfam
     far = GaussianParams.from_covariances(covariance_type, params.weights,
                                           params.means * 1e6, params.covariances)
-    assert family.pack(far, np.float64).kind == KIND_DIAG
-    assert family.pack(params, np.float32).kind == KIND_DIAG
+    assert family.pack(far, np.float64).kind == exact
+    assert family.pack(params, np.float32).kind == exact
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_kernel_kind_gives_the_same_statistics(covariance_type, dtype, monkeypatch):
+    """Force the exact kernels (bound 0) and compare them with the expfam ones."""
+    import fastem.families.gaussian as gaussian
+
+    rng = np.random.RandomState(1)
+    params = random_params(covariance_type, 4, 3, rng)
+    X = (2 * rng.randn(500, 3)).astype(dtype)
+    family = GaussianFamily(covariance_type)
+    driver = LocalDriver(X, chunk_size=64, n_threads=2)
+    monkeypatch.setattr(gaussian, "EXPFAM_MAX_ERROR", 1.0)
+    expfam = family.pack(params, dtype)
+    monkeypatch.setattr(gaussian, "EXPFAM_MAX_ERROR", 0.0)
+    exact = family.pack(params, dtype)
+    assert expfam.kind != exact.kind
+    results = [family.m_step(driver.accumulate(family, p)[0], p)[0] for p in (expfam, exact)]
+    tol = TOLERANCE[dtype] * 100
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_allclose(getattr(results[0], name), getattr(results[1], name),
+                                   rtol=tol, atol=tol, err_msg=name)
 
 
 def test_all_minus_inf_row_gives_zero_posterior_and_minus_inf_density():

@@ -13,14 +13,15 @@
 #          column j*K + k holds L_k[:, j], which makes the inner loop run over k, vectorisable);
 #          s2 by one SYRK per component of sqrt(r) (x - m_k), pivot m_k = current means.
 #   tied:  y = x @ L - mu_k @ L, one GEMM; statistics as for full.
-#   expfam (diag/spherical): the exponential-family form. With features t(x) = [x - s, (x - s)^2]
-#          (s: one centre for all components, the current mixture mean), both the log-densities
-#          (t @ W, W holding the natural parameters) and the statistics (r.T @ t) are one GEMM
-#          per chunk. Centring on s removes the cancellation that data far from the origin
-#          would cause; what remains is relative error ~ eps * (|mu_k - s| / sigma_k)^2.
+#   expfam: the exponential-family form. With features t(x) = [v, v_a v_b for a <= b] (full,
+#          tied) or [v, v^2] (diag, spherical), v = x - s and s one centre for all components
+#          (the current mixture mean), both the log-densities (t @ W, W holding the natural
+#          parameters) and the statistics (r.T @ t) are one GEMM per chunk. Centring on s
+#          removes the cancellation that data far from the origin would cause; what remains is
+#          error ~ eps * max_k (mu_k - s)' P_k (mu_k - s), which the caller bounds.
 #   diag (diag/spherical, direct): y = (x - mu_k) * L_k elementwise and statistics centred on
-#          each mu_k; the caller picks it where the expfam error bound above is too large
-#          (always for float32 unless components sit near the centre).
+#          each mu_k. full, tied and diag are the fallbacks where the expfam bound is too large
+#          (for float32 data, nearly always).
 #
 # Determinism: every chunk writes its statistics into its own slot, and slots are added in chunk
 # order after the parallel loop, so results are bitwise identical for any number of threads.
@@ -37,8 +38,20 @@ from ._logsumexp cimport normalize_log_row
 cdef enum:
     FULL = 0
     TIED = 1
-    EXPFAM = 2
+    EXPFAM_DIAG = 2
     DIAG = 3
+    EXPFAM_FULL = 4
+
+
+cdef inline bint is_expfam(int kind) noexcept nogil:
+    return kind == EXPFAM_DIAG or kind == EXPFAM_FULL
+
+
+cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
+    """Columns of t(x): [v, v^2] (diag kinds) or [v, upper triangle of v v'] (full kinds)."""
+    if kind == EXPFAM_FULL or kind == FULL or kind == TIED:
+        return d + d * (d + 1) // 2
+    return 2 * d
 
 
 cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
@@ -47,38 +60,48 @@ cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) no
         return d * k
     if kind == TIED:
         return d
-    if kind == EXPFAM:
-        return 2 * d + k
+    if is_expfam(kind):
+        return feature_width(kind, d) + k
     return 0
 
 
 cpdef Py_ssize_t stats_size(int kind, Py_ssize_t d, Py_ssize_t k):
-    """Length of the statistics vector [loglik, weight, s0 (k), s1 (k, d), s2 (k, d, d)] for full
-    and tied, [loglik, weight, s0 (k), [s1 | s2] (k, 2d)] for expfam and diag."""
-    cdef Py_ssize_t second = k * d * d if kind == FULL or kind == TIED else k * d
-    return 2 + k + k * d + second
+    """Length of the statistics vector: [loglik, weight, s0 (k), s1 (k, d), s2 (k, d, d)] for
+    full and tied; [loglik, weight, s0 (k), [s1 | packed s2] (k, feature_width)] otherwise."""
+    if kind == FULL or kind == TIED:
+        return 2 + k + k * d + k * d * d
+    return 2 + k + k * feature_width(kind, d)
 
 
-cdef void square_features(
+cdef void features(
+    int kind,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     const floating* centre,                          # IN  (d,) the common centre s
-    floating* t,                                     # OUT (n, 2d) rows [x - s, (x - s)^2]
+    floating* t,                                     # OUT (n, feature_width) rows of t(x)
 ) noexcept nogil:
-    """Features t(x) of the diagonal Gaussian exponential family."""
-    cdef Py_ssize_t i, j, stride = 2 * d
-    cdef floating v
+    """Features t(x) of the Gaussian exponential family: [v, v^2] or [v, v_a v_b (a <= b)]."""
+    cdef Py_ssize_t i, a, b, col, width = feature_width(kind, d)
+    cdef floating* row
     for i in range(n):
-        for j in range(d):
-            v = x[i * d + j] - centre[j]
-            t[i * stride + j] = v
-            t[i * stride + d + j] = v * v
+        row = t + i * width
+        for a in range(d):
+            row[a] = x[i * d + a] - centre[a]
+        if kind == EXPFAM_DIAG:
+            for a in range(d):
+                row[d + a] = row[a] * row[a]
+        else:
+            col = d
+            for a in range(d):
+                for b in range(a, d):
+                    row[col + b - a] = row[a] * row[b]
+                col += d - a
 
 
 cdef void chunk_log_prob(
     int kind,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d), C-contiguous
     const floating* proj,                            # IN  full, tied: (d, width) projection;
-                                                     #     expfam: (2d, k) weights W;
+                                                     #     expfam: (feature_width, k) W;
                                                      #     diag: (d, k) diagonal of L_k
     const floating* center,                          # IN  full, tied: (d, k) mu_k @ L_k;
                                                      #     diag: (d, k) mu_k
@@ -92,17 +115,16 @@ cdef void chunk_log_prob(
     cdef floating* dots
     cdef double* out
     cdef floating t
-    if kind == EXPFAM:
+    cdef int f = <int> feature_width(kind, d)
+    if is_expfam(kind):
         if floating is double:
-            gemm_rowmajor(<int> n, <int> k, <int> (2 * d), y, <int> (2 * d), proj, <int> k,
-                          logp, <int> k)
+            gemm_rowmajor(<int> n, <int> k, f, y, f, proj, <int> k, logp, <int> k)
             for i in range(n):
                 for c in range(k):
                     logp[i * k + c] += log_norm[c]
         else:
-            dots = y + n * 2 * d
-            gemm_rowmajor(<int> n, <int> k, <int> (2 * d), y, <int> (2 * d), proj, <int> k,
-                          dots, <int> k)
+            dots = y + n * f
+            gemm_rowmajor(<int> n, <int> k, f, y, f, proj, <int> k, dots, <int> k)
             for i in range(n):
                 for c in range(k):
                     logp[i * k + c] = log_norm[c] + dots[i * k + c]
@@ -141,12 +163,12 @@ cdef void chunk_stats(
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     double* resp, Py_ssize_t k,                      # IN  (n, k) weighted responsibilities
     const floating* pivot,                           # IN  (k, d) centring point per component
-    const floating* features,                        # IN  expfam: (n, 2d) rows of t(x)
+    const floating* t_rows,                          # IN  expfam: (n, feature_width) t(x)
     floating* z,                                     # TMP (n, max(d, k)) + (max(d, 2k), d)
     double* s0, double* s12,                         # OUT += (k,), and (k, d) + (k, d, d) for
                                                      #     full/tied or (k, 2d) for expfam/diag
 ) noexcept nogil:
-    cdef int stride = <int> (2 * d)
+    cdef int f = <int> feature_width(kind, d)
     cdef Py_ssize_t i, j, c
     cdef double r, sr
     cdef floating t
@@ -168,15 +190,15 @@ cdef void chunk_stats(
                     s12[c * 2 * d + j] += r * t
                     s12[c * 2 * d + d + j] += r * t * t
         return
-    if kind == EXPFAM:
+    if is_expfam(kind):
         # [s1 | s2] += r.T @ t(x)
         if floating is double:
-            gemm_tn_rowmajor(<int> n, <int> k, <int> (2 * d), resp, features, stride, s12, 1.0)
+            gemm_tn_rowmajor(<int> n, <int> k, f, resp, t_rows, f, s12, 1.0)
         else:
             for j in range(n * k):
                 z[j] = <float> resp[j]
-            gemm_tn_rowmajor(<int> n, <int> k, <int> (2 * d), z, features, stride, scratch, 0.0)
-            for j in range(k * 2 * d):
+            gemm_tn_rowmajor(<int> n, <int> k, f, z, t_rows, f, scratch, 0.0)
+            for j in range(k * f):
                 s12[j] += scratch[j]
         return
     for c in range(k):
@@ -196,9 +218,11 @@ cdef void chunk_stats(
                 s2[c * d * d + j] += scratch[j]
 
 
-cdef inline Py_ssize_t scratch_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+cdef inline Py_ssize_t scratch_size(int kind, Py_ssize_t n, Py_ssize_t d,
+                                    Py_ssize_t k) noexcept nogil:
     """Elements of the z buffer of chunk_stats for chunks of up to n rows."""
-    return n * (d if d > k else k) + (d if d > 2 * k else 2 * k) * d
+    cdef Py_ssize_t f = feature_width(kind, d)
+    return n * (d if d > k else k) + (d * d if d * d > k * f else k * f)
 
 
 cdef void chunk_fit(
@@ -220,8 +244,8 @@ cdef void chunk_fit(
     cdef double* row
     worst[0] = INFINITY
     worst[1] = -1
-    if kind == EXPFAM:
-        square_features(x, n, d, pivot, y)
+    if is_expfam(kind):
+        features(kind, x, n, d, pivot, y)
     if resp_in == NULL:
         chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, resp)
     else:
@@ -237,9 +261,9 @@ cdef void chunk_fit(
                 if lse < worst[0]:
                     worst[0] = lse
                     worst[1] = i
-        if kind == EXPFAM and (w == 0.0 or lse == -INFINITY):
+        if is_expfam(kind) and (w == 0.0 or lse == -INFINITY):
             # zero responsibility times an overflowing feature would be NaN in r.T @ t(x)
-            memset(y + i * 2 * d, 0, 2 * d * sizeof(floating))
+            memset(y + i * feature_width(kind, d), 0, feature_width(kind, d) * sizeof(floating))
         slot[1] += w
         if w != 1.0:
             for c in range(k):
@@ -289,7 +313,7 @@ def fit_block(
     with nogil, parallel(num_threads=n_threads):
         resp = <double*> malloc(chunk_size * k * sizeof(double))
         y = <floating*> malloc((chunk_size * width + 1) * sizeof(floating))
-        z = <floating*> malloc(scratch_size(chunk_size, d, k) * sizeof(floating))
+        z = <floating*> malloc(scratch_size(kind, chunk_size, d, k) * sizeof(floating))
         for c in prange(n_chunks, schedule="dynamic"):
             if resp == NULL or y == NULL or z == NULL:
                 oom[0] = 1
@@ -355,8 +379,8 @@ def predict_block(
                 continue
             start = c * chunk_size
             rows = min(chunk_size, n - start)
-            if kind == EXPFAM:
-                square_features(&X[start, 0], rows, d, &pivot[0, 0], y)
+            if is_expfam(kind):
+                features(kind, &X[start, 0], rows, d, &pivot[0, 0], y)
             chunk_log_prob(kind, &X[start, 0], rows, d, &proj[0, 0], &center[0, 0],
                            &log_norm[0], k, y, logp)
             for i in range(rows):

@@ -27,9 +27,10 @@ def _inverse_lower(chol):
     return np.stack([solve_triangular(c, eye, lower=True) for c in chol])
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-# Kernel kinds (see gaussian.pyx): diag and spherical run as EXPFAM (two GEMMs per chunk) unless
-# its rounding bound, eps * max_k ||mu_k - s||^2_{prec_k}, exceeds EXPFAM_MAX_ERROR; then DIAG.
-KIND_FULL, KIND_TIED, KIND_EXPFAM, KIND_DIAG = 0, 1, 2, 3
+# Kernel kinds (see gaussian.pyx). Every covariance type runs in the exponential-family form
+# (EXPFAM_*: two GEMMs per chunk) unless its rounding bound, eps * max_k (mu_k - s)' P_k (mu_k - s),
+# exceeds EXPFAM_MAX_ERROR; then the exactly centred FULL, TIED or DIAG kernel runs instead.
+KIND_FULL, KIND_TIED, KIND_EXPFAM_DIAG, KIND_DIAG, KIND_EXPFAM_FULL = 0, 1, 2, 3, 4
 EXPFAM_MAX_ERROR = 1e-10
 
 CHOLESKY_ERROR = (
@@ -135,7 +136,7 @@ class KernelParams(NamedTuple):
     """Parameters laid out for the kernel, in the data's dtype (see gaussian.pyx)."""
 
     kind: int  # KIND_*
-    proj: np.ndarray  # (D, width) L_k columns (full, tied); (2D, K) W (expfam); (D, K) L_k (diag)
+    proj: np.ndarray  # (D, width) L_k columns (full, tied); (F, K) W (expfam); (D, K) L_k (diag)
     center: np.ndarray  # (D, K) projected means (full, tied), means (diag)
     log_norm: np.ndarray  # (K,) float64: log w_k + log det L_k - D/2 log 2pi (+ const, diag)
     pivot: np.ndarray  # (K, D) centres of the statistics
@@ -153,9 +154,10 @@ class GaussianFamily:
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
 
-    def stats_size(self, n_features, n_components):
-        kind = {"full": KIND_FULL, "tied": KIND_TIED}.get(self.covariance_type, KIND_DIAG)
-        return _kernel().stats_size(kind, n_features, n_components)
+    def stats_size(self, packed):
+        """Length of the statistics vector that a pass with ``packed`` fills."""
+        k, d = packed.pivot.shape
+        return _kernel().stats_size(packed.kind, d, k)
 
     def n_parameters(self, n_features, n_components):
         """Free parameters of the mixture (weights, means, covariances), as scikit-learn counts them."""
@@ -164,11 +166,33 @@ class GaussianFamily:
         return int(cov[self.covariance_type] + k * d + k - 1)
 
     def pack(self, params, dtype):
-        """:class:`KernelParams` for ``params`` in the data's dtype."""
+        """:class:`KernelParams` for ``params`` in the data's dtype, choosing the kernel kind."""
         t, means, chol = self.covariance_type, params.means, params.precisions_cholesky
         k, d = means.shape
         with np.errstate(divide="ignore"):  # a zero weight is a valid, empty component
             log_norm = np.log(params.weights) + params.log_det_cholesky() - 0.5 * d * np.log(2 * np.pi)
+        centre = np.average(means, axis=0, weights=params.weights)
+        offset = means - centre
+        if t in ("full", "tied"):
+            precision = precisions_from_cholesky(chol, t)
+            precision = precision if t == "full" else np.broadcast_to(precision, (k, d, d))
+            spread = np.einsum("ka,kab,kb->k", offset, precision, offset)
+        else:
+            precision = chol**2 if t == "diag" else np.repeat((chol**2)[:, None], d, axis=1)
+            spread = (precision * offset**2).sum(axis=1)
+        if np.finfo(dtype).eps * spread.max() <= EXPFAM_MAX_ERROR:
+            # log p(x, k) = log_norm_k - spread_k / 2 + t(x) @ W[:, k]; W from P_k and P_k mu'_k
+            if t in ("full", "tied"):
+                rows, cols = np.triu_indices(d)
+                quadratic = -precision[:, rows, cols] * np.where(rows == cols, 0.5, 1.0)
+                linear = np.einsum("kab,kb->ka", precision, offset)
+                kind = KIND_EXPFAM_FULL
+            else:
+                quadratic, linear = -0.5 * precision, precision * offset
+                kind = KIND_EXPFAM_DIAG
+            pivot = np.repeat(centre[None, :], k, axis=0)
+            return self._packed(kind, np.hstack([linear, quadratic]).T, np.zeros((1, 1)),
+                                log_norm - 0.5 * spread, pivot, dtype)
         if t == "full":
             proj = chol.transpose(1, 2, 0).reshape(d, d * k)  # column j*K + k holds L_k[:, j]
             return self._packed(KIND_FULL, proj, np.einsum("kd,kdj->jk", means, chol), log_norm,
@@ -176,16 +200,7 @@ class GaussianFamily:
         if t == "tied":
             return self._packed(KIND_TIED, chol, (means @ chol).T, log_norm, means, dtype)
         diag_chol = chol if t == "diag" else np.repeat(chol[:, None], d, axis=1)
-        precision = diag_chol**2
-        centre = np.average(means, axis=0, weights=params.weights)
-        offset = means - centre
-        spread = (precision * offset**2).sum(axis=1)  # squared distance of mu_k from the centre
-        if np.finfo(dtype).eps * spread.max() > EXPFAM_MAX_ERROR:
-            return self._packed(KIND_DIAG, diag_chol.T, means.T, log_norm, means, dtype)
-        weights_t = np.vstack([(precision * offset).T, -0.5 * precision.T])  # t(x) @ W
-        pivot = np.repeat(centre[None, :], k, axis=0)
-        return self._packed(KIND_EXPFAM, weights_t, np.zeros((1, 1)), log_norm - 0.5 * spread,
-                            pivot, dtype)
+        return self._packed(KIND_DIAG, diag_chol.T, means.T, log_norm, means, dtype)
 
     def pack_pivot(self, means, dtype):
         """KernelParams carrying only a pivot, for passes with given responsibilities."""
@@ -221,20 +236,17 @@ class GaussianFamily:
             _EMPTY_LABELS if labels is None else labels,
         )
 
-    def m_step(self, stats, pivot):
+    def m_step(self, stats, packed):
         """Exact M-step from summed statistics; returns (params, indices of empty components).
 
-        ``pivot`` must be the exact (dtype-rounded) means the statistics were centred on.
-        Empty components keep their pivot as mean and get the pooled covariance; the caller
-        re-seeds them.
+        ``packed`` is what the statistics were computed with: its kind fixes their layout and
+        its (dtype-rounded) pivot their centres. Empty components keep their pivot as mean and
+        get the pooled covariance; the caller re-seeds them.
         """
+        pivot = packed.pivot
         k, d = pivot.shape
         s0 = stats[2:2 + k]
-        if self.covariance_type in ("full", "tied"):
-            s1 = stats[2 + k:2 + k + k * d].reshape(k, d)
-            second = stats[2 + k + k * d:]
-        else:
-            s1, second = np.hsplit(stats[2 + k:].reshape(k, 2 * d), 2)
+        s1, second = unpack_moments(stats[2 + k:], packed.kind, k, d)
         total = s0.sum()
         lost = np.flatnonzero(s0 <= 1e-12 * total)
         nk = np.where(s0 <= 1e-12 * total, 1.0, s0)
@@ -242,11 +254,7 @@ class GaussianFamily:
         means = np.asarray(pivot, dtype=np.float64) + delta
         reg, t = self.reg_covar, self.covariance_type
         if t in ("full", "tied"):
-            s2 = second.reshape(k, d, d)
-            lower = np.tril(s2)
-            scatter = lower + np.tril(s2, -1).transpose(0, 2, 1) - nk[:, None, None] * (
-                delta[:, :, None] * delta[:, None, :]
-            )
+            scatter = second - nk[:, None, None] * (delta[:, :, None] * delta[:, None, :])
             scatter[lost] = 0.0
             if t == "full":
                 cov = scatter / nk[:, None, None]
@@ -288,6 +296,23 @@ class GaussianFamily:
                 parts.append(mean + rng.standard_normal(size=(count, d)) * std)
         labels = np.repeat(np.arange(params.n_components), counts)
         return np.vstack(parts), labels
+
+
+def unpack_moments(moments, kind, k, d):
+    """First and second moments (k, d) and (k, d, d) or (k, d) from a kernel's layout."""
+    if kind in (KIND_FULL, KIND_TIED):  # s1 (k, d), then SYRK's lower triangles (k, d, d)
+        s1 = moments[:k * d].reshape(k, d)
+        lower = np.tril(moments[k * d:].reshape(k, d, d))
+        return s1, lower + np.tril(lower, -1).transpose(0, 2, 1)
+    if kind == KIND_EXPFAM_FULL:  # rows [s1, upper triangle of s2 row by row]
+        block = moments.reshape(k, -1)
+        rows, cols = np.triu_indices(d)
+        s2 = np.zeros((k, d, d))
+        s2[:, rows, cols] = block[:, d:]
+        s2[:, cols, rows] = block[:, d:]
+        return block[:, :d], s2
+    block = moments.reshape(k, 2 * d)  # rows [s1, diagonal of s2]
+    return block[:, :d], block[:, d:]
 
 
 _EMPTY_F64 = np.empty(0)
