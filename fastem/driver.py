@@ -35,9 +35,8 @@ class LocalDriver:
     def _chunk(self, n_components):
         return self.chunk_size or default_chunk_size(self.n_features, n_components)
 
-    def _blocks(self, chunk, stats_size):
-        per_block = int(np.clip(SLOT_BUDGET_BYTES // (8 * stats_size), 4, 64))
-        return data.iter_blocks(self.X, per_block * chunk, self.dtype, self.sample_weight)
+    def _chunks_per_block(self, stats_size):
+        return int(np.clip(SLOT_BUDGET_BYTES // (8 * stats_size), 4, 64))
 
     def accumulate(self, family, packed, with_stats=True, resp_fn=None):
         """One pass: summed statistics vector and [lowest log p(x_i), its row].
@@ -49,11 +48,14 @@ class LocalDriver:
         chunk = self._chunk(k)
         stats = np.zeros(family.stats_size(packed))
         worst = np.array([np.inf, -1.0])
+        per_block = self._chunks_per_block(stats.size)
+        work = family.workspace(packed, chunk, self.n_threads, per_block)
+        blocks = data.iter_blocks(self.X, per_block * chunk, self.dtype, self.sample_weight)
         with single_threaded_blas():
-            for start, block, weights in self._blocks(chunk, stats.size):
+            for start, block, weights in blocks:
                 resp = None if resp_fn is None else resp_fn(start, block)
                 family.fit_block(packed, block, weights, resp, with_stats, chunk,
-                                 self.n_threads, stats, worst, start)
+                                 self.n_threads, work, stats, worst, start)
         return stats, worst
 
     def predict(self, family, packed, log_prob=True, resp=False, labels=False):
@@ -67,12 +69,14 @@ class LocalDriver:
             out["resp"] = np.empty((n, k))
         if labels:
             out["labels"] = np.empty(n, dtype=np.intp)
+        work = family.workspace(packed, chunk, self.n_threads, 0)
+        blocks = data.iter_blocks(self.X, 64 * chunk, self.dtype)
         with single_threaded_blas():
-            for start, block, _ in self._blocks(chunk, 1):
+            for start, block, _ in blocks:
                 stop = start + block.shape[0]
                 part = {name: arr[start:stop] for name, arr in out.items()}
-                family.predict_block(packed, block, chunk, self.n_threads, part.get("log_prob"),
-                                     part.get("resp"), part.get("labels"))
+                family.predict_block(packed, block, chunk, self.n_threads, work,
+                                     part.get("log_prob"), part.get("resp"), part.get("labels"))
         return out
 
     def rows(self, indices):

@@ -7,6 +7,7 @@ import numpy as np
 
 from . import data
 from ._base import Estimator, not_fitted
+from ._config import single_threaded_blas
 from .driver import LocalDriver
 from .em import ConvergenceWarning, EMResult, run_em
 from .families.gaussian import (
@@ -101,6 +102,10 @@ class GaussianMixture(Estimator):
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
         """Estimate the parameters by EM, keeping the best of ``n_init`` runs. Returns self."""
+        with single_threaded_blas():  # small M-step BLAS calls must not leave spinning threads
+            return self._fit(X, sample_weight)
+
+    def _fit(self, X, sample_weight):
         source, driver = self._prepare(X, sample_weight, reset=True)
         family = GaussianFamily(self.covariance_type, self.reg_covar)
         rng = check_random_state(self.random_state)

@@ -26,9 +26,8 @@
 # Determinism: every chunk writes its statistics into its own slot, and slots are added in chunk
 # order after the parallel loop, so results are bitwise identical for any number of threads.
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, sqrt
-from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._linalg cimport gemm_rowmajor, gemm_tn_rowmajor, syrk_rowmajor
@@ -272,6 +271,12 @@ cdef void chunk_fit(
         chunk_stats(kind, x, n, d, resp, k, pivot, y, z, slot + 2, slot + 2 + k)
 
 
+cpdef Py_ssize_t workspace_size(int kind, Py_ssize_t chunk_size, Py_ssize_t d, Py_ssize_t k):
+    """float64 elements of per-thread scratch for chunks of ``chunk_size`` rows (any dtype)."""
+    return chunk_size * k + chunk_size * projection_width(kind, d, k) + 1 + scratch_size(
+        kind, chunk_size, d, k)
+
+
 def fit_block(
     int kind,
     const floating[:, ::1] X,          # IN  (n, d) block of rows
@@ -284,6 +289,8 @@ def fit_block(
     bint with_stats,
     Py_ssize_t chunk_size,
     int n_threads,
+    double[:, ::1] workspace,          # TMP (>= n_threads, workspace_size) per-thread scratch
+    double[:, ::1] slots,              # TMP (>= n_chunks, stats_size + 2) per-chunk results
     double[::1] stats,                 # OUT += statistics vector (stats_size)
     double[::1] worst,                 # OUT [lowest log p(x_i) so far, its row]; row_offset added
     Py_ssize_t row_offset,
@@ -293,54 +300,43 @@ def fit_block(
     cdef Py_ssize_t size = stats_size(kind, d, k), width = projection_width(kind, d, k)
     cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
     cdef Py_ssize_t c, j, start, rows
-    cdef double* slots
-    cdef double* worsts
-    cdef double* resp
-    cdef floating* y
-    cdef floating* z
+    cdef double* ws
+    cdef double* slot
     cdef const double* w_ptr = &weights[0] if weights.shape[0] else NULL
     cdef bint given = resp_in.shape[0] > 0
-    cdef int out_of_memory = 0
-    cdef int* oom = &out_of_memory
     if n == 0:
         return
-    slots = <double*> malloc(n_chunks * size * sizeof(double))
-    worsts = <double*> malloc(n_chunks * 2 * sizeof(double))
-    if slots == NULL or worsts == NULL:
-        free(slots)
-        free(worsts)
-        raise MemoryError("fastem: cannot allocate per-chunk statistics")
+    check_scratch(kind, chunk_size, d, k, n_threads, workspace, n_chunks, size + 2, slots)
     with nogil, parallel(num_threads=n_threads):
-        resp = <double*> malloc(chunk_size * k * sizeof(double))
-        y = <floating*> malloc((chunk_size * width + 1) * sizeof(floating))
-        z = <floating*> malloc(scratch_size(kind, chunk_size, d, k) * sizeof(floating))
+        ws = &workspace[threadid(), 0]
         for c in prange(n_chunks, schedule="dynamic"):
-            if resp == NULL or y == NULL or z == NULL:
-                oom[0] = 1
-                continue
             start = c * chunk_size
             rows = min(chunk_size, n - start)
-            memset(slots + c * size, 0, size * sizeof(double))
+            slot = &slots[c, 0]
+            memset(slot, 0, (size + 2) * sizeof(double))
             chunk_fit(kind, &X[start, 0], rows, d,
                       (w_ptr + start) if w_ptr != NULL else NULL,
                       &resp_in[start, 0] if given else NULL,
-                      &proj[0, 0], &center[0, 0], &log_norm[0], k, &pivot[0, 0],
-                      with_stats, resp, y, z, slots + c * size, worsts + 2 * c)
-        free(resp)
-        free(y)
-        free(z)
-    if out_of_memory:
-        free(slots)
-        free(worsts)
-        raise MemoryError("fastem: cannot allocate per-thread buffers")
+                      &proj[0, 0], &center[0, 0], &log_norm[0], k, &pivot[0, 0], with_stats,
+                      ws, <floating*> (ws + chunk_size * k),
+                      <floating*> (ws + chunk_size * k) + chunk_size * width + 1,
+                      slot, slot + size)
     for c in range(n_chunks):
         for j in range(size):
-            stats[j] += slots[c * size + j]
-        if worsts[2 * c] < worst[0]:
-            worst[0] = worsts[2 * c]
-            worst[1] = row_offset + c * chunk_size + worsts[2 * c + 1]
-    free(slots)
-    free(worsts)
+            stats[j] += slots[c, j]
+        if slots[c, size] < worst[0]:
+            worst[0] = slots[c, size]
+            worst[1] = row_offset + c * chunk_size + slots[c, size + 1]
+
+
+cdef check_scratch(int kind, Py_ssize_t chunk_size, Py_ssize_t d, Py_ssize_t k, int n_threads,
+                   double[:, ::1] workspace, Py_ssize_t n_chunks, Py_ssize_t slot_size,
+                   double[:, ::1] slots):
+    if (workspace.shape[0] < n_threads
+            or workspace.shape[1] < workspace_size(kind, chunk_size, d, k)):
+        raise ValueError("fastem: workspace too small for these threads and chunks")
+    if slots.shape[0] < n_chunks or slots.shape[1] < slot_size:
+        raise ValueError("fastem: too few statistics slots for this block")
 
 
 def predict_block(
@@ -352,13 +348,13 @@ def predict_block(
     const floating[:, ::1] pivot,      # IN  (k, d); expfam: the centre of t(x)
     Py_ssize_t chunk_size,
     int n_threads,
+    double[:, ::1] workspace,          # TMP (>= n_threads, workspace_size) per-thread scratch
     double[::1] out_log_prob,          # OUT (n,) log p(x_i), or (0,) to skip
     double[:, ::1] out_resp,           # OUT (n, k) posterior p(z | x_i), or (0, k) to skip
     Py_ssize_t[::1] out_label,         # OUT (n,) argmax_k p(z = k | x_i), or (0,) to skip
 ):
     """Per-row log-likelihood, posteriors and labels for a block (no reduction, any order)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
-    cdef Py_ssize_t width = projection_width(kind, d, k)
     cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
     cdef Py_ssize_t c, i, j, best, start, rows
     cdef double lse
@@ -366,17 +362,13 @@ def predict_block(
     cdef floating* y
     cdef bint want_lp = out_log_prob.shape[0] > 0, want_resp = out_resp.shape[0] > 0
     cdef bint want_label = out_label.shape[0] > 0
-    cdef int out_of_memory = 0
-    cdef int* oom = &out_of_memory
     if n == 0:
         return
+    check_scratch(kind, chunk_size, d, k, n_threads, workspace, 0, 0, workspace)
     with nogil, parallel(num_threads=n_threads):
-        logp = <double*> malloc(chunk_size * k * sizeof(double))
-        y = <floating*> malloc((chunk_size * width + 1) * sizeof(floating))
+        logp = &workspace[threadid(), 0]
+        y = <floating*> (logp + chunk_size * k)
         for c in prange(n_chunks, schedule="dynamic"):
-            if logp == NULL or y == NULL:
-                oom[0] = 1
-                continue
             start = c * chunk_size
             rows = min(chunk_size, n - start)
             if is_expfam(kind):
@@ -395,7 +387,3 @@ def predict_block(
                     out_log_prob[start + i] = lse
                 if want_resp:
                     memcpy(&out_resp[start + i, 0], logp + i * k, k * sizeof(double))
-        free(logp)
-        free(y)
-    if out_of_memory:
-        raise MemoryError("fastem: cannot allocate per-thread buffers")

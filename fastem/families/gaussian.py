@@ -214,8 +214,14 @@ class GaussianFamily:
         return KernelParams(kind, as_dtype(proj), as_dtype(center),
                             np.ascontiguousarray(log_norm, dtype=np.float64), as_dtype(pivot))
 
-    def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, stats, worst,
-                  row_offset):
+    def workspace(self, packed, chunk_size, n_threads, n_chunks):
+        """Caller-owned scratch for a pass: per-thread buffers and per-chunk statistics slots."""
+        k, d = packed.pivot.shape
+        per_thread = _kernel().workspace_size(packed.kind, chunk_size, d, k)
+        return np.empty((n_threads, per_thread)), np.empty((n_chunks, self.stats_size(packed) + 2))
+
+    def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
+                  worst, row_offset):
         """Accumulate a block's log-likelihood and statistics into ``stats`` (see the kernel)."""
         k = packed.log_norm.shape[0]
         _kernel().fit_block(
@@ -223,14 +229,15 @@ class GaussianFamily:
             _EMPTY_F64 if weights is None else weights,
             np.empty((0, k)) if resp is None else resp,
             packed.proj, packed.center, packed.log_norm, packed.pivot,
-            with_stats, chunk_size, n_threads, stats, worst, row_offset,
+            with_stats, chunk_size, n_threads, *work, stats, worst, row_offset,
         )
 
-    def predict_block(self, packed, X, chunk_size, n_threads, log_prob, resp, labels):
+    def predict_block(self, packed, X, chunk_size, n_threads, work, log_prob, resp, labels):
+        """Per-row log p(x), posteriors and labels of a block, written into the given arrays."""
         k = packed.log_norm.shape[0]
         _kernel().predict_block(
             packed.kind, X, packed.proj, packed.center, packed.log_norm, packed.pivot,
-            chunk_size, n_threads,
+            chunk_size, n_threads, work[0],
             _EMPTY_F64 if log_prob is None else log_prob,
             np.empty((0, k)) if resp is None else resp,
             _EMPTY_LABELS if labels is None else labels,
