@@ -1,30 +1,43 @@
 # Row-wise log-sum-exp normalisation, the step shared by every mixture's E-step.
-from libc.math cimport exp, log, INFINITY
+from libc.math cimport INFINITY, log
 
 
-cdef inline double normalize_log_row(
-    double* row,                       # IN log-probabilities (k,); OUT probabilities (k,)
-    Py_ssize_t k,
+cdef extern from "_vexp.h" nogil:
+    void fastem_exp_rows(double* a, Py_ssize_t n, Py_ssize_t k, const double* shift)
+
+
+cdef inline void normalize_log_rows(
+    double* a,                         # IN log-probabilities (n, k); OUT probabilities (n, k)
+    Py_ssize_t n, Py_ssize_t k,
+    double* lse,                       # OUT (n,) log-sum-exp of each row
 ) noexcept nogil:
-    """Turn one row of log-probabilities into probabilities in place; return its log-sum-exp.
+    """Turn rows of log-probabilities into probabilities in place, with one max shift per row.
 
-    One max shift, so no overflow. A row that is all -inf (or whose maximum is +inf or NaN)
-    has no usable posterior: it becomes all zeros and its maximum is returned unchanged, so the
-    caller sees -inf (or +inf/NaN) in the log-likelihood instead of NaN responsibilities.
+    A row that is all -inf (or whose maximum is +inf or NaN) has no usable posterior: it
+    becomes all zeros and its maximum is returned as its log-sum-exp, so the caller sees -inf
+    (or +inf/NaN) in the log-likelihood instead of NaN responsibilities.
     """
-    cdef Py_ssize_t j
-    cdef double top = -INFINITY, total = 0.0, inv
-    for j in range(k):
-        if row[j] > top:
-            top = row[j]
-    if not (-INFINITY < top < INFINITY):
+    cdef Py_ssize_t i, j
+    cdef double top, total, inv
+    cdef double* row
+    for i in range(n):
+        row = a + i * k
+        top = -INFINITY
         for j in range(k):
-            row[j] = 0.0
-        return top
-    for j in range(k):
-        row[j] = exp(row[j] - top)
-        total += row[j]
-    inv = 1.0 / total
-    for j in range(k):
-        row[j] *= inv
-    return top + log(total)
+            if row[j] > top:
+                top = row[j]
+        lse[i] = top
+    fastem_exp_rows(a, n, k, lse)
+    for i in range(n):
+        row = a + i * k
+        if not (-INFINITY < lse[i] < INFINITY):
+            for j in range(k):
+                row[j] = 0.0
+            continue
+        total = 0.0
+        for j in range(k):
+            total += row[j]
+        inv = 1.0 / total
+        for j in range(k):
+            row[j] *= inv
+        lse[i] += log(total)

@@ -31,7 +31,7 @@ from libc.math cimport INFINITY, sqrt
 from libc.string cimport memcpy, memset
 
 from ._linalg cimport gemm_rowmajor, gemm_tn_rowmajor, syrk_rowmajor
-from ._logsumexp cimport normalize_log_row
+from ._logsumexp cimport normalize_log_rows
 
 # Kernel kinds (the ``kind`` argument), chosen by fastem.families.gaussian.
 cdef enum:
@@ -234,12 +234,12 @@ cdef void chunk_fit(
     const floating* pivot,                           # IN  (k, d) centring point per component
                                                      #     (expfam: all rows equal s)
     bint with_stats,                                 # IN  accumulate s0, s1, s2 (else only loglik)
-    double* resp, floating* y, floating* z,          # TMP per-thread buffers
+    double* resp, double* lse, floating* y, floating* z,   # TMP per-thread buffers
     double* slot,                                    # OUT zeroed statistics vector (stats_size)
     double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
 ) noexcept nogil:
     cdef Py_ssize_t i, c
-    cdef double w, lse
+    cdef double w
     cdef double* row
     worst[0] = INFINITY
     worst[1] = -1
@@ -247,20 +247,19 @@ cdef void chunk_fit(
         features(kind, x, n, d, pivot, y)
     if resp_in == NULL:
         chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, resp)
+        normalize_log_rows(resp, n, k, lse)
     else:
         memcpy(resp, resp_in, n * k * sizeof(double))
+        memset(lse, 0, n * sizeof(double))
     for i in range(n):
         row = resp + i * k
         w = 1.0 if weights == NULL else weights[i]
-        lse = 0.0
-        if resp_in == NULL:
-            lse = normalize_log_row(row, k)
-            if w != 0.0:   # a zero-weight row contributes nothing, even when lse is -inf
-                slot[0] += w * lse
-                if lse < worst[0]:
-                    worst[0] = lse
-                    worst[1] = i
-        if is_expfam(kind) and (w == 0.0 or lse == -INFINITY):
+        if resp_in == NULL and w != 0.0:  # a zero-weight row adds nothing, even if lse is -inf
+            slot[0] += w * lse[i]
+            if lse[i] < worst[0]:
+                worst[0] = lse[i]
+                worst[1] = i
+        if is_expfam(kind) and (w == 0.0 or lse[i] == -INFINITY):
             # zero responsibility times an overflowing feature would be NaN in r.T @ t(x)
             memset(y + i * feature_width(kind, d), 0, feature_width(kind, d) * sizeof(floating))
         slot[1] += w
@@ -273,7 +272,7 @@ cdef void chunk_fit(
 
 cpdef Py_ssize_t workspace_size(int kind, Py_ssize_t chunk_size, Py_ssize_t d, Py_ssize_t k):
     """float64 elements of per-thread scratch for chunks of ``chunk_size`` rows (any dtype)."""
-    return chunk_size * k + chunk_size * projection_width(kind, d, k) + 1 + scratch_size(
+    return chunk_size * (k + 1) + chunk_size * projection_width(kind, d, k) + 1 + scratch_size(
         kind, chunk_size, d, k)
 
 
@@ -318,8 +317,8 @@ def fit_block(
                       (w_ptr + start) if w_ptr != NULL else NULL,
                       &resp_in[start, 0] if given else NULL,
                       &proj[0, 0], &center[0, 0], &log_norm[0], k, &pivot[0, 0], with_stats,
-                      ws, <floating*> (ws + chunk_size * k),
-                      <floating*> (ws + chunk_size * k) + chunk_size * width + 1,
+                      ws, ws + chunk_size * k, <floating*> (ws + chunk_size * (k + 1)),
+                      <floating*> (ws + chunk_size * (k + 1)) + chunk_size * width + 1,
                       slot, slot + size)
     for c in range(n_chunks):
         for j in range(size):
@@ -357,8 +356,8 @@ def predict_block(
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
     cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
     cdef Py_ssize_t c, i, j, best, start, rows
-    cdef double lse
     cdef double* logp
+    cdef double* lse
     cdef floating* y
     cdef bint want_lp = out_log_prob.shape[0] > 0, want_resp = out_resp.shape[0] > 0
     cdef bint want_label = out_label.shape[0] > 0
@@ -367,7 +366,8 @@ def predict_block(
     check_scratch(kind, chunk_size, d, k, n_threads, workspace, 0, 0, workspace)
     with nogil, parallel(num_threads=n_threads):
         logp = &workspace[threadid(), 0]
-        y = <floating*> (logp + chunk_size * k)
+        lse = logp + chunk_size * k
+        y = <floating*> (lse + chunk_size)
         for c in prange(n_chunks, schedule="dynamic"):
             start = c * chunk_size
             rows = min(chunk_size, n - start)
@@ -375,15 +375,16 @@ def predict_block(
                 features(kind, &X[start, 0], rows, d, &pivot[0, 0], y)
             chunk_log_prob(kind, &X[start, 0], rows, d, &proj[0, 0], &center[0, 0],
                            &log_norm[0], k, y, logp)
-            for i in range(rows):
-                if want_label:
+            if want_label:
+                for i in range(rows):
                     best = 0
                     for j in range(1, k):
                         if logp[i * k + j] > logp[i * k + best]:
                             best = j
                     out_label[start + i] = best
-                lse = normalize_log_row(logp + i * k, k)
-                if want_lp:
-                    out_log_prob[start + i] = lse
-                if want_resp:
-                    memcpy(&out_resp[start + i, 0], logp + i * k, k * sizeof(double))
+            if want_lp or want_resp:
+                normalize_log_rows(logp, rows, k, lse)
+            if want_lp:
+                memcpy(&out_log_prob[start], lse, rows * sizeof(double))
+            if want_resp:
+                memcpy(&out_resp[start, 0], logp, rows * k * sizeof(double))
