@@ -31,32 +31,45 @@ def mean_log_likelihood(stats):
     return stats[0] / stats[1]
 
 
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C during EM; ``result`` holds the last completed iteration."""
+
+    def __init__(self, result):
+        super().__init__(f"EM interrupted after {result.n_iter} completed iterations")
+        self.result = result
+
+
 def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, callback=None):
     """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
 
-    ``callback(n_iter, lower_bound, change, seconds)`` is called after every iteration.
+    ``callback(n_iter, lower_bound, change, seconds)`` is called after every iteration. A
+    KeyboardInterrupt becomes :class:`FitInterrupted` carrying the last completed iteration.
     """
     result = EMResult(params, lower_bound)
-    for n_iter in range(1, max_iter + 1):
-        tic = time.perf_counter()
-        packed = family.pack(params, driver.dtype)
-        stats, worst = driver.accumulate(family, packed)
-        current = mean_log_likelihood(stats)
-        if not np.isfinite(current):
-            raise ValueError(
-                f"the log-likelihood became {current} at iteration {n_iter} (row {int(worst[1])} "
-                "has zero density under every component); scale the data or increase reg_covar"
-            )
-        params, lost = family.m_step(stats, packed)
-        if lost.size:
-            params = reseed(family, driver, params, lost, int(worst[1]), rng, n_iter)
-        change = current - result.lower_bound
-        result = EMResult(params, current, result.lower_bounds + [current], n_iter, False)
-        if callback is not None:
-            callback(n_iter, current, change, time.perf_counter() - tic)
-        if abs(change) < tol:
-            result.converged = True
-            break
+    try:
+        for n_iter in range(1, max_iter + 1):
+            tic = time.perf_counter()
+            packed = family.pack(params, driver.dtype)
+            stats, worst = driver.accumulate(family, packed)
+            current = mean_log_likelihood(stats)
+            if not np.isfinite(current):
+                raise ValueError(
+                    f"the log-likelihood became {current} at iteration {n_iter} (row "
+                    f"{int(worst[1])} has zero density under every component); scale the data "
+                    "or increase reg_covar"
+                )
+            params, lost = family.m_step(stats, packed)
+            if lost.size:
+                params = reseed(family, driver, params, lost, int(worst[1]), rng, n_iter)
+            change = current - result.lower_bound
+            result = EMResult(params, current, result.lower_bounds + [current], n_iter, False)
+            if callback is not None:
+                callback(n_iter, current, change, time.perf_counter() - tic)
+            if abs(change) < tol:
+                result.converged = True
+                break
+    except KeyboardInterrupt:
+        raise FitInterrupted(result) from None
     return result
 
 

@@ -9,7 +9,7 @@ from . import data
 from ._base import Estimator, not_fitted
 from ._config import single_threaded_blas
 from .driver import LocalDriver
-from .em import ConvergenceWarning, EMResult, run_em
+from .em import ConvergenceWarning, EMResult, FitInterrupted, run_em
 from .families.gaussian import (
     COVARIANCE_TYPES,
     GaussianFamily,
@@ -103,7 +103,14 @@ class GaussianMixture(Estimator):
     def fit(self, X, y=None, sample_weight=None):
         """Estimate the parameters by EM, keeping the best of ``n_init`` runs. Returns self."""
         with single_threaded_blas():  # small M-step BLAS calls must not leave spinning threads
-            return self._fit(X, sample_weight)
+            try:
+                return self._fit(X, sample_weight)
+            except FitInterrupted as interrupt:
+                if interrupt.result.n_iter:  # keep what was computed, then stop as asked
+                    self._set_result(interrupt.result, interrupt.result.params.n_features)
+                    warnings.warn(f"{interrupt}; the model holds that iteration's parameters",
+                                  RuntimeWarning, stacklevel=2)
+                raise
 
     def _fit(self, X, sample_weight):
         source, driver = self._prepare(X, sample_weight, reset=True)
@@ -136,13 +143,16 @@ class GaussianMixture(Estimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self._set_params(best.params)
-        self.converged_ = best.converged
-        self.n_iter_ = best.n_iter
-        self.lower_bound_ = best.lower_bound
-        self.lower_bounds_ = list(best.lower_bounds)
-        self.n_features_in_ = driver.n_features
+        self._set_result(best, driver.n_features)
         return self
+
+    def _set_result(self, result, n_features):
+        self._set_params(result.params)
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.lower_bound_ = result.lower_bound
+        self.lower_bounds_ = list(result.lower_bounds)
+        self.n_features_in_ = n_features
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then label every row with its most probable component."""

@@ -173,3 +173,28 @@ def test_all_minus_inf_row_does_not_poison_the_fit():
     weights = np.r_[np.ones(200), 0.0]  # the same row with zero weight is simply ignored
     model = fit(X, "diag", sample_weight=weights, **start)
     assert np.isfinite(model.means_).all()
+
+
+def test_ctrl_c_keeps_the_last_completed_iteration(blobs, monkeypatch):
+    from fastem.driver import LocalDriver
+
+    X, _, _ = blobs
+    passes = []
+    original = LocalDriver.accumulate
+
+    def interrupt_on_fifth_pass(self, *args, **kwargs):
+        passes.append(1)
+        if len(passes) == 5:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    start = sklearn_start(X, 3, "full")
+    monkeypatch.setattr(LocalDriver, "accumulate", interrupt_on_fifth_pass)
+    model = GaussianMixture(3, **start, tol=0, max_iter=10)
+    with pytest.raises(KeyboardInterrupt), pytest.warns(RuntimeWarning, match="after 4"):
+        model.fit(X)
+    monkeypatch.undo()
+    assert model.n_iter_ == 4 and not model.converged_
+    reference = GaussianMixture(3, **start, tol=0, max_iter=4).fit(X)
+    np.testing.assert_array_equal(model.means_, reference.means_)
+    np.testing.assert_array_equal(model.predict(X), reference.predict(X))
