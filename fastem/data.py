@@ -109,9 +109,8 @@ def iter_blocks(X, block_rows, dtype, sample_weight=None):
 def check_finite(X, dtype, block_rows=65536, name="X"):
     """Raise ValueError naming the first row that holds NaN or infinity (one streamed pass)."""
     for start, block, _ in iter_blocks(X, block_rows, dtype):
-        bad = ~np.isfinite(block).all(axis=1)
-        if bad.any():
-            row = start + int(np.argmax(bad))
+        if not np.isfinite(block).all():
+            row = start + int(np.argmax(~np.isfinite(block).all(axis=1)))
             raise ValueError(
                 f"{name} contains NaN or infinity (first at row {row}); remove or impute it"
             )
