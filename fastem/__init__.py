@@ -6,7 +6,9 @@ threads, for data in memory or memory-mapped from disk.
 """
 from .em import ConvergenceWarning
 from ._base import NotFittedError
+from .io import load, save
 from .mixture import GaussianMixture
 
 __version__ = "0.1.0"
-__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "__version__"]
+__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "load", "save",
+           "__version__"]

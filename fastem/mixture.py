@@ -200,6 +200,19 @@ class GaussianMixture(Estimator):
         rng = check_random_state(self.random_state)
         return self._family().sample(self._fitted_params(), int(n_samples), rng)
 
+    def save(self, path):
+        """Write the fitted model to a ``.npz`` file (atomically, no pickle); returns the path."""
+        from .io import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`; ValueError for a damaged or foreign file."""
+        from .io import load
+
+        return load(path)
+
     # ----------------------------------------------------------------- helpers
     def _prepare(self, X, sample_weight, reset):
         """Validate ``X`` (and parameters when fitting) and return it with a driver."""
