@@ -30,7 +30,6 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchmarks.bench_gaussian import initial_parameters, make_data  # noqa: E402
 
-LIBRARIES = ("fastem", "sklearn")
 DAAL_STORAGE = {"full": "full", "diag": "diagonal"}  # daal4py has no tied or spherical model
 WARMUP_SAMPLES = 4096
 MIB = 1 << 20

@@ -114,3 +114,41 @@ def check_finite(X, dtype, block_rows=65536, name="X"):
             raise ValueError(
                 f"{name} contains NaN or infinity (first at row {row}); remove or impute it"
             )
+
+
+def output_array(out, shape, dtype, name="out"):
+    """Where per-row results go: a new array (None), a new ``.npy`` file (a path, memory-mapped,
+    so results larger than memory stream to disk) or a given writeable array of that shape."""
+    dtype = np.dtype(dtype)
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if isinstance(out, (str, os.PathLike)):
+        return np.lib.format.open_memmap(os.fspath(out), mode="w+", dtype=dtype, shape=shape)
+    if (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype
+            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise ValueError(
+            f"{name} must be a writeable C-contiguous {dtype} array of shape {shape} or a path; "
+            f"got {type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}"
+        )
+    return out
+
+
+def open_raw(path, dtype, n_features, offset=0):
+    """Memory-map a headerless binary file of ``n_features`` columns of ``dtype`` after
+    ``offset`` bytes; ValueError when the file is missing or its size does not fit the shape."""
+    path = os.fspath(path)
+    dtype = np.dtype(dtype)
+    working_dtype(dtype, name=path)
+    if not os.path.exists(path):
+        raise ValueError(f"no such file: {path!r}")
+    if n_features < 1 or offset < 0:
+        raise ValueError("n_features must be >= 1 and offset >= 0")
+    payload = os.path.getsize(path) - offset
+    row_bytes = dtype.itemsize * n_features
+    if payload <= 0 or payload % row_bytes:
+        raise ValueError(
+            f"{path!r}: {payload} bytes after offset {offset} are not a whole number of rows of "
+            f"{n_features} x {dtype} ({row_bytes} bytes): truncated file or wrong dtype/shape?"
+        )
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset,
+                     shape=(payload // row_bytes, n_features))

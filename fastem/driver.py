@@ -22,8 +22,10 @@ def default_chunk_size(n_features, n_components):
 class LocalDriver:
     """A data source prepared for repeated passes (validated once, never copied whole)."""
 
-    def __init__(self, X, sample_weight=None, chunk_size=None, n_threads=None):
+    def __init__(self, X, sample_weight=None, chunk_size=None, n_threads=None, progress=None):
+        """``progress(desc, total)``, when given, makes a tqdm-like bar for each pass."""
         self.X = X
+        self.progress = progress
         self.dtype = data.working_dtype(X.dtype)
         self.n_samples, self.n_features = X.shape
         self.sample_weight = data.check_sample_weight(sample_weight, self.n_samples)
@@ -51,33 +53,32 @@ class LocalDriver:
         per_block = self._chunks_per_block(stats.size)
         work = family.workspace(packed, chunk, self.n_threads, per_block)
         blocks = data.iter_blocks(self.X, per_block * chunk, self.dtype, self.sample_weight)
-        with single_threaded_blas():
+        with single_threaded_blas(), self._bar("E-step" if resp_fn is None else "init") as bar:
             for start, block, weights in blocks:
                 resp = None if resp_fn is None else resp_fn(start, block)
                 family.fit_block(packed, block, weights, resp, with_stats, chunk,
                                  self.n_threads, work, stats, worst, start)
+                bar.update(block.shape[0])
         return stats, worst
 
-    def predict(self, family, packed, log_prob=True, resp=False, labels=False):
-        """Per-row outputs over the whole source: dict with the requested arrays."""
-        n, k = self.n_samples, packed.log_norm.shape[0]
-        chunk = self._chunk(k)
-        out = {}
-        if log_prob:
-            out["log_prob"] = np.empty(n)
-        if resp:
-            out["resp"] = np.empty((n, k))
-        if labels:
-            out["labels"] = np.empty(n, dtype=np.intp)
+    def predict(self, family, packed, log_prob=None, resp=None, labels=None):
+        """Fill the given per-row outputs (n,), (n, K), (n,) over the whole source."""
+        chunk = self._chunk(packed.log_norm.shape[0])
         work = family.workspace(packed, chunk, self.n_threads, 0)
         blocks = data.iter_blocks(self.X, 64 * chunk, self.dtype)
-        with single_threaded_blas():
+        with single_threaded_blas(), self._bar("predict") as bar:
             for start, block, _ in blocks:
-                stop = start + block.shape[0]
-                part = {name: arr[start:stop] for name, arr in out.items()}
+                rows = slice(start, start + block.shape[0])
                 family.predict_block(packed, block, chunk, self.n_threads, work,
-                                     part.get("log_prob"), part.get("resp"), part.get("labels"))
-        return out
+                                     None if log_prob is None else log_prob[rows],
+                                     None if resp is None else resp[rows],
+                                     None if labels is None else labels[rows])
+                bar.update(block.shape[0])
+
+    def _bar(self, desc):
+        if self.progress is None:
+            return _NoBar()
+        return self.progress(desc, self.n_samples)
 
     def rows(self, indices):
         """Rows of the source as float64 (sorted fancy index, so a memmap reads only them)."""
@@ -86,3 +87,16 @@ class LocalDriver:
         picked = np.empty((indices.size, self.n_features))
         picked[order] = np.asarray(self.X[indices[order]], dtype=np.float64)
         return picked
+
+
+class _NoBar:
+    """Stands in for a progress bar when none is wanted."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        pass

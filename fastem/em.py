@@ -42,7 +42,7 @@ class FitInterrupted(KeyboardInterrupt):
 def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, callback=None):
     """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
 
-    ``callback(n_iter, lower_bound, change, seconds)`` is called after every iteration. A
+    ``callback(result, change, seconds)`` is called after every iteration. A
     KeyboardInterrupt becomes :class:`FitInterrupted` carrying the last completed iteration.
     """
     result = EMResult(params, lower_bound)
@@ -64,7 +64,7 @@ def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, c
             change = current - result.lower_bound
             result = EMResult(params, current, result.lower_bounds + [current], n_iter, False)
             if callback is not None:
-                callback(n_iter, current, change, time.perf_counter() - tic)
+                callback(result, change, time.perf_counter() - tic)
             if abs(change) < tol:
                 result.converged = True
                 break

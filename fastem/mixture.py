@@ -44,6 +44,11 @@ class GaussianMixture(Estimator):
     chunk_size : int or None
         Rows per kernel chunk (default: chosen from the number of features and components so a
         chunk stays in cache). Changes results only by floating-point rounding.
+    progress : bool
+        Show a progress bar (tqdm, on stderr) for every pass over the data.
+    callback : callable or None
+        ``callback(model)`` after every EM iteration, with the model's fitted attributes set to
+        that iteration's parameters (for checkpoints or custom monitoring).
 
     ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
     array, an ``np.memmap`` or a path to a ``.npy`` file (memory-mapped); it is never copied
@@ -81,6 +86,8 @@ class GaussianMixture(Estimator):
         verbose_interval=10,
         n_threads=None,
         chunk_size=None,
+        progress=False,
+        callback=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -98,6 +105,8 @@ class GaussianMixture(Estimator):
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
         self.chunk_size = chunk_size
+        self.progress = progress
+        self.callback = callback
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -159,17 +168,22 @@ class GaussianMixture(Estimator):
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
     # --------------------------------------------------------------- prediction
-    def predict(self, X):
-        """Most probable component of each row."""
-        return self._per_row(X, log_prob=False, labels=True)["labels"]
+    def predict(self, X, out=None):
+        """Most probable component of each row.
 
-    def predict_proba(self, X):
+        ``out``: an int64 array of shape (n,) to fill, or a path for a new ``.npy`` file
+        (memory-mapped, for outputs larger than memory). The same holds for
+        :meth:`predict_proba` and :meth:`score_samples`.
+        """
+        return self._per_row(X, "labels", out)
+
+    def predict_proba(self, X, out=None):
         """Posterior probability p(z = k | x) of each component for each row, (n, K)."""
-        return self._per_row(X, log_prob=False, resp=True)["resp"]
+        return self._per_row(X, "resp", out)
 
-    def score_samples(self, X):
+    def score_samples(self, X, out=None):
         """Log-likelihood log p(x) of each row under the model."""
-        return self._per_row(X, log_prob=True)["log_prob"]
+        return self._per_row(X, "log_prob", out)
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-likelihood per row (streamed; no per-row array)."""
@@ -225,7 +239,8 @@ class GaussianMixture(Estimator):
         if reset:
             self._check_parameters(source.shape[1])
         data.check_finite(source, dtype)
-        driver = LocalDriver(source, sample_weight, self.chunk_size, self.n_threads)
+        driver = LocalDriver(source, sample_weight, self.chunk_size, self.n_threads,
+                             progress=progress_bars if self.progress else None)
         if reset:
             w = driver.sample_weight
             usable = source.shape[0] if w is None else int(np.count_nonzero(w))
@@ -237,10 +252,16 @@ class GaussianMixture(Estimator):
                 )
         return source, driver
 
-    def _per_row(self, X, **outputs):
+    def _per_row(self, X, what, out):
         _, driver = self._prepare(X, None, reset=False)
+        n, k = driver.n_samples, self.n_components
+        shape, dtype = {"labels": ((n,), np.intp), "resp": ((n, k), np.float64),
+                        "log_prob": ((n,), np.float64)}[what]
+        target = data.output_array(out, shape, dtype)
         family = self._family()
-        return driver.predict(family, family.pack(self._fitted_params(), driver.dtype), **outputs)
+        driver.predict(family, family.pack(self._fitted_params(), driver.dtype),
+                       **{what: target})
+        return target
 
     def _check_parameters(self, n_features):
         k = self.n_components
@@ -332,11 +353,22 @@ class GaussianMixture(Estimator):
         if self.verbose >= level and (verbose_only is None or self.verbose == verbose_only):
             print(message)
 
-    def _report(self, n_iter, lower_bound, change, seconds):
-        if n_iter % self.verbose_interval:
-            return
-        self._say(1, f"  Iteration {n_iter}", verbose_only=1)
-        self._say(2, f"  Iteration {n_iter}\t time lapse {seconds:.5f}s\t ll change {change:.5f}")
+    def _report(self, result, change, seconds):
+        if result.n_iter % self.verbose_interval == 0:
+            self._say(1, f"  Iteration {result.n_iter}", verbose_only=1)
+            self._say(2, f"  Iteration {result.n_iter}\t time lapse {seconds:.5f}s\t ll change "
+                         f"{change:.5f}")
+        if self.callback is not None:
+            self._set_result(result, result.params.n_features)
+            self.callback(self)
+
+
+def progress_bars(desc, total):
+    """A tqdm bar over the rows of one pass."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, leave=False,
+                dynamic_ncols=True)
 
 
 def _init_array(name, value, shape):

@@ -78,7 +78,8 @@ def test_fused_pass_matches_reference(covariance_type, dtype, n, k):
                 "spherical": np.diagonal(full, axis1=1, axis2=2).mean(axis=1)}[covariance_type]
     np.testing.assert_allclose(new.covariances, expected, rtol=tol * 100, atol=tol * 100)
 
-    out = driver.predict(family, packed, log_prob=True, resp=True, labels=True)
+    out = {"log_prob": np.empty(n), "resp": np.empty((n, k)), "labels": np.empty(n, np.intp)}
+    driver.predict(family, packed, **out)
     np.testing.assert_allclose(out["log_prob"], log_px, rtol=tol, atol=tol)
     np.testing.assert_allclose(out["resp"], np.exp(log_joint - log_px[:, None]), atol=tol)
     np.testing.assert_array_equal(out["labels"], log_joint.argmax(axis=1))
@@ -125,8 +126,8 @@ def test_all_minus_inf_row_gives_zero_posterior_and_minus_inf_density():
                                              np.zeros((2, 2)), np.ones((2, 2)))
     X = np.array([[0.0, 0.0], [1e200, 1e200]])
     family = GaussianFamily("diag")
-    out = LocalDriver(X, n_threads=1).predict(family, family.pack(params, np.float64),
-                                              resp=True, labels=True)
+    out = {"log_prob": np.empty(2), "resp": np.empty((2, 2)), "labels": np.empty(2, np.intp)}
+    LocalDriver(X, n_threads=1).predict(family, family.pack(params, np.float64), **out)
     assert out["log_prob"][1] == -np.inf and np.isfinite(out["log_prob"][0])
     np.testing.assert_array_equal(out["resp"], [[1.0, 0.0], [0.0, 0.0]])
     assert not np.isnan(out["resp"]).any()
