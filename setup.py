@@ -12,7 +12,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["gaussian"]
+KERNELS = ["gaussian", "logsumexp"]
 OPENMP_PROBE = textwrap.dedent(
     """
     #include <omp.h>
@@ -62,7 +62,9 @@ def extension(name):
     return Extension(
         f"fastem._kernels.{name}",
         [f"fastem/_kernels/{name}.pyx"],
-        include_dirs=[np.get_include(), "fastem/_kernels"],
+        # ".": headers are included as "fastem/_kernels/x.h", the path that fastem.get_include()
+        # gives consumers of the public .pxd files
+        include_dirs=[np.get_include(), "."],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         extra_compile_args=compile_args,
     )

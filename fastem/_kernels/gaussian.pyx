@@ -31,37 +31,10 @@ from libc.math cimport INFINITY, sqrt
 from libc.string cimport memcpy, memset
 
 from ._linalg cimport gemm_rowmajor, gemm_tn_rowmajor, syrk_rowmajor
-from ._logsumexp cimport normalize_log_rows
+from .logsumexp cimport normalize_log_rows
 
-# Kernel kinds (the ``kind`` argument), chosen by fastem.families.gaussian.
-cdef enum:
-    FULL = 0
-    TIED = 1
-    EXPFAM_DIAG = 2
-    DIAG = 3
-    EXPFAM_FULL = 4
-
-
-cdef inline bint is_expfam(int kind) noexcept nogil:
-    return kind == EXPFAM_DIAG or kind == EXPFAM_FULL
-
-
-cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
-    """Columns of t(x): [v, v^2] (diag kinds) or [v, upper triangle of v v'] (full kinds)."""
-    if kind == EXPFAM_FULL or kind == FULL or kind == TIED:
-        return d + d * (d + 1) // 2
-    return 2 * d
-
-
-cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
-    """Columns per row of the scratch y: projected rows (full, tied) or features t(x) and t @ W."""
-    if kind == FULL:
-        return d * k
-    if kind == TIED:
-        return d
-    if is_expfam(kind):
-        return feature_width(kind, d) + k
-    return 0
+# The kernel kinds, the buffer-size helpers and the signatures of the per-chunk functions
+# are declared in gaussian.pxd, the public C-level API of this module.
 
 
 cpdef Py_ssize_t stats_size(int kind, Py_ssize_t d, Py_ssize_t k):
@@ -217,13 +190,6 @@ cdef void chunk_stats(
                 s2[c * d * d + j] += scratch[j]
 
 
-cdef inline Py_ssize_t scratch_size(int kind, Py_ssize_t n, Py_ssize_t d,
-                                    Py_ssize_t k) noexcept nogil:
-    """Elements of the z buffer of chunk_stats for chunks of up to n rows."""
-    cdef Py_ssize_t f = feature_width(kind, d)
-    return n * (d if d > k else k) + (d * d if d * d > k * f else k * f)
-
-
 cdef void chunk_fit(
     int kind,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
@@ -351,6 +317,7 @@ def predict_block(
     double[::1] out_log_prob,          # OUT (n,) log p(x_i), or (0,) to skip
     double[:, ::1] out_resp,           # OUT (n, k) posterior p(z | x_i), or (0, k) to skip
     Py_ssize_t[::1] out_label,         # OUT (n,) argmax_k p(z = k | x_i), or (0,) to skip
+    double[:, ::1] out_log_joint=None, # OUT (n, k) log p(x_i, z = k), or None to skip
 ):
     """Per-row log-likelihood, posteriors and labels for a block (no reduction, any order)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
@@ -360,7 +327,7 @@ def predict_block(
     cdef double* lse
     cdef floating* y
     cdef bint want_lp = out_log_prob.shape[0] > 0, want_resp = out_resp.shape[0] > 0
-    cdef bint want_label = out_label.shape[0] > 0
+    cdef bint want_label = out_label.shape[0] > 0, want_joint = out_log_joint is not None
     if n == 0:
         return
     check_scratch(kind, chunk_size, d, k, n_threads, workspace, 0, 0, workspace)
@@ -375,6 +342,8 @@ def predict_block(
                 features(kind, &X[start, 0], rows, d, &pivot[0, 0], y)
             chunk_log_prob(kind, &X[start, 0], rows, d, &proj[0, 0], &center[0, 0],
                            &log_norm[0], k, y, logp)
+            if want_joint:
+                memcpy(&out_log_joint[start, 0], logp, rows * k * sizeof(double))
             if want_label:
                 for i in range(rows):
                     best = 0

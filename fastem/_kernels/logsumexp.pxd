@@ -1,8 +1,13 @@
 # Row-wise log-sum-exp normalisation, the step shared by every mixture's E-step.
+#
+# Public C-level API (see docs/kernels.md): another Cython extension may
+#     from fastem._kernels.logsumexp cimport normalize_log_rows
+# with fastem.get_include() on its Cython include path and its C include_dirs. The function is
+# inline, so the consumer compiles it in and needs no symbol from fastem at run time.
 from libc.math cimport INFINITY, log
 
 
-cdef extern from "_vexp.h" nogil:
+cdef extern from "fastem/_kernels/_vexp.h" nogil:
     void fastem_exp_rows(double* a, Py_ssize_t n, Py_ssize_t k, const double* shift)
 
 

@@ -1,0 +1,93 @@
+# Public C-level API of the Gaussian kernels (see docs/kernels.md): the per-chunk, nogil
+# functions of gaussian.pyx, for another Cython extension to cimport, e.g.
+#     from fastem._kernels.gaussian cimport chunk_log_prob, features, is_expfam
+# with fastem.get_include() on its Cython include path and C include_dirs. The cdef functions are
+# called through pointers that Cython fetches when fastem._kernels.gaussian is imported; the
+# inline helpers below are compiled into the consumer.
+#
+# The parameter layout (kind, proj, center, log_norm, pivot) comes from
+# fastem.kernels.pack_gaussian; treat it as opaque and pass it through. Every pointer is to a
+# C-contiguous, row-major buffer; x, proj, center, pivot and the scratch share the data's dtype
+# (float32 or float64); log-probabilities, responsibilities and statistics are float64.
+from cython cimport floating
+
+# Kernel kinds (the ``kind`` argument), chosen by fastem.families.gaussian.
+cdef enum:
+    FULL = 0
+    TIED = 1
+    EXPFAM_DIAG = 2
+    DIAG = 3
+    EXPFAM_FULL = 4
+
+
+cdef inline bint is_expfam(int kind) noexcept nogil:
+    """True for the exponential-family kinds, whose log-densities need features() first."""
+    return kind == EXPFAM_DIAG or kind == EXPFAM_FULL
+
+
+cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
+    """Columns of t(x): [v, v^2] (diag kinds) or [v, upper triangle of v v'] (full kinds)."""
+    if kind == EXPFAM_FULL or kind == FULL or kind == TIED:
+        return d + d * (d + 1) // 2
+    return 2 * d
+
+
+cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    """Columns per row of the scratch y: projected rows (full, tied) or features t(x) and t @ W."""
+    if kind == FULL:
+        return d * k
+    if kind == TIED:
+        return d
+    if is_expfam(kind):
+        return feature_width(kind, d) + k
+    return 0
+
+
+cdef inline Py_ssize_t scratch_size(int kind, Py_ssize_t n, Py_ssize_t d,
+                                    Py_ssize_t k) noexcept nogil:
+    """Elements of the z buffer of chunk_stats for chunks of up to n rows."""
+    cdef Py_ssize_t f = feature_width(kind, d)
+    return n * (d if d > k else k) + (d * d if d * d > k * f else k * f)
+
+
+cdef void features(
+    int kind,
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const floating* centre,                          # IN  (d,) the common centre s
+    floating* t,                                     # OUT (n, feature_width) rows of t(x)
+) noexcept nogil
+
+cdef void chunk_log_prob(
+    int kind,
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const floating* proj,                            # IN  packed parameters
+    const floating* center,
+    const double* log_norm, Py_ssize_t k,            # IN  (k,)
+    floating* y,                                     # TMP (n, projection_width + 1);
+                                                     #     expfam: features() output on entry
+    double* logp,                                    # OUT (n, k) log p(x_i, z = k)
+) noexcept nogil
+
+cdef void chunk_stats(
+    int kind,
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    double* resp, Py_ssize_t k,                      # IN  (n, k) weighted responsibilities
+    const floating* pivot,                           # IN  (k, d) centring point per component
+    const floating* t_rows,                          # IN  expfam: (n, feature_width) t(x)
+    floating* z,                                     # TMP (scratch_size,)
+    double* s0, double* s12,                         # OUT += (k,) and the moments
+) noexcept nogil
+
+cdef void chunk_fit(
+    int kind,
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const double* weights,                           # IN  (n,) sample weights, or NULL for ones
+    const double* resp_in,                           # IN  (n, k) given responsibilities, or NULL
+    const floating* proj, const floating* center,
+    const double* log_norm, Py_ssize_t k,            # IN  packed parameters
+    const floating* pivot,                           # IN  (k, d)
+    bint with_stats,                                 # IN  accumulate statistics (else loglik)
+    double* resp, double* lse, floating* y, floating* z,   # TMP per-thread buffers
+    double* slot,                                    # OUT zeroed statistics vector (stats_size)
+    double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
+) noexcept nogil
