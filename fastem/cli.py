@@ -1,19 +1,73 @@
-"""The ``fastem`` command. ``fastem demo`` writes a few million points to a ``.npy`` file and fits a
-Gaussian mixture streamed from it, reporting time per iteration and peak memory."""
+"""The ``fastem`` command: fit, predict, score, sample and inspect Gaussian mixtures on files.
+
+Data are ``.npy`` files (memory-mapped, never loaded whole) or raw binary files described by
+``--raw-dtype``, ``--n-features`` and ``--offset``. Models are ``.npz`` files (no pickle).
+"""
 import argparse
 import os
+import signal
 import sys
-import tempfile
-import threading
-import time
 import warnings
 
 import numpy as np
 
 
 def main(argv=None):
+    """Entry point of the console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    warnings.simplefilter("default")
+    try:
+        return args.run(args)
+    except ValueError as exc:  # bad input: one clear line, no traceback
+        print(f"fastem {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser():
     parser = argparse.ArgumentParser(prog="fastem", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    fit = commands.add_parser("fit", help="fit a Gaussian mixture to a data file")
+    add_data_arguments(fit)
+    fit.add_argument("-k", "--n-components", type=int, default=1)
+    fit.add_argument("--covariance", default="full", choices=["full", "tied", "diag", "spherical"])
+    fit.add_argument("--max-iter", type=int, default=100)
+    fit.add_argument("--tol", type=float, default=1e-3)
+    fit.add_argument("--reg-covar", type=float, default=1e-6)
+    fit.add_argument("--init", default="kmeans",
+                     choices=["kmeans", "k-means++", "random", "random_from_data"])
+    fit.add_argument("--n-init", type=int, default=1)
+    fit.add_argument("--seed", type=int, default=None)
+    fit.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    fit.add_argument("--checkpoint", help="model file rewritten every --checkpoint-every "
+                                          "iterations (atomically)")
+    fit.add_argument("--checkpoint-every", type=int, default=1)
+    fit.add_argument("--resume", help="continue from this model or checkpoint file")
+    fit.set_defaults(run=run_fit)
+
+    predict = commands.add_parser("predict", help="label rows (or --proba: posteriors)")
+    predict.add_argument("model")
+    add_data_arguments(predict)
+    predict.add_argument("-o", "--output", required=True, help=".npy file to write")
+    predict.add_argument("--proba", action="store_true", help="write p(z | x), (n, K)")
+    predict.set_defaults(run=run_predict)
+
+    score = commands.add_parser("score", help="mean log-likelihood of the rows, BIC and AIC")
+    score.add_argument("model")
+    add_data_arguments(score)
+    score.set_defaults(run=run_score)
+
+    sample = commands.add_parser("sample", help="draw points from a model")
+    sample.add_argument("model")
+    sample.add_argument("-n", "--n-samples", type=int, required=True)
+    sample.add_argument("-o", "--output", required=True, help=".npy file to write")
+    sample.add_argument("--seed", type=int, default=None)
+    sample.set_defaults(run=run_sample)
+
+    info = commands.add_parser("info", help="describe a model file")
+    info.add_argument("model")
+    info.set_defaults(run=run_info)
+
     demo = commands.add_parser("demo", help="fit a mixture streamed from a memory-mapped file")
     demo.add_argument("--n-samples", type=int, default=4_000_000)
     demo.add_argument("--n-features", type=int, default=16)
@@ -26,120 +80,172 @@ def main(argv=None):
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--dir", default=None, help="folder for the data file (default: a "
                                                    "temporary folder, removed afterwards)")
-    args = parser.parse_args(argv)
-    if args.dir:
-        os.makedirs(args.dir, exist_ok=True)
-        return run_demo(args, args.dir)
-    with tempfile.TemporaryDirectory(prefix="fastem-demo-") as folder:
-        return run_demo(args, folder)
+    demo.set_defaults(run=run_demo)
+    return parser
 
 
-def run_demo(args, folder):
-    from . import GaussianMixture
-    from ._config import resolve_n_threads
+def add_data_arguments(parser):
+    parser.add_argument("data", help=".npy file, or raw binary with --raw-dtype/--n-features")
+    parser.add_argument("--raw-dtype", help="dtype of a raw binary data file (e.g. float32)")
+    parser.add_argument("--n-features", type=int, help="columns of a raw binary data file")
+    parser.add_argument("--offset", type=int, default=0, help="header bytes of a raw file")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
-    path = os.path.join(folder, "demo.npy")
-    rng = np.random.RandomState(args.seed)
-    truth = write_mixture(path, args.n_samples, args.n_features, args.n_components,
-                          np.dtype(args.dtype), rng)
-    size_mb = os.path.getsize(path) / 2**20
-    print(f"wrote {args.n_samples:,} x {args.n_features} {args.dtype} points from "
-          f"{args.n_components} Gaussians to {path} ({size_mb:.0f} MB)")
-    stamps = []
-    model = GaussianMixture(args.n_components, covariance_type=args.covariance_type,
-                            max_iter=args.max_iter, random_state=args.seed, tol=1e-6,
-                            n_threads=args.threads, verbose=2, verbose_interval=1,
-                            progress=True, callback=lambda _: stamps.append(time.perf_counter()))
-    print(f"fitting a {args.n_components}-component {args.covariance_type}-covariance Gaussian "
-          f"mixture streamed from the memory-mapped file ...", flush=True)
-    with PeakMemory() as memory, warnings.catch_warnings():
-        warnings.simplefilter("always")
-        tic = time.perf_counter()
-        model.fit(path)
-        seconds = time.perf_counter() - tic
-    print()
-    print(f"converged: {model.converged_} after {model.n_iter_} iterations; "
-          f"mean log-likelihood {model.lower_bound_:.6f}")
-    per_iteration = np.diff(stamps).mean() if len(stamps) > 1 else float("nan")
-    print(f"time: {seconds:.2f} s in all ({stamps[0] - tic:.2f} s validation, initialisation "
-          f"and first iteration), {1000 * per_iteration:.0f} ms per EM iteration on "
-          f"{resolve_n_threads(args.threads)} threads")
-    print(f"peak memory: {memory.peak_anon_mb:.0f} MB process-owned (RssAnon), "
-          f"{memory.peak_rss_mb:.0f} MB resident including the mapped file's pages; "
-          f"data file {size_mb:.0f} MB")
-    order = match_components(model.means_, truth["means"])
-    error = np.abs(model.means_[order] - truth["means"]).max()
-    print(f"weights: {np.array2string(model.weights_[order], precision=3)}")
-    print(f"true   : {np.array2string(truth['weights'], precision=3)}")
-    print(f"largest error of a fitted mean against the truth: {error:.4f}")
+
+def open_data(args):
+    """The data file as a memory-mapped array (raw files need --raw-dtype and --n-features)."""
+    from .data import open_raw, open_source
+
+    if args.raw_dtype or args.n_features:
+        if not (args.raw_dtype and args.n_features):
+            raise ValueError("a raw data file needs both --raw-dtype and --n-features")
+        return open_raw(args.data, args.raw_dtype, args.n_features, args.offset)
+    return open_source(args.data, name=args.data)
+
+
+def load_model(args):
+    from .io import load
+
+    model = load(args.model)
+    return model.set_params(n_threads=getattr(args, "threads", None),
+                            chunk_size=getattr(args, "chunk_size", None),
+                            progress=not getattr(args, "quiet", True))
+
+
+def run_fit(args):
+    from .io import load
+    from .mixture import GaussianMixture
+
+    X = open_data(args)
+    if args.resume:
+        model = load(args.resume)
+        done, history = model.n_iter_, list(model.lower_bounds_)
+        model.set_params(warm_start=True, max_iter=max(0, args.max_iter - done))
+    else:
+        model = GaussianMixture(args.n_components, covariance_type=args.covariance,
+                                tol=args.tol, reg_covar=args.reg_covar, max_iter=args.max_iter,
+                                n_init=args.n_init, init_params=args.init,
+                                random_state=args.seed)
+        done, history = 0, []
+    run = FitRun(args, done, history)
+    model.set_params(n_threads=args.threads, chunk_size=args.chunk_size,
+                     progress=not args.quiet, callback=run.after_iteration)
+    with sigint_as_keyboard_interrupt():
+        try:
+            model.fit(X)
+        except KeyboardInterrupt:
+            if hasattr(model, "n_features_in_"):
+                run.save(model, args.output)
+                print(f"interrupted: wrote the last completed iteration "
+                      f"({done + model.n_iter_}) to {args.output}", file=sys.stderr)
+            return 130
+    path = run.save(model, args.output)
+    if not args.quiet:
+        status = "converged" if model.converged_ else "did not converge"
+        print(f"{status} after {done + model.n_iter_} iterations, mean log-likelihood "
+              f"{model.lower_bound_:.6f}; wrote {path}")
     return 0
 
 
-def write_mixture(path, n, d, k, dtype, rng, block=1 << 18):
-    """Write n points of a random k-component mixture to a .npy file, block by block."""
-    means = rng.uniform(-10, 10, size=(k, d))
-    scales = [np.eye(d) + 0.3 * rng.randn(d, d) for _ in range(k)]
-    weights = rng.dirichlet(5 * np.ones(k))
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n, d))
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        z = rng.choice(k, size=stop - start, p=weights)
-        noise = rng.randn(stop - start, d)
-        points = means[z] + np.einsum("ni,nij->nj", noise, np.asarray(scales)[z])
-        out[start:stop] = points
-    out.flush()
-    del out
-    return {"means": means, "weights": weights}
+class FitRun:
+    """One ``fastem fit``: a line per iteration, periodic checkpoints, and model files that
+    count iterations from the very start when the fit resumed from a checkpoint."""
+
+    def __init__(self, args, done, history):
+        self.args, self.done, self.history = args, done, history
+
+    def after_iteration(self, model):
+        n_iter = self.done + model.n_iter_
+        bounds = self.history + model.lower_bounds_
+        if not self.args.quiet:
+            change = f" (change {bounds[-1] - bounds[-2]:+.3e})" if len(bounds) > 1 else ""
+            print(f"iteration {n_iter}: mean log-likelihood {bounds[-1]:.6f}{change}",
+                  flush=True)
+        if self.args.checkpoint and n_iter % self.args.checkpoint_every == 0:
+            self.save(model, self.args.checkpoint)
+
+    def save(self, model, path):
+        """Write ``model`` as if it had been fitted in one go (atomic; see fastem.io.save)."""
+        from .io import save
+
+        kept = (model.n_iter_, model.lower_bounds_, model.get_params())
+        model.n_iter_ = self.done + model.n_iter_
+        model.lower_bounds_ = self.history + list(model.lower_bounds_)
+        model.set_params(callback=None, warm_start=False, max_iter=self.args.max_iter,
+                         progress=False, n_threads=None, chunk_size=None)
+        try:
+            return save(model, path)
+        finally:
+            model.n_iter_, model.lower_bounds_ = kept[0], kept[1]
+            model.set_params(**kept[2])
 
 
-def match_components(fitted, true):
-    """For each true mean, the index of the nearest fitted mean (greedy)."""
-    dist = ((fitted[None, :, :] - true[:, None, :]) ** 2).sum(axis=2)
-    order = []
-    for row in dist:
-        row = row.copy()
-        row[order] = np.inf
-        order.append(int(np.argmin(row)))
-    return np.array(order)
+def run_predict(args):
+    model = load_model(args)
+    X = open_data(args)
+    if args.proba:
+        model.predict_proba(X, out=args.output)
+    else:
+        model.predict(X, out=args.output)
+    if not args.quiet:
+        print(f"wrote {'posteriors' if args.proba else 'labels'} of {X.shape[0]:,} rows to "
+              f"{args.output}")
+    return 0
 
 
-class PeakMemory:
-    """Samples the process's anonymous memory (RssAnon) every 20 ms while active (Linux)."""
+def run_score(args):
+    model = load_model(args)
+    X = open_data(args)
+    n = X.shape[0]
+    mean = model.score(X)
+    n_params = model._n_parameters()
+    print(f"rows: {n}\nmean log-likelihood: {mean:.10g}\n"
+          f"BIC: {-2 * mean * n + n_params * np.log(n):.10g}\n"
+          f"AIC: {-2 * mean * n + 2 * n_params:.10g}")
+    return 0
 
-    def __init__(self, interval=0.02):
-        self.interval = interval
-        self.peak_anon_mb = float("nan")
-        self.peak_rss_mb = float("nan")
-        self._stop = threading.Event()
+
+def run_sample(args):
+    from .io import load
+
+    model = load(args.model).set_params(random_state=args.seed)
+    points, labels = model.sample(args.n_samples)
+    np.save(args.output, points)
+    print(f"wrote {args.n_samples:,} points to {args.output}")
+    return 0
+
+
+def run_info(args):
+    from .io import load
+
+    model = load(args.model)
+    print(f"{type(model).__name__}: {model.n_components} components, {model.n_features_in_} "
+          f"features, {model.covariance_type} covariances")
+    print(f"fitted: {model.n_iter_} iterations, converged: {model.converged_}, mean "
+          f"log-likelihood {model.lower_bound_:.10g}")
+    with np.printoptions(precision=4, suppress=True, linewidth=100):
+        print(f"weights: {model.weights_}")
+        print(f"means:\n{model.means_}")
+    return 0
+
+
+def run_demo(args):
+    from .demo import run
+
+    return run(args)
+
+
+class sigint_as_keyboard_interrupt:
+    """Make sure SIGINT raises KeyboardInterrupt (a parent may have set it to be ignored)."""
 
     def __enter__(self):
-        self.peak_anon_mb = read_status("RssAnon")
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self):
-        while not self._stop.wait(self.interval):
-            self.peak_anon_mb = max(self.peak_anon_mb, read_status("RssAnon"))
+        self.previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak_anon_mb = max(self.peak_anon_mb, read_status("RssAnon"))
-        self.peak_rss_mb = read_status("VmHWM")
+        signal.signal(signal.SIGINT, self.previous)
         return False
-
-
-def read_status(field):
-    """A memory field of /proc/self/status in MB (NaN where /proc is unavailable)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The package surface: import cost, the ``fastem demo`` command, the installed kernels."""
+"""The package surface: import cost, the installed kernels, the ``fastem demo`` command."""
 import subprocess
 import sys
 
@@ -29,8 +29,8 @@ def test_demo_runs_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "wrote 20,000 x 4 float32 points" in out
-    assert "Iteration 1" in out and "ms per iteration" in out and "peak memory" in out
+    assert "wrote 20,000 x 4 float64 points" in out
+    assert "Iteration 1" in out and "ms per EM iteration" in out and "peak memory" in out
     error = float(out.rsplit("against the truth:", 1)[1])
     assert error < 0.1
     assert (tmp_path / "demo.npy").exists()

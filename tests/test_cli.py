@@ -1,0 +1,120 @@
+"""The ``fastem`` command end to end, through subprocesses as a user would run it."""
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastem
+
+
+def fastem_cli(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "fastem.cli", *map(str, args)],
+                            capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(3000, 3) + m for m in ([0, 0, 0], [6, 0, 0], [0, 7, 2])])
+    rng.shuffle(X)
+    path = tmp_path_factory.mktemp("cli") / "data.npy"
+    np.save(path, X)
+    return path, X
+
+
+def test_fit_info_predict_score_sample(data_file, tmp_path):
+    path, X = data_file
+    model_path = tmp_path / "model.npz"
+    out = fastem_cli("fit", path, "-k", 3, "--covariance", "diag", "--seed", 0, "--threads", 2,
+                     "-o", model_path).stdout
+    assert "iteration 1: mean log-likelihood" in out and "converged after" in out
+    model = fastem.load(model_path)
+    reference = fastem.GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+    np.testing.assert_array_equal(model.means_, reference.means_)
+
+    assert "3 components, 3 features, diag covariances" in fastem_cli("info", model_path).stdout
+    fastem_cli("predict", model_path, path, "-o", tmp_path / "labels.npy", "-q")
+    np.testing.assert_array_equal(np.load(tmp_path / "labels.npy"), reference.predict(X))
+    fastem_cli("predict", model_path, path, "-o", tmp_path / "proba.npy", "--proba", "-q")
+    np.testing.assert_allclose(np.load(tmp_path / "proba.npy"), reference.predict_proba(X))
+    score = fastem_cli("score", model_path, path).stdout
+    assert f"mean log-likelihood: {reference.score(X):.10g}" in score
+    assert f"BIC: {reference.bic(X):.10g}" in score
+    fastem_cli("sample", model_path, "-n", 50, "-o", tmp_path / "drawn.npy", "--seed", 3)
+    assert np.load(tmp_path / "drawn.npy").shape == (50, 3)
+
+
+def test_raw_binary_file(data_file, tmp_path):
+    _, X = data_file
+    raw = tmp_path / "data.f32"
+    header = b"H" * 16
+    raw.write_bytes(header + X.astype(np.float32).tobytes())
+    fastem_cli("fit", raw, "--raw-dtype", "float32", "--n-features", 3, "--offset", 16, "-k", 3,
+               "--seed", 0, "-o", tmp_path / "m.npz", "-q")
+    expected = fastem.GaussianMixture(3, random_state=0).fit(X.astype(np.float32))
+    np.testing.assert_array_equal(fastem.load(tmp_path / "m.npz").means_, expected.means_)
+    bad = fastem_cli("fit", raw, "--raw-dtype", "float32", "--n-features", 5, "-k", 3,
+                     "-o", tmp_path / "x.npz", check=False)
+    assert bad.returncode == 2 and "not a whole number of rows" in bad.stderr
+
+
+def test_checkpoint_and_resume_equal_an_uninterrupted_fit(data_file, tmp_path):
+    path, _ = data_file
+    common = ["-k", 3, "--seed", 0, "--tol", 0, "-q"]
+    fastem_cli("fit", path, *common, "--max-iter", 10, "-o", tmp_path / "straight.npz")
+    fastem_cli("fit", path, *common, "--max-iter", 10, "-o", tmp_path / "first.npz",
+               "--checkpoint", tmp_path / "ck.npz", "--checkpoint-every", 4)
+    checkpoint = fastem.load(tmp_path / "ck.npz")
+    assert checkpoint.n_iter_ == 8
+    fastem_cli("fit", path, *common, "--max-iter", 10, "--resume", tmp_path / "ck.npz",
+               "-o", tmp_path / "resumed.npz")
+    straight, resumed = fastem.load(tmp_path / "straight.npz"), fastem.load(tmp_path / "resumed.npz")
+    assert resumed.n_iter_ == straight.n_iter_ == 10
+    for name in ("weights_", "means_", "covariances_", "lower_bounds_"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(straight, name))
+
+
+def test_sigint_writes_the_last_completed_model(tmp_path):
+    rng = np.random.RandomState(1)
+    path = tmp_path / "big.npy"
+    np.save(path, rng.randn(400_000, 8))
+    model_path = tmp_path / "model.npz"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fastem.cli", "fit", str(path), "-k", "8", "--tol", "0",
+         "--max-iter", "10000", "--seed", "0", "-o", str(model_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("iteration 2:"):
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted: wrote the last completed iteration" in err
+    model = fastem.load(model_path)
+    assert model.n_iter_ >= 2 and np.isfinite(model.means_).all()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "no such file"),
+    (lambda p: p.write_bytes(b"garbage"), "cannot memory-map"),
+    (lambda p: np.save(p, np.array([["a", "b"]] * 3)), "expected numeric data"),
+])
+def test_bad_data_files_exit_with_a_clear_message(tmp_path, make, message):
+    path = tmp_path / "data.npy"
+    make(path)
+    result = fastem_cli("fit", path, "-k", 2, "-o", tmp_path / "m.npz", check=False)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "m.npz")
+
+
+def test_bad_model_file_exits_with_a_clear_message(tmp_path):
+    (tmp_path / "m.npz").write_bytes(b"PK not really")
+    result = fastem_cli("info", tmp_path / "m.npz", check=False)
+    assert result.returncode == 2 and "not a readable fastem model" in result.stderr
