@@ -8,6 +8,7 @@ block (one pass). Sample weights are honoured throughout: zero-weight rows are n
 """
 import numpy as np
 
+from . import data
 from .driver import LocalDriver
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
@@ -64,12 +65,35 @@ def params_on_rows(family, driver, rows):
                             lambda start, block: one_hot[start:start + block.shape[0]])
 
 
-def sample_rows(driver, rng):
-    """A uniform sample of at most MAX_SAMPLE rows (float64), their weights and row indices."""
-    n = driver.n_samples
-    indices = np.arange(n) if n <= MAX_SAMPLE else np.sort(rng.choice(n, MAX_SAMPLE, replace=False))
-    weights = np.ones(indices.size) if driver.sample_weight is None else driver.sample_weight[indices]
-    return driver.rows(indices), weights, indices
+def sample_rows(driver, rng, size=MAX_SAMPLE):
+    """At most ``size`` rows (float64) for seeding, their weights and their row indices.
+
+    Small data are used whole. Larger data are sampled in one sequential pass, without
+    replacement and with probability growing with the sample weight, by weighted reservoir
+    sampling (Efraimidis & Spirakis 2006: keep the rows with the largest log(u) / w); the
+    sampled rows then count once each. Zero-weight rows are never chosen.
+    """
+    n, w = driver.n_samples, driver.sample_weight
+    if n <= size:
+        indices = np.arange(n)
+        return driver.rows(indices), (np.ones(n) if w is None else w.copy()), indices
+    keys, indices = np.empty(0), np.empty(0, dtype=np.intp)
+    rows = np.empty((0, driver.n_features))
+    for start, block, weights in data.iter_blocks(driver.X, 1 << 16, np.float64, w):
+        with np.errstate(divide="ignore"):
+            new_keys = np.log(rng.uniform(size=block.shape[0]))
+            if weights is not None:
+                new_keys = np.where(weights > 0, new_keys / np.where(weights > 0, weights, 1),
+                                    -np.inf)
+        keys = np.concatenate([keys, new_keys])
+        indices = np.concatenate([indices, start + np.arange(block.shape[0])])
+        rows = np.vstack([rows, block])
+        if keys.size > size:
+            keep = np.argpartition(keys, keys.size - size)[keys.size - size:]
+            keys, indices, rows = keys[keep], indices[keep], rows[keep]
+    usable = np.isfinite(keys)
+    order = np.argsort(indices[usable])
+    return rows[usable][order], np.ones(order.size), indices[usable][order]
 
 
 def nearest(X, centers):

@@ -198,3 +198,23 @@ def test_ctrl_c_keeps_the_last_completed_iteration(blobs, monkeypatch):
     reference = GaussianMixture(3, **start, tol=0, max_iter=4).fit(X)
     np.testing.assert_array_equal(model.means_, reference.means_)
     np.testing.assert_array_equal(model.predict(X), reference.predict(X))
+
+
+def test_reservoir_sample_is_uniform_deterministic_and_skips_zero_weights(monkeypatch):
+    from fastem import init
+    from fastem.driver import LocalDriver
+
+    X = np.arange(40000, dtype=np.float64).reshape(-1, 2)  # row i holds 2i, 2i + 1
+    weights = np.ones(20000)
+    weights[:5000] = 0.0
+    driver = LocalDriver(X, sample_weight=weights)
+    first = init.sample_rows(driver, np.random.RandomState(3), size=2000)
+    again = init.sample_rows(driver, np.random.RandomState(3), size=2000)
+    rows, row_weights, indices = first
+    np.testing.assert_array_equal(indices, again[2])
+    assert len(indices) == 2000 and len(np.unique(indices)) == 2000
+    assert indices.min() >= 5000  # zero-weight rows never drawn
+    np.testing.assert_array_equal(rows[:, 0], 2 * indices)  # rows match their indices
+    counts, _ = np.histogram(indices, bins=5, range=(5000, 20000))
+    assert counts.min() > 330 and counts.max() < 470  # uniform over the positive rows
+    np.testing.assert_array_equal(row_weights, 1.0)
