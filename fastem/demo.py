@@ -97,7 +97,7 @@ class PeakMemory:
         self._stop = threading.Event()
 
     def __enter__(self):
-        self.peak_anon_mb = read_status("RssAnon")
+        self.start_anon_mb = self.peak_anon_mb = read_status("RssAnon")
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
         return self
