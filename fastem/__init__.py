@@ -11,4 +11,22 @@ from .mixture import GaussianMixture
 
 __version__ = "0.1.0"
 __all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "load", "save",
-           "__version__"]
+           "get_include", "kernels", "__version__"]
+
+
+def get_include():
+    """Directory to give Cython (``include_path``) and the C compiler (``include_dirs``) to
+    ``cimport`` fastem's public kernels, e.g. ``from fastem._kernels.logsumexp cimport
+    normalize_log_rows``: it holds ``fastem/_kernels/*.pxd`` and their headers."""
+    import os
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def __getattr__(name):
+    """Import ``fastem.kernels`` on first access, so ``import fastem`` stays fast."""
+    if name == "kernels":
+        import importlib
+
+        return importlib.import_module("fastem.kernels")
+    raise AttributeError(f"module 'fastem' has no attribute {name!r}")

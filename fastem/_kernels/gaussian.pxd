@@ -63,7 +63,7 @@ cdef void chunk_log_prob(
     const floating* proj,                            # IN  packed parameters
     const floating* center,
     const double* log_norm, Py_ssize_t k,            # IN  (k,)
-    floating* y,                                     # TMP (n, projection_width + 1);
+    floating* y,                                     # TMP (n, projection_width);
                                                      #     expfam: features() output on entry
     double* logp,                                    # OUT (n, k) log p(x_i, z = k)
 ) noexcept nogil

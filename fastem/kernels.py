@@ -1,0 +1,306 @@
+"""Stable kernels for libraries that use fastem as their EM backend (see docs/kernels.md).
+
+Array-in / array-out functions over fastem's compiled, GIL-free kernels: the row-wise
+log-sum-exp of an E-step, Gaussian log-densities, weighted sufficient statistics, the fused
+E-step and the exact M-step. They speak scikit-learn's parametrisation (means ``(K, D)``,
+precision Cholesky factors per covariance type) and never keep state between calls.
+
+Conventions, checked at this boundary with a ``ValueError`` naming the argument:
+
+- Data (``X``, ``log_prob``, ``resp``) must be 2-D float32 or float64; any memory layout is
+  accepted. Rows are read in blocks, and a block that is not C-contiguous in its dtype (an
+  F-ordered array, a strided view) is copied, one block at a time, before the kernel runs.
+- ``out=`` arguments must be writeable, C-contiguous float64 arrays of the documented shape
+  (or ``.npy`` paths, memory-mapped): results are written there and returned. Without ``out``
+  a new array is returned.
+- Parameters (weights, means, precision factors) are small and converted to float64.
+- ``n_threads=None`` means ``OMP_NUM_THREADS`` or the usable CPUs; BLAS is pinned to one thread
+  while the kernels run, as in fastem's own fits.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from . import data
+from ._config import resolve_n_threads, single_threaded_blas
+from .driver import LocalDriver, default_chunk_size
+from .families.gaussian import (
+    COVARIANCE_TYPES,
+    GaussianFamily,
+    GaussianParams,
+    KernelParams,
+    covariance_shape,
+    unpack_moments,
+)
+
+__all__ = [
+    "GaussianParameters",
+    "GaussianStatistics",
+    "EStep",
+    "KernelParams",
+    "normalize_log_rows",
+    "gaussian_log_prob",
+    "gaussian_statistics",
+    "gaussian_e_step",
+    "gaussian_m_step",
+    "pack_gaussian",
+]
+
+
+class GaussianStatistics(NamedTuple):
+    """Weighted sufficient statistics of a Gaussian mixture, centred on ``center``.
+
+    Statistics with the same ``center`` add field by field (nk, first, second), which is how
+    chunks of a stream are combined.
+    """
+
+    nk: np.ndarray  # (K,) sum_i w_i r_ik
+    first: np.ndarray  # (K, D) sum_i w_i r_ik (x_i - c_k)
+    second: np.ndarray  # (K, D, D) sum_i w_i r_ik (x_i - c_k)(x_i - c_k)', or its diagonal (K, D)
+    center: np.ndarray  # (K, D) the centres c_k
+
+
+class EStep(NamedTuple):
+    """Result of :func:`gaussian_e_step`."""
+
+    log_likelihood: float  # sum_i w_i log p(x_i)
+    statistics: GaussianStatistics
+
+
+class GaussianParameters(NamedTuple):
+    """Result of :func:`gaussian_m_step`, in scikit-learn's shapes."""
+
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, D)
+    covariances: np.ndarray  # full (K, D, D), tied (D, D), diag (K, D), spherical (K,)
+    precisions_cholesky: np.ndarray  # same shape as covariances
+    empty: np.ndarray  # indices of components that received no weight
+
+
+def normalize_log_rows(log_prob, *, out=None, lse_out=None, n_threads=None):
+    """Responsibilities and log-normalisers of a block of log-probabilities.
+
+    ``log_prob`` (n, K) float32/float64 holds log p(x_i, z = k) up to a per-row constant.
+    Returns ``(resp, lse)``: ``resp`` (n, K) float64 with rows summing to one and
+    ``lse`` (n,) float64, the row-wise log-sum-exp. A row that is all -inf gets zero
+    responsibilities and ``lse = -inf`` (never NaN). ``out=log_prob`` (a C-contiguous float64
+    array) normalises in place.
+    """
+    log_prob = _data(log_prob, "log_prob")
+    n, k = log_prob.shape
+    _check_components(k, "log_prob")
+    out = data.output_array(out, (n, k), np.float64, "out")
+    lse_out = data.output_array(lse_out, (n,), np.float64, "lse_out")
+    if out is not log_prob:
+        np.copyto(out, log_prob)
+    _kernel("logsumexp").normalize_rows(out, lse_out, default_chunk_size(1, k),
+                                        resolve_n_threads(n_threads))
+    return out, lse_out
+
+
+def gaussian_log_prob(X, means, precisions_cholesky, covariance_type, *, weights=None,
+                      out=None, n_threads=None, chunk_size=None):
+    """log N(x_i | mu_k, Sigma_k) + log weights[k] for every row and component, (n, K) float64.
+
+    ``precisions_cholesky`` as in scikit-learn: full (K, D, D), tied (D, D), diag (K, D),
+    spherical (K,). With ``weights=None`` the result is the plain log-density.
+    """
+    X = _data(X, "X")
+    params = _gaussian_params(weights, means, precisions_cholesky, covariance_type, X.shape[1])
+    family, packed = _pack(params, X.dtype)
+    (n, d), k = X.shape, params.n_components
+    out = data.output_array(out, (n, k), np.float64, "out")
+    driver = _driver(X, None, chunk_size, n_threads)
+    threads, chunk = driver.n_threads, driver.chunk_size or default_chunk_size(d, k)
+    work = family.workspace(packed, chunk, threads, 0)[0]
+    no_rows, no_resp, no_labels = np.empty(0), np.empty((0, k)), np.empty(0, dtype=np.intp)
+    with single_threaded_blas():
+        for start, block, _ in data.iter_blocks(X, 64 * chunk, X.dtype):
+            _kernel("gaussian").predict_block(
+                packed.kind, block, packed.proj, packed.center, packed.log_norm, packed.pivot,
+                chunk, threads, work, no_rows, no_resp, no_labels,
+                out[start:start + block.shape[0]],
+            )
+    return out
+
+
+def gaussian_statistics(X, resp, covariance_type, *, sample_weight=None, center=None,
+                        n_threads=None, chunk_size=None):
+    """Weighted sufficient statistics of ``X`` under given responsibilities ``resp`` (n, K).
+
+    ``second`` is (K, D, D) for "full" and "tied", its diagonal (K, D) for "diag" and
+    "spherical". ``center`` (K, D) or (D,) defaults to the origin; passing the current means
+    keeps second moments accurate for data far from the origin. It is rounded to X's dtype,
+    and the returned ``center`` is the one used.
+    """
+    X = _data(X, "X")
+    resp = _data(resp, "resp")
+    n, d = X.shape
+    k = resp.shape[1]
+    _check_components(k, "resp")
+    if resp.shape[0] != n:
+        raise ValueError(f"resp has {resp.shape[0]} rows, X has {n}")
+    family = GaussianFamily(_covariance_type(covariance_type))
+    center = np.zeros(d) if center is None else _float_array(center, "center")
+    if center.shape not in ((d,), (k, d)):
+        raise ValueError(f"center must have shape ({d},) or ({k}, {d}), got {center.shape}")
+    packed = family.pack_pivot(np.broadcast_to(center, (k, d)), X.dtype)
+
+    def block_resp(start, block):
+        return np.ascontiguousarray(resp[start:start + block.shape[0]], dtype=np.float64)
+
+    driver = _driver(X, sample_weight, chunk_size, n_threads)
+    flat, _ = driver.accumulate(family, packed, resp_fn=block_resp)
+    return _statistics(flat, packed)
+
+
+def gaussian_e_step(X, weights, means, precisions_cholesky, covariance_type, *,
+                    sample_weight=None, n_threads=None, chunk_size=None):
+    """The fused E-step: log-likelihood and sufficient statistics in one pass over ``X``.
+
+    Responsibilities are formed chunk by chunk in cache and never returned; no (n, K) array
+    is allocated. The statistics' ``center`` is chosen by the kernel for accuracy (the
+    current means or the mixture mean); :func:`gaussian_m_step` takes it into account.
+    """
+    X = _data(X, "X")
+    params = _gaussian_params(weights, means, precisions_cholesky, covariance_type, X.shape[1])
+    family, packed = _pack(params, X.dtype)
+    flat, _ = _driver(X, sample_weight, chunk_size, n_threads).accumulate(family, packed)
+    return EStep(float(flat[0]), _statistics(flat, packed))
+
+
+def gaussian_m_step(statistics, covariance_type, *, reg_covar=1e-6):
+    """Exact M-step: mixture weights, means and covariances from :class:`GaussianStatistics`.
+
+    ``reg_covar`` is added to the diagonal of every covariance. A component with no weight keeps
+    its centre as mean and gets the pooled covariance; its index is listed in ``empty`` so that
+    the caller can re-seed it. Raises ValueError when the statistics hold no weight or a
+    covariance is not positive definite.
+    """
+    covariance_type = _covariance_type(covariance_type)
+    if not (np.isfinite(reg_covar) and reg_covar >= 0):
+        raise ValueError(f"reg_covar must be a non-negative number, got {reg_covar!r}")
+    nk, first, second, center = (_float_array(a, name) for a, name in
+                                 zip(statistics, GaussianStatistics._fields))
+    if center.ndim != 2 or center.shape[0] < 1:
+        raise ValueError(f"statistics.center must have shape (K, D), got {center.shape}")
+    k, d = center.shape
+    full = covariance_type in ("full", "tied")
+    expected = {"nk": (k,), "first": (k, d), "second": (k, d, d) if full else (k, d)}
+    for name, array in zip(expected, (nk, first, second)):
+        if array.shape != expected[name]:
+            raise ValueError(f"statistics.{name} must have shape {expected[name]} for "
+                             f"{covariance_type!r} and {k} components, got {array.shape}")
+    if not (np.all(nk >= 0) and nk.sum() > 0):
+        raise ValueError("statistics.nk must be non-negative with a positive sum: no data")
+    moments = [first.ravel(), second.ravel()] if full else [np.hstack([first, second]).ravel()]
+    family = GaussianFamily(covariance_type, reg_covar=reg_covar)
+    flat = np.concatenate([[0.0, nk.sum()], nk, *moments])
+    params, empty = family.m_step(flat, family.pack_pivot(center, np.float64))
+    return GaussianParameters(params.weights, params.means, params.covariances,
+                              params.precisions_cholesky, empty)
+
+
+def pack_gaussian(weights, means, precisions_cholesky, covariance_type, dtype):
+    """Parameters laid out for the C-level kernels of ``fastem/_kernels/gaussian.pxd``.
+
+    Returns :class:`KernelParams` ``(kind, proj, center, log_norm, pivot)``: C-contiguous
+    arrays in ``dtype`` (``log_norm`` float64) to pass by pointer. The layout depends on the
+    kind chosen for accuracy and may change in a minor release; pass it through unchanged.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    params = _gaussian_params(weights, means, precisions_cholesky, covariance_type)
+    return _pack(params, dtype)[1]
+
+
+def _kernel(name):
+    """A compiled kernel module, imported on first use (it loads scipy's BLAS)."""
+    import importlib
+
+    return importlib.import_module(f"fastem._kernels.{name}")
+
+
+def _data(array, name):
+    """A 2-D float32/float64 array (any layout, never copied here)."""
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {array.shape}")
+    if array.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{name} must be float32 or float64, got dtype {array.dtype}")
+    return array
+
+
+def _float_array(array, name):
+    """A finite float64 parameter array."""
+    try:
+        array = np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of real numbers") from None
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return array
+
+
+def _check_components(k, name):
+    if k < 1:
+        raise ValueError(f"{name} must have at least one column (component), got 0")
+
+
+def _covariance_type(covariance_type):
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(f"covariance_type must be one of {list(COVARIANCE_TYPES)}, "
+                         f"got {covariance_type!r}")
+    return covariance_type
+
+
+def _gaussian_params(weights, means, precisions_cholesky, covariance_type, n_features=None):
+    """Validated GaussianParams (covariances are not needed by the kernels and left as None).
+
+    ``n_features`` is the data's width, or None to take it from ``means``.
+    """
+    covariance_type = _covariance_type(covariance_type)
+    means = _float_array(means, "means")
+    n_features = means.shape[-1] if n_features is None and means.ndim else n_features
+    if means.ndim != 2 or means.shape[0] < 1 or means.shape[1] != n_features:
+        raise ValueError(f"means must have shape (n_components, {n_features}), got {means.shape}")
+    k = means.shape[0]
+    chol = _float_array(precisions_cholesky, "precisions_cholesky")
+    shape = covariance_shape(covariance_type, k, n_features)
+    if chol.shape != shape:
+        raise ValueError(f"precisions_cholesky must have shape {shape} for {covariance_type!r}, "
+                         f"got {chol.shape}")
+    weights = np.ones(k) if weights is None else _float_array(weights, "weights")
+    if weights.shape != (k,) or np.any(weights < 0) or not weights.sum() > 0:
+        raise ValueError(f"weights must be ({k},), non-negative, with a positive sum")
+    return GaussianParams(covariance_type, weights, means, None, chol)
+
+
+def _pack(params, dtype):
+    """The family for ``params`` and the kernel layout of ``params`` in ``dtype``."""
+    family = GaussianFamily(params.covariance_type)
+    return family, family.pack(params, dtype)
+
+
+def _driver(X, sample_weight, chunk_size, n_threads):
+    """A LocalDriver over in-memory ``X``, with kernel-level weight checks.
+
+    The estimator's check rejects weights summing to zero; a kernel call over a chunk whose
+    weights are all zero is valid (it adds nothing), so weights are validated here instead.
+    """
+    driver = LocalDriver(X, chunk_size=chunk_size, n_threads=n_threads)
+    if sample_weight is not None:
+        w = _float_array(sample_weight, "sample_weight")
+        if w.shape != (X.shape[0],) or np.any(w < 0):
+            raise ValueError(f"sample_weight must be ({X.shape[0]},) and non-negative")
+        driver.sample_weight = np.ascontiguousarray(w)
+    return driver
+
+
+def _statistics(flat, packed):
+    """GaussianStatistics from a kernel statistics vector and the layout it was computed with."""
+    k, d = packed.pivot.shape
+    first, second = unpack_moments(flat[2 + k:], packed.kind, k, d)
+    return GaussianStatistics(flat[2:2 + k].copy(), first.copy(), second,
+                              packed.pivot.astype(np.float64))
