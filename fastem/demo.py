@@ -23,7 +23,7 @@ def run_demo(args, folder):
     from ._config import resolve_n_threads
 
     path = os.path.join(folder, "demo.npy")
-    rng = np.random.RandomState(args.seed)
+    rng = np.random.default_rng(args.seed)
     truth = write_mixture(path, args.n_samples, args.n_features, args.n_components,
                           np.dtype(args.dtype), rng)
     size_mb = os.path.getsize(path) / 2**20
@@ -62,15 +62,18 @@ def run_demo(args, folder):
 def write_mixture(path, n, d, k, dtype, rng, block=1 << 18):
     """Write n points of a random k-component mixture to a .npy file, block by block."""
     means = rng.uniform(-10, 10, size=(k, d))
-    scales = [np.eye(d) + 0.3 * rng.randn(d, d) for _ in range(k)]
+    scales = [np.eye(d) + 0.3 * rng.standard_normal((d, d)) for _ in range(k)]
     weights = rng.dirichlet(5 * np.ones(k))
     out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n, d))
     for start in range(0, n, block):
         stop = min(n, start + block)
         z = rng.choice(k, size=stop - start, p=weights)
-        noise = rng.randn(stop - start, d)
-        points = means[z] + np.einsum("ni,nij->nj", noise, np.asarray(scales)[z])
-        out[start:stop] = points
+        noise = rng.standard_normal((stop - start, d), dtype=dtype if dtype == np.float32
+                                    else np.float64)
+        for c in range(k):
+            rows = z == c
+            noise[rows] = noise[rows] @ scales[c].astype(noise.dtype) + means[c]
+        out[start:stop] = noise
     out.flush()
     del out
     return {"means": means, "weights": weights}
