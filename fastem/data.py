@@ -6,6 +6,7 @@ arrays, ``np.memmap``, a path to a ``.npy`` file (memory-mapped, never loaded), 
 handed to the kernels as views when they are already C-contiguous in the working dtype, and
 converted one block at a time otherwise.
 """
+import mmap
 import os
 
 import numpy as np
@@ -87,8 +88,6 @@ def check_sample_weight(sample_weight, n_samples):
         raise ValueError("sample_weight contains NaN or infinity")
     if (w < 0).any():
         raise ValueError("sample_weight contains negative values")
-    if not w.sum() > 0:
-        raise ValueError("sample_weight sums to zero: no data to fit")
     return np.ascontiguousarray(w)
 
 
@@ -96,14 +95,51 @@ def iter_blocks(X, block_rows, dtype, sample_weight=None):
     """Yield ``(start, block, weights)`` over consecutive row ranges of ``X``.
 
     ``block`` is a C-contiguous ``dtype`` array of at most ``block_rows`` rows: a view into
-    ``X`` when possible, else a converted copy of that block only.
+    ``X`` when possible, else a converted copy of that block only. For a memory-mapped file,
+    the OS is asked to read ahead while the current block is being computed on.
     """
     n = X.shape[0]
+    read_ahead = ReadAhead.for_source(X)
     for start in range(0, n, block_rows):
         stop = min(start + block_rows, n)
+        read_ahead(stop)
         block = np.ascontiguousarray(X[start:stop], dtype=dtype)
         weights = None if sample_weight is None else sample_weight[start:stop]
         yield start, block, weights
+
+
+class ReadAhead:
+    """Keeps the OS reading a memory-mapped file ``WINDOW`` bytes ahead of the rows in use
+    (``posix_fadvise(WILLNEED)``), so disk reads overlap the kernels' compute."""
+
+    WINDOW = 64 << 20
+    enabled = True
+
+    def __init__(self, path, offset, row_bytes, n_rows):
+        self.fd = os.open(path, os.O_RDONLY)
+        self.offset, self.row_bytes, self.n_rows = offset, row_bytes, n_rows
+        self.advised = 0  # file bytes (from offset) already requested
+
+    @classmethod
+    def for_source(cls, X):
+        """A ReadAhead for a whole memory-mapped file (not a view into one), else a no-op."""
+        if not (cls.enabled and hasattr(os, "posix_fadvise") and isinstance(X, np.memmap)
+                and isinstance(X.base, mmap.mmap) and X.flags.c_contiguous
+                and getattr(X, "filename", None)):
+            return lambda row: None
+        return cls(X.filename, X.offset, X.strides[0], X.shape[0])
+
+    def __call__(self, row):
+        """Rows before ``row`` are about to be read: request the window after them."""
+        end = min(row * self.row_bytes + self.WINDOW, self.n_rows * self.row_bytes)
+        if end > self.advised + self.WINDOW // 4 or (end == self.n_rows * self.row_bytes
+                                                     and end > self.advised):
+            os.posix_fadvise(self.fd, self.offset + self.advised, end - self.advised,
+                             os.POSIX_FADV_WILLNEED)
+            self.advised = end
+
+    def __del__(self):
+        os.close(self.fd)
 
 
 def check_finite(X, dtype, block_rows=65536, name="X"):

@@ -284,18 +284,10 @@ def _pack(params, dtype):
 
 
 def _driver(X, sample_weight, chunk_size, n_threads):
-    """A LocalDriver over in-memory ``X``, with kernel-level weight checks.
-
-    The estimator's check rejects weights summing to zero; a kernel call over a chunk whose
-    weights are all zero is valid (it adds nothing), so weights are validated here instead.
-    """
-    driver = LocalDriver(X, chunk_size=chunk_size, n_threads=n_threads)
+    """A LocalDriver over in-memory ``X`` (weights may all be zero: a chunk then adds nothing)."""
     if sample_weight is not None:
-        w = _float_array(sample_weight, "sample_weight")
-        if w.shape != (X.shape[0],) or np.any(w < 0):
-            raise ValueError(f"sample_weight must be ({X.shape[0]},) and non-negative")
-        driver.sample_weight = np.ascontiguousarray(w)
-    return driver
+        sample_weight = _float_array(sample_weight, "sample_weight")
+    return LocalDriver(X, sample_weight, chunk_size=chunk_size, n_threads=n_threads)
 
 
 def _statistics(flat, packed):

@@ -241,6 +241,8 @@ class GaussianMixture(Estimator):
         data.check_finite(source, dtype)
         driver = LocalDriver(source, sample_weight, self.chunk_size, self.n_threads,
                              progress=progress_bars if self.progress else None)
+        if driver.sample_weight is not None and not driver.sample_weight.sum() > 0:
+            raise ValueError("sample_weight sums to zero: no data to fit or score")
         if reset:
             w = driver.sample_weight
             usable = source.shape[0] if w is None else int(np.count_nonzero(w))

@@ -187,7 +187,7 @@ def test_gaussian_statistics_zero_rows_one_component_and_zero_weights():
     (dict(resp=np.ones((7, 2))), "resp has 7 rows, X has 5"),
     (dict(resp=np.ones((5, 2), dtype=np.int64)), "resp must be float32 or float64"),
     (dict(center=np.zeros(4)), r"center must have shape \(3,\) or \(2, 3\)"),
-    (dict(sample_weight=-np.ones(5)), "sample_weight must be"),
+    (dict(sample_weight=-np.ones(5)), "sample_weight contains negative values"),
     (dict(covariance_type="diagonal"), "covariance_type must be one of"),
 ])
 def test_gaussian_statistics_errors(change, match):
