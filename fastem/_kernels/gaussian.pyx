@@ -272,7 +272,7 @@ def fit_block(
     if n == 0:
         return
     check_scratch(kind, chunk_size, d, k, n_threads, workspace, n_chunks, size + 2, slots)
-    with nogil, parallel(num_threads=n_threads):
+    with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
         ws = &workspace[threadid(), 0]
         for c in prange(n_chunks, schedule="dynamic"):
             start = c * chunk_size
@@ -331,7 +331,7 @@ def predict_block(
     if n == 0:
         return
     check_scratch(kind, chunk_size, d, k, n_threads, workspace, 0, 0, workspace)
-    with nogil, parallel(num_threads=n_threads):
+    with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
         logp = &workspace[threadid(), 0]
         lse = logp + chunk_size * k
         y = <floating*> (lse + chunk_size)

@@ -18,6 +18,6 @@ def normalize_rows(
     if n == 0:
         return
     with nogil:
-        for c in prange(n_chunks, num_threads=n_threads, schedule="dynamic"):
+        for c in prange(n_chunks, num_threads=min(n_threads, n_chunks), schedule="dynamic"):
             start = c * chunk_size
             normalize_log_rows(&a[start, 0], min(chunk_size, n - start), k, &lse[start])
