@@ -91,6 +91,8 @@ def add_data_arguments(parser):
     parser.add_argument("--offset", type=int, default=0, help="header bytes of a raw file")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--nan-policy", default="raise", choices=["raise", "omit"],
+                        help="rows with NaN/inf: stop with an error, or leave them out")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
@@ -109,9 +111,8 @@ def load_model(args):
     from .io import load
 
     model = load(args.model)
-    return model.set_params(n_threads=getattr(args, "threads", None),
-                            chunk_size=getattr(args, "chunk_size", None),
-                            progress=not getattr(args, "quiet", True))
+    return model.set_params(n_threads=args.threads, chunk_size=args.chunk_size,
+                            progress=not args.quiet, nan_policy=args.nan_policy)
 
 
 def run_fit(args):
@@ -130,8 +131,8 @@ def run_fit(args):
                                 random_state=args.seed)
         done, history = 0, []
     run = FitRun(args, done, history)
-    model.set_params(n_threads=args.threads, chunk_size=args.chunk_size,
-                     progress=not args.quiet, callback=run.after_iteration)
+    model.set_params(n_threads=args.threads, chunk_size=args.chunk_size, progress=not args.quiet,
+                     nan_policy=args.nan_policy, callback=run.after_iteration)
     with sigint_as_keyboard_interrupt():
         try:
             model.fit(X)

@@ -144,12 +144,17 @@ class ReadAhead:
 
 def check_finite(X, dtype, block_rows=65536, name="X"):
     """Raise ValueError naming the first row that holds NaN or infinity (one streamed pass)."""
+    for start, bad in nonfinite_rows(X, dtype, block_rows):
+        row = start + int(np.argmax(bad))
+        raise ValueError(f"{name} contains NaN or infinity (first at row {row}); remove or "
+                         "impute it, or pass nan_policy='omit'")
+
+
+def nonfinite_rows(X, dtype, block_rows=65536):
+    """Yield ``(start, mask)`` for each block holding NaN or infinity: its rows that do."""
     for start, block, _ in iter_blocks(X, block_rows, dtype):
         if not np.isfinite(block).all():
-            row = start + int(np.argmax(~np.isfinite(block).all(axis=1)))
-            raise ValueError(
-                f"{name} contains NaN or infinity (first at row {row}); remove or impute it"
-            )
+            yield start, ~np.isfinite(block).all(axis=1)
 
 
 def output_array(out, shape, dtype, name="out"):

@@ -33,6 +33,20 @@ class LocalDriver:
             raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.n_threads = resolve_n_threads(n_threads)
+        self.omitting, self.n_omitted = False, 0
+
+    def omit_nonfinite(self):
+        """Give rows holding NaN or infinity zero weight (the kernels then skip them) and make
+        predictions mark them; returns how many there are (one streamed pass)."""
+        weights = self.sample_weight
+        count = 0
+        for start, bad in data.nonfinite_rows(self.X, self.dtype):
+            if weights is None:
+                weights = np.ones(self.n_samples)
+            weights[start:start + bad.size][bad] = 0.0
+            count += int(bad.sum())
+        self.sample_weight, self.omitting, self.n_omitted = weights, True, count
+        return count
 
     def _chunk(self, n_components):
         return self.chunk_size or default_chunk_size(self.n_features, n_components)
@@ -69,10 +83,10 @@ class LocalDriver:
         with single_threaded_blas(), self._bar("predict") as bar:
             for start, block, _ in blocks:
                 rows = slice(start, start + block.shape[0])
-                family.predict_block(packed, block, chunk, self.n_threads, work,
-                                     None if log_prob is None else log_prob[rows],
-                                     None if resp is None else resp[rows],
-                                     None if labels is None else labels[rows])
+                outputs = [None if out is None else out[rows] for out in (log_prob, resp, labels)]
+                family.predict_block(packed, block, chunk, self.n_threads, work, *outputs)
+                if self.omitting and not np.isfinite(block).all():
+                    mark_omitted(~np.isfinite(block).all(axis=1), *outputs)
                 bar.update(block.shape[0])
 
     def _bar(self, desc):
@@ -87,6 +101,13 @@ class LocalDriver:
         picked = np.empty((indices.size, self.n_features))
         picked[order] = np.asarray(self.X[indices[order]], dtype=np.float64)
         return picked
+
+
+def mark_omitted(bad, log_prob, resp, labels):
+    """Omitted rows get NaN log-likelihood and posteriors, and label -1."""
+    for out, value in ((log_prob, np.nan), (resp, np.nan), (labels, -1)):
+        if out is not None:
+            out[bad] = value
 
 
 class _NoBar:

@@ -75,7 +75,9 @@ def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, c
 
 def reseed(family, driver, params, lost, worst_row, rng, n_iter):
     """Put empty components back on data: the worst-fit row first, then random rows."""
-    rows = [worst_row] + list(rng.randint(0, driver.n_samples, size=lost.size - 1))
+    w = driver.sample_weight
+    p = None if w is None else w / w.sum()  # never a zero-weight (e.g. omitted) row
+    rows = [worst_row] + list(rng.choice(driver.n_samples, size=lost.size - 1, p=p))
     warnings.warn(
         f"component(s) {lost.tolist()} lost all responsibility at iteration {n_iter} and were "
         f"re-seeded at data row(s) {rows}; the log-likelihood may drop at this iteration",

@@ -75,8 +75,8 @@ def sample_rows(driver, rng, size=MAX_SAMPLE):
     """
     n, w = driver.n_samples, driver.sample_weight
     if n <= size:
-        indices = np.arange(n)
-        return driver.rows(indices), (np.ones(n) if w is None else w.copy()), indices
+        indices = np.arange(n) if w is None else np.flatnonzero(w > 0)
+        return driver.rows(indices), (np.ones(n) if w is None else w[indices]), indices
     keys, indices = np.empty(0), np.empty(0, dtype=np.intp)
     rows = np.empty((0, driver.n_features))
     for start, block, weights in data.iter_blocks(driver.X, 1 << 16, np.float64, w):

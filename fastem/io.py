@@ -17,8 +17,9 @@ FORMAT = "fastem-model"
 FORMAT_VERSION = 1
 _PARAMS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
            "init_params", "random_state", "warm_start", "verbose", "verbose_interval",
-           "n_threads", "chunk_size", "progress")
-_FITTED = ("converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_")
+           "n_threads", "chunk_size", "progress", "nan_policy")
+_FITTED = ("converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_",
+           "n_omitted_rows_")
 _ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
 
 

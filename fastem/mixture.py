@@ -49,6 +49,10 @@ class GaussianMixture(Estimator):
     callback : callable or None
         ``callback(model)`` after every EM iteration, with the model's fitted attributes set to
         that iteration's parameters (for checkpoints or custom monitoring).
+    nan_policy : {"raise", "omit"}
+        Rows holding NaN or infinity raise a ValueError naming the first one ("raise"), or are
+        left out ("omit"): they get zero weight in ``fit`` and ``score`` (counted in
+        ``n_omitted_rows_``), and label -1 and NaN log-likelihood and posteriors in predictions.
 
     ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
     array, an ``np.memmap`` or a path to a ``.npy`` file (memory-mapped); it is never copied
@@ -88,6 +92,7 @@ class GaussianMixture(Estimator):
         chunk_size=None,
         progress=False,
         callback=None,
+        nan_policy="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -107,6 +112,7 @@ class GaussianMixture(Estimator):
         self.chunk_size = chunk_size
         self.progress = progress
         self.callback = callback
+        self.nan_policy = nan_policy
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -123,6 +129,7 @@ class GaussianMixture(Estimator):
 
     def _fit(self, X, sample_weight):
         source, driver = self._prepare(X, sample_weight, reset=True)
+        self.n_omitted_rows_ = driver.n_omitted
         family = GaussianFamily(self.covariance_type, self.reg_covar)
         rng = check_random_state(self.random_state)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -238,9 +245,17 @@ class GaussianMixture(Estimator):
         dtype = data.working_dtype(source.dtype)
         if reset:
             self._check_parameters(source.shape[1])
-        data.check_finite(source, dtype)
+        elif self.nan_policy not in ("raise", "omit"):
+            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
         driver = LocalDriver(source, sample_weight, self.chunk_size, self.n_threads,
                              progress=progress_bars if self.progress else None)
+        if self.nan_policy == "raise":
+            data.check_finite(source, dtype)
+        else:
+            omitted = driver.omit_nonfinite()
+            if omitted:
+                warnings.warn(f"{omitted} rows with NaN or infinity were omitted", RuntimeWarning,
+                              stacklevel=3)
         if driver.sample_weight is not None and not driver.sample_weight.sum() > 0:
             raise ValueError("sample_weight sums to zero: no data to fit or score")
         if reset:
@@ -274,6 +289,8 @@ class GaussianMixture(Estimator):
                 f"covariance_type must be one of {list(COVARIANCE_TYPES)}, got "
                 f"{self.covariance_type!r}"
             )
+        if self.nan_policy not in ("raise", "omit"):
+            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
         if self.init_params not in INIT_METHODS:
             raise ValueError(
                 f"init_params must be one of {list(INIT_METHODS)}, got {self.init_params!r}"

@@ -124,3 +124,43 @@ def test_singular_data_suggests_remedy():
         GaussianMixture(2, reg_covar=0.0, random_state=0).fit(constant)
     model = GaussianMixture(2, random_state=0).fit(constant)  # default reg_covar copes
     assert np.isfinite(model.covariances_).all()
+
+
+def test_nan_policy_omit_leaves_bad_rows_out(covariance_type):
+    rng = np.random.RandomState(4)
+    clean = np.r_[rng.randn(300, 3), rng.randn(300, 3) + 5]
+    dirty = clean.copy()
+    bad = rng.choice(len(clean), 25, replace=False)
+    dirty[bad, rng.randint(0, 3, 25)] = np.where(rng.rand(25) < 0.5, np.nan, np.inf)
+    keep = np.setdiff1d(np.arange(len(clean)), bad)
+    start = dict(means_init=[[0, 0, 0], [5, 5, 5]], weights_init=[0.5, 0.5], max_iter=20,
+                 covariance_type=covariance_type)
+    with pytest.warns(RuntimeWarning, match="25 rows with NaN or infinity were omitted"):
+        model = GaussianMixture(2, nan_policy="omit", **start).fit(dirty)
+    reference = GaussianMixture(2, **start).fit(clean[keep])
+    assert model.n_omitted_rows_ == 25 and reference.n_omitted_rows_ == 0
+    np.testing.assert_allclose(model.means_, reference.means_, rtol=1e-10)
+    np.testing.assert_allclose(model.covariances_, reference.covariances_, rtol=1e-10)
+    with pytest.warns(RuntimeWarning):
+        labels = model.predict(dirty)
+        proba = model.predict_proba(dirty)
+        density = model.score_samples(dirty)
+        score = model.score(dirty)
+    assert (labels[bad] == -1).all() and np.isnan(proba[bad]).all() and np.isnan(density[bad]).all()
+    np.testing.assert_array_equal(labels[keep], reference.predict(clean[keep]))
+    assert score == pytest.approx(reference.score(clean[keep]), rel=1e-12)
+
+
+def test_nan_policy_omit_with_default_initialisation():
+    X = np.random.RandomState(5).randn(2000, 2)
+    X[::7, 0] = np.nan
+    for init in ("kmeans", "k-means++", "random", "random_from_data"):
+        with pytest.warns(RuntimeWarning, match="omitted"):
+            model = GaussianMixture(3, init_params=init, nan_policy="omit",
+                                    random_state=0).fit(X)
+        assert np.isfinite(model.means_).all() and np.isfinite(model.lower_bound_)
+
+
+def test_bad_nan_policy():
+    with pytest.raises(ValueError, match="nan_policy must be"):
+        GaussianMixture(2, nan_policy="ignore").fit(X)

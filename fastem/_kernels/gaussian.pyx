@@ -177,6 +177,9 @@ cdef void chunk_stats(
         m = pivot + c * d
         for i in range(n):
             r = resp[i * k + c]
+            if r == 0.0:  # also keeps omitted (non-finite, zero-weight) rows out of the sums
+                memset(z + i * d, 0, d * sizeof(floating))
+                continue
             sr = sqrt(r)
             for j in range(d):
                 t = x[i * d + j] - m[j]
