@@ -66,7 +66,7 @@ class LocalDriver:
         worst = np.array([np.inf, -1.0])
         per_block = self._chunks_per_block(stats.size)
         work = family.workspace(packed, chunk, self.n_threads, per_block)
-        blocks = data.iter_blocks(self.X, per_block * chunk, self.dtype, self.sample_weight)
+        blocks = data.iter_blocks(self.X, per_block * chunk, packed.dtype, self.sample_weight)
         with single_threaded_blas(), self._bar("E-step" if resp_fn is None else "init") as bar:
             for start, block, weights in blocks:
                 resp = None if resp_fn is None else resp_fn(start, block)
@@ -79,7 +79,7 @@ class LocalDriver:
         """Fill the given per-row outputs (n,), (n, K), (n,) over the whole source."""
         chunk = self._chunk(packed.log_norm.shape[0])
         work = family.workspace(packed, chunk, self.n_threads, 0)
-        blocks = data.iter_blocks(self.X, 64 * chunk, self.dtype)
+        blocks = data.iter_blocks(self.X, 64 * chunk, packed.dtype)
         with single_threaded_blas(), self._bar("predict") as bar:
             for start, block, _ in blocks:
                 rows = slice(start, start + block.shape[0])

@@ -115,7 +115,7 @@ def gaussian_log_prob(X, means, precisions_cholesky, covariance_type, *, weights
     work = family.workspace(packed, chunk, threads, 0)[0]
     no_rows, no_resp, no_labels = np.empty(0), np.empty((0, k)), np.empty(0, dtype=np.intp)
     with single_threaded_blas():
-        for start, block, _ in data.iter_blocks(X, 64 * chunk, X.dtype):
+        for start, block, _ in data.iter_blocks(X, 64 * chunk, packed.dtype):
             _kernel("gaussian").predict_block(
                 packed.kind, block, packed.proj, packed.center, packed.log_norm, packed.pivot,
                 chunk, threads, work, no_rows, no_resp, no_labels,
@@ -205,8 +205,10 @@ def pack_gaussian(weights, means, precisions_cholesky, covariance_type, dtype):
     """Parameters laid out for the C-level kernels of ``fastem/_kernels/gaussian.pxd``.
 
     Returns :class:`KernelParams` ``(kind, proj, center, log_norm, pivot)``: C-contiguous
-    arrays in ``dtype`` (``log_norm`` float64) to pass by pointer. The layout depends on the
-    kind chosen for accuracy and may change in a minor release; pass it through unchanged.
+    arrays (``log_norm`` float64) to pass by pointer. They are in ``dtype`` or, where float32
+    would lose accuracy in the fast form, in float64: ``packed.dtype`` is the dtype the kernel
+    must be called with (convert data chunks to it). The layout depends on the kind chosen for
+    accuracy and may change in a minor release; pass it through unchanged.
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):

@@ -96,7 +96,9 @@ def test_expfam_form_used_only_where_accurate(covariance_type):
     far = GaussianParams.from_covariances(covariance_type, params.weights,
                                           params.means * 1e6, params.covariances)
     assert family.pack(far, np.float64).kind == exact
-    assert family.pack(params, np.float32).kind == exact
+    single = family.pack(params, np.float32)  # float32 data: expfam in float64, blocks upcast
+    assert single.kind == expfam and single.dtype == np.float64
+    assert family.pack(far, np.float32).kind == exact and family.pack(far, np.float32).dtype == np.float32
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -263,7 +263,8 @@ def test_pack_gaussian_layout_is_typed_and_contiguous():
     assert isinstance(packed, kernels.KernelParams)
     for name in ("proj", "center", "pivot"):
         array = getattr(packed, name)
-        assert array.dtype == np.float32 and array.flags.c_contiguous
+        assert array.dtype == packed.dtype and array.flags.c_contiguous
+    assert packed.dtype in (np.float32, np.float64)
     assert packed.log_norm.dtype == np.float64
     with pytest.raises(ValueError, match="dtype must be float32 or float64"):
         kernels.pack_gaussian(p.weights, p.means, p.precisions_cholesky, "tied", np.int32)

@@ -105,7 +105,7 @@ def test_consumer_gaussian_log_prob_matches_python_api(consumer, dtype, covarian
     weights = np.array([0.3, 0.7])
     packed = kernels.pack_gaussian(weights, means, chol, covariance_type, dtype)
     out = np.empty((40, 2))
-    consumer.log_prob(packed.kind, X, packed.proj, packed.center, packed.log_norm,
-                      packed.pivot, out)
+    consumer.log_prob(packed.kind, X.astype(packed.dtype), packed.proj, packed.center,
+                      packed.log_norm, packed.pivot, out)
     expected = kernels.gaussian_log_prob(X, means, chol, covariance_type, weights=weights)
     np.testing.assert_array_equal(out, expected)

@@ -141,6 +141,11 @@ class KernelParams(NamedTuple):
     log_norm: np.ndarray  # (K,) float64: log w_k + log det L_k - D/2 log 2pi (+ const, diag)
     pivot: np.ndarray  # (K, D) centres of the statistics
 
+    @property
+    def dtype(self):
+        """The dtype the kernel computes in; data blocks are converted to it."""
+        return self.pivot.dtype
+
 
 class GaussianFamily:
     """Gaussian components with one of four covariance structures, bound to the Cython kernel."""
@@ -166,7 +171,12 @@ class GaussianFamily:
         return int(cov[self.covariance_type] + k * d + k - 1)
 
     def pack(self, params, dtype):
-        """:class:`KernelParams` for ``params`` in the data's dtype, choosing the kernel kind."""
+        """:class:`KernelParams` for ``params``, choosing the kernel kind and its dtype.
+
+        The exponential-family form runs wherever its rounding bound allows, in the data's dtype
+        or else in float64; otherwise the exact kernel runs in the data's dtype. The packed
+        arrays' dtype is the dtype the kernel computes in (``KernelParams.dtype``).
+        """
         t, means, chol = self.covariance_type, params.means, params.precisions_cholesky
         k, d = means.shape
         with np.errstate(divide="ignore"):  # a zero weight is a valid, empty component
@@ -180,8 +190,11 @@ class GaussianFamily:
         else:
             precision = chol**2 if t == "diag" else np.repeat((chol**2)[:, None], d, axis=1)
             spread = (precision * offset**2).sum(axis=1)
-        if np.finfo(dtype).eps * spread.max() <= EXPFAM_MAX_ERROR:
-            # log p(x, k) = log_norm_k - spread_k / 2 + t(x) @ W[:, k]; W from P_k and P_k mu'_k
+        expfam_dtype = next((t_ for t_ in (dtype, np.float64)
+                             if np.finfo(t_).eps * spread.max() <= EXPFAM_MAX_ERROR), None)
+        if expfam_dtype is not None:
+            # log p(x, k) = log_norm_k - spread_k / 2 + t(x) @ W[:, k]; W from P_k and P_k mu'_k.
+            # float32 data usually need float64 here: the driver then converts each block.
             if t in ("full", "tied"):
                 rows, cols = np.triu_indices(d)
                 quadratic = -precision[:, rows, cols] * np.where(rows == cols, 0.5, 1.0)
@@ -192,7 +205,7 @@ class GaussianFamily:
                 kind = KIND_EXPFAM_DIAG
             pivot = np.repeat(centre[None, :], k, axis=0)
             return self._packed(kind, np.hstack([linear, quadratic]).T, np.zeros((1, 1)),
-                                log_norm - 0.5 * spread, pivot, dtype)
+                                log_norm - 0.5 * spread, pivot, expfam_dtype)
         if t == "full":
             proj = chol.transpose(1, 2, 0).reshape(d, d * k)  # column j*K + k holds L_k[:, j]
             return self._packed(KIND_FULL, proj, np.einsum("kd,kdj->jk", means, chol), log_norm,
