@@ -14,8 +14,11 @@ SLOT_BUDGET_BYTES = 32 << 20  # per-block buffer of chunk statistics
 
 
 def default_chunk_size(n_features, n_components):
-    """Rows per chunk: keep the (rows, D*K) projected chunk of a full-covariance E-step in L2."""
-    rows = (256 * 1024 // 8) // max(1, n_features * n_components)
+    """Rows per chunk: keep a chunk's widest scratch in about 256 KiB of L2 cache, whether it is
+    the (rows, D*K) projection of the exact full kernel or the (rows, D + D(D+1)/2 + K)
+    features of the exponential-family one."""
+    d, k = n_features, n_components
+    rows = (256 * 1024 // 8) // max(d * k, d + d * (d + 1) // 2 + k)
     return int(min(1024, max(64, 1 << max(0, rows.bit_length() - 1))))
 
 

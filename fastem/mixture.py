@@ -128,7 +128,7 @@ class GaussianMixture(Estimator):
                 raise
 
     def _fit(self, X, sample_weight):
-        source, driver = self._prepare(X, sample_weight, reset=True)
+        _, driver = self._prepare(X, sample_weight, reset=True)
         self.n_omitted_rows_ = driver.n_omitted
         family = GaussianFamily(self.covariance_type, self.reg_covar)
         rng = check_random_state(self.random_state)
