@@ -1,7 +1,7 @@
 """The ``fastem`` command: fit, predict, score, sample and inspect Gaussian mixtures on files.
 
 Data are ``.npy`` files (memory-mapped, never loaded whole) or raw binary files described by
-``--raw-dtype``, ``--n-features`` and ``--offset``. Models are ``.npz`` files (no pickle).
+``--dtype``, ``--n-features`` and ``--offset``. Models are ``.npz`` files (no pickle).
 """
 import argparse
 import os
@@ -85,8 +85,8 @@ def build_parser():
 
 
 def add_data_arguments(parser):
-    parser.add_argument("data", help=".npy file, or raw binary with --raw-dtype/--n-features")
-    parser.add_argument("--raw-dtype", help="dtype of a raw binary data file (e.g. float32)")
+    parser.add_argument("data", help=".npy file, or raw binary with --dtype/--n-features")
+    parser.add_argument("--dtype", help="dtype of a raw binary data file (e.g. float32)")
     parser.add_argument("--n-features", type=int, help="columns of a raw binary data file")
     parser.add_argument("--offset", type=int, default=0, help="header bytes of a raw file")
     parser.add_argument("--threads", type=int, default=None)
@@ -97,13 +97,13 @@ def add_data_arguments(parser):
 
 
 def open_data(args):
-    """The data file as a memory-mapped array (raw files need --raw-dtype and --n-features)."""
+    """The data file as a memory-mapped array (raw files need --dtype and --n-features)."""
     from .data import open_raw, open_source
 
-    if args.raw_dtype or args.n_features:
-        if not (args.raw_dtype and args.n_features):
-            raise ValueError("a raw data file needs both --raw-dtype and --n-features")
-        return open_raw(args.data, args.raw_dtype, args.n_features, args.offset)
+    if args.dtype or args.n_features:
+        if not (args.dtype and args.n_features):
+            raise ValueError("a raw data file needs both --dtype and --n-features")
+        return open_raw(args.data, args.dtype, args.n_features, args.offset)
     return open_source(args.data, name=args.data)
 
 

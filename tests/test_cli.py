@@ -55,11 +55,11 @@ def test_raw_binary_file(data_file, tmp_path):
     raw = tmp_path / "data.f32"
     header = b"H" * 16
     raw.write_bytes(header + X.astype(np.float32).tobytes())
-    fastem_cli("fit", raw, "--raw-dtype", "float32", "--n-features", 3, "--offset", 16, "-k", 3,
+    fastem_cli("fit", raw, "--dtype", "float32", "--n-features", 3, "--offset", 16, "-k", 3,
                "--seed", 0, "-o", tmp_path / "m.npz", "-q")
     expected = fastem.GaussianMixture(3, random_state=0).fit(X.astype(np.float32))
     np.testing.assert_array_equal(fastem.load(tmp_path / "m.npz").means_, expected.means_)
-    bad = fastem_cli("fit", raw, "--raw-dtype", "float32", "--n-features", 5, "-k", 3,
+    bad = fastem_cli("fit", raw, "--dtype", "float32", "--n-features", 5, "-k", 3,
                      "-o", tmp_path / "x.npz", check=False)
     assert bad.returncode == 2 and "not a whole number of rows" in bad.stderr
 
