@@ -41,7 +41,7 @@ class LocalDriver:
     def omit_nonfinite(self):
         """Give rows holding NaN or infinity zero weight (the kernels then skip them) and make
         predictions mark them; returns how many there are (one streamed pass)."""
-        weights = self.sample_weight
+        weights = None if self.sample_weight is None else self.sample_weight.copy()  # not the user's
         count = 0
         for start, bad in data.nonfinite_rows(self.X, self.dtype):
             if weights is None:

@@ -135,8 +135,10 @@ def test_nan_policy_omit_leaves_bad_rows_out(covariance_type):
     keep = np.setdiff1d(np.arange(len(clean)), bad)
     start = dict(means_init=[[0, 0, 0], [5, 5, 5]], weights_init=[0.5, 0.5], max_iter=20,
                  covariance_type=covariance_type)
+    weights = np.ones(len(dirty))
     with pytest.warns(RuntimeWarning, match="25 rows with NaN or infinity were omitted"):
-        model = GaussianMixture(2, nan_policy="omit", **start).fit(dirty)
+        model = GaussianMixture(2, nan_policy="omit", **start).fit(dirty, sample_weight=weights)
+    np.testing.assert_array_equal(weights, 1.0)  # the caller's weights are not modified
     reference = GaussianMixture(2, **start).fit(clean[keep])
     assert model.n_omitted_rows_ == 25 and reference.n_omitted_rows_ == 0
     np.testing.assert_allclose(model.means_, reference.means_, rtol=1e-10)
