@@ -46,7 +46,7 @@ def initial_params(method, family, driver, n_components, rng):
 
 
 def params_from_resp(family, driver, pivot, resp_fn):
-    """M-step from given responsibilities (one pass); empty components go to random rows."""
+    """M-step from given responsibilities (one pass); an empty component stays on its pivot."""
     packed = family.pack_pivot(pivot, driver.dtype)
     stats, _ = driver.accumulate(family, packed, resp_fn=resp_fn)
     params, lost = family.m_step(stats, packed)

@@ -268,8 +268,9 @@ class GaussianFamily:
         s0 = stats[2:2 + k]
         s1, second = unpack_moments(stats[2 + k:], packed.kind, k, d)
         total = s0.sum()
-        lost = np.flatnonzero(s0 <= 1e-12 * total)
-        nk = np.where(s0 <= 1e-12 * total, 1.0, s0)
+        empty = s0 <= 1e-12 * total
+        lost = np.flatnonzero(empty)
+        nk = np.where(empty, 1.0, s0)
         delta = s1 / nk[:, None]
         means = np.asarray(pivot, dtype=np.float64) + delta
         reg, t = self.reg_covar, self.covariance_type
