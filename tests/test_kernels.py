@@ -98,7 +98,22 @@ def test_expfam_form_used_only_where_accurate(covariance_type):
     assert family.pack(far, np.float64).kind == exact
     single = family.pack(params, np.float32)  # float32 data: expfam in float64, blocks upcast
     assert single.kind == expfam and single.dtype == np.float64
-    assert family.pack(far, np.float32).kind == exact and family.pack(far, np.float32).dtype == np.float32
+    # float32 cannot resolve whitened coordinates of size |mu| |L| ~ 1e6 either: exact, in float64
+    assert family.pack(far, np.float32).kind == exact and family.pack(far, np.float32).dtype == np.float64
+    window = GaussianParams.from_covariances(  # too spread for expfam, fine for float32 exact
+        covariance_type, np.array([0.5, 0.5]), np.array([[-700.0], [700.0]]),
+        np.ones(covariance_shape(covariance_type, 2, 1)))
+    assert family.pack(window, np.float32).kind == exact
+    assert family.pack(window, np.float32).dtype == np.float32
+
+
+def test_nearly_collapsed_float32_component_runs_in_float64(covariance_type):
+    """A component squeezed to 1e-11 variance (seen in a fit) must not be whitened in float32."""
+    rng = np.random.RandomState(0)
+    params = random_params(covariance_type, 3, 2, rng)
+    squeezed = GaussianParams.from_covariances(covariance_type, params.weights, params.means,
+                                               params.covariances * 1e-11)
+    assert GaussianFamily(covariance_type).pack(squeezed, np.float32).dtype == np.float64
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -14,7 +14,8 @@ from fastem import GaussianMixture
 from fastem.families.gaussian import COVARIANCE_TYPES
 
 
-@settings(max_examples=60, deadline=None)
+# derandomize: CI runs the same 60 examples every time (explore locally with more examples)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     seed=st.integers(0, 2**31 - 1),
     n=st.integers(20, 400),

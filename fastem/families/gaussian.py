@@ -32,6 +32,10 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # exceeds EXPFAM_MAX_ERROR; then the exactly centred FULL, TIED or DIAG kernel runs instead.
 KIND_FULL, KIND_TIED, KIND_EXPFAM_DIAG, KIND_DIAG, KIND_EXPFAM_FULL = 0, 1, 2, 3, 4
 EXPFAM_MAX_ERROR = 1e-10
+# The exact kernels compute whitened coordinates L_k'(x - mu_k); their rounding error is about
+# eps * max_j (|mu_k|' |L_k|)_j. Where that exceeds EXACT_MAX_ERROR in the data's dtype (a nearly
+# collapsed float32 component), they run in float64.
+EXACT_MAX_ERROR = 1e-4
 
 CHOLESKY_ERROR = (
     "Fitting the mixture model failed because some components have ill-defined empirical "
@@ -64,6 +68,16 @@ def precision_cholesky(covariances, covariance_type):
     if np.any(~(covariances > 0.0)):
         raise ValueError(CHOLESKY_ERROR)
     return 1.0 / np.sqrt(covariances)
+
+
+def whitened_scale(means, chol, covariance_type):
+    """|mu_k|' |L_k| for each component: the size of the terms whose difference is L_k'(x - mu_k)."""
+    means, chol = np.abs(means), np.abs(chol)
+    if covariance_type == "full":
+        return np.einsum("kd,kdj->kj", means, chol)
+    if covariance_type == "tied":
+        return means @ chol
+    return means * (chol if covariance_type == "diag" else chol[:, None])
 
 
 def precisions_from_cholesky(prec_chol, covariance_type):
@@ -174,8 +188,9 @@ class GaussianFamily:
         """:class:`KernelParams` for ``params``, choosing the kernel kind and its dtype.
 
         The exponential-family form runs wherever its rounding bound allows, in the data's dtype
-        or else in float64; otherwise the exact kernel runs in the data's dtype. The packed
-        arrays' dtype is the dtype the kernel computes in (``KernelParams.dtype``).
+        or else in float64; otherwise the exact kernel runs, in the data's dtype where its own
+        rounding bound allows, else in float64. The packed arrays' dtype is the dtype the kernel
+        computes in (``KernelParams.dtype``).
         """
         t, means, chol = self.covariance_type, params.means, params.precisions_cholesky
         k, d = means.shape
@@ -206,6 +221,8 @@ class GaussianFamily:
             pivot = np.repeat(centre[None, :], k, axis=0)
             return self._packed(kind, np.hstack([linear, quadratic]).T, np.zeros((1, 1)),
                                 log_norm - 0.5 * spread, pivot, expfam_dtype)
+        if np.finfo(dtype).eps * whitened_scale(means, chol, t).max() > EXACT_MAX_ERROR:
+            dtype = np.float64
         if t == "full":
             proj = chol.transpose(1, 2, 0).reshape(d, d * k)  # column j*K + k holds L_k[:, j]
             return self._packed(KIND_FULL, proj, np.einsum("kd,kdj->jk", means, chol), log_norm,
