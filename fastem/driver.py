@@ -22,8 +22,33 @@ def default_chunk_size(n_features, n_components):
     return int(min(1024, max(64, 1 << max(0, rows.bit_length() - 1))))
 
 
+def is_dask_array(X):
+    """Whether ``X`` is a ``dask.array.Array`` (checked without importing Dask)."""
+    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "chunks")
+
+
+def make_driver(X, sample_weight=None, chunk_size=None, n_threads=None, progress=None, *,
+                min_samples=1, n_features=None):
+    """The driver for ``X``, after checking its shape: Dask arrays run on their cluster,
+    anything else (arrays, memmaps, paths, h5py/zarr datasets) on this machine."""
+    dask = is_dask_array(X)
+    source = X if dask else data.open_source(X)
+    data.check_shape(source, min_samples=min_samples, n_features=n_features)
+    if dask:
+        from .dask import DaskDriver
+
+        return DaskDriver(source, sample_weight, chunk_size, n_threads, progress)
+    return LocalDriver(source, sample_weight, chunk_size, n_threads, progress)
+
+
 class LocalDriver:
-    """A data source prepared for repeated passes (validated once, never copied whole)."""
+    """A data source prepared for repeated passes (validated once, never copied whole).
+
+    The driver contract (shared with :class:`fastem.dask.DaskDriver`): attributes ``dtype``,
+    ``n_samples``, ``n_features``, ``sample_weight``, ``n_omitted``; methods
+    :meth:`check_finite`, :meth:`omit_nonfinite`, :meth:`accumulate`, :meth:`predict`,
+    :meth:`rows` and :meth:`sample_rows`.
+    """
 
     def __init__(self, X, sample_weight=None, chunk_size=None, n_threads=None, progress=None):
         """``progress(desc, total)``, when given, makes a tqdm-like bar for each pass."""
@@ -37,6 +62,10 @@ class LocalDriver:
         self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.n_threads = resolve_n_threads(n_threads)
         self.omitting, self.n_omitted = False, 0
+
+    def check_finite(self):
+        """Raise ValueError naming the first row that holds NaN or infinity (one pass)."""
+        data.check_finite(self.X, self.dtype)
 
     def omit_nonfinite(self):
         """Give rows holding NaN or infinity zero weight (the kernels then skip them) and make
@@ -96,6 +125,12 @@ class LocalDriver:
         if self.progress is None:
             return _NoBar()
         return self.progress(desc, self.n_samples)
+
+    def sample_rows(self, rng, size):
+        """At most ``size`` rows (float64), their weights and indices: see init.sample_rows."""
+        from .init import sample_rows
+
+        return sample_rows(self, rng, size)
 
     def rows(self, indices):
         """Rows of the source as float64 (sorted fancy index, so a memmap reads only them)."""

@@ -24,14 +24,14 @@ def initial_params(method, family, driver, n_components, rng):
         p = None if w is None else w / w.sum()
         return params_on_rows(family, driver, rng.choice(driver.n_samples, k, replace=False, p=p))
     if method == "random":
-        pivot = np.repeat(sample_rows(driver, rng)[0].mean(axis=0, keepdims=True), k, axis=0)
+        pivot = np.repeat(driver.sample_rows(rng, MAX_SAMPLE)[0].mean(axis=0, keepdims=True), k, axis=0)
 
         def resp_fn(start, block):
             resp = rng.uniform(size=(block.shape[0], k))
             return resp / resp.sum(axis=1, keepdims=True)
 
         return params_from_resp(family, driver, pivot, resp_fn)
-    sample, weights, indices = sample_rows(driver, rng)
+    sample, weights, indices = driver.sample_rows(rng, MAX_SAMPLE)
     centers, chosen = kmeans_plusplus(sample, weights, k, rng)
     if method == "k-means++":
         return params_on_rows(family, driver, indices[chosen])

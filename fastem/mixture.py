@@ -8,7 +8,7 @@ import numpy as np
 from . import data
 from ._base import Estimator, not_fitted
 from ._config import single_threaded_blas
-from .driver import LocalDriver
+from .driver import is_dask_array, make_driver
 from .em import ConvergenceWarning, EMResult, FitInterrupted, run_em
 from .families.gaussian import (
     COVARIANCE_TYPES,
@@ -202,12 +202,12 @@ class GaussianMixture(Estimator):
 
     def bic(self, X):
         """Bayesian information criterion on ``X`` (lower is better)."""
-        n = data.open_source(X).shape[0]
+        n = self._n_rows(X)
         return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
 
     def aic(self, X):
         """Akaike information criterion on ``X`` (lower is better)."""
-        n = data.open_source(X).shape[0]
+        n = self._n_rows(X)
         return -2 * self.score(X) * n + 2 * self._n_parameters()
 
     def sample(self, n_samples=1):
@@ -239,18 +239,17 @@ class GaussianMixture(Estimator):
         """Validate ``X`` (and parameters when fitting) and return it with a driver."""
         if not reset:
             self._check_fitted()
-        source = data.open_source(X)
-        data.check_shape(source, min_samples=2 if reset else 1,
-                         n_features=None if reset else self.n_features_in_)
-        dtype = data.working_dtype(source.dtype)
+        driver = make_driver(X, sample_weight, self.chunk_size, self.n_threads,
+                             progress=progress_bars if self.progress else None,
+                             min_samples=2 if reset else 1,
+                             n_features=None if reset else self.n_features_in_)
+        source = driver.X
         if reset:
             self._check_parameters(source.shape[1])
         elif self.nan_policy not in ("raise", "omit"):
             raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
-        driver = LocalDriver(source, sample_weight, self.chunk_size, self.n_threads,
-                             progress=progress_bars if self.progress else None)
         if self.nan_policy == "raise":
-            data.check_finite(source, dtype)
+            driver.check_finite()
         else:
             omitted = driver.omit_nonfinite()
             if omitted:
@@ -269,15 +268,24 @@ class GaussianMixture(Estimator):
                 )
         return source, driver
 
+    @staticmethod
+    def _n_rows(X):
+        return (X if is_dask_array(X) else data.open_source(X)).shape[0]
+
     def _per_row(self, X, what, out):
         _, driver = self._prepare(X, None, reset=False)
+        family = self._family()
+        packed = family.pack(self._fitted_params(), driver.dtype)
+        if getattr(driver, "lazy", False):  # Dask: a lazy array of the same per-row output
+            if out is not None:
+                raise ValueError("out= is not supported for Dask input; store the returned "
+                                 "Dask array instead (e.g. with .to_zarr)")
+            return driver.predict_lazy(family, packed, what)
         n, k = driver.n_samples, self.n_components
         shape, dtype = {"labels": ((n,), np.intp), "resp": ((n, k), np.float64),
                         "log_prob": ((n,), np.float64)}[what]
         target = data.output_array(out, shape, dtype)
-        family = self._family()
-        driver.predict(family, family.pack(self._fitted_params(), driver.dtype),
-                       **{what: target})
+        driver.predict(family, packed, **{what: target})
         return target
 
     def _check_parameters(self, n_features):
