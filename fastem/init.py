@@ -77,20 +77,34 @@ def sample_rows(driver, rng, size=MAX_SAMPLE):
     if n <= size:
         indices = np.arange(n) if w is None else np.flatnonzero(w > 0)
         return driver.rows(indices), (np.ones(n) if w is None else w[indices]), indices
-    keys, indices = np.empty(0), np.empty(0, dtype=np.intp)
-    rows = np.empty((0, driver.n_features))
-    for start, block, weights in data.iter_blocks(driver.X, 1 << 16, np.float64, w):
+    blocks = data.iter_blocks(driver.X, 1 << 16, np.float64, w)
+    return sample_from_keys(*reservoir(blocks, rng, size, driver.n_features))
+
+
+def reservoir(blocks, rng, size, n_features):
+    """Keys, row indices and rows of the ``size`` rows with the largest keys log(u) / w among
+    ``(start, block, weights)`` blocks (float64); zero-weight rows get key -inf."""
+    sample = (np.empty(0), np.empty(0, dtype=np.intp), np.empty((0, n_features)))
+    for start, block, weights in blocks:
         with np.errstate(divide="ignore"):
-            new_keys = np.log(rng.uniform(size=block.shape[0]))
+            keys = np.log(rng.uniform(size=block.shape[0]))
             if weights is not None:
-                new_keys = np.where(weights > 0, new_keys / np.where(weights > 0, weights, 1),
-                                    -np.inf)
-        keys = np.concatenate([keys, new_keys])
-        indices = np.concatenate([indices, start + np.arange(block.shape[0])])
-        rows = np.vstack([rows, block])
-        if keys.size > size:
-            keep = np.argpartition(keys, keys.size - size)[keys.size - size:]
-            keys, indices, rows = keys[keep], indices[keep], rows[keep]
+                keys = np.where(weights > 0, keys / np.where(weights > 0, weights, 1), -np.inf)
+        sample = keep_largest(size, sample, (keys, start + np.arange(block.shape[0]), block))
+    return sample
+
+
+def keep_largest(size, *samples):
+    """Merge ``(keys, indices, rows)`` samples, keeping the ``size`` rows with the largest keys."""
+    keys, indices, rows = (np.concatenate(parts) for parts in zip(*samples))
+    if keys.size > size:
+        keep = np.argpartition(keys, keys.size - size)[keys.size - size:]
+        keys, indices, rows = keys[keep], indices[keep], rows[keep]
+    return keys, indices, rows
+
+
+def sample_from_keys(keys, indices, rows):
+    """The sampled rows in row order, each counting once, without never-chosen (-inf) rows."""
     usable = np.isfinite(keys)
     order = np.argsort(indices[usable])
     return rows[usable][order], np.ones(order.size), indices[usable][order]
