@@ -1,9 +1,11 @@
 """The EM loop, written once for every family and driver.
 
 Each iteration is one streamed E-step pass (log-likelihood and sufficient statistics of the
-current parameters) followed by the family's M-step. The monitored objective, ``lower_bound``,
-is the weighted mean log-likelihood per sample of the parameters *before* the M-step, exactly as
-in scikit-learn; EM guarantees it never decreases (Dempster, Laird & Rubin 1977), except at an
+current parameters) followed by the family's M-step (exact, MAP or partial: see
+``fastem.families.base``). The monitored objective, ``lower_bound``, is the weighted mean
+log-likelihood per sample of the parameters *before* the M-step, exactly as in scikit-learn; with
+a prior it is the log-posterior, (log-likelihood + log p(theta)) / total weight. EM, MAP-EM and
+generalized EM all guarantee it never decreases (Dempster, Laird & Rubin 1977), except at an
 iteration where an empty component is re-seeded, which is reported in a warning.
 """
 import time
@@ -11,6 +13,8 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .families.base import partial_m_step
 
 
 class ConvergenceWarning(UserWarning):
@@ -26,11 +30,6 @@ class EMResult:
     converged: bool = False
 
 
-def mean_log_likelihood(stats):
-    """Weighted mean log-likelihood per sample from a statistics vector [loglik, weight, ...]."""
-    return stats[0] / stats[1]
-
-
 class FitInterrupted(KeyboardInterrupt):
     """Ctrl-C during EM; ``result`` holds the last completed iteration."""
 
@@ -39,8 +38,12 @@ class FitInterrupted(KeyboardInterrupt):
         self.result = result
 
 
-def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, callback=None):
+def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, callback=None,
+           m_step="exact", m_step_iters=1):
     """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
+
+    ``m_step="partial"`` replaces the family's exact (or MAP) M-step by ``m_step_iters`` Newton
+    steps with backtracking (generalized EM).
 
     ``callback(result, change, seconds)`` is called after every iteration. A
     KeyboardInterrupt becomes :class:`FitInterrupted` carrying the last completed iteration.
@@ -51,14 +54,17 @@ def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, c
             tic = time.perf_counter()
             packed = family.pack(params, driver.dtype)
             stats, worst = driver.accumulate(family, packed)
-            current = mean_log_likelihood(stats)
+            current = (stats[0] + family.log_prior(params)) / stats[1]
             if not np.isfinite(current):
                 raise ValueError(
                     f"the log-likelihood became {current} at iteration {n_iter} (row "
                     f"{int(worst[1])} has zero density under every component); scale the data "
                     "or increase reg_covar"
                 )
-            params, lost = family.m_step(stats, packed)
+            if m_step == "partial":
+                params, lost = partial_m_step(family, params, stats, packed, m_step_iters)
+            else:
+                params, lost = family.m_step(stats, packed, params)
             if lost.size:
                 params = reseed(family, driver, params, lost, int(worst[1]), rng, n_iter)
             change = current - result.lower_bound

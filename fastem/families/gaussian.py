@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from scipy.special import xlogy
+
+from .base import Family, dirichlet_log_prior, dirichlet_weights
 
 
 def _kernel():
@@ -161,17 +164,38 @@ class KernelParams(NamedTuple):
         return self.pivot.dtype
 
 
-class GaussianFamily:
+@dataclass
+class GaussianPrior:
+    """Conjugate prior of a Gaussian mixture (MAP-EM), in scikit-learn's BayesianGaussianMixture
+    terms: Dirichlet(weight_concentration) on the weights; on each component, a Normal-inverse-
+    Wishart (full; tied: one inverse-Wishart and K normals) or, per precision, a Normal-Gamma
+    (diag: each dimension; spherical: one per component) with
+    mu | P ~ N(mean, (mean_precision P)^-1), Gamma shape degrees_of_freedom/2 and rate
+    covariance/2. Every field must be given (the estimators fill data-based defaults)."""
+
+    weight_concentration: float  # >= 1 (1: no prior on the weights)
+    mean: np.ndarray  # (D,)
+    mean_precision: float  # kappa_0 > 0
+    degrees_of_freedom: float  # nu_0: > D - 1 (full, tied), >= 1 (diag), > 2 - D (spherical)
+    covariance: np.ndarray  # Psi_0: (D, D) full/tied, (D,) diag, scalar spherical; > 0
+
+
+class GaussianFamily(Family):
     """Gaussian components with one of four covariance structures, bound to the Cython kernel."""
 
-    def __init__(self, covariance_type="full", reg_covar=1e-6):
+    def __init__(self, covariance_type="full", reg_covar=1e-6, prior=None, frozen=()):
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
                 f"Invalid value for 'covariance_type': {covariance_type!r}; "
                 f"'covariance_type' should be in {list(COVARIANCE_TYPES)}"
             )
+        unknown = set(frozen) - {"weights", "means", "covariances"}
+        if unknown:
+            raise ValueError(f"frozen must name 'weights', 'means' or 'covariances'; got {sorted(unknown)}")
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
+        self.prior = prior
+        self.frozen = frozenset(frozen)
 
     def stats_size(self, packed):
         """Length of the statistics vector that a pass with ``packed`` fills."""
@@ -273,41 +297,179 @@ class GaussianFamily:
             _EMPTY_LABELS if labels is None else labels,
         )
 
-    def m_step(self, stats, packed):
-        """Exact M-step from summed statistics; returns (params, indices of empty components).
+    def m_step(self, stats, packed, params=None):
+        """Exact (or MAP, under ``prior``) M-step; returns (params, indices of empty components).
 
         ``packed`` is what the statistics were computed with: its kind fixes their layout and
-        its (dtype-rounded) pivot their centres. Empty components keep their pivot as mean and
-        get the pooled covariance; the caller re-seeds them.
+        its (dtype-rounded) pivot their centres. Without a prior, empty components keep their
+        pivot as mean and get the pooled covariance, and the caller re-seeds them; with one,
+        they take the prior's mode and are not re-seeded. ``params`` (the E-step's) supply the
+        parameters named in ``frozen``.
         """
-        pivot = packed.pivot
-        k, d = pivot.shape
+        k, d = packed.pivot.shape
+        t, prior, frozen = self.covariance_type, self.prior, self.frozen
         s0 = stats[2:2 + k]
-        s1, second = unpack_moments(stats[2 + k:], packed.kind, k, d)
         total = s0.sum()
         empty = s0 <= 1e-12 * total
-        lost = np.flatnonzero(empty)
-        nk = np.where(empty, 1.0, s0)
-        delta = s1 / nk[:, None]
-        means = np.asarray(pivot, dtype=np.float64) + delta
-        reg, t = self.reg_covar, self.covariance_type
-        if t in ("full", "tied"):
-            scatter = second - nk[:, None, None] * (delta[:, :, None] * delta[:, None, :])
-            scatter[lost] = 0.0
-            if t == "full":
-                cov = scatter / nk[:, None, None]
-                cov[lost] = np.tensordot(s0, cov, axes=1) / total
-                cov += reg * np.eye(d)
-            else:
-                cov = scatter.sum(axis=0) / total + reg * np.eye(d)
+        lost = np.flatnonzero(empty) if prior is None else np.empty(0, dtype=np.intp)
+        if "means" in frozen:
+            means = params.means
         else:
-            # clipped: float32 rounding can leave a tiny negative variance for a point mass
-            var = np.maximum(second / nk[:, None] - delta**2, 0.0)
-            var[lost] = (s0 @ var) / total
-            var += reg
-            cov = var if t == "diag" else var.mean(axis=1)
-        weights = s0 / total
+            means = self._mean_update(stats, packed)
+        if "covariances" in frozen:
+            cov = params.covariances
+        else:
+            scatter = self._scatter(stats, packed, means)
+            cov = self._covariance_update(s0, scatter, empty, total)
+        weights = params.weights if "weights" in frozen else dirichlet_weights(
+            s0, 1.0 if prior is None else prior.weight_concentration)
         return GaussianParams.from_covariances(t, weights, means, cov), lost
+
+    def _mean_update(self, stats, packed):
+        """argmax over the means of J (+ log prior): the weighted data mean of each component,
+        shrunk towards the prior mean by ``mean_precision`` pseudo-observations."""
+        k, d = packed.pivot.shape
+        s0 = stats[2:2 + k]
+        s1, _ = unpack_moments(stats[2 + k:], packed.kind, k, d)
+        pivot = np.asarray(packed.pivot, dtype=np.float64)
+        if self.prior is None:
+            return pivot + s1 / np.where(s0 > 0, s0, 1.0)[:, None]
+        kappa = self.prior.mean_precision
+        return pivot + (s1 + kappa * (self.prior.mean - pivot)) / (s0 + kappa)[:, None]
+
+    def _scatter(self, stats, packed, means):
+        """sum_i w_i r_ik (x_i - mu_k)(x_i - mu_k)' (diagonal for diag and spherical) about the
+        given means, from pivot-centred moments; plus the prior's kappa (mu_k - mu_0)(...)'."""
+        k, d = packed.pivot.shape
+        s0 = stats[2:2 + k]
+        s1, second = unpack_moments(stats[2 + k:], packed.kind, k, d)
+        delta = means - np.asarray(packed.pivot, dtype=np.float64)
+        if self.covariance_type in ("full", "tied"):
+            outer = lambda a, b: a[:, :, None] * b[:, None, :]  # noqa: E731
+            scatter = second - outer(s1, delta) - outer(delta, s1) + s0[:, None, None] * outer(delta, delta)
+            if self.prior is not None:
+                off = means - self.prior.mean
+                scatter += self.prior.mean_precision * outer(off, off)
+            return scatter
+        # clipped: float32 rounding can leave a tiny negative variance for a point mass
+        scatter = np.maximum(second - 2 * s1 * delta + s0[:, None] * delta**2, 0.0)
+        if self.prior is not None:
+            scatter += self.prior.mean_precision * (means - self.prior.mean) ** 2
+        return scatter
+
+    def _covariance_update(self, s0, scatter, empty, total):
+        """argmax over the covariances of J (+ log prior) given the scatter about the means."""
+        t, prior, reg = self.covariance_type, self.prior, self.reg_covar
+        k, d = scatter.shape[:2]
+        if prior is not None:
+            psi, nu = prior.covariance, prior.degrees_of_freedom
+            cov = {
+                "full": lambda: (scatter + psi) / (s0 + nu + d + 2)[:, None, None],
+                "tied": lambda: (scatter.sum(axis=0) + psi) / (total + nu + d + 1 + k),
+                "diag": lambda: (scatter + psi) / (s0 + nu - 1)[:, None],
+                "spherical": lambda: (scatter.sum(axis=1) + psi) / (d * s0 + nu + d - 2),
+            }[t]()
+        elif t == "tied":
+            cov = scatter.sum(axis=0) / total
+        else:
+            nk = np.where(empty, 1.0, s0)
+            scatter[empty] = 0.0
+            cov = scatter / nk.reshape((-1,) + (1,) * (scatter.ndim - 1))
+            cov[empty] = np.tensordot(s0, cov, axes=1) / total
+            if t == "spherical":
+                cov = cov.mean(axis=1)
+        return cov + reg * (np.eye(d) if t in ("full", "tied") else 1.0)
+
+    def objective(self, params, stats, packed):
+        """J(theta) + log p(theta) from the statistics, up to a constant (for partial M-steps)."""
+        k, d = packed.pivot.shape
+        s0 = stats[2:2 + k]
+        scatter = self._scatter(stats, packed, params.means)
+        chol, t = params.precisions_cholesky, self.covariance_type
+        if t == "full":
+            trace = np.einsum("kab,kac,kbc->k", scatter, chol, chol)
+        elif t == "tied":
+            trace = np.einsum("kab,ac,bc->k", scatter, chol, chol)
+        else:
+            trace = (scatter * (chol**2 if t == "diag" else chol[:, None] ** 2)).sum(axis=1)
+        j = xlogy(s0, params.weights).sum() + (s0 * params.log_det_cholesky()).sum() \
+            - 0.5 * trace.sum()
+        return float(j) + self.log_prior(params)
+
+    def log_prior(self, params):
+        """log p(theta) up to a constant: Dirichlet on the weights; Normal-inverse-Wishart
+        (full, tied) or Normal-Gamma on each precision (diag, spherical) on the components."""
+        prior = self.prior
+        if prior is None:
+            return 0.0
+        t, (k, d) = self.covariance_type, params.means.shape
+        chol = params.precisions_cholesky
+        off = params.means - prior.mean
+        psi, nu, kappa = prior.covariance, prior.degrees_of_freedom, prior.mean_precision
+        if t in ("full", "tied"):
+            stack = chol if t == "full" else chol[None]
+            # log|Sigma| = -2 log det L; tr(Psi P) and kappa (mu - mu0)' P (mu - mu0) with P = L L'
+            log_det_cov = -2 * np.log(np.diagonal(stack, axis1=1, axis2=2)).sum(axis=1)
+            trace = np.einsum("ab,kac,kbc->k", psi, stack, stack)
+            proj = np.einsum("ka,kab->kb", off, stack) if t == "full" else off @ chol
+            power = nu + d + 2 if t == "full" else nu + d + 1 + k
+            value = (-0.5 * power * log_det_cov - 0.5 * trace).sum() \
+                - 0.5 * kappa * (proj**2).sum()
+        else:
+            precision = chol**2  # (k, d) or (k,)
+            if t == "diag":
+                value = ((0.5 * nu - 0.5) * np.log(precision) - 0.5 * psi * precision
+                         - 0.5 * kappa * precision * off**2).sum()
+            else:
+                value = ((0.5 * nu - 1 + 0.5 * d) * np.log(precision) - 0.5 * psi * precision
+                         - 0.5 * kappa * precision * (off**2).sum(axis=1)).sum()
+        return float(value) + dirichlet_log_prior(params.weights, prior.weight_concentration)
+
+    def newton_step(self, params, stats, packed):
+        """Weights and means to their conditional maximisers (the objective is linear-concave
+        in the weights and quadratic in the means, so one Newton step gets there), then one
+        Newton step on each precision P: P + (P - P A P / c), with A the scatter (+ prior
+        scale) and c the effective count, whose fixed point c A^-1 is the covariance update."""
+        k, d = packed.pivot.shape
+        s0 = stats[2:2 + k]
+        total = s0.sum()
+        means = params.means if "means" in self.frozen else self._mean_update(stats, packed)
+        weights = params.weights if "weights" in self.frozen else dirichlet_weights(
+            s0, 1.0 if self.prior is None else self.prior.weight_concentration)
+        if "covariances" in self.frozen:
+            return GaussianParams(self.covariance_type, weights, means, params.covariances,
+                                  params.precisions_cholesky)
+        empty = s0 <= 1e-12 * total
+        target = self._covariance_update(s0, self._scatter(stats, packed, means), empty, total)
+        # the covariance update is c A^-1's inverse: A / c = target, so P A P / c = P target P
+        precision = precisions_from_cholesky(params.precisions_cholesky, self.covariance_type)
+        if self.covariance_type in ("full", "tied"):
+            step = precision - precision @ target @ precision
+        else:
+            step = precision - precision * target * precision
+        return self._from_precisions(weights, means, precision + step)
+
+    def interpolate(self, params, proposal, t):
+        """Weights, means and precisions a fraction ``t`` of the way to ``proposal``; None where
+        the precisions stop being positive definite (the line search then halves ``t``)."""
+        mix = lambda a, b: (1 - t) * a + t * b  # noqa: E731
+        ct = self.covariance_type
+        precision = mix(precisions_from_cholesky(params.precisions_cholesky, ct),
+                        precisions_from_cholesky(proposal.precisions_cholesky, ct))
+        return self._from_precisions(mix(params.weights, proposal.weights),
+                                     mix(params.means, proposal.means), precision)
+
+    def _from_precisions(self, weights, means, precision):
+        t = self.covariance_type
+        if t in ("full", "tied"):
+            try:
+                cov = np.linalg.inv(precision)
+                return GaussianParams.from_covariances(t, weights, means, cov)
+            except (np.linalg.LinAlgError, ValueError):
+                return None
+        if not (precision > 0).all():
+            return None
+        return GaussianParams(t, weights, means, 1.0 / precision, np.sqrt(precision))
 
     def reseed(self, params, lost, rows):
         """Move empty components onto the given data rows with weight 1/K, keeping covariances."""
