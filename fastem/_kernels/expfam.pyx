@@ -1,0 +1,383 @@
+# Fused E-step for mixtures of exponential-family components over one block of rows, split into
+# chunks on threads.
+#
+# Every input column j has a kind (col_kind[j], see expfam.pxd) that fixes its feature map
+# T_j(x) and base measure b_j(x); the features of a row are T(x) = [T_1(x_1) | ... | T_D(x_D)]
+# (F = col_offset[D] columns) and, for components independent across columns,
+#   log p(x_i, z=k) = log_norm[k] + sum_j b_j(x_ij) + T(x_i) @ natural[:, k]
+# with log_norm[k] = log w_k - A(natural_k). For each chunk of rows (small enough to stay in
+# cache) one pass computes the features in float64 (whatever the data's dtype), the
+# log-densities of all components by one GEMM, the row-wise log-sum-exp, the responsibilities
+# r_ik and the sufficient statistics
+#   ll = sum_i w_i log p(x_i),  W = sum_i w_i,  s0_k = sum_i w_i r_ik,  S_k = sum_i w_i r_ik T(x_i)
+# (S by one more GEMM, r.T @ T). No (n_samples, n_components) array is ever formed.
+#
+# Support: a value outside its column's support (non-finite anywhere; negative or non-integer
+# counts; x <= 0 for COL_LOG; codes that are non-integer or outside [0, width)) gets zero
+# features and makes the row's base measure -inf, so the row has log p = -inf, zero
+# responsibilities and is reported through ``worst``; no NaN and no out-of-bounds index can
+# come from the data. A COL_GAUSSIAN value whose square (x - s)^2 overflows is treated the same
+# way (its density underflows to zero under any proper Gaussian), so features are always finite
+# and zero responsibilities never meet an infinite feature in r.T @ T. A NaN log-density (only
+# from NaN parameters) becomes -inf.
+#
+# Determinism: every chunk writes its statistics into its own slot, and slots are added in chunk
+# order after the parallel loop, so results are bitwise identical for any number of threads.
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.math cimport INFINITY, floor, lgamma, log
+from libc.string cimport memcpy, memset
+
+from ._linalg cimport gemm_rowmajor, gemm_tn_rowmajor
+from .logsumexp cimport normalize_log_rows
+
+# The column kinds and the signatures of the per-chunk functions are declared in expfam.pxd,
+# the public C-level API of this module.
+
+# log(x!) for small counts, filled once at import (libm's lgamma is slow and, through signgam,
+# not reentrant); larger counts call lgamma.
+cdef enum:
+    N_LOG_FACTORIAL = 1024
+cdef double LOG_FACTORIAL[N_LOG_FACTORIAL]
+cdef Py_ssize_t _m
+for _m in range(N_LOG_FACTORIAL):
+    LOG_FACTORIAL[_m] = lgamma(_m + 1.0)
+
+
+cdef inline double log_factorial(double x) noexcept nogil:
+    """log(x!) for an integer x >= 0 (as a double)."""
+    if x < N_LOG_FACTORIAL:
+        return LOG_FACTORIAL[<Py_ssize_t> x]
+    return lgamma(x + 1.0)
+
+
+cpdef Py_ssize_t stats_size(Py_ssize_t f, Py_ssize_t k):
+    """Length of the statistics vector: [loglik, weight, s0 (k), S (k, f) row-major]."""
+    return 2 + k + k * f
+
+
+cpdef Py_ssize_t workspace_size(Py_ssize_t chunk_size, Py_ssize_t f, Py_ssize_t k):
+    """float64 elements of per-thread scratch for chunks of ``chunk_size`` rows (any dtype):
+    features (chunk, f), responsibilities (chunk, k), log-sum-exp and base measure (chunk,)."""
+    return chunk_size * (f + k + 2)
+
+
+cdef void features(
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const int* col_kind,                             # IN  (d,) COL_* of each column
+    const Py_ssize_t* col_offset,                    # IN  (d + 1,) feature range of each column
+    const double* col_shift,                         # IN  (d,) s_j of COL_GAUSSIAN columns
+    double* t,                                       # OUT (n, col_offset[d]) rows of T(x)
+    double* base,                                    # OUT (n,) sum_j b_j(x); -inf out of support
+) noexcept nogil:
+    """Features T(x) (float64) and base measure of each row; zeros and -inf out of support."""
+    cdef Py_ssize_t i, j, o, width, f = col_offset[d]
+    cdef double v, b
+    cdef double* row
+    cdef int kind
+    for i in range(n):
+        row = t + i * f
+        b = 0.0
+        for j in range(d):
+            v = x[i * d + j]
+            o = col_offset[j]
+            kind = col_kind[j]
+            if kind == COL_IDENTITY:
+                if -INFINITY < v < INFINITY:
+                    row[o] = v
+                else:
+                    row[o] = 0.0
+                    b = -INFINITY
+            elif kind == COL_COUNT:
+                if 0.0 <= v < INFINITY and v == floor(v):
+                    row[o] = v
+                    b -= log_factorial(v)
+                else:
+                    row[o] = 0.0
+                    b = -INFINITY
+            elif kind == COL_LOG:
+                if 0.0 < v < INFINITY:
+                    row[o] = v
+                    row[o + 1] = log(v)
+                else:
+                    row[o] = 0.0
+                    row[o + 1] = 0.0
+                    b = -INFINITY
+            elif kind == COL_CATEGORICAL:
+                width = col_offset[j + 1] - o
+                memset(row + o, 0, width * sizeof(double))
+                if 0.0 <= v < width and v == floor(v):
+                    row[o + <Py_ssize_t> v] = 1.0
+                else:
+                    b = -INFINITY
+            else:  # COL_GAUSSIAN
+                v = v - col_shift[j]
+                if v * v < INFINITY:  # also false for NaN
+                    row[o] = v
+                    row[o + 1] = v * v
+                else:
+                    row[o] = 0.0
+                    row[o + 1] = 0.0
+                    b = -INFINITY
+        base[i] = b
+
+
+cdef void chunk_log_prob(
+    const double* t, const double* base,             # IN  (n, f) features, (n,) base measure
+    Py_ssize_t n, Py_ssize_t f,
+    const double* natural,                           # IN  (f, k) natural parameters
+    const double* log_norm, Py_ssize_t k,            # IN  (k,) log w_k - A(natural_k)
+    double* logp,                                    # OUT (n, k) log p(x_i, z = k)
+) noexcept nogil:
+    """log p(x_i, z=k) = log_norm[k] + base[i] + T(x_i) @ natural[:, k], one GEMM."""
+    cdef Py_ssize_t i, c
+    cdef double b, v
+    cdef double* out
+    if f > 0:
+        gemm_rowmajor(<int> n, <int> k, <int> f, t, <int> f, natural, <int> k, logp, <int> k)
+    else:
+        memset(logp, 0, n * k * sizeof(double))
+    for i in range(n):
+        out = logp + i * k
+        b = base[i]
+        if b == -INFINITY:  # out of support: -inf whatever T @ natural is
+            for c in range(k):
+                out[c] = -INFINITY
+            continue
+        for c in range(k):
+            v = log_norm[c] + b + out[c]
+            out[c] = v if v == v else -INFINITY
+
+
+cdef void chunk_stats(
+    const double* t, Py_ssize_t n, Py_ssize_t f,     # IN  (n, f) features
+    const double* resp, Py_ssize_t k,                # IN  (n, k) weighted responsibilities
+    double* s0, double* s,                           # OUT += (k,) and (k, f) r.T @ T
+) noexcept nogil:
+    cdef Py_ssize_t i, c
+    for i in range(n):
+        for c in range(k):
+            s0[c] += resp[i * k + c]
+    if f > 0:
+        gemm_tn_rowmajor(<int> n, <int> k, <int> f, resp, t, <int> f, s, 1.0)
+
+
+cdef void chunk_fit(
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const int* col_kind, const Py_ssize_t* col_offset,
+    const double* col_shift,                         # IN  column layout, see features
+    const double* weights,                           # IN  (n,) sample weights, or NULL for ones
+    const double* resp_in,                           # IN  (n, k) given responsibilities, or NULL
+    const double* natural, const double* log_norm,   # IN  (f, k) and (k,) parameters
+    Py_ssize_t f, Py_ssize_t k,
+    bint with_stats,                                 # IN  accumulate s0, S (else only ll, W)
+    double* t, double* resp, double* lse, double* base,   # TMP (n, f), (n, k), (n,), (n,)
+    double* slot,                                    # OUT zeroed statistics vector (stats_size)
+    double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
+) noexcept nogil:
+    """E-step and statistics of one chunk.
+
+    With given responsibilities (resp_in) no log-density is computed, as in gaussian.pyx: they
+    replace the E-step's, and ll and worst are left alone, except that a row out of support
+    still adds w * -inf to ll, is reported through worst and contributes nothing but its weight.
+    """
+    cdef Py_ssize_t i, c
+    cdef double w
+    cdef double* row
+    worst[0] = INFINITY
+    worst[1] = -1
+    features(x, n, d, col_kind, col_offset, col_shift, t, base)
+    if resp_in == NULL:
+        chunk_log_prob(t, base, n, f, natural, log_norm, k, resp)
+        normalize_log_rows(resp, n, k, lse)
+    else:
+        memcpy(resp, resp_in, n * k * sizeof(double))
+        for i in range(n):
+            lse[i] = -INFINITY if base[i] == -INFINITY else 0.0
+    for i in range(n):
+        row = resp + i * k
+        w = 1.0 if weights == NULL else weights[i]
+        if w == 0.0:  # a zero-weight row adds nothing, even if lse is -inf
+            for c in range(k):
+                row[c] = 0.0
+            continue
+        if resp_in == NULL or lse[i] == -INFINITY:
+            slot[0] += w * lse[i]
+            if lse[i] < worst[0]:
+                worst[0] = lse[i]
+                worst[1] = i
+            if resp_in != NULL:
+                for c in range(k):
+                    row[c] = 0.0
+        slot[1] += w
+        if w != 1.0:
+            for c in range(k):
+                row[c] *= w
+    if with_stats:
+        chunk_stats(t, n, f, resp, k, slot + 2, slot + 2 + k)
+
+
+cdef check_layout(Py_ssize_t n, Py_ssize_t d, const int[::1] col_kind,
+                  const Py_ssize_t[::1] col_offset, const double[::1] col_shift,
+                  const double[:, ::1] natural, const double[::1] log_norm):
+    """Validate the column layout against the data and parameters (no out-of-bounds access)."""
+    cdef Py_ssize_t j, width
+    cdef int kind
+    if col_kind.shape[0] != d or col_offset.shape[0] != d + 1 or col_shift.shape[0] != d:
+        raise ValueError("fastem: col_kind, col_offset and col_shift must have lengths d, d + 1 "
+                         "and d for data with d columns")
+    if col_offset[0] != 0:
+        raise ValueError("fastem: col_offset[0] must be 0")
+    for j in range(d):
+        kind = col_kind[j]
+        width = col_offset[j + 1] - col_offset[j]
+        if kind == COL_IDENTITY or kind == COL_COUNT:
+            ok = width == 1
+        elif kind == COL_LOG or kind == COL_GAUSSIAN:
+            ok = width == 2
+        elif kind == COL_CATEGORICAL:
+            ok = width >= 1
+        else:
+            raise ValueError(f"fastem: unknown column kind {kind} of column {j}")
+        if not ok:
+            raise ValueError(f"fastem: column {j} of kind {kind} has {width} features")
+    if natural.shape[0] != col_offset[d] or natural.shape[1] != log_norm.shape[0]:
+        raise ValueError("fastem: natural must have shape (col_offset[d], len(log_norm))")
+    if log_norm.shape[0] < 1:
+        raise ValueError("fastem: at least one component is needed")
+
+
+cdef check_scratch(Py_ssize_t chunk_size, Py_ssize_t f, Py_ssize_t k, int n_threads,
+                   double[:, ::1] workspace, Py_ssize_t n_chunks, Py_ssize_t slot_size,
+                   double[:, ::1] slots):
+    if chunk_size < 1 or n_threads < 1:
+        raise ValueError("fastem: chunk_size and n_threads must be positive")
+    if (workspace.shape[0] < n_threads
+            or workspace.shape[1] < workspace_size(chunk_size, f, k)):
+        raise ValueError("fastem: workspace too small for these threads and chunks")
+    if slots.shape[0] < n_chunks or slots.shape[1] < slot_size:
+        raise ValueError("fastem: too few statistics slots for this block")
+
+
+def fit_block(
+    const floating[:, ::1] X,          # IN  (n, d) block of rows
+    const double[::1] weights,         # IN  (n,) or (0,) for unit weights
+    const double[:, ::1] resp_in,      # IN  (n, k) responsibilities to use, or (0, k) to compute
+    const int[::1] col_kind,           # IN  (d,) COL_* of each column
+    const Py_ssize_t[::1] col_offset,  # IN  (d + 1,) feature range of each column; f = [d]
+    const double[::1] col_shift,       # IN  (d,) centre s_j of COL_GAUSSIAN columns
+    const double[:, ::1] natural,      # IN  (f, k) natural parameters
+    const double[::1] log_norm,        # IN  (k,) log w_k - A(natural_k)
+    bint with_stats,
+    Py_ssize_t chunk_size,
+    int n_threads,
+    double[:, ::1] workspace,          # TMP (>= n_threads, workspace_size) per-thread scratch
+    double[:, ::1] slots,              # TMP (>= n_chunks, stats_size + 2) per-chunk results
+    double[::1] stats,                 # OUT += statistics vector (stats_size)
+    double[::1] worst,                 # OUT [lowest log p(x_i) so far, its row]; row_offset added
+    Py_ssize_t row_offset,
+):
+    """One E-step (and statistics) over a block; adds into ``stats`` in chunk order."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
+    check_layout(n, d, col_kind, col_offset, col_shift, natural, log_norm)
+    cdef Py_ssize_t f = col_offset[d]
+    cdef Py_ssize_t size = stats_size(f, k)
+    cdef Py_ssize_t c, j, start, rows
+    cdef double* ws
+    cdef double* slot
+    cdef const double* w_ptr = &weights[0] if weights.shape[0] else NULL
+    cdef bint given = resp_in.shape[0] > 0
+    if stats.shape[0] != size or worst.shape[0] != 2:
+        raise ValueError("fastem: stats must have stats_size(f, k) entries and worst two")
+    if weights.shape[0] not in (0, n) or (given and (resp_in.shape[0] != n
+                                                     or resp_in.shape[1] != k)):
+        raise ValueError("fastem: weights must be (n,) or empty, resp_in (n, k) or empty")
+    if n == 0:
+        return
+    if chunk_size < 1:
+        raise ValueError("fastem: chunk_size must be positive")
+    cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
+    check_scratch(chunk_size, f, k, n_threads, workspace, n_chunks, size + 2, slots)
+    with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
+        ws = &workspace[threadid(), 0]
+        for c in prange(n_chunks, schedule="dynamic"):
+            start = c * chunk_size
+            rows = min(chunk_size, n - start)
+            slot = &slots[c, 0]
+            memset(slot, 0, (size + 2) * sizeof(double))
+            chunk_fit(&X[start, 0], rows, d, &col_kind[0], &col_offset[0], &col_shift[0],
+                      (w_ptr + start) if w_ptr != NULL else NULL,
+                      &resp_in[start, 0] if given else NULL,
+                      &natural[0, 0], &log_norm[0], f, k, with_stats,
+                      ws, ws + chunk_size * f, ws + chunk_size * (f + k),
+                      ws + chunk_size * (f + k + 1),
+                      slot, slot + size)
+    for c in range(n_chunks):
+        for j in range(size):
+            stats[j] += slots[c, j]
+        if slots[c, size] < worst[0]:
+            worst[0] = slots[c, size]
+            worst[1] = row_offset + c * chunk_size + slots[c, size + 1]
+
+
+def predict_block(
+    const floating[:, ::1] X,          # IN  (n, d) block of rows
+    const int[::1] col_kind,           # IN  (d,) COL_* of each column
+    const Py_ssize_t[::1] col_offset,  # IN  (d + 1,) feature range of each column; f = [d]
+    const double[::1] col_shift,       # IN  (d,) centre s_j of COL_GAUSSIAN columns
+    const double[:, ::1] natural,      # IN  (f, k) natural parameters
+    const double[::1] log_norm,        # IN  (k,) log w_k - A(natural_k)
+    Py_ssize_t chunk_size,
+    int n_threads,
+    double[:, ::1] workspace,          # TMP (>= n_threads, workspace_size) per-thread scratch
+    double[::1] log_prob,              # OUT (n,) log p(x_i), or (0,) to skip
+    double[:, ::1] resp,               # OUT (n, k) posterior p(z | x_i), or (0, k) to skip
+    Py_ssize_t[::1] labels,            # OUT (n,) argmax_k p(z = k | x_i), or (0,) to skip
+):
+    """Per-row log-likelihood, posteriors and labels for a block (no reduction, any order).
+
+    A row out of support gets log p = -inf, all-zero posteriors and label 0.
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
+    check_layout(n, d, col_kind, col_offset, col_shift, natural, log_norm)
+    cdef Py_ssize_t f = col_offset[d]
+    cdef Py_ssize_t c, i, j, best, start, rows
+    cdef double* t
+    cdef double* logp
+    cdef double* lse
+    cdef double* base
+    cdef bint want_lp = log_prob.shape[0] > 0, want_resp = resp.shape[0] > 0
+    cdef bint want_label = labels.shape[0] > 0
+    if (log_prob.shape[0] not in (0, n) or labels.shape[0] not in (0, n)
+            or (want_resp and (resp.shape[0] != n or resp.shape[1] != k))):
+        raise ValueError("fastem: outputs must be (n,), (n, k), (n,) or empty")
+    if n == 0:
+        return
+    if chunk_size < 1:
+        raise ValueError("fastem: chunk_size must be positive")
+    cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
+    check_scratch(chunk_size, f, k, n_threads, workspace, 0, 0, workspace)
+    with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
+        t = &workspace[threadid(), 0]
+        logp = t + chunk_size * f
+        lse = logp + chunk_size * k
+        base = lse + chunk_size
+        for c in prange(n_chunks, schedule="dynamic"):
+            start = c * chunk_size
+            rows = min(chunk_size, n - start)
+            features(&X[start, 0], rows, d, &col_kind[0], &col_offset[0], &col_shift[0], t,
+                     base)
+            chunk_log_prob(t, base, rows, f, &natural[0, 0], &log_norm[0], k, logp)
+            if want_label:
+                for i in range(rows):
+                    best = 0
+                    for j in range(1, k):
+                        if logp[i * k + j] > logp[i * k + best]:
+                            best = j
+                    labels[start + i] = best
+            if want_lp or want_resp:
+                normalize_log_rows(logp, rows, k, lse)
+            if want_lp:
+                memcpy(&log_prob[start], lse, rows * sizeof(double))
+            if want_resp:
+                memcpy(&resp[start, 0], logp, rows * k * sizeof(double))
