@@ -3,11 +3,21 @@
 Random components of every column kind are written as natural parameters and log-normalisers;
 the reference evaluates the same mixture with scipy.stats log-densities column by column.
 """
+import importlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+
 import numpy as np
 import pytest
 from scipy import stats as st
 from scipy.special import gammaln
 
+import fastem
 from fastem._kernels import expfam
 
 IDENTITY, COUNT, LOG, CATEGORICAL, GAUSSIAN = (
@@ -452,3 +462,100 @@ def test_layout_and_scratch_are_validated():
             run(**case)
     with pytest.raises(ValueError):
         predict(mix, X, chunk_size=0)
+
+
+CONSUMER = textwrap.dedent(
+    """
+    # cython: language_level=3, boundscheck=False, wraparound=False
+    from cython cimport floating
+    from fastem._kernels.logsumexp cimport normalize_log_rows
+    from fastem._kernels.expfam cimport (COL_CATEGORICAL, chunk_fit, chunk_log_prob,
+                                         features)
+    import numpy as np
+
+    CATEGORICAL = COL_CATEGORICAL
+
+
+    def log_prob(floating[:, ::1] x, int[::1] col_kind, Py_ssize_t[::1] col_offset,
+                 double[::1] col_shift, double[:, ::1] natural, double[::1] log_norm,
+                 double[:, ::1] out, double[::1] lse):
+        cdef Py_ssize_t n = x.shape[0], d = x.shape[1], k = log_norm.shape[0]
+        cdef Py_ssize_t f = col_offset[d]
+        cdef double[::1] t = np.empty(n * f + 1)
+        cdef double[::1] base = np.empty(n)
+        with nogil:
+            features(&x[0, 0], n, d, &col_kind[0], &col_offset[0], &col_shift[0], &t[0],
+                     &base[0])
+            chunk_log_prob(&t[0], &base[0], n, f, &natural[0, 0], &log_norm[0], k, &out[0, 0])
+            normalize_log_rows(&out[0, 0], n, k, &lse[0])
+
+
+    def fit(floating[:, ::1] x, int[::1] col_kind, Py_ssize_t[::1] col_offset,
+            double[::1] col_shift, double[:, ::1] natural, double[::1] log_norm,
+            double[::1] slot):
+        cdef Py_ssize_t n = x.shape[0], d = x.shape[1], k = log_norm.shape[0]
+        cdef Py_ssize_t f = col_offset[d]
+        cdef double[::1] work = np.empty(n * (f + k + 2))
+        with nogil:
+            chunk_fit(&x[0, 0], n, d, &col_kind[0], &col_offset[0], &col_shift[0], NULL, NULL,
+                      &natural[0, 0], &log_norm[0], f, k, True, &work[0], &work[n * f],
+                      &work[n * (f + k)], &work[n * (f + k + 1)], &slot[0],
+                      &slot[slot.shape[0] - 2])
+    """
+)
+
+SETUP = textwrap.dedent(
+    """
+    import sys
+    from Cython.Build import cythonize
+    from setuptools import Extension, setup
+
+    fastem_include, numpy_include = sys.argv.pop(1), sys.argv.pop(1)
+    ext = Extension("fastem_expfam_consumer", ["fastem_expfam_consumer.pyx"],
+                    include_dirs=[fastem_include, numpy_include],
+                    extra_compile_args=["-O0"] if sys.platform != "win32" else [])  # fast build
+    setup(ext_modules=cythonize([ext], include_path=[fastem_include], quiet=True))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def consumer(tmp_path_factory):
+    """A downstream extension that cimports expfam.pxd (see test_kernels_cimport.py)."""
+    command = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    if not command or shutil.which(command[0]) is None:
+        pytest.skip("no C compiler")
+    pytest.importorskip("Cython")
+    tmp = tmp_path_factory.mktemp("expfam_consumer")
+    (tmp / "fastem_expfam_consumer.pyx").write_text(CONSUMER)
+    (tmp / "setup.py").write_text(SETUP)
+    build = subprocess.run(
+        [sys.executable, "setup.py", fastem.get_include(), np.get_include(),
+         "build_ext", "--inplace"],
+        cwd=tmp, capture_output=True, text=True, timeout=300,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    sys.path.insert(0, str(tmp))
+    try:
+        yield importlib.import_module("fastem_expfam_consumer")
+    finally:
+        sys.path.remove(str(tmp))
+        sys.modules.pop("fastem_expfam_consumer", None)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_consumer_cimports_the_chunk_functions(consumer, dtype):
+    assert consumer.CATEGORICAL == CATEGORICAL
+    mix = Mixture(MIXED, 3, np.random.default_rng(18))
+    X = data(mix, 50, dtype, 13)
+    X[5, 0] = np.nan
+    out, lse = np.empty((50, 3)), np.empty(50)
+    consumer.log_prob(X, *mix.layout(), out, lse)
+    log_prob, resp, _ = predict(mix, X, chunk_size=50, n_threads=1)
+    np.testing.assert_array_equal(lse, log_prob)
+    np.testing.assert_array_equal(out, resp)
+    slot = np.zeros(expfam.stats_size(mix.f, 3) + 2)
+    consumer.fit(X, *mix.layout(), slot)
+    stats, worst = fit(mix, X, chunk_size=50, n_threads=1)
+    np.testing.assert_array_equal(slot[:-2], stats)
+    np.testing.assert_array_equal(slot[-2:], worst)
