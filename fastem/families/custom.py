@@ -1,0 +1,577 @@
+"""Custom families: components written by the user in Python, compiled with Numba.
+
+A family is given by a few plain functions. Two of them run over chunks of rows and should be
+compiled with ``numba.njit(nogil=True, cache=True)`` (they then run without the GIL, on every
+thread); the others see only the small per-component arrays and are ordinary NumPy code::
+
+    log_density(X, params, out)    # X (n, D) chunk; out (n, K): out[i, k] = log p(x_i | z = k)
+    statistics(X, resp, out)       # resp (n, K) weighted posteriors; out (K, S), zeroed: add
+                                   # sum_i resp[i, k] * T_s(x_i) into out[k, s]
+    m_step(s0, sums, params)       # s0 (K,), sums (K, S), params (previous, or None) -> params
+
+``params`` is a tuple (a ``typing.NamedTuple`` reads best, and Numba accepts it) of float64
+arrays whose first axis is the component (e.g. ``mu (K, D)``, ``kappa (K, D)``). The engine owns
+the mixture weights: it adds ``log w_k`` to the user's component log-densities, normalises each
+row (fastem's compiled log-sum-exp, safe for rows that are all ``-inf``), multiplies by the
+sample weights, adds the responsibility mass ``s0`` and calls ``statistics``; the weights' M-step
+is ``s0 / total`` (or the mode under a symmetric Dirichlet prior, ``weight_concentration``).
+
+Optional hooks:
+
+- ``prepare(params) -> tuple``: what ``log_density`` receives instead of ``params``, computed once
+  per iteration in NumPy (e.g. log-normalisers such as ``log I0(kappa)``, which Numba lacks, or
+  natural parameters);
+- ``from_rows(rows (m, D) float64) -> params`` for m components centred on data rows, used to
+  re-seed empty components (default: the M-step of one-hot responsibilities on those rows, which
+  must then give finite parameters);
+- ``sample(params, k, n, rng) -> (n, D)``: draws from component ``k`` (for ``sample``);
+- ``n_parameters``: free parameters of one component, an int or ``f(n_features)`` (for BIC);
+- ``log_prior(params) -> float``: the log prior of the components for MAP-EM (the user's
+  ``m_step`` then returns the MAP estimate); it is added to the monitored objective;
+- ``objective(s0, sums, params) -> float`` and ``newton_step(s0, sums, params) -> params``:
+  J(theta) of the components from the statistics, up to a constant, and one Newton (or other
+  ascent) step on it, for generalized EM (``run_em(..., m_step="partial")``);
+- ``invalid_rows(block) -> bool mask`` with ``error_message``: the family's support.
+
+The engine (:meth:`CustomFamily.fit_block`) splits each block into chunks of at least
+``min_chunk_rows`` rows (a Python-level call per chunk costs a few microseconds), runs them on
+``n_threads`` threads of a pool kept across calls (one task per thread, chunks handed out by a
+shared counter), writes each chunk's statistics into its own slot and adds the slots in chunk
+order, so a fit is bitwise identical for any number of threads. Rows with zero sample weight are
+dropped from their chunk before the user's functions see them (so NaN rows omitted by
+``nan_policy="omit"`` never reach them).
+
+Numba is not imported here: the functions may be any callables with these signatures (plain
+NumPy functions work, slowly and holding the GIL). Before the first pass of each dtype the
+functions are tried on a few rows, and mistakes (wrong signature, writing past ``out``, leaving
+entries unwritten, NaN) raise a ``ValueError`` that names the function. Do not compile with
+``fastmath=True``: it turns rows whose log-densities are all ``-inf`` into NaN. Define the jitted
+functions once, at module level, with ``cache=True``: a function made anew per call (a closure
+or a factory) is compiled anew each time.
+"""
+import concurrent.futures
+import itertools
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from .base import Family, dirichlet_log_prior, dirichlet_weights, empty_components
+
+MIN_CHUNK_ROWS = 1024  # rows per chunk at least: amortises the Python-level call per chunk
+PROBE_ROWS = 4  # rows of the test chunk the user's functions are tried on
+_GUARD = 16  # sentinel elements after each test output, to catch writes past its end
+_SENTINEL = -1.2345e300
+
+
+@dataclass
+class CustomParams:
+    """Parameters of a custom mixture: the weights (K,) and the user's component parameters
+    (a tuple of arrays, first axis K)."""
+
+    weights: np.ndarray
+    components: Any
+
+    @property
+    def n_components(self):
+        return self.weights.shape[0]
+
+
+class CustomPacked(NamedTuple):
+    """A custom family's parameters laid out for a pass."""
+
+    log_norm: np.ndarray  # (K,) log w_k, added to the user's log-densities
+    args: Any  # what log_density receives: prepare(params) or the params tuple (None: init)
+    dtype: np.dtype  # dtype of the data blocks
+
+
+class _Workspace(NamedTuple):
+    threads: list  # per thread: (log_prob (rows, K) float64, lse (rows,) float64)
+    slots: np.ndarray  # (n_chunks, stats_size + 2) per-chunk statistics, lowest log p, its row
+    rows: int  # rows per chunk
+
+
+class CustomFamily(Family):
+    """A mixture family from user functions (see the module documentation).
+
+    Parameters
+    ----------
+    log_density : callable ``(X (n, D), args, out (n, K) float64) -> None``
+        Writes the component log-densities ``log p(x_i | z = k)`` (without the weights).
+    statistics : callable ``(X (n, D), resp (n, K) float64, out (K, S) float64) -> None``
+        Adds ``sum_i resp[i, k] * T_s(x_i)`` into the zeroed ``out``; ``resp`` already includes
+        the sample weights.
+    m_step : callable ``(s0 (K,), sums (K, S), params or None) -> params``
+        Component parameters (a tuple of arrays, first axis K) maximising J (or J + log prior).
+        Entries of empty components (``s0 == 0``) may be anything: the engine keeps their
+        previous parameters and re-seeds them. Runs with NumPy's floating-point warnings off.
+    n_statistics : int
+        S, the number of per-component sums ``statistics`` fills.
+    prepare, from_rows, sample, n_parameters, log_prior, objective, newton_step, invalid_rows
+        Optional hooks, see the module documentation.
+    weight_concentration : float, default 1.0
+        Symmetric Dirichlet prior on the weights (>= 1; 1 is maximum likelihood).
+    frozen : iterable of str
+        ``"weights"`` and/or names of fields of the params NamedTuple that every M-step keeps.
+    min_chunk_rows : int, default 1024
+        Chunks hold ``max(driver chunk size, min_chunk_rows)`` rows.
+    error_message : str
+        Says what is wrong with rows flagged by ``invalid_rows``.
+    """
+
+    def __init__(self, log_density, statistics, m_step, n_statistics, *, prepare=None,
+                 from_rows=None, sample=None, n_parameters=None, log_prior=None, objective=None,
+                 newton_step=None, invalid_rows=None, weight_concentration=1.0, frozen=(),
+                 min_chunk_rows=MIN_CHUNK_ROWS, error_message="values outside the family's support"):
+        for name, fn in (("log_density", log_density), ("statistics", statistics),
+                         ("m_step", m_step)):
+            if not callable(fn):
+                raise TypeError(f"{name} must be a function, got {type(fn).__name__}")
+        for name, fn in (("prepare", prepare), ("from_rows", from_rows), ("sample", sample),
+                         ("log_prior", log_prior), ("objective", objective),
+                         ("newton_step", newton_step), ("invalid_rows", invalid_rows)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be a function or None, got {type(fn).__name__}")
+        if isinstance(n_statistics, bool) or not isinstance(n_statistics, (int, np.integer)) \
+                or n_statistics < 0:
+            raise ValueError(f"n_statistics must be a non-negative integer, got {n_statistics!r}")
+        if not (np.isfinite(weight_concentration) and weight_concentration >= 1.0):
+            raise ValueError(f"weight_concentration must be >= 1, got {weight_concentration!r}")
+        if isinstance(min_chunk_rows, bool) or int(min_chunk_rows) < 1:
+            raise ValueError(f"min_chunk_rows must be a positive integer, got {min_chunk_rows!r}")
+        for name, fn in (("log_density", log_density), ("statistics", statistics)):
+            _warn_if_holding_gil(name, fn)
+        self.log_density, self.statistics, self.user_m_step = log_density, statistics, m_step
+        self.n_statistics = int(n_statistics)
+        self.prepare, self.from_rows, self.sample_component = prepare, from_rows, sample
+        self.component_parameters = n_parameters
+        self.user_log_prior, self.user_objective, self.user_newton_step = (
+            log_prior, objective, newton_step)
+        self.user_invalid_rows, self.error_message = invalid_rows, error_message
+        self.weight_concentration = float(weight_concentration)
+        self.frozen = frozenset(frozen)
+        self.min_chunk_rows = int(min_chunk_rows)
+        self.prior = log_prior  # the components' prior (MAP-EM), or None
+        self._checked = set()  # dtypes the kernels were tried on
+
+    # ---------------------------------------------------------------- parameters
+    def make_params(self, weights, components):
+        """:class:`CustomParams` from weights (K,) and a component tuple, checked."""
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.ndim != 1 or weights.size < 1 or np.any(weights < 0) or not weights.sum() > 0:
+            raise ValueError("weights must be a non-empty 1-D array, non-negative, with a "
+                             "positive sum")
+        return CustomParams(weights / weights.sum(),
+                            self._check_components(components, weights.size, "params"))
+
+    @staticmethod
+    def _check_components(components, k, source):
+        if not isinstance(components, tuple):
+            raise ValueError(f"{source} must return the component parameters as a tuple (or "
+                             f"NamedTuple) of arrays, got {type(components).__name__}")
+        checked = []
+        for i, array in enumerate(components):
+            array = np.asarray(array)
+            if array.ndim < 1 or array.shape[0] != k:
+                name = components._fields[i] if hasattr(components, "_fields") else f"[{i}]"
+                raise ValueError(f"{source}: parameter {name} must have the {k} components along "
+                                 f"its first axis, got shape {array.shape}")
+            checked.append(array)
+        return type(components)(*checked) if hasattr(components, "_fields") else tuple(checked)
+
+    # ---------------------------------------------------------------- kernel binding
+    def pack(self, params, dtype):
+        """Log-weights and the user's kernel arguments (``prepare(params)`` or the params)."""
+        with np.errstate(divide="ignore"):  # a zero weight is a valid, empty component
+            log_norm = np.log(np.asarray(params.weights, dtype=np.float64))
+        args = params.components
+        if self.prepare is not None:
+            with np.errstate(all="ignore"):
+                args = self.prepare(args)
+            if not isinstance(args, tuple):
+                raise ValueError(f"prepare must return a tuple of arrays, got "
+                                 f"{type(args).__name__}")
+        return CustomPacked(log_norm, args, np.dtype(dtype))
+
+    def pack_pivot(self, pivot, dtype):
+        """A packing for passes with given responsibilities (the pivot is not used)."""
+        return CustomPacked(np.zeros(np.asarray(pivot).shape[0]), None, np.dtype(dtype))
+
+    def stats_size(self, packed):
+        """[sum w log p, sum w, s0 (K), sums (K, S)]."""
+        k = packed.log_norm.shape[0]
+        return 2 + k + k * self.n_statistics
+
+    def _rows(self, chunk_size):
+        return max(int(chunk_size), self.min_chunk_rows)
+
+    def workspace(self, packed, chunk_size, n_threads, n_chunks):
+        """Per-thread (log-density, log-sum-exp) buffers and one statistics slot per chunk."""
+        k, rows = packed.log_norm.shape[0], self._rows(chunk_size)
+        n_slots = -(-n_chunks * chunk_size // rows)
+        threads = [(np.empty((rows, k)), np.empty(rows)) for _ in range(n_threads)]
+        return _Workspace(threads, np.empty((n_slots, self.stats_size(packed) + 2)), rows)
+
+    def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
+                  worst, row_offset):
+        """Add a block's log-likelihood and statistics into ``stats`` in chunk order, and update
+        ``worst`` = [lowest log p(x_i), its row]; ``resp`` (n, K) replaces the E-step."""
+        n, k, s = X.shape[0], packed.log_norm.shape[0], self.n_statistics
+        if n == 0:
+            return
+        if resp is None:
+            self._check_kernels(packed, X)
+        elif with_stats:
+            self._check_statistics(X, k)
+        rows, size = work.rows, self.stats_size(packed)
+        n_chunks = -(-n // rows)
+        slots = work.slots
+        if slots.shape[0] < n_chunks:
+            raise ValueError("fastem: too few statistics slots for this block")
+
+        def chunk(t, c):
+            slot = slots[c]
+            slot[:] = 0.0
+            slot[size] = np.inf
+            start = c * rows
+            stop = min(start + rows, n)
+            x, w = X[start:stop], None if weights is None else weights[start:stop]
+            r = None if resp is None else resp[start:stop]
+            index = None
+            if w is not None:
+                slot[1] = w.sum()
+                if not w.all():  # zero-weight rows add nothing and are never shown to the user
+                    index = np.flatnonzero(w)
+                    x, w = X[start + index], w[index]
+                    r = None if r is None else r[index]
+            else:
+                slot[1] = stop - start
+            m = x.shape[0]
+            if m == 0:
+                return
+            logp, lse = work.threads[t][0][:m], work.threads[t][1][:m]
+            if r is None:
+                self.log_density(x, packed.args, logp)
+                logp += packed.log_norm
+                _normalize(logp, lse)
+                slot[0] = lse.sum() if w is None else w @ lse
+                i = int(np.argmin(lse))
+                slot[size] = lse[i]
+                slot[size + 1] = start + (i if index is None else index[i])
+            else:
+                logp[:] = r
+            if with_stats:
+                if w is not None:
+                    logp *= w[:, None]
+                logp.sum(axis=0, out=slot[2:2 + k])
+                self.statistics(x, logp, slot[2 + k:size].reshape(k, s))
+
+        _run_chunks(chunk, n_chunks, n_threads)
+        for c in range(n_chunks):  # chunk order: the same sums for any number of threads
+            stats += slots[c, :size]
+            if slots[c, size] < worst[0]:
+                worst[0] = slots[c, size]
+                worst[1] = row_offset + slots[c, size + 1]
+
+    def predict_block(self, packed, X, chunk_size, n_threads, work, log_prob, resp, labels):
+        """Per-row log p(x), posteriors and labels (argmax of log w_k + log p(x | k))."""
+        n = X.shape[0]
+        if n == 0:
+            return
+        self._check_kernels(packed, X)
+        rows = work.rows
+
+        def chunk(t, c):
+            start = c * rows
+            stop = min(start + rows, n)
+            logp, lse = work.threads[t][0][:stop - start], work.threads[t][1][:stop - start]
+            self.log_density(X[start:stop], packed.args, logp)
+            logp += packed.log_norm
+            if labels is not None:
+                np.argmax(logp, axis=1, out=labels[start:stop])
+            if log_prob is not None or resp is not None:
+                _normalize(logp, lse)
+            if log_prob is not None:
+                log_prob[start:stop] = lse
+            if resp is not None:
+                resp[start:stop] = logp
+
+        _run_chunks(chunk, -(-n // rows), n_threads)
+
+    def invalid_rows(self, block):
+        """The user's ``invalid_rows`` mask, or no row."""
+        if self.user_invalid_rows is None:
+            return np.zeros(block.shape[0], dtype=bool)
+        return np.asarray(self.user_invalid_rows(block), dtype=bool)
+
+    # ------------------------------------------------------------ checking user code
+    def _check_kernels(self, packed, X):
+        """Try log_density (and statistics) on a few rows, once per dtype and parameter types."""
+        key = ("log_density", X.dtype.str, _type_key(packed.args))
+        if key in self._checked:
+            return
+        k = packed.log_norm.shape[0]
+        x = _probe_rows(X)
+        m = x.shape[0]
+        if m == 0:
+            return  # no finite rows to try: the next block will
+        buf = np.full(m * k + _GUARD, np.nan)
+        buf[m * k:] = _SENTINEL
+        out = buf[:m * k].reshape(m, k)
+        shape = f"out has shape ({m}, {k}): rows x components"
+        try:
+            returned = self.log_density(x, packed.args, out)
+        except Exception as exc:
+            raise ValueError(
+                f"log_density(X, params, out) failed on a {m}-row test chunk of dtype {x.dtype} "
+                f"({shape}): {type(exc).__name__}: {exc}") from exc
+        if np.any(buf[m * k:] != _SENTINEL):
+            raise ValueError(f"log_density wrote past the end of out ({shape})")
+        if np.isnan(out).any():
+            hint = " (it returned a value: write into out instead)" if returned is not None else ""
+            raise ValueError(f"log_density left entries of out unwritten or wrote NaN{hint}; it "
+                             f"must set out[i, k] = log p(x_i | z = k) for every row and "
+                             f"component ({shape})")
+        if np.any(out == np.inf):
+            raise ValueError("log_density wrote +inf: log-densities must be finite or -inf")
+        self._check_statistics(X, k)
+        self._checked.add(key)
+
+    def _check_statistics(self, X, k):
+        key = ("statistics", X.dtype.str, k)
+        if key in self._checked:
+            return
+        x = _probe_rows(X)
+        if x.shape[0] == 0:
+            return
+        m, s = x.shape[0], self.n_statistics
+        resp = np.full((m, k), 1.0 / k)
+        buf = np.zeros(k * s + _GUARD)
+        buf[k * s:] = _SENTINEL
+        out = buf[:k * s].reshape(k, s)
+        shape = f"resp has shape ({m}, {k}), out ({k}, {s}) = (components, n_statistics)"
+        try:
+            self.statistics(x, resp, out)
+        except Exception as exc:
+            raise ValueError(
+                f"statistics(X, resp, out) failed on a {m}-row test chunk of dtype {x.dtype} "
+                f"({shape}): {type(exc).__name__}: {exc}") from exc
+        if np.any(buf[k * s:] != _SENTINEL):
+            raise ValueError(f"statistics wrote past the end of out ({shape}); is n_statistics "
+                             f"right?")
+        if np.isnan(out).any():
+            raise ValueError(f"statistics wrote NaN into out ({shape})")
+        self._checked.add(key)
+
+    # ----------------------------------------------------------------- the M-step
+    def _split(self, stats, k):
+        return stats[2:2 + k], stats[2 + k:2 + k + k * self.n_statistics].reshape(
+            k, self.n_statistics)
+
+    def m_step(self, stats, packed, params=None):
+        """Weights s0 / total (Dirichlet mode with a prior) and the user's component M-step;
+        returns ``(params, empty components)``. Empty components keep their parameters (or, at
+        initialisation, whatever the user's M-step gave) and the caller re-seeds them."""
+        k = packed.log_norm.shape[0]
+        s0, sums = self._split(stats, k)
+        lost = empty_components(stats, k)
+        previous = None if params is None else params.components
+        with np.errstate(all="ignore"):
+            components = self.user_m_step(s0.copy(), sums.copy(), previous)
+        components = self._finish(components, previous, lost, k, "m_step")
+        return CustomParams(self._weights(s0, params), components), lost
+
+    def _weights(self, s0, params):
+        """The weights' M-step: s0 / total, the Dirichlet mode, or the frozen weights."""
+        if "weights" in self.frozen and params is not None:
+            return params.weights
+        return dirichlet_weights(s0, self.weight_concentration)
+
+    def _finish(self, components, previous, lost, k, source):
+        """Check the user's components; keep previous values for empty and frozen ones."""
+        components = self._check_components(components, k, source)
+        arrays = list(components)
+        names = getattr(components, "_fields", ())
+        frozen = self.frozen - {"weights"}
+        unknown = frozen - set(names)
+        if unknown:
+            raise ValueError(f"frozen names {sorted(unknown)} are not fields of the parameters "
+                             f"{names or '(a plain tuple: use a NamedTuple to freeze fields)'}")
+        if previous is not None:
+            for i, name in enumerate(names or range(len(arrays))):
+                if name in frozen:
+                    arrays[i] = np.asarray(previous[i])
+                elif lost.size:
+                    arrays[i] = arrays[i].copy()
+                    arrays[i][lost] = previous[i][lost]
+        kept = np.ones(k, dtype=bool)
+        kept[lost] = False
+        for i, array in enumerate(arrays):
+            if np.issubdtype(array.dtype, np.number) and not np.isfinite(array[kept]).all():
+                name = names[i] if names else f"[{i}]"
+                raise ValueError(f"{source} returned non-finite values in parameter {name} for "
+                                 f"non-empty components")
+        return type(components)(*arrays) if names else tuple(arrays)
+
+    def objective(self, params, stats, packed):
+        """sum_k s0_k log w_k + the user's J(components), plus log p(theta)."""
+        if self.user_objective is None:
+            raise NotImplementedError("partial M-steps need objective= and newton_step= hooks")
+        k = packed.log_norm.shape[0]
+        s0, sums = self._split(stats, k)
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 log 0 = 0: empty components
+            weight_term = np.where(s0 == 0, 0.0, s0 * np.log(params.weights)).sum()
+        value = weight_term + self.user_objective(s0, sums, params.components)
+        return float(value) + self.log_prior(params)
+
+    def newton_step(self, params, stats, packed):
+        """Weights to their maximiser, components by the user's ``newton_step``."""
+        if self.user_newton_step is None:
+            raise NotImplementedError("partial M-steps need objective= and newton_step= hooks")
+        k = packed.log_norm.shape[0]
+        s0, sums = self._split(stats, k)
+        with np.errstate(all="ignore"):
+            components = self.user_newton_step(s0.copy(), sums.copy(), params.components)
+        components = self._finish(components, params.components, empty_components(stats, k),
+                                  k, "newton_step")
+        return CustomParams(self._weights(s0, params), components)
+
+    def interpolate(self, params, proposal, t):
+        """Every array a fraction ``t`` of the way from ``params`` to ``proposal``."""
+        mix = lambda a, b: (1 - t) * np.asarray(a) + t * np.asarray(b)  # noqa: E731
+        arrays = [mix(a, b) for a, b in zip(params.components, proposal.components)]
+        comps = params.components
+        comps = type(comps)(*arrays) if hasattr(comps, "_fields") else tuple(arrays)
+        return CustomParams(mix(params.weights, proposal.weights), comps)
+
+    def log_prior(self, params):
+        """Dirichlet on the weights plus the user's ``log_prior`` of the components."""
+        value = dirichlet_log_prior(params.weights, self.weight_concentration)
+        if self.user_log_prior is not None:
+            value += float(self.user_log_prior(params.components))
+        return value
+
+    # ------------------------------------------------------------------ the rest
+    def reseed(self, params, lost, rows):
+        """Put components ``lost`` on data ``rows`` (``from_rows``) with weight 1/K."""
+        rows = np.asarray(rows, dtype=np.float64)
+        new = self._components_on_rows(rows)
+        k = params.n_components
+        arrays = []
+        for old, fresh in zip(params.components, new):
+            array = np.array(old, copy=True)
+            array[lost] = fresh
+            arrays.append(array)
+        comps = params.components
+        comps = type(comps)(*arrays) if hasattr(comps, "_fields") else tuple(arrays)
+        weights = params.weights.copy()
+        weights[lost] = 1.0 / k
+        return CustomParams(weights / weights.sum(), comps)
+
+    def _components_on_rows(self, rows):
+        m = rows.shape[0]
+        if self.from_rows is not None:
+            return self._check_components(self.from_rows(rows), m, "from_rows")
+        sums = np.zeros((m, self.n_statistics))
+        self.statistics(rows, np.eye(m), sums)
+        with np.errstate(all="ignore"):
+            components = self._check_components(
+                self.user_m_step(np.ones(m), sums, None), m, "m_step")
+        for array in components:
+            if np.issubdtype(np.asarray(array).dtype, np.number) and not np.isfinite(array).all():
+                raise ValueError(
+                    "the M-step of a single data row gave non-finite parameters; give "
+                    "CustomFamily a from_rows(rows) hook that places components on data rows")
+        return components
+
+    def sample(self, params, n_samples, rng):
+        """``(X, labels)``: counts from the weights, then the user's ``sample`` per component."""
+        if self.sample_component is None:
+            raise NotImplementedError("sampling needs a sample(params, k, n, rng) hook")
+        counts = rng.multinomial(n_samples, params.weights)
+        parts = [np.asarray(self.sample_component(params.components, k, int(count), rng),
+                            dtype=np.float64).reshape(int(count), -1)
+                 for k, count in enumerate(counts)]
+        return np.vstack(parts), np.repeat(np.arange(params.n_components), counts)
+
+    def n_parameters(self, n_features, n_components):
+        """K x (free parameters per component) + K - 1 weights."""
+        per = self.component_parameters
+        if per is None:
+            raise NotImplementedError("BIC and AIC need the n_parameters hook")
+        per = per(n_features) if callable(per) else per
+        return int(n_components * per + n_components - 1)
+
+
+# -------------------------------------------------------------------- the engine
+def _normalize(logp, lse):
+    """Rows of log-probabilities to posteriors in place, with their log-sum-exp (compiled)."""
+    from .._kernels import logsumexp
+
+    logsumexp.normalize_rows(logp, lse, logp.shape[0], 1)
+
+
+_pool = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _executor(n_threads):
+    """The shared thread pool, grown to at least ``n_threads`` workers."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size < n_threads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = concurrent.futures.ThreadPoolExecutor(n_threads,
+                                                          thread_name_prefix="fastem-custom")
+            _pool_size = n_threads
+        return _pool
+
+
+def _run_chunks(chunk, n_chunks, n_threads):
+    """Call ``chunk(thread, c)`` for every chunk ``c``: one task per thread, chunks handed out
+    in order by a shared counter (dynamic scheduling; ``next`` on it is atomic under the GIL)."""
+    n_tasks = min(n_threads, n_chunks)
+    if n_tasks <= 1:
+        for c in range(n_chunks):
+            chunk(0, c)
+        return
+    counter = itertools.count()
+
+    def task(t):
+        for c in counter:
+            if c >= n_chunks:
+                return
+            chunk(t, c)
+
+    futures = [_executor(n_tasks).submit(task, t) for t in range(n_tasks)]
+    for future in futures:
+        future.result()
+
+
+def _probe_rows(X):
+    """A few finite rows of a block to try the user's functions on (C-contiguous)."""
+    head = np.asarray(X[:64 * PROBE_ROWS])
+    return np.ascontiguousarray(head[np.isfinite(head).all(axis=1)][:PROBE_ROWS])
+
+
+def _type_key(args):
+    """What the compiled specialisation of log_density depends on: the arguments' types."""
+    if isinstance(args, tuple):
+        return tuple(_type_key(a) for a in args)
+    if isinstance(args, np.ndarray):
+        return (args.dtype.str, args.ndim)
+    return type(args).__name__
+
+
+def _warn_if_holding_gil(name, fn):
+    """Warn when a Numba-compiled chunk function keeps the GIL (threads then take turns)."""
+    if type(fn).__module__.split(".")[0] == "numba" and hasattr(fn, "targetoptions"):
+        if not fn.targetoptions.get("nogil", False):
+            warnings.warn(f"{name} is compiled without nogil=True: it holds the GIL, so "
+                          f"threads cannot run it in parallel", UserWarning, stacklevel=3)
+        if fn.targetoptions.get("fastmath", False):
+            warnings.warn(f"{name} is compiled with fastmath: rows whose log-densities are all "
+                          f"-inf may become NaN", UserWarning, stacklevel=3)
