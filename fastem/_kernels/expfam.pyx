@@ -21,6 +21,11 @@
 # and zero responsibilities never meet an infinite feature in r.T @ T. A NaN log-density (only
 # from NaN parameters) becomes -inf.
 #
+# Scratch: per thread, workspace_size(chunk_size, F, K) doubles holding the chunk's features
+# (chunk, F), log-probabilities turned responsibilities (chunk, K), log-sum-exp (chunk,) and base
+# measure (chunk,); per chunk, a slot of stats_size + 2 doubles (the statistics, then the chunk's
+# lowest log p(x_i) and its row).
+#
 # Determinism: every chunk writes its statistics into its own slot, and slots are added in chunk
 # order after the parallel loop, so results are bitwise identical for any number of threads.
 from cython cimport floating
@@ -277,7 +282,13 @@ def fit_block(
     double[::1] worst,                 # OUT [lowest log p(x_i) so far, its row]; row_offset added
     Py_ssize_t row_offset,
 ):
-    """One E-step (and statistics) over a block; adds into ``stats`` in chunk order."""
+    """One E-step (and statistics) over a block; adds into ``stats`` in chunk order.
+
+    With ``resp_in`` given, its rows replace the E-step's responsibilities (initialisation) and,
+    as in gaussian.pyx, no log-likelihood is added and ``worst`` is left alone; only a row out
+    of support adds w * -inf to the log-likelihood, is reported through ``worst`` and adds
+    nothing but its weight. Zero-weight rows add nothing at all.
+    """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
     check_layout(n, d, col_kind, col_offset, col_shift, natural, log_norm)
     cdef Py_ssize_t f = col_offset[d]
