@@ -8,9 +8,10 @@ from .em import ConvergenceWarning
 from ._base import NotFittedError
 from .io import load, save
 from .mixture import GaussianMixture
+from .model import MixtureModel
 
 __version__ = "0.1.0"
-__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "load", "save",
+__all__ = ["GaussianMixture", "MixtureModel", "ConvergenceWarning", "NotFittedError", "load", "save",
            "get_include", "kernels", "__version__"]
 
 

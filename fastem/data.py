@@ -157,6 +157,21 @@ def nonfinite_rows(X, dtype, block_rows=65536):
             yield start, ~np.isfinite(block).all(axis=1)
 
 
+def check_support(X, dtype, family, block_rows=65536, name="X"):
+    """Raise ValueError naming the first row the family cannot model (one streamed pass; none
+    for families, such as the Gaussian, that accept every finite value)."""
+    from .families.base import Family
+
+    if type(family).invalid_rows is Family.invalid_rows:
+        return
+    for start, block, _ in iter_blocks(X, block_rows, dtype):
+        bad = family.invalid_rows(block)
+        if bad.any():
+            row = start + int(np.argmax(bad))
+            raise ValueError(f"{name} has {family.error_message} (first at row {row}): "
+                             f"{np.asarray(block[row - start]).tolist()[:10]}")
+
+
 def output_array(out, shape, dtype, name="out"):
     """Where per-row results go: a new array (None), a new ``.npy`` file (a path, memory-mapped,
     so results larger than memory stream to disk) or a given writeable array of that shape."""

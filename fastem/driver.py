@@ -63,9 +63,12 @@ class LocalDriver:
         self.n_threads = resolve_n_threads(n_threads)
         self.omitting, self.n_omitted = False, 0
 
-    def check_finite(self):
-        """Raise ValueError naming the first row that holds NaN or infinity (one pass)."""
+    def check_finite(self, family=None):
+        """Raise ValueError naming the first row that holds NaN or infinity or, given a
+        ``family``, a value outside its support (e.g. a negative count)."""
         data.check_finite(self.X, self.dtype)
+        if family is not None:
+            data.check_support(self.X, self.dtype, family)
 
     def omit_nonfinite(self):
         """Give rows holding NaN or infinity zero weight (the kernels then skip them) and make

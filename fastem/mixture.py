@@ -1,39 +1,23 @@
-"""scikit-learn compatible mixture estimators over the streaming EM engine."""
+"""GaussianMixture: scikit-learn's Gaussian mixture over the streaming EM engine."""
 import numbers
-import time
-import warnings
 
 import numpy as np
 
-from . import data
-from ._base import Estimator, not_fitted
-from ._config import single_threaded_blas
-from .driver import is_dask_array, make_driver
-from .em import ConvergenceWarning, EMResult, FitInterrupted, run_em
 from .families.gaussian import (
     COVARIANCE_TYPES,
     GaussianFamily,
     GaussianParams,
+    GaussianPrior,
     cholesky_from_precisions,
     covariance_shape,
     covariances_from_cholesky,
     precisions_from_cholesky,
 )
-from .init import INIT_METHODS, initial_params
+from .init import initial_params
+from .model import MixtureModel, check_random_state  # noqa: F401  (re-exported)
 
 
-def check_random_state(seed):
-    """A ``np.random.RandomState`` from None, an int or an existing RandomState (sklearn rules)."""
-    if seed is None or seed is np.random:
-        return np.random.mtrand._rand
-    if isinstance(seed, numbers.Integral):
-        return np.random.RandomState(seed)
-    if isinstance(seed, np.random.RandomState):
-        return seed
-    raise ValueError(f"{seed!r} cannot be used to seed a numpy.random.RandomState instance")
-
-
-class GaussianMixture(Estimator):
+class GaussianMixture(MixtureModel):
     """Gaussian mixture fitted by EM on streamed chunks; a drop-in for scikit-learn's.
 
     Parameters are those of ``sklearn.mixture.GaussianMixture``, plus:
@@ -53,6 +37,21 @@ class GaussianMixture(Estimator):
         Rows holding NaN or infinity raise a ValueError naming the first one ("raise"), or are
         left out ("omit"): they get zero weight in ``fit`` and ``score`` (counted in
         ``n_omitted_rows_``), and label -1 and NaN log-likelihood and posteriors in predictions.
+    m_step, m_step_iters :
+        "exact" (default) or "partial" (generalized EM: ``m_step_iters`` Newton steps on each
+        precision, with backtracking); see :class:`fastem.MixtureModel`.
+    weight_concentration_prior : float or None
+        MAP-EM: a symmetric Dirichlet prior on the weights (>= 1; None means 1, no prior).
+    mean_prior, mean_precision_prior, degrees_of_freedom_prior, covariance_prior : optional
+        MAP-EM: giving any of these puts a conjugate prior on every component
+        (:class:`fastem.families.gaussian.GaussianPrior`: Normal-inverse-Wishart for full and
+        tied, Normal-Gamma on each precision for diag and spherical). Defaults, as in
+        scikit-learn's BayesianGaussianMixture: the data mean, 1, n_features, and the data's
+        covariance (diag: variances; spherical: their mean), from the initialisation sample.
+        ``lower_bound_`` is then the log-posterior per unit weight, which never decreases.
+    frozen : tuple of str
+        Parameters every M-step keeps at their initial values: any of "weights", "means",
+        "covariances" (set them with ``weights_init``, ``means_init``, ``precisions_init``).
 
     ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
     array, an ``np.memmap`` or a path to a ``.npy`` file (memory-mapped); it is never copied
@@ -93,133 +92,34 @@ class GaussianMixture(Estimator):
         progress=False,
         callback=None,
         nan_policy="raise",
+        m_step="exact",
+        m_step_iters=1,
+        weight_concentration_prior=None,
+        mean_prior=None,
+        mean_precision_prior=None,
+        degrees_of_freedom_prior=None,
+        covariance_prior=None,
+        frozen=(),
     ):
-        self.n_components = n_components
+        super().__init__(
+            None, n_components, tol=tol, max_iter=max_iter, n_init=n_init,
+            init_params=init_params, random_state=random_state, warm_start=warm_start,
+            verbose=verbose, verbose_interval=verbose_interval, n_threads=n_threads,
+            chunk_size=chunk_size, progress=progress, callback=callback, nan_policy=nan_policy,
+            m_step=m_step, m_step_iters=m_step_iters,
+        )
+        del self.family  # not a parameter of this estimator: the family follows from the rest
         self.covariance_type = covariance_type
-        self.tol = tol
         self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
         self.weights_init = weights_init
         self.means_init = means_init
         self.precisions_init = precisions_init
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
-        self.n_threads = n_threads
-        self.chunk_size = chunk_size
-        self.progress = progress
-        self.callback = callback
-        self.nan_policy = nan_policy
-
-    # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None):
-        """Estimate the parameters by EM, keeping the best of ``n_init`` runs. Returns self."""
-        with single_threaded_blas():  # small M-step BLAS calls must not leave spinning threads
-            try:
-                return self._fit(X, sample_weight)
-            except FitInterrupted as interrupt:
-                if interrupt.result.n_iter:  # keep what was computed, then stop as asked
-                    self._set_result(interrupt.result, interrupt.result.params.n_features)
-                    warnings.warn(f"{interrupt}; the model holds that iteration's parameters",
-                                  RuntimeWarning, stacklevel=2)
-                raise
-
-    def _fit(self, X, sample_weight):
-        _, driver = self._prepare(X, sample_weight, reset=True)
-        self.n_omitted_rows_ = driver.n_omitted
-        family = GaussianFamily(self.covariance_type, self.reg_covar)
-        rng = check_random_state(self.random_state)
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
-        best = None
-        for init in range(self.n_init if do_init else 1):
-            self._say(1, f"Initialization {init}")
-            tic = time.perf_counter()
-            if do_init:
-                params, lower_bound = self._initial_params(family, driver, rng), -np.inf
-            else:
-                params, lower_bound = self._fitted_params(), self.lower_bound_
-            if self.max_iter == 0:
-                result = EMResult(params, -np.inf)
-            else:
-                result = run_em(family, driver, params, tol=self.tol, max_iter=self.max_iter,
-                                rng=rng, lower_bound=lower_bound, callback=self._report)
-                status = "converged" if result.converged else "did not converge"
-                self._say(1, f"Initialization {status}.", verbose_only=1)
-                self._say(2, f"Initialization {status}. time lapse "
-                             f"{time.perf_counter() - tic:.5f}s\t lower bound {result.lower_bound:.5f}.")
-            if best is None or result.lower_bound > best.lower_bound:
-                best = result
-        if not best.converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        self._set_result(best, driver.n_features)
-        return self
-
-    def _set_result(self, result, n_features):
-        self._set_params(result.params)
-        self.converged_ = result.converged
-        self.n_iter_ = result.n_iter
-        self.lower_bound_ = result.lower_bound
-        self.lower_bounds_ = list(result.lower_bounds)
-        self.n_features_in_ = n_features
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then label every row with its most probable component."""
-        return self.fit(X, sample_weight=sample_weight).predict(X)
-
-    # --------------------------------------------------------------- prediction
-    def predict(self, X, out=None):
-        """Most probable component of each row.
-
-        ``out``: an int64 array of shape (n,) to fill, or a path for a new ``.npy`` file
-        (memory-mapped, for outputs larger than memory). The same holds for
-        :meth:`predict_proba` and :meth:`score_samples`.
-        """
-        return self._per_row(X, "labels", out)
-
-    def predict_proba(self, X, out=None):
-        """Posterior probability p(z = k | x) of each component for each row, (n, K)."""
-        return self._per_row(X, "resp", out)
-
-    def score_samples(self, X, out=None):
-        """Log-likelihood log p(x) of each row under the model."""
-        return self._per_row(X, "log_prob", out)
-
-    def score(self, X, y=None, sample_weight=None):
-        """Weighted mean log-likelihood per row (streamed; no per-row array)."""
-        _, driver = self._prepare(X, sample_weight, reset=False)
-        family = self._family()
-        stats, _ = driver.accumulate(family, family.pack(self._fitted_params(), driver.dtype),
-                                     with_stats=False)
-        return float(stats[0] / stats[1])
-
-    def bic(self, X):
-        """Bayesian information criterion on ``X`` (lower is better)."""
-        n = self._n_rows(X)
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
-
-    def aic(self, X):
-        """Akaike information criterion on ``X`` (lower is better)."""
-        n = self._n_rows(X)
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
-
-    def sample(self, n_samples=1):
-        """Draw ``n_samples`` points and their component labels from the fitted model."""
-        self._check_fitted()
-        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires at least "
-                "one sample."
-            )
-        rng = check_random_state(self.random_state)
-        return self._family().sample(self._fitted_params(), int(n_samples), rng)
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_prior = mean_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+        self.frozen = frozen
 
     def save(self, path):
         """Write the fitted model to a ``.npz`` file (atomically, no pickle); returns the path."""
@@ -234,83 +134,21 @@ class GaussianMixture(Estimator):
 
         return load(path)
 
-    # ----------------------------------------------------------------- helpers
-    def _prepare(self, X, sample_weight, reset):
-        """Validate ``X`` (and parameters when fitting) and return it with a driver."""
-        if not reset:
-            self._check_fitted()
-        driver = make_driver(X, sample_weight, self.chunk_size, self.n_threads,
-                             progress=progress_bars if self.progress else None,
-                             min_samples=2 if reset else 1,
-                             n_features=None if reset else self.n_features_in_)
-        source = driver.X
-        if reset:
-            self._check_parameters(source.shape[1])
-        elif self.nan_policy not in ("raise", "omit"):
-            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
-        if self.nan_policy == "raise":
-            driver.check_finite()
-        else:
-            omitted = driver.omit_nonfinite()
-            if omitted:
-                warnings.warn(f"{omitted} rows with NaN or infinity were omitted", RuntimeWarning,
-                              stacklevel=3)
-        if driver.sample_weight is not None and not driver.sample_weight.sum() > 0:
-            raise ValueError("sample_weight sums to zero: no data to fit or score")
-        if reset:
-            w = driver.sample_weight
-            usable = source.shape[0] if w is None else int(np.count_nonzero(w))
-            if usable < self.n_components:
-                raise ValueError(
-                    "Expected n_samples >= n_components but got n_components = "
-                    f"{self.n_components}, n_samples = {usable}"
-                    + ("" if w is None else " (rows with positive sample_weight)")
-                )
-        return source, driver
-
-    @staticmethod
-    def _n_rows(X):
-        return (X if is_dask_array(X) else data.open_source(X)).shape[0]
-
-    def _per_row(self, X, what, out):
-        _, driver = self._prepare(X, None, reset=False)
-        family = self._family()
-        packed = family.pack(self._fitted_params(), driver.dtype)
-        if getattr(driver, "lazy", False):  # Dask: a lazy array of the same per-row output
-            if out is not None:
-                raise ValueError("out= is not supported for Dask input; store the returned "
-                                 "Dask array instead (e.g. with .to_zarr)")
-            return driver.predict_lazy(family, packed, what)
-        n, k = driver.n_samples, self.n_components
-        shape, dtype = {"labels": ((n,), np.intp), "resp": ((n, k), np.float64),
-                        "log_prob": ((n,), np.float64)}[what]
-        target = data.output_array(out, shape, dtype)
-        driver.predict(family, packed, **{what: target})
-        return target
-
-    def _check_parameters(self, n_features):
-        k = self.n_components
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"n_components must be an integer >= 1, got {k!r}")
+    # ---------------------------------------------------------- family hooks
+    def _check_family_parameters(self, n_features):
         if self.covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
                 f"covariance_type must be one of {list(COVARIANCE_TYPES)}, got "
                 f"{self.covariance_type!r}"
             )
-        if self.nan_policy not in ("raise", "omit"):
-            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
-        if self.init_params not in INIT_METHODS:
-            raise ValueError(
-                f"init_params must be one of {list(INIT_METHODS)}, got {self.init_params!r}"
-            )
-        for name, low in (("tol", 0.0), ("reg_covar", 0.0)):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < low:
-                raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
-        for name, low in (("max_iter", 0), ("n_init", 1), ("verbose_interval", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        value = self.reg_covar
+        if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+            raise ValueError(f"reg_covar must be a finite number >= 0.0, got {value!r}")
+        alpha = self.weight_concentration_prior
+        if alpha is not None and not (np.isfinite(alpha) and alpha >= 1):
+            raise ValueError(f"weight_concentration_prior must be >= 1 (the MAP weights exist), "
+                             f"got {alpha!r}")
+        self._family()  # checks frozen
         self._check_inits(n_features)
 
     def _check_inits(self, d):
@@ -354,7 +192,53 @@ class GaussianMixture(Estimator):
         return GaussianParams(self.covariance_type, weights, means, covariances, chol)
 
     def _family(self):
-        return GaussianFamily(self.covariance_type, self.reg_covar)
+        return GaussianFamily(self.covariance_type, self.reg_covar,
+                              weight_concentration=self._weight_concentration(),
+                              frozen=self.frozen)
+
+    def _weight_concentration(self):
+        alpha = self.weight_concentration_prior
+        return 1.0 if alpha is None else float(alpha)
+
+    def _build_family(self, driver, rng):
+        """The family to fit with: with a component prior, its unset fields come from data."""
+        given = (self.mean_prior, self.mean_precision_prior, self.degrees_of_freedom_prior,
+                 self.covariance_prior)
+        if all(v is None for v in given):
+            return self._family()
+        prior = self._prior(driver, rng)
+        return GaussianFamily(self.covariance_type, self.reg_covar, prior,
+                              self._weight_concentration(), self.frozen)
+
+    def _prior(self, driver, rng):
+        t, d = self.covariance_type, driver.n_features
+        sample, weights, _ = driver.sample_rows(rng, 1 << 16)
+        mean = np.average(sample, axis=0, weights=weights)
+        cov = np.atleast_2d(np.cov(sample, rowvar=False, aweights=weights))
+        default_psi = {"full": cov, "tied": cov, "diag": np.diag(cov).copy(),
+                       "spherical": np.diag(cov).mean()}[t]
+        prior = GaussianPrior(
+            mean=_given(self.mean_prior, mean, "mean_prior", (d,)),
+            mean_precision=float(1.0 if self.mean_precision_prior is None
+                                 else self.mean_precision_prior),
+            degrees_of_freedom=float(d if self.degrees_of_freedom_prior is None
+                                     else self.degrees_of_freedom_prior),
+            covariance=_given(self.covariance_prior, default_psi, "covariance_prior",
+                              np.shape(default_psi)),
+        )
+        low = {"full": d - 1, "tied": d - 1, "diag": 1, "spherical": 2 - d}[t]
+        if not prior.mean_precision > 0:
+            raise ValueError(f"mean_precision_prior must be > 0, got {prior.mean_precision!r}")
+        if not prior.degrees_of_freedom > low:
+            raise ValueError(f"degrees_of_freedom_prior must be > {low} for covariance_type="
+                             f"{t!r}, got {prior.degrees_of_freedom!r}")
+        psi = np.atleast_2d(prior.covariance) if t in ("full", "tied") else prior.covariance
+        if t in ("full", "tied") and (not np.allclose(psi, psi.T)
+                                      or (np.linalg.eigvalsh(psi) <= 0).any()):
+            raise ValueError("covariance_prior must be symmetric positive-definite")
+        if t not in ("full", "tied") and not (np.asarray(psi) > 0).all():
+            raise ValueError("covariance_prior must be positive")
+        return prior
 
     def _fitted_params(self):
         return GaussianParams(self.covariance_type, self.weights_, self.means_,
@@ -368,34 +252,13 @@ class GaussianMixture(Estimator):
         self.precisions_ = precisions_from_cholesky(params.precisions_cholesky,
                                                     self.covariance_type)
 
-    def _n_parameters(self):
-        self._check_fitted()
-        return self._family().n_parameters(self.n_features_in_, self.n_components)
-
-    def _check_fitted(self):
-        if not hasattr(self, "n_features_in_"):
-            raise not_fitted(self)
-
-    def _say(self, level, message, verbose_only=None):
-        if self.verbose >= level and (verbose_only is None or self.verbose == verbose_only):
-            print(message)
-
-    def _report(self, result, change, seconds):
-        if result.n_iter % self.verbose_interval == 0:
-            self._say(1, f"  Iteration {result.n_iter}", verbose_only=1)
-            self._say(2, f"  Iteration {result.n_iter}\t time lapse {seconds:.5f}s\t ll change "
-                         f"{change:.5f}")
-        if self.callback is not None:
-            self._set_result(result, result.params.n_features)
-            self.callback(self)
 
 
-def progress_bars(desc, total):
-    """A tqdm bar over the rows of one pass."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, leave=False,
-                dynamic_ncols=True)
+def _given(value, default, name, shape):
+    """A user's prior parameter as a float64 array of ``shape``, or the data-based default."""
+    if value is None:
+        return np.asarray(default, dtype=np.float64)
+    return _init_array(name, value, shape)
 
 
 def _init_array(name, value, shape):

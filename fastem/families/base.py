@@ -36,7 +36,8 @@ class Family:
     kernel, with a ``log_norm`` (K,) array and a ``dtype`` (the dtype blocks are converted to).
     """
 
-    prior = None  # the family's conjugate prior, or None for maximum likelihood
+    prior = None  # the components' conjugate prior, or None for maximum likelihood
+    weight_concentration = 1.0  # symmetric Dirichlet prior on the weights (1: none)
     frozen = frozenset()  # names of parameters that every M-step keeps fixed
 
     # ---------------------------------------------------------------- kernel binding
@@ -146,13 +147,11 @@ def empty_components(stats, n_components):
     return np.flatnonzero(s0 <= 1e-12 * s0.sum())
 
 
-def dirichlet_weights(s0, alpha, frozen_weights=None):
+def dirichlet_weights(s0, alpha):
     """MAP mixture weights under a symmetric Dirichlet(alpha) prior (alpha >= 1; 1 is ML).
 
     The mode of the Dirichlet posterior: (s0_k + alpha - 1) / sum_j (s0_j + alpha - 1).
     """
-    if frozen_weights is not None:
-        return frozen_weights
     counts = s0 + (alpha - 1.0)
     return counts / counts.sum()
 
@@ -163,3 +162,10 @@ def dirichlet_log_prior(weights, alpha):
         return 0.0
     with np.errstate(divide="ignore"):
         return float((alpha - 1.0) * np.log(weights).sum())
+
+
+def xlogy(x, y):
+    """x * log(y), and 0 where x == 0 (an empty component with zero weight adds nothing).
+    scipy.special.xlogy without importing scipy at ``import fastem``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x == 0, 0.0, x * np.log(y))

@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import xlogy
-
-from .base import Family, dirichlet_log_prior, dirichlet_weights
+from .base import Family, dirichlet_log_prior, dirichlet_weights, xlogy
 
 
 def _kernel():
@@ -166,14 +164,12 @@ class KernelParams(NamedTuple):
 
 @dataclass
 class GaussianPrior:
-    """Conjugate prior of a Gaussian mixture (MAP-EM), in scikit-learn's BayesianGaussianMixture
-    terms: Dirichlet(weight_concentration) on the weights; on each component, a Normal-inverse-
-    Wishart (full; tied: one inverse-Wishart and K normals) or, per precision, a Normal-Gamma
+    """Conjugate prior of Gaussian components (MAP-EM), in scikit-learn's BayesianGaussianMixture
+    terms: on each component, a Normal-inverse-Wishart (full; tied: one inverse-Wishart and K normals) or, per precision, a Normal-Gamma
     (diag: each dimension; spherical: one per component) with
     mu | P ~ N(mean, (mean_precision P)^-1), Gamma shape degrees_of_freedom/2 and rate
     covariance/2. Every field must be given (the estimators fill data-based defaults)."""
 
-    weight_concentration: float  # >= 1 (1: no prior on the weights)
     mean: np.ndarray  # (D,)
     mean_precision: float  # kappa_0 > 0
     degrees_of_freedom: float  # nu_0: > D - 1 (full, tied), >= 1 (diag), > 2 - D (spherical)
@@ -183,7 +179,8 @@ class GaussianPrior:
 class GaussianFamily(Family):
     """Gaussian components with one of four covariance structures, bound to the Cython kernel."""
 
-    def __init__(self, covariance_type="full", reg_covar=1e-6, prior=None, frozen=()):
+    def __init__(self, covariance_type="full", reg_covar=1e-6, prior=None, weight_concentration=1.0,
+                 frozen=()):
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
                 f"Invalid value for 'covariance_type': {covariance_type!r}; "
@@ -195,6 +192,7 @@ class GaussianFamily(Family):
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.prior = prior
+        self.weight_concentration = weight_concentration
         self.frozen = frozenset(frozen)
 
     def stats_size(self, packed):
@@ -322,7 +320,7 @@ class GaussianFamily(Family):
             scatter = self._scatter(stats, packed, means)
             cov = self._covariance_update(s0, scatter, empty, total)
         weights = params.weights if "weights" in frozen else dirichlet_weights(
-            s0, 1.0 if prior is None else prior.weight_concentration)
+            s0, self.weight_concentration)
         return GaussianParams.from_covariances(t, weights, means, cov), lost
 
     def _mean_update(self, stats, packed):
@@ -400,8 +398,9 @@ class GaussianFamily(Family):
         """log p(theta) up to a constant: Dirichlet on the weights; Normal-inverse-Wishart
         (full, tied) or Normal-Gamma on each precision (diag, spherical) on the components."""
         prior = self.prior
+        weights_part = dirichlet_log_prior(params.weights, self.weight_concentration)
         if prior is None:
-            return 0.0
+            return weights_part
         t, (k, d) = self.covariance_type, params.means.shape
         chol = params.precisions_cholesky
         off = params.means - prior.mean
@@ -423,7 +422,7 @@ class GaussianFamily(Family):
             else:
                 value = ((0.5 * nu - 1 + 0.5 * d) * np.log(precision) - 0.5 * psi * precision
                          - 0.5 * kappa * precision * (off**2).sum(axis=1)).sum()
-        return float(value) + dirichlet_log_prior(params.weights, prior.weight_concentration)
+        return float(value) + weights_part
 
     def newton_step(self, params, stats, packed):
         """Weights and means to their conditional maximisers (the objective is linear-concave
@@ -435,7 +434,7 @@ class GaussianFamily(Family):
         total = s0.sum()
         means = params.means if "means" in self.frozen else self._mean_update(stats, packed)
         weights = params.weights if "weights" in self.frozen else dirichlet_weights(
-            s0, 1.0 if self.prior is None else self.prior.weight_concentration)
+            s0, self.weight_concentration)
         if "covariances" in self.frozen:
             return GaussianParams(self.covariance_type, weights, means, params.covariances,
                                   params.precisions_cholesky)

@@ -1,0 +1,362 @@
+"""MixtureModel: the scikit-learn estimator over the streaming EM engine, for any family.
+
+The estimator only validates arguments, makes a driver for the data (local threads, or Dask) and
+a family (its components), and runs the EM loop; subclasses such as ``GaussianMixture`` or
+``BernoulliMixture`` choose the family and name its fitted parameters.
+"""
+import numbers
+import time
+import warnings
+
+import numpy as np
+
+from . import data
+from ._base import Estimator, not_fitted
+from ._config import single_threaded_blas
+from .driver import is_dask_array, make_driver
+from .em import ConvergenceWarning, EMResult, FitInterrupted, run_em
+from .families.base import Family
+from .init import INIT_METHODS, initial_params
+
+
+def check_random_state(seed):
+    """A ``np.random.RandomState`` from None, an int or an existing RandomState (sklearn rules)."""
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ValueError(f"{seed!r} cannot be used to seed a numpy.random.RandomState instance")
+
+
+class MixtureModel(Estimator):
+    """A mixture of ``n_components`` components of ``family``, fitted by EM on streamed chunks.
+
+    Parameters
+    ----------
+    family : fastem.families.base.Family
+        The components' family (built-in, e.g. ``fastem.families.expfam.PoissonFamily()``, or a
+        ``fastem.families.custom.CustomFamily`` compiled with Numba), with its prior and frozen
+        parameters.
+    n_components, tol, max_iter, n_init, init_params, random_state, warm_start, verbose,
+    verbose_interval :
+        As in ``sklearn.mixture.GaussianMixture``.
+    n_threads : int or None
+        Threads for every pass over the data (default: ``OMP_NUM_THREADS``, else the CPUs this
+        process may use). Results are bitwise identical for any value.
+    chunk_size : int or None
+        Rows per kernel chunk (default: chosen so a chunk stays in cache). Changes results only
+        by floating-point rounding.
+    progress : bool
+        Show a progress bar (tqdm, on stderr) for every pass over the data.
+    callback : callable or None
+        ``callback(model)`` after every EM iteration, with the model's fitted attributes set to
+        that iteration's parameters (for checkpoints or custom monitoring).
+    nan_policy : {"raise", "omit"}
+        Rows holding NaN or infinity raise a ValueError naming the first one ("raise"), or are
+        left out ("omit"): zero weight in ``fit`` and ``score`` (counted in
+        ``n_omitted_rows_``), label -1 and NaN log-likelihood and posteriors in predictions.
+    m_step : {"exact", "partial"}
+        "exact": the closed-form (or, with a prior, MAP) M-step. "partial": generalized EM,
+        ``m_step_iters`` Newton steps with backtracking, each kept only if the objective does not
+        decrease.
+    m_step_iters : int
+        Newton steps per partial M-step.
+
+    ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
+    array, an ``np.memmap``, a path to a ``.npy`` file (memory-mapped), an h5py/zarr dataset or
+    a Dask array; it is never copied whole and no (n_samples, n_components) array exists during
+    ``fit``.
+
+    Attributes
+    ----------
+    params_ : the family's parameters object
+    weights_ : ndarray (n_components,)
+    converged_, n_iter_, n_features_in_, n_omitted_rows_
+    lower_bound_ : float
+        Weighted mean log-likelihood per sample of the best run, as in scikit-learn; with a
+        prior, the log-posterior (log-likelihood + log p(theta)) per unit of weight.
+    lower_bounds_ : list of float
+        ``lower_bound`` after every iteration of the best run (never decreasing).
+    """
+
+    def __init__(
+        self,
+        family=None,
+        n_components=1,
+        *,
+        tol=1e-3,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        n_threads=None,
+        chunk_size=None,
+        progress=False,
+        callback=None,
+        nan_policy="raise",
+        m_step="exact",
+        m_step_iters=1,
+    ):
+        self.family = family
+        self.n_components = n_components
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.n_threads = n_threads
+        self.chunk_size = chunk_size
+        self.progress = progress
+        self.callback = callback
+        self.nan_policy = nan_policy
+        self.m_step = m_step
+        self.m_step_iters = m_step_iters
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters by EM, keeping the best of ``n_init`` runs. Returns self."""
+        with single_threaded_blas():  # small M-step BLAS calls must not leave spinning threads
+            try:
+                return self._fit(X, sample_weight)
+            except FitInterrupted as interrupt:
+                if interrupt.result.n_iter:  # keep what was computed, then stop as asked
+                    self._set_result(interrupt.result, interrupt.result.params.n_features)
+                    warnings.warn(f"{interrupt}; the model holds that iteration's parameters",
+                                  RuntimeWarning, stacklevel=2)
+                raise
+
+    def _fit(self, X, sample_weight):
+        _, driver = self._prepare(X, sample_weight, reset=True)
+        self.n_omitted_rows_ = driver.n_omitted
+        rng = check_random_state(self.random_state)
+        family = self._build_family(driver, rng)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        best = None
+        for init in range(self.n_init if do_init else 1):
+            self._say(1, f"Initialization {init}")
+            tic = time.perf_counter()
+            if do_init:
+                params, lower_bound = self._initial_params(family, driver, rng), -np.inf
+            else:
+                params, lower_bound = self._fitted_params(), self.lower_bound_
+            if self.max_iter == 0:
+                result = EMResult(params, -np.inf)
+            else:
+                result = run_em(family, driver, params, tol=self.tol, max_iter=self.max_iter,
+                                rng=rng, lower_bound=lower_bound, callback=self._report,
+                                m_step=self.m_step, m_step_iters=self.m_step_iters)
+                status = "converged" if result.converged else "did not converge"
+                self._say(1, f"Initialization {status}.", verbose_only=1)
+                self._say(2, f"Initialization {status}. time lapse "
+                             f"{time.perf_counter() - tic:.5f}s\t lower bound {result.lower_bound:.5f}.")
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._set_result(best, driver.n_features)
+        return self
+
+    def _set_result(self, result, n_features):
+        self._set_params(result.params)
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.lower_bound_ = result.lower_bound
+        self.lower_bounds_ = list(result.lower_bounds)
+        self.n_features_in_ = n_features
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then label every row with its most probable component."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    # --------------------------------------------------------------- prediction
+    def predict(self, X, out=None):
+        """Most probable component of each row.
+
+        ``out``: an int64 array of shape (n,) to fill, or a path for a new ``.npy`` file
+        (memory-mapped, for outputs larger than memory). The same holds for
+        :meth:`predict_proba` and :meth:`score_samples`.
+        """
+        return self._per_row(X, "labels", out)
+
+    def predict_proba(self, X, out=None):
+        """Posterior probability p(z = k | x) of each component for each row, (n, K)."""
+        return self._per_row(X, "resp", out)
+
+    def score_samples(self, X, out=None):
+        """Log-likelihood log p(x) of each row under the model."""
+        return self._per_row(X, "log_prob", out)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Weighted mean log-likelihood per row (streamed; no per-row array)."""
+        _, driver = self._prepare(X, sample_weight, reset=False)
+        family = self._family()
+        stats, _ = driver.accumulate(family, family.pack(self._fitted_params(), driver.dtype),
+                                     with_stats=False)
+        return float(stats[0] / stats[1])
+
+    def bic(self, X):
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        n = self._n_rows(X)
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion on ``X`` (lower is better)."""
+        n = self._n_rows(X)
+        return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+    def sample(self, n_samples=1):
+        """Draw ``n_samples`` points and their component labels from the fitted model."""
+        self._check_fitted()
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires at least "
+                "one sample."
+            )
+        rng = check_random_state(self.random_state)
+        return self._family().sample(self._fitted_params(), int(n_samples), rng)
+
+    # ----------------------------------------------------------------- helpers
+    def _prepare(self, X, sample_weight, reset):
+        """Validate ``X`` (and parameters when fitting) and return it with a driver."""
+        if not reset:
+            self._check_fitted()
+        driver = make_driver(X, sample_weight, self.chunk_size, self.n_threads,
+                             progress=progress_bars if self.progress else None,
+                             min_samples=2 if reset else 1,
+                             n_features=None if reset else self.n_features_in_)
+        source = driver.X
+        if reset:
+            self._check_parameters(source.shape[1])
+        elif self.nan_policy not in ("raise", "omit"):
+            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
+        if self.nan_policy == "raise":
+            driver.check_finite(self._family() if reset else None)
+        else:
+            omitted = driver.omit_nonfinite()
+            if omitted:
+                warnings.warn(f"{omitted} rows with NaN or infinity were omitted", RuntimeWarning,
+                              stacklevel=3)
+        if driver.sample_weight is not None and not driver.sample_weight.sum() > 0:
+            raise ValueError("sample_weight sums to zero: no data to fit or score")
+        if reset:
+            w = driver.sample_weight
+            usable = source.shape[0] if w is None else int(np.count_nonzero(w))
+            if usable < self.n_components:
+                raise ValueError(
+                    "Expected n_samples >= n_components but got n_components = "
+                    f"{self.n_components}, n_samples = {usable}"
+                    + ("" if w is None else " (rows with positive sample_weight)")
+                )
+        return source, driver
+
+    @staticmethod
+    def _n_rows(X):
+        return (X if is_dask_array(X) else data.open_source(X)).shape[0]
+
+    def _per_row(self, X, what, out):
+        _, driver = self._prepare(X, None, reset=False)
+        family = self._family()
+        packed = family.pack(self._fitted_params(), driver.dtype)
+        if getattr(driver, "lazy", False):  # Dask: a lazy array of the same per-row output
+            if out is not None:
+                raise ValueError("out= is not supported for Dask input; store the returned "
+                                 "Dask array instead (e.g. with .to_zarr)")
+            return driver.predict_lazy(family, packed, what)
+        n, k = driver.n_samples, self.n_components
+        shape, dtype = {"labels": ((n,), np.intp), "resp": ((n, k), np.float64),
+                        "log_prob": ((n,), np.float64)}[what]
+        target = data.output_array(out, shape, dtype)
+        driver.predict(family, packed, **{what: target})
+        return target
+
+    def _check_parameters(self, n_features):
+        k = self.n_components
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"n_components must be an integer >= 1, got {k!r}")
+        if self.nan_policy not in ("raise", "omit"):
+            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
+        if self.init_params not in INIT_METHODS:
+            raise ValueError(
+                f"init_params must be one of {list(INIT_METHODS)}, got {self.init_params!r}"
+            )
+        if self.m_step not in ("exact", "partial"):
+            raise ValueError(f"m_step must be 'exact' or 'partial', got {self.m_step!r}")
+        for name, low in (("tol", 0.0),):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < low:
+                raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
+        for name, low in (("max_iter", 0), ("n_init", 1), ("verbose_interval", 1),
+                          ("m_step_iters", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        self._check_family_parameters(n_features)
+
+    # ---------------------------------------------------------- family hooks
+    # Subclasses override these to build their family from their own parameters and to name
+    # the fitted parameters; the defaults serve a family given as ``family``.
+    def _check_family_parameters(self, n_features):
+        if not isinstance(self.family, Family):
+            raise ValueError("family must be a fastem.families.base.Family instance, got "
+                             f"{self.family!r}")
+
+    def _build_family(self, driver, rng):
+        """The family to fit with (subclasses add priors with data-based defaults here)."""
+        return self._family()
+
+    def _family(self):
+        return self.family
+
+    def _initial_params(self, family, driver, rng):
+        return initial_params(self.init_params, family, driver, self.n_components, rng)
+
+    def _fitted_params(self):
+        return self.params_
+
+    def _set_params(self, params):
+        self.params_ = params
+        self.weights_ = params.weights
+
+    def _n_parameters(self):
+        self._check_fitted()
+        return self._family().n_parameters(self.n_features_in_, self.n_components)
+
+    def _check_fitted(self):
+        if not hasattr(self, "n_features_in_"):
+            raise not_fitted(self)
+
+    def _say(self, level, message, verbose_only=None):
+        if self.verbose >= level and (verbose_only is None or self.verbose == verbose_only):
+            print(message)
+
+    def _report(self, result, change, seconds):
+        if result.n_iter % self.verbose_interval == 0:
+            self._say(1, f"  Iteration {result.n_iter}", verbose_only=1)
+            self._say(2, f"  Iteration {result.n_iter}\t time lapse {seconds:.5f}s\t ll change "
+                         f"{change:.5f}")
+        if self.callback is not None:
+            self._set_result(result, result.params.n_features)
+            self.callback(self)
+
+
+def progress_bars(desc, total):
+    """A tqdm bar over the rows of one pass."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, leave=False,
+                dynamic_ncols=True)
+
+
