@@ -317,7 +317,7 @@ class GaussianFamily(Family):
         if "covariances" in frozen:
             cov = params.covariances
         else:
-            scatter = self._scatter(stats, packed, means)
+            scatter = self._posterior_scatter(stats, packed, means)
             cov = self._covariance_update(s0, scatter, empty, total)
         weights = params.weights if "weights" in frozen else dirichlet_weights(
             s0, self.weight_concentration)
@@ -337,22 +337,28 @@ class GaussianFamily(Family):
 
     def _scatter(self, stats, packed, means):
         """sum_i w_i r_ik (x_i - mu_k)(x_i - mu_k)' (diagonal for diag and spherical) about the
-        given means, from pivot-centred moments; plus the prior's kappa (mu_k - mu_0)(...)'."""
+        given means, from pivot-centred moments (the data's part of J only)."""
         k, d = packed.pivot.shape
         s0 = stats[2:2 + k]
         s1, second = unpack_moments(stats[2 + k:], packed.kind, k, d)
         delta = means - np.asarray(packed.pivot, dtype=np.float64)
         if self.covariance_type in ("full", "tied"):
             outer = lambda a, b: a[:, :, None] * b[:, None, :]  # noqa: E731
-            scatter = second - outer(s1, delta) - outer(delta, s1) + s0[:, None, None] * outer(delta, delta)
-            if self.prior is not None:
-                off = means - self.prior.mean
-                scatter += self.prior.mean_precision * outer(off, off)
-            return scatter
+            return second - outer(s1, delta) - outer(delta, s1) + s0[:, None, None] * outer(delta, delta)
         # clipped: float32 rounding can leave a tiny negative variance for a point mass
-        scatter = np.maximum(second - 2 * s1 * delta + s0[:, None] * delta**2, 0.0)
+        return np.maximum(second - 2 * s1 * delta + s0[:, None] * delta**2, 0.0)
+
+    def _posterior_scatter(self, stats, packed, means):
+        """The scatter that the covariance update divides: the data's scatter about ``means``
+        plus, under a prior, its kappa (mu_k - mu_0)(mu_k - mu_0)' (the prior's scale Psi is
+        added in :meth:`_covariance_update`)."""
+        scatter = self._scatter(stats, packed, means)
         if self.prior is not None:
-            scatter += self.prior.mean_precision * (means - self.prior.mean) ** 2
+            off = means - self.prior.mean
+            if self.covariance_type in ("full", "tied"):
+                scatter = scatter + self.prior.mean_precision * off[:, :, None] * off[:, None, :]
+            else:
+                scatter = scatter + self.prior.mean_precision * off**2
         return scatter
 
     def _covariance_update(self, s0, scatter, empty, total):
@@ -439,7 +445,8 @@ class GaussianFamily(Family):
             return GaussianParams(self.covariance_type, weights, means, params.covariances,
                                   params.precisions_cholesky)
         empty = s0 <= 1e-12 * total
-        target = self._covariance_update(s0, self._scatter(stats, packed, means), empty, total)
+        target = self._covariance_update(s0, self._posterior_scatter(stats, packed, means), empty,
+                                         total)
         # the covariance update is c A^-1's inverse: A / c = target, so P A P / c = P target P
         precision = precisions_from_cholesky(params.precisions_cholesky, self.covariance_type)
         if self.covariance_type in ("full", "tied"):
