@@ -61,17 +61,18 @@ def log_i0(kappa):
 # ---------------------------------------------------------------- compiled, per chunk of rows
 @numba.njit(nogil=True, cache=True)
 def log_density(X, args, out):
-    """out[i, k] = log p(x_i | z = k) for a chunk X (n, 2D) and prepare()'s (W (2D, K), c (K,))."""
+    """out[i, k] = log p(x_i | z = k) for a chunk X (n, 2D) = [cos, sin] and prepare()'s
+    (W (2D, K), c (K,)): c_k + sum_d cos(theta_d) W[d, k] + sin(theta_d) W[D + d, k]."""
     W, c = args
-    n, f_count = X.shape
+    n, d_count = X.shape[0], X.shape[1] // 2
     k_count = c.shape[0]
     for i in range(n):
         for k in range(k_count):
             out[i, k] = c[k]
-        for f in range(f_count):
-            xf = X[i, f]
+        for d in range(d_count):
+            cos_d, sin_d = X[i, d], X[i, d_count + d]
             for k in range(k_count):  # contiguous in k: vectorised
-                out[i, k] += xf * W[f, k]
+                out[i, k] += cos_d * W[d, k] + sin_d * W[d_count + d, k]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -111,12 +112,20 @@ def mean_resultant_kappa(r, newton_steps=3):
     return np.where(r <= 0.0, 0.0, kappa)
 
 
-def m_step(s0, sums, params):
-    """mu and kappa maximising J from s0 (K,) and sums (K, 2D) = [sum r cos, sum r sin]."""
+def m_step(s0, sums, params, frozen=frozenset()):
+    """mu and kappa maximising J from s0 (K,) and sums (K, 2D) = [sum r cos, sum r sin].
+
+    With mu frozen (``make_family(..., frozen={"mu"})``), kappa maximises J given the fixed mu:
+    the mean resultant length is then projected on mu's direction (the engine passes
+    ``frozen`` because this function takes it)."""
     d = sums.shape[1] // 2
     C, S = sums[:, :d], sums[:, d:]
-    mu = np.arctan2(S, C)
-    r = np.hypot(C, S) / s0[:, None]
+    if "mu" in frozen:
+        mu = params.mu
+        r = np.maximum(np.cos(mu) * C + np.sin(mu) * S, 0.0) / s0[:, None]
+    else:
+        mu = np.arctan2(S, C)
+        r = np.hypot(C, S) / s0[:, None]
     return VonMisesParams(mu, mean_resultant_kappa(r))
 
 
@@ -129,17 +138,18 @@ def objective(s0, sums, params):
                   - s0[:, None] * (LOG_2PI + log_i0(kappa))).sum())
 
 
-def newton_step(s0, sums, params):
+def newton_step(s0, sums, params, frozen=frozenset()):
     """Partial M-step: mu to its maximiser, one Newton step on each (concave) kappa term."""
     mu, kappa = params
     d = sums.shape[1] // 2
     C, S = sums[:, :d], sums[:, d:]
-    resultant = np.hypot(C, S)
+    if "mu" not in frozen:
+        mu = np.arctan2(S, C)
+    resultant = np.cos(mu) * C + np.sin(mu) * S
     a = i1e(kappa) / i0e(kappa)
     gradient = resultant - s0[:, None] * a
     curvature = s0[:, None] * np.maximum(1.0 - a / np.maximum(kappa, 1e-8) - a * a, 1e-300)
-    return VonMisesParams(np.arctan2(S, C),
-                          np.clip(kappa + gradient / curvature, 0.0, MAX_KAPPA))
+    return VonMisesParams(mu, np.clip(kappa + gradient / curvature, 0.0, MAX_KAPPA))
 
 
 def from_rows(rows):

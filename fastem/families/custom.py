@@ -8,6 +8,7 @@ thread); the others see only the small per-component arrays and are ordinary Num
     statistics(X, resp, out)       # resp (n, K) weighted posteriors; out (K, S), zeroed: add
                                    # sum_i resp[i, k] * T_s(x_i) into out[k, s]
     m_step(s0, sums, params)       # s0 (K,), sums (K, S), params (previous, or None) -> params
+                                   # (optionally a ``frozen`` keyword: see CustomFamily)
 
 ``params`` is a tuple (a ``typing.NamedTuple`` reads best, and Numba accepts it) of float64
 arrays whose first axis is the component (e.g. ``mu (K, D)``, ``kappa (K, D)``). The engine owns
@@ -61,8 +62,8 @@ from .base import Family, dirichlet_log_prior, dirichlet_weights, empty_componen
 
 MIN_CHUNK_ROWS = 1024  # rows per chunk at least: amortises the Python-level call per chunk
 PROBE_ROWS = 4  # rows of the test chunk the user's functions are tried on
-_GUARD = 16  # sentinel elements after each test output, to catch writes past its end
-_SENTINEL = -1.2345e300
+_GUARD = 4096  # sentinel elements (at least) after each test output, to catch writes past it
+_SENTINEL = 1234.5678  # an addition to it (out[...] += v) changes it too
 
 
 @dataclass
@@ -113,7 +114,11 @@ class CustomFamily(Family):
     weight_concentration : float, default 1.0
         Symmetric Dirichlet prior on the weights (>= 1; 1 is maximum likelihood).
     frozen : iterable of str
-        ``"weights"`` and/or names of fields of the params NamedTuple that every M-step keeps.
+        ``"weights"`` and/or names of fields of the params NamedTuple that every M-step keeps:
+        the engine puts their previous values back after the user's M-step. When the other
+        fields' maximisers depend on a frozen one, give ``m_step`` (and ``newton_step``) a
+        ``frozen`` keyword: they are then called with ``frozen=`` the set of frozen field names
+        and should maximise over the others given ``params``' frozen values.
     min_chunk_rows : int, default 1024
         Chunks hold ``max(driver chunk size, min_chunk_rows)`` rows.
     error_message : str
@@ -316,18 +321,15 @@ class CustomFamily(Family):
         m = x.shape[0]
         if m == 0:
             return  # no finite rows to try: the next block will
-        buf = np.full(m * k + _GUARD, np.nan)
+        shape = f"out has shape ({m}, {k}): rows x components"
+        buf = np.full(m * k + max(_GUARD, 64 * m * k), np.nan)
         buf[m * k:] = _SENTINEL
         out = buf[:m * k].reshape(m, k)
-        shape = f"out has shape ({m}, {k}): rows x components"
-        try:
-            returned = self.log_density(x, packed.args, out)
-        except Exception as exc:
-            raise ValueError(
-                f"log_density(X, params, out) failed on a {m}-row test chunk of dtype {x.dtype} "
-                f"({shape}): {type(exc).__name__}: {exc}") from exc
+        returned = _try(self.log_density, "log_density(X, params, out)", (x, packed.args, out),
+                        m, shape)
         if np.any(buf[m * k:] != _SENTINEL):
             raise ValueError(f"log_density wrote past the end of out ({shape})")
+        _try_python(self.log_density, "log_density", (x, packed.args, np.empty((m, k))), shape)
         if np.isnan(out).any():
             hint = " (it returned a value: write into out instead)" if returned is not None else ""
             raise ValueError(f"log_density left entries of out unwritten or wrote NaN{hint}; it "
@@ -347,19 +349,16 @@ class CustomFamily(Family):
             return
         m, s = x.shape[0], self.n_statistics
         resp = np.full((m, k), 1.0 / k)
-        buf = np.zeros(k * s + _GUARD)
+        shape = f"resp has shape ({m}, {k}), out ({k}, {s}) = (components, n_statistics)"
+        buf = np.zeros(k * s + max(_GUARD, 64 * k * (s + x.shape[1] + 1)))
         buf[k * s:] = _SENTINEL
         out = buf[:k * s].reshape(k, s)
-        shape = f"resp has shape ({m}, {k}), out ({k}, {s}) = (components, n_statistics)"
-        try:
-            self.statistics(x, resp, out)
-        except Exception as exc:
-            raise ValueError(
-                f"statistics(X, resp, out) failed on a {m}-row test chunk of dtype {x.dtype} "
-                f"({shape}): {type(exc).__name__}: {exc}") from exc
+        _try(self.statistics, "statistics(X, resp, out)", (x, resp, out), m, shape)
         if np.any(buf[k * s:] != _SENTINEL):
             raise ValueError(f"statistics wrote past the end of out ({shape}); is n_statistics "
                              f"right?")
+        _try_python(self.statistics, "statistics", (x, resp, np.zeros((k, s))),
+                    shape + "; is n_statistics right?")
         if np.isnan(out).any():
             raise ValueError(f"statistics wrote NaN into out ({shape})")
         self._checked.add(key)
@@ -378,9 +377,15 @@ class CustomFamily(Family):
         lost = empty_components(stats, k)
         previous = None if params is None else params.components
         with np.errstate(all="ignore"):
-            components = self.user_m_step(s0.copy(), sums.copy(), previous)
+            components = self.user_m_step(s0.copy(), sums.copy(), previous,
+                                          **self._frozen_keyword(self.user_m_step))
         components = self._finish(components, previous, lost, k, "m_step")
         return CustomParams(self._weights(s0, params), components), lost
+
+    def _frozen_keyword(self, fn):
+        """``{"frozen": names}`` for user functions that take a ``frozen`` keyword."""
+        names = self.frozen - {"weights"}
+        return {"frozen": names} if names and _takes_frozen(fn) else {}
 
     def _weights(self, s0, params):
         """The weights' M-step: s0 / total, the Dirichlet mode, or the frozen weights."""
@@ -432,7 +437,8 @@ class CustomFamily(Family):
         k = packed.log_norm.shape[0]
         s0, sums = self._split(stats, k)
         with np.errstate(all="ignore"):
-            components = self.user_newton_step(s0.copy(), sums.copy(), params.components)
+            components = self.user_newton_step(s0.copy(), sums.copy(), params.components,
+                                               **self._frozen_keyword(self.user_newton_step))
         components = self._finish(components, params.components, empty_components(stats, k),
                                   k, "newton_step")
         return CustomParams(self._weights(s0, params), components)
@@ -549,6 +555,42 @@ def _run_chunks(chunk, n_chunks, n_threads):
     futures = [_executor(n_tasks).submit(task, t) for t in range(n_tasks)]
     for future in futures:
         future.result()
+
+
+def _try(fn, call, args, m, shape):
+    """Call a user function on a test chunk, turning any failure into a clear ValueError."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        raise ValueError(f"{call} failed on a {m}-row test chunk of dtype {args[0].dtype} "
+                         f"({shape}): {type(exc).__name__}: {exc}") from exc
+
+
+def _try_python(fn, name, args, shape):
+    """Run a Numba function's Python source on the test chunk, where NumPy checks every index
+    (compiled code does not): an IndexError there means the compiled code writes out of bounds.
+    Other errors of the Python version are ignored (the compiled call already succeeded)."""
+    py_func = getattr(fn, "py_func", None)
+    if py_func is None:
+        return
+    try:
+        with np.errstate(all="ignore"):
+            py_func(*args)
+    except IndexError as exc:
+        raise ValueError(f"{name} indexes out of bounds ({shape}): IndexError: {exc}") from exc
+    except Exception:  # noqa: BLE001 - Numba-only constructs; the compiled call worked
+        pass
+
+
+def _takes_frozen(fn):
+    """Whether ``fn`` accepts a ``frozen`` keyword (explicitly or through ``**kwargs``)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "frozen" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _probe_rows(X):
