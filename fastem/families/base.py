@@ -88,16 +88,24 @@ class Family:
         raise NotImplementedError
 
     def newton_step(self, params, stats, packed):
-        """One full Newton (or natural-gradient) step on :meth:`objective` from ``params``."""
+        """One full Newton (or natural-gradient) step on :meth:`objective` from ``params``
+        (None if there is none to take)."""
         raise NotImplementedError
 
     def interpolate(self, params, proposal, t):
-        """The parameters a fraction ``t`` of the way from ``params`` to ``proposal``."""
+        """The parameters a fraction ``t`` of the way from ``params`` to ``proposal``, or None
+        where those are not valid parameters (the line search then shortens the step)."""
         raise NotImplementedError
 
     def log_prior(self, params):
         """log p(theta) under ``prior`` (0.0 without one), normalised as :meth:`objective` is."""
         return 0.0
+
+    def lost_components(self, stats, n_components):
+        """Indices of the components an M-step leaves empty, for the engine to re-seed
+        (default: those of negligible mass; a family whose prior gives empty components a
+        proper value may return none)."""
+        return empty_components(stats, n_components)
 
     # ------------------------------------------------------------------ the rest
     def reseed(self, params, lost, rows):
@@ -124,16 +132,20 @@ def partial_m_step(family, params, stats, packed, n_steps):
     for _ in range(n_steps):
         proposal = family.newton_step(params, stats, packed)
         t = 1.0
+        if proposal is None:
+            break
+        t = 1.0
         for _ in range(MAX_HALVINGS):
             candidate = family.interpolate(params, proposal, t)
-            candidate_value = family.objective(candidate, stats, packed)
-            if candidate_value >= value:
-                params, value = candidate, candidate_value
-                break
+            if candidate is not None:  # None: outside the parameter space (e.g. not pos.-def.)
+                candidate_value = family.objective(candidate, stats, packed)
+                if candidate_value >= value:
+                    params, value = candidate, candidate_value
+                    break
             t *= 0.5
         else:
             break  # no ascent along this step: at the optimum to rounding
-    return params, empty_components(stats, packed.log_norm.shape[0])
+    return params, family.lost_components(stats, packed.log_norm.shape[0])
 
 
 def component_counts(stats, n_components):

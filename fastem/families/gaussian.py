@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from .base import Family, dirichlet_log_prior, dirichlet_weights, xlogy
+from .base import Family, dirichlet_log_prior, dirichlet_weights, empty_components, xlogy
 
 
 def _kernel():
@@ -305,23 +305,31 @@ class GaussianFamily(Family):
         parameters named in ``frozen``.
         """
         k, d = packed.pivot.shape
-        t, prior, frozen = self.covariance_type, self.prior, self.frozen
+        t = self.covariance_type
+        # without ``params`` (initialisation from given responsibilities) nothing is frozen yet
+        frozen = self.frozen if params is not None else frozenset()
         s0 = stats[2:2 + k]
         total = s0.sum()
         empty = s0 <= 1e-12 * total
-        lost = np.flatnonzero(empty) if prior is None else np.empty(0, dtype=np.intp)
+        lost = self.lost_components(stats, k)
         if "means" in frozen:
             means = params.means
         else:
             means = self._mean_update(stats, packed)
-        if "covariances" in frozen:
-            cov = params.covariances
-        else:
-            scatter = self._posterior_scatter(stats, packed, means)
-            cov = self._covariance_update(s0, scatter, empty, total)
         weights = params.weights if "weights" in frozen else dirichlet_weights(
             s0, self.weight_concentration)
+        if "covariances" in frozen:  # kept bitwise, Cholesky factors included
+            return GaussianParams(t, weights, means, params.covariances,
+                                  params.precisions_cholesky), lost
+        scatter = self._posterior_scatter(stats, packed, means)
+        cov = self._covariance_update(s0, scatter, empty, total)
         return GaussianParams.from_covariances(t, weights, means, cov), lost
+
+    def lost_components(self, stats, n_components):
+        """Empty components to re-seed: none under a prior (they take the prior's mode)."""
+        if self.prior is not None:
+            return np.empty(0, dtype=np.intp)
+        return empty_components(stats, n_components)
 
     def _mean_update(self, stats, packed):
         """argmax over the means of J (+ log prior): the weighted data mean of each component,
@@ -478,12 +486,16 @@ class GaussianFamily(Family):
         return GaussianParams(t, weights, means, 1.0 / precision, np.sqrt(precision))
 
     def reseed(self, params, lost, rows):
-        """Move empty components onto the given data rows with weight 1/K, keeping covariances."""
-        weights = params.weights.copy()
-        means = params.means.copy()
-        means[lost] = rows
-        weights[lost] = 1.0 / params.n_components
-        weights /= weights.sum()
+        """Move empty components onto the given data rows with weight 1/K, keeping covariances
+        (and whatever is frozen: frozen means or weights are not moved)."""
+        weights, means = params.weights, params.means
+        if "means" not in self.frozen:
+            means = means.copy()
+            means[lost] = rows
+        if "weights" not in self.frozen:
+            weights = weights.copy()
+            weights[lost] = 1.0 / params.n_components
+            weights /= weights.sum()
         return GaussianParams(
             self.covariance_type, weights, means, params.covariances, params.precisions_cholesky
         )
