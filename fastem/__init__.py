@@ -9,9 +9,17 @@ from ._base import NotFittedError
 from .io import load, save
 from .mixture import GaussianMixture
 from .model import MixtureModel
+from .estimators import (
+    BernoulliMixture,
+    CategoricalMixture,
+    ExponentialMixture,
+    GammaMixture,
+    PoissonMixture,
+)
 
 __version__ = "0.1.0"
-__all__ = ["GaussianMixture", "MixtureModel", "ConvergenceWarning", "NotFittedError", "load", "save",
+__all__ = ["GaussianMixture", "MixtureModel", "BernoulliMixture", "CategoricalMixture",
+           "ExponentialMixture", "GammaMixture", "PoissonMixture", "ConvergenceWarning", "NotFittedError", "load", "save",
            "get_include", "kernels", "__version__"]
 
 

@@ -1,0 +1,565 @@
+"""Exponential-family components over per-column feature maps: Bernoulli, Categorical, Poisson,
+Exponential, Gamma and Normal columns, alone or combined in one table (:class:`ProductFamily`).
+
+Each component is a product over columns, p(x | z=k) = prod_j p_j(x_j | theta_kj), and each
+column's density is an exponential family, log p_j(x) = b_j(x) + T_j(x) . eta_kj - A_j(eta_kj).
+The kernel (``fastem/_kernels/expfam.pyx``) therefore needs only the natural parameters eta
+(F, K) and log-normalisers: one GEMM gives every log-density and one more the statistics
+S_k = sum_i w_i r_ik T(x_i), from which each column's M-step is a closed form (Gamma's shape: a
+Newton iteration). J(theta) is linear in those statistics:
+J = sum_k [s0_k log w_k + S_k . eta_k - s0_k A(eta_k)], which the partial M-step and the MAP
+objective use directly.
+
+A column type (:class:`Bernoulli`, :class:`Categorical`, :class:`Poisson`, :class:`Exponential`,
+:class:`Gamma`, :class:`Normal`) holds its parameters as a (K, n_params) array and knows its
+natural parameters, M-step (exact and under its conjugate prior), Newton step, support, sampling
+and re-seeding.
+"""
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .base import MAX_HALVINGS, Family, dirichlet_log_prior, dirichlet_weights, xlogy
+
+COL_IDENTITY, COL_COUNT, COL_LOG, COL_CATEGORICAL, COL_GAUSSIAN = 0, 1, 2, 3, 4
+# Natural parameters and log-normalisers are clipped to +-CLIP so that a probability of exactly
+# 0 or 1 gives a density of exp(-CLIP) = 0 instead of inf - inf in the kernel's GEMM.
+CLIP = 700.0
+GAMMA_EXACT_ITERS = 100  # Newton iterations of the "exact" Gamma shape update
+
+
+def _kernel():
+    from .._kernels import expfam
+
+    return expfam
+
+
+def _gammaln(a):
+    from scipy.special import gammaln
+
+    return gammaln(a)
+
+
+class Column:
+    """One column's exponential family. ``theta``: (K, n_params) float64 per component."""
+
+    kind = COL_IDENTITY
+    n_params = 1  # parameters per component
+    n_free = 1  # free parameters per component (BIC)
+    name = ""
+    support = ""  # what invalid() rejects, for error messages
+
+    def width(self):
+        return 1
+
+    def natural(self, theta, shift):
+        """(eta (width, K), -A(eta) (K,)): natural parameters and the log-normaliser term that
+        is added to log p(x | z = k)."""
+        raise NotImplementedError
+
+    def m_step(self, s0, S, shift):
+        """Exact (or MAP) parameters from s0 (K,) and S (K, width)."""
+        raise NotImplementedError
+
+    def newton(self, theta, s0, S, shift):
+        """One Newton step on this column's J (+ log prior) from ``theta``."""
+        return self.m_step(s0, S, shift)  # closed-form families: the step lands on the optimum
+
+    def log_prior(self, theta):
+        return 0.0
+
+    def invalid(self, x):
+        """Mask of values outside the support (x: one column of finite values)."""
+        return np.zeros(x.shape, dtype=bool)
+
+    def shift(self, theta, weights):
+        return 0.0
+
+    def sample(self, theta, labels, rng):
+        raise NotImplementedError
+
+    def reseed(self, theta, x):
+        """A component's parameters centred on the value ``x`` (re-seeding an empty one)."""
+        raise NotImplementedError
+
+
+def _clip(a):
+    return np.clip(a, -CLIP, CLIP)
+
+
+@dataclass
+class Bernoulli(Column):
+    """Binary values 0/1 with success probability p; optional Beta(a, b) prior (a, b >= 1)."""
+
+    prior: tuple = None
+    kind = COL_IDENTITY
+    name = "Bernoulli"
+    support = "values other than 0 and 1"
+
+    def natural(self, theta, shift):
+        p = np.clip(theta[:, 0], 0.0, 1.0)  # S / s0 can exceed 1 by rounding
+        with np.errstate(divide="ignore"):
+            return _clip(np.log(p) - np.log1p(-p))[None, :], _clip(np.log1p(-p))
+
+    def _pseudo(self):
+        return (0.0, 0.0) if self.prior is None else (self.prior[0] - 1.0, self.prior[1] - 1.0)
+
+    def m_step(self, s0, S, shift):
+        a, b = self._pseudo()
+        return np.clip((S[:, 0] + a) / (s0 + a + b), 0.0, 1.0)[:, None]
+
+    def newton(self, theta, s0, S, shift):
+        """Newton on the logit: eta + g / h with g = S + a - (n + a + b) p, h = (n + a + b) p q."""
+        a, b = self._pseudo()
+        p = np.clip(theta[:, 0], 1e-300, 1 - 1e-16)
+        n = s0 + a + b
+        eta = np.log(p) - np.log1p(-p) + (S[:, 0] + a - n * p) / np.maximum(n * p * (1 - p), 1e-300)
+        return (1.0 / (1.0 + np.exp(-_clip(eta))))[:, None]
+
+    def log_prior(self, theta):
+        a, b = self._pseudo()
+        p = theta[:, 0]
+        return float((xlogy(a, p) + xlogy(b, 1 - p)).sum())
+
+    def invalid(self, x):
+        return (x != 0) & (x != 1)
+
+    def sample(self, theta, labels, rng):
+        return (rng.random(labels.size) < theta[labels, 0]).astype(np.float64)
+
+    def reseed(self, theta, x):
+        return np.array([0.25 + 0.5 * x])
+
+
+@dataclass
+class Categorical(Column):
+    """Integer codes 0 .. n_categories - 1 with probabilities p; optional Dirichlet(alpha >= 1)."""
+
+    n_categories: int = 2
+    prior: float = None
+    kind = COL_CATEGORICAL
+    name = "Categorical"
+
+    @property
+    def support(self):
+        return f"codes that are not integers in [0, {self.n_categories})"
+
+    @property
+    def n_params(self):
+        return self.n_categories
+
+    @property
+    def n_free(self):
+        return self.n_categories - 1
+
+    def width(self):
+        return self.n_categories
+
+    def natural(self, theta, shift):
+        with np.errstate(divide="ignore"):
+            return _clip(np.log(theta)).T, np.zeros(theta.shape[0])
+
+    def _pseudo(self):
+        return 0.0 if self.prior is None else self.prior - 1.0
+
+    def m_step(self, s0, S, shift):
+        counts = np.maximum(S + self._pseudo(), 0.0)  # GEMM rounding can leave -1e-17
+        return counts / counts.sum(axis=1, keepdims=True)
+
+    def log_prior(self, theta):
+        return float(xlogy(self._pseudo(), theta).sum())
+
+    def invalid(self, x):
+        return (x != np.floor(x)) | (x < 0) | (x >= self.n_categories)
+
+    def sample(self, theta, labels, rng):
+        cumulative = np.cumsum(theta[labels], axis=1)
+        u = rng.random(labels.size)[:, None]
+        return np.minimum((u > cumulative).sum(axis=1), self.n_categories - 1).astype(np.float64)
+
+    def reseed(self, theta, x):
+        p = np.full(self.n_categories, 0.5 / self.n_categories)
+        p[int(x)] += 0.5
+        return p
+
+
+@dataclass
+class Poisson(Column):
+    """Counts 0, 1, 2, ... with rate lambda; optional Gamma(shape, rate) prior (shape >= 1)."""
+
+    prior: tuple = None
+    kind = COL_COUNT
+    name = "Poisson"
+    support = "negative or non-integer counts"
+
+    def natural(self, theta, shift):
+        lam = theta[:, 0]
+        with np.errstate(divide="ignore"):
+            return _clip(np.log(lam))[None, :], -lam
+
+    def _pseudo(self):
+        return (0.0, 0.0) if self.prior is None else (self.prior[0] - 1.0, self.prior[1])
+
+    def m_step(self, s0, S, shift):
+        a, b = self._pseudo()
+        return ((S[:, 0] + a) / (s0 + b))[:, None]
+
+    def newton(self, theta, s0, S, shift):
+        """Newton on log lambda: u + g / h, g = S + a - (n + b) lambda, h = (n + b) lambda."""
+        a, b = self._pseudo()
+        lam = np.maximum(theta[:, 0], 1e-300)
+        step = (S[:, 0] + a - (s0 + b) * lam) / ((s0 + b) * lam)
+        return (lam * np.exp(np.minimum(step, 50.0)))[:, None]
+
+    def log_prior(self, theta):
+        a, b = self._pseudo()
+        return float((xlogy(a, theta[:, 0]) - b * theta[:, 0]).sum())
+
+    def invalid(self, x):
+        return (x < 0) | (x != np.floor(x))
+
+    def sample(self, theta, labels, rng):
+        return rng.poisson(theta[labels, 0]).astype(np.float64)
+
+    def reseed(self, theta, x):
+        return np.array([x + 0.5])
+
+
+@dataclass
+class Exponential(Column):
+    """Non-negative values with rate r; optional Gamma(shape, rate) prior on r (shape >= 1)."""
+
+    prior: tuple = None
+    kind = COL_IDENTITY
+    name = "Exponential"
+    support = "negative values"
+
+    def natural(self, theta, shift):
+        r = theta[:, 0]
+        with np.errstate(divide="ignore"):
+            return -r[None, :], _clip(np.log(r))
+
+    def _pseudo(self):
+        return (0.0, 0.0) if self.prior is None else (self.prior[0] - 1.0, self.prior[1])
+
+    def m_step(self, s0, S, shift):
+        a, b = self._pseudo()
+        return ((s0 + a) / (S[:, 0] + b))[:, None]
+
+    def newton(self, theta, s0, S, shift):
+        """Newton on log r: u + g / h, g = n + a - (S + b) r, h = (S + b) r."""
+        a, b = self._pseudo()
+        r = np.maximum(theta[:, 0], 1e-300)
+        step = (s0 + a - (S[:, 0] + b) * r) / np.maximum((S[:, 0] + b) * r, 1e-300)
+        return (r * np.exp(np.minimum(step, 50.0)))[:, None]
+
+    def log_prior(self, theta):
+        a, b = self._pseudo()
+        return float((xlogy(a, theta[:, 0]) - b * theta[:, 0]).sum())
+
+    def invalid(self, x):
+        return x < 0
+
+    def sample(self, theta, labels, rng):
+        return rng.exponential(1.0 / theta[labels, 0])
+
+    def reseed(self, theta, x):
+        return np.array([1.0 / max(x, 1e-12)])
+
+
+@dataclass
+class Gamma(Column):
+    """Positive values with shape a and rate b. The shape has no closed-form M-step: a Newton
+    step on J with the rate profiled out (b = a n / sum x) is the partial M-step, and the
+    exact M-step iterates it to convergence."""
+
+    kind = COL_LOG
+    n_params = 2
+    n_free = 2
+    name = "Gamma"
+    support = "values <= 0"
+
+    def width(self):
+        return 2
+
+    def natural(self, theta, shift):
+        a, b = theta[:, 0], theta[:, 1]
+        return np.vstack([-b, a - 1.0]), a * np.log(b) - _gammaln(a)
+
+    def newton(self, theta, s0, S, shift):
+        """f(a) = n [a log(a n / Sx) - a - lgamma(a)] + (a - 1) Slog is concave; one Newton step
+        a - f'/f'' with f' = n (log a - digamma(a) - log(Sx / n)) + Slog, f'' = n (1/a -
+        trigamma(a)), then the rate that maximises J given the shape."""
+        from scipy.special import digamma, polygamma
+
+        n = np.maximum(s0, 1e-300)
+        mean_x, mean_log = S[:, 0] / n, S[:, 1] / n
+        a = theta[:, 0]
+        grad = np.log(a) - digamma(a) - np.log(mean_x) + mean_log
+        curv = 1.0 / a - polygamma(1, a)
+        # guards: a far, flat start moves at most 10x; one-point components stop at 1e8
+        a = np.clip(a - grad / curv, a / 10, np.minimum(a * 10, 1e8))
+        return np.column_stack([a, a / mean_x])
+
+    def m_step(self, s0, S, shift, theta=None):
+        theta = np.column_stack([np.ones_like(s0), 1.0 / np.maximum(S[:, 0] / np.maximum(s0, 1e-300), 1e-300)]) \
+            if theta is None else theta
+        for _ in range(GAMMA_EXACT_ITERS):
+            new = self.newton(theta, s0, S, shift)
+            done = np.allclose(new, theta, rtol=1e-13, atol=0)
+            theta = new
+            if done:
+                break
+        return theta
+
+    def invalid(self, x):
+        return x <= 0
+
+    def sample(self, theta, labels, rng):
+        return rng.gamma(theta[labels, 0], 1.0 / theta[labels, 1])
+
+    def reseed(self, theta, x):
+        return np.array([2.0, 2.0 / max(x, 1e-12)])
+
+
+@dataclass
+class Normal(Column):
+    """Real values with mean mu and variance var (a diagonal-Gaussian column of a table); the
+    features are centred on the mixture mean (the shift) so they stay accurate far from 0."""
+
+    kind = COL_GAUSSIAN
+    n_params = 2
+    n_free = 2
+    name = "Normal"
+
+    def width(self):
+        return 2
+
+    def shift(self, theta, weights):
+        return float(weights @ theta[:, 0])
+
+    def natural(self, theta, shift):
+        m, var = theta[:, 0] - shift, theta[:, 1]
+        return np.vstack([m / var, -0.5 / var]), -0.5 * np.log(2 * np.pi * var) - 0.5 * m**2 / var
+
+    def m_step(self, s0, S, shift):
+        n = np.maximum(s0, 1e-300)
+        m = S[:, 0] / n
+        return np.column_stack([shift + m, np.maximum(S[:, 1] / n - m**2, 1e-300)])
+
+    def sample(self, theta, labels, rng):
+        return theta[labels, 0] + np.sqrt(theta[labels, 1]) * rng.standard_normal(labels.size)
+
+    def reseed(self, theta, x):
+        return np.array([x, np.median(theta[:, 1])])
+
+
+@dataclass
+class ExpFamParams:
+    """Parameters of a product mixture: weights (K,) and one (K, n_params) array per column."""
+
+    weights: np.ndarray
+    columns: list
+
+    @property
+    def n_components(self):
+        return self.weights.shape[0]
+
+
+class ExpFamPacked(NamedTuple):
+    natural: np.ndarray  # (F, K) float64
+    log_norm: np.ndarray  # (K,) log w_k - sum_j A_j
+    col_kind: np.ndarray  # (D,) int32
+    col_offset: np.ndarray  # (D + 1,) intp
+    col_shift: np.ndarray  # (D,)
+    data_dtype: np.dtype
+
+    @property
+    def dtype(self):
+        """Blocks are passed in their own dtype: the kernel computes features in float64."""
+        return self.data_dtype
+
+
+class ProductFamily(Family):
+    """Components that are products of per-column exponential families (a table of mixed
+    continuous, categorical and count columns); ``columns`` has one :class:`Column` per feature.
+
+    ``weight_concentration``: symmetric Dirichlet prior on the weights (>= 1; 1: none).
+    ``frozen``: {"weights"} and/or column indices whose parameters every M-step keeps.
+    """
+
+    def __init__(self, columns, weight_concentration=1.0, frozen=()):
+        self.columns = list(columns)
+        self.weight_concentration = float(weight_concentration)
+        self.frozen = frozenset(frozen)
+        widths = [c.width() for c in self.columns]
+        self.col_offset = np.concatenate([[0], np.cumsum(widths)]).astype(np.intp)
+        self.col_kind = np.array([c.kind for c in self.columns], dtype=np.int32)
+        self.error_message = " / ".join(sorted({f"{c.support} in a {c.name} column"
+                                                for c in self.columns if c.support}))
+
+    @property
+    def n_features(self):
+        return len(self.columns)
+
+    # ---------------------------------------------------------------- kernel binding
+    def pack(self, params, dtype):
+        k = params.n_components
+        natural = np.empty((self.col_offset[-1], k))
+        with np.errstate(divide="ignore"):
+            log_norm = _clip(np.log(params.weights))
+        shift = np.zeros(self.n_features)
+        for j, (column, theta) in enumerate(zip(self.columns, params.columns)):
+            shift[j] = column.shift(theta, params.weights)
+            eta, a = column.natural(theta, shift[j])
+            natural[self.col_offset[j]:self.col_offset[j + 1]] = eta
+            log_norm = log_norm + a
+        return ExpFamPacked(np.ascontiguousarray(natural), np.ascontiguousarray(log_norm),
+                            self.col_kind, self.col_offset, shift, np.dtype(dtype))
+
+    def pack_pivot(self, pivot, dtype):
+        k = pivot.shape[0]
+        shift = pivot.mean(axis=0)
+        return ExpFamPacked(np.zeros((self.col_offset[-1], k)), np.zeros(k), self.col_kind,
+                            self.col_offset, np.ascontiguousarray(shift), np.dtype(dtype))
+
+    def stats_size(self, packed):
+        return _kernel().stats_size(packed.natural.shape[0], packed.natural.shape[1])
+
+    def workspace(self, packed, chunk_size, n_threads, n_chunks):
+        f, k = packed.natural.shape
+        per_thread = _kernel().workspace_size(chunk_size, f, k)
+        return np.empty((n_threads, per_thread)), np.empty((n_chunks, self.stats_size(packed) + 2))
+
+    def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
+                  worst, row_offset):
+        k = packed.log_norm.shape[0]
+        _kernel().fit_block(
+            X, _EMPTY_F64 if weights is None else weights,
+            np.empty((0, k)) if resp is None else np.ascontiguousarray(resp, dtype=np.float64),
+            packed.col_kind, packed.col_offset, packed.col_shift, packed.natural,
+            packed.log_norm, with_stats, chunk_size, n_threads, *work, stats, worst, row_offset)
+
+    def predict_block(self, packed, X, chunk_size, n_threads, work, log_prob, resp, labels):
+        k = packed.log_norm.shape[0]
+        _kernel().predict_block(
+            X, packed.col_kind, packed.col_offset, packed.col_shift, packed.natural,
+            packed.log_norm, chunk_size, n_threads, work[0],
+            _EMPTY_F64 if log_prob is None else log_prob,
+            np.empty((0, k)) if resp is None else resp,
+            _EMPTY_LABELS if labels is None else labels)
+
+    def invalid_rows(self, block):
+        block = np.asarray(block)
+        bad = np.zeros(block.shape[0], dtype=bool)
+        for j, column in enumerate(self.columns):
+            bad |= column.invalid(block[:, j])
+        return bad
+
+    # ----------------------------------------------------------------- the M-step
+    def _split(self, stats, packed):
+        k = packed.log_norm.shape[0]
+        s0 = stats[2:2 + k]
+        S = stats[2 + k:].reshape(k, -1)
+        return s0, [S[:, self.col_offset[j]:self.col_offset[j + 1]] for j in range(self.n_features)]
+
+    def _update(self, stats, packed, params, step):
+        """Weights and each column from ``step(column, theta, s0, S_j, shift_j)``; frozen parts
+        and empty components (with the pooled estimate, for the caller to re-seed) kept."""
+        s0, parts = self._split(stats, packed)
+        total = s0.sum()
+        lost = np.flatnonzero(s0 <= 1e-12 * total)
+        keep = lost if params is not None else np.empty(0, dtype=np.intp)
+        weights = params.weights if params is not None and "weights" in self.frozen \
+            else dirichlet_weights(s0, self.weight_concentration)
+        columns = []
+        for j, (column, S) in enumerate(zip(self.columns, parts)):
+            theta = None if params is None else params.columns[j]
+            if theta is not None and j in self.frozen:
+                columns.append(theta)
+                continue
+            with np.errstate(divide="ignore", invalid="ignore"):
+                new = step(column, theta, s0, S, packed.col_shift[j])
+            if lost.size:
+                pooled = step(column, None, np.array([total]), S.sum(axis=0, keepdims=True),
+                              packed.col_shift[j])
+                new[lost] = pooled[0] if theta is None else theta[keep]
+            columns.append(new)
+        return ExpFamParams(weights, columns), lost
+
+    def m_step(self, stats, packed, params=None):
+        """Exact (or MAP) M-step, column by column."""
+        return self._update(stats, packed, params,
+                            lambda col, theta, s0, S, shift: col.m_step(s0, S, shift))
+
+    def newton_step(self, params, stats, packed):
+        """Each column's Newton step, already backtracked on that column's own part of J (J is
+        a sum over columns), so that one column at a boundary (a probability of exactly 0 or 1)
+        cannot block the steps of the others."""
+        def step(column, theta, s0, S, shift):
+            if theta is None:
+                return column.m_step(s0, S, shift)
+            proposal = column.newton(theta, s0, S, shift)
+            before = _column_objective(column, theta, s0, S, shift)
+            t = 1.0
+            for _ in range(MAX_HALVINGS):
+                candidate = (1 - t) * theta + t * proposal
+                if _column_objective(column, candidate, s0, S, shift) >= before:
+                    return candidate
+                t *= 0.5
+            return theta
+
+        return self._update(stats, packed, params, step)[0]
+
+    def interpolate(self, params, proposal, t):
+        mix = lambda a, b: (1 - t) * a + t * b  # noqa: E731
+        return ExpFamParams(mix(params.weights, proposal.weights),
+                            [mix(a, b) for a, b in zip(params.columns, proposal.columns)])
+
+    def objective(self, params, stats, packed):
+        """J + log p(theta) = sum_k [s0_k log w_k + S_k . eta_k - s0_k A_k] + log prior, with the
+        packing's shifts (the statistics are centred on them)."""
+        s0, parts = self._split(stats, packed)
+        value = float(xlogy(s0, params.weights).sum())
+        value += dirichlet_log_prior(params.weights, self.weight_concentration)
+        for j, (column, theta, S) in enumerate(zip(self.columns, params.columns, parts)):
+            value += _column_objective(column, theta, s0, S, packed.col_shift[j])
+        return value
+
+    def log_prior(self, params):
+        value = dirichlet_log_prior(params.weights, self.weight_concentration)
+        return value + sum(c.log_prior(theta) for c, theta in zip(self.columns, params.columns))
+
+    # ------------------------------------------------------------------ the rest
+    def reseed(self, params, lost, rows):
+        weights = params.weights.copy()
+        weights[lost] = 1.0 / params.n_components
+        weights /= weights.sum()
+        columns = [theta.copy() for theta in params.columns]
+        for i, k in enumerate(lost):
+            for j, column in enumerate(self.columns):
+                columns[j][k] = column.reseed(params.columns[j], rows[i, j])
+        return ExpFamParams(weights, columns)
+
+    def sample(self, params, n_samples, rng):
+        counts = rng.multinomial(n_samples, params.weights)
+        labels = np.repeat(np.arange(params.n_components), counts)
+        X = np.column_stack([c.sample(theta, labels, rng)
+                             for c, theta in zip(self.columns, params.columns)])
+        return X, labels
+
+    def n_parameters(self, n_features, n_components):
+        return int(n_components - 1 + n_components * sum(c.n_free for c in self.columns))
+
+
+def _column_objective(column, theta, s0, S, shift):
+    """One column's part of J + log p(theta): sum_k [S_k . eta_k - s0_k A(eta_k)] + its prior."""
+    with np.errstate(invalid="ignore"):
+        eta, a = column.natural(theta, shift)
+        value = float((S * eta.T).sum() + s0 @ a) + column.log_prior(theta)
+    return value if np.isfinite(value) else -np.inf
+
+
+_EMPTY_F64 = np.empty(0)
+_EMPTY_LABELS = np.empty(0, dtype=np.intp)
