@@ -461,3 +461,30 @@ def test_plain_numpy_functions_work(circle_data):
     numpy_stats = driver.accumulate(family, family.pack(params, driver.dtype))[0]
     numba_stats = driver.accumulate(vm.make_family(2), family.pack(params, driver.dtype))[0]
     np.testing.assert_allclose(numpy_stats, numba_stats, rtol=1e-12)
+
+
+def test_fits_through_mixture_model():
+    from fastem import MixtureModel
+
+    X, labels = vm.make_data(n=20000, seed=4)
+    model = MixtureModel(vm.make_family(2), 3, random_state=0, n_threads=2, tol=1e-8,
+                         max_iter=200).fit(X)
+    assert model.converged_
+    history = np.array(model.lower_bounds_)
+    assert np.all(np.diff(history) >= -1e-12 * np.abs(history[1:]))
+    order = vm.match(model.params_.components.mu, vm.TRUE.mu)
+    np.testing.assert_allclose(model.weights_[order], vm.TRUE_WEIGHTS, atol=0.02)
+    np.testing.assert_allclose(model.params_.components.kappa[order], vm.TRUE.kappa, rtol=0.1)
+    assert model.params_.n_features == 4
+    predicted = model.predict(X)
+    assert np.mean(order[labels] == predicted) > 0.9
+    proba = model.predict_proba(X[:100])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert np.isclose(model.score(X), model.score_samples(X).mean())
+    n = len(X)
+    assert np.isclose(model.bic(X), -2 * model.score(X) * n + (3 * 4 + 2) * np.log(n))
+    sample, sample_labels = model.sample(50)
+    assert sample.shape == (50, 4) and sample_labels.shape == (50,)
+    partial = MixtureModel(vm.make_family(2), 3, random_state=0, n_threads=1, tol=1e-8,
+                           max_iter=300, m_step="partial", m_step_iters=2).fit(X)
+    np.testing.assert_allclose(partial.lower_bound_, model.lower_bound_, rtol=1e-6)

@@ -69,10 +69,11 @@ _SENTINEL = 1234.5678  # an addition to it (out[...] += v) changes it too
 @dataclass
 class CustomParams:
     """Parameters of a custom mixture: the weights (K,) and the user's component parameters
-    (a tuple of arrays, first axis K)."""
+    (a tuple of arrays, first axis K), for data with ``n_features`` columns (None: unknown)."""
 
     weights: np.ndarray
     components: Any
+    n_features: Any = None
 
     @property
     def n_components(self):
@@ -85,6 +86,7 @@ class CustomPacked(NamedTuple):
     log_norm: np.ndarray  # (K,) log w_k, added to the user's log-densities
     args: Any  # what log_density receives: prepare(params) or the params tuple (None: init)
     dtype: np.dtype  # dtype of the data blocks
+    n_features: Any = None  # columns of the data (None: unknown)
 
 
 class _Workspace(NamedTuple):
@@ -161,14 +163,16 @@ class CustomFamily(Family):
         self._checked = set()  # dtypes the kernels were tried on
 
     # ---------------------------------------------------------------- parameters
-    def make_params(self, weights, components):
-        """:class:`CustomParams` from weights (K,) and a component tuple, checked."""
+    def make_params(self, weights, components, n_features=None):
+        """:class:`CustomParams` from weights (K,) and a component tuple, checked; the weights
+        are normalised to sum to one."""
         weights = np.asarray(weights, dtype=np.float64)
         if weights.ndim != 1 or weights.size < 1 or np.any(weights < 0) or not weights.sum() > 0:
             raise ValueError("weights must be a non-empty 1-D array, non-negative, with a "
                              "positive sum")
         return CustomParams(weights / weights.sum(),
-                            self._check_components(components, weights.size, "params"))
+                            self._check_components(components, weights.size, "params"),
+                            n_features)
 
     @staticmethod
     def _check_components(components, k, source):
@@ -197,11 +201,12 @@ class CustomFamily(Family):
             if not isinstance(args, tuple):
                 raise ValueError(f"prepare must return a tuple of arrays, got "
                                  f"{type(args).__name__}")
-        return CustomPacked(log_norm, args, np.dtype(dtype))
+        return CustomPacked(log_norm, args, np.dtype(dtype), params.n_features)
 
     def pack_pivot(self, pivot, dtype):
-        """A packing for passes with given responsibilities (the pivot is not used)."""
-        return CustomPacked(np.zeros(np.asarray(pivot).shape[0]), None, np.dtype(dtype))
+        """A packing for passes with given responsibilities (only the pivot's shape is used)."""
+        k, d = np.shape(pivot)
+        return CustomPacked(np.zeros(k), None, np.dtype(dtype), d)
 
     def stats_size(self, packed):
         """[sum w log p, sum w, s0 (K), sums (K, S)]."""
@@ -380,7 +385,7 @@ class CustomFamily(Family):
             components = self.user_m_step(s0.copy(), sums.copy(), previous,
                                           **self._frozen_keyword(self.user_m_step))
         components = self._finish(components, previous, lost, k, "m_step")
-        return CustomParams(self._weights(s0, params), components), lost
+        return CustomParams(self._weights(s0, params), components, packed.n_features), lost
 
     def _frozen_keyword(self, fn):
         """``{"frozen": names}`` for user functions that take a ``frozen`` keyword."""
@@ -441,7 +446,7 @@ class CustomFamily(Family):
                                                **self._frozen_keyword(self.user_newton_step))
         components = self._finish(components, params.components, empty_components(stats, k),
                                   k, "newton_step")
-        return CustomParams(self._weights(s0, params), components)
+        return CustomParams(self._weights(s0, params), components, params.n_features)
 
     def interpolate(self, params, proposal, t):
         """Every array a fraction ``t`` of the way from ``params`` to ``proposal``."""
@@ -449,7 +454,7 @@ class CustomFamily(Family):
         arrays = [mix(a, b) for a, b in zip(params.components, proposal.components)]
         comps = params.components
         comps = type(comps)(*arrays) if hasattr(comps, "_fields") else tuple(arrays)
-        return CustomParams(mix(params.weights, proposal.weights), comps)
+        return CustomParams(mix(params.weights, proposal.weights), comps, params.n_features)
 
     def log_prior(self, params):
         """Dirichlet on the weights plus the user's ``log_prior`` of the components."""
@@ -473,7 +478,7 @@ class CustomFamily(Family):
         comps = type(comps)(*arrays) if hasattr(comps, "_fields") else tuple(arrays)
         weights = params.weights.copy()
         weights[lost] = 1.0 / k
-        return CustomParams(weights / weights.sum(), comps)
+        return CustomParams(weights / weights.sum(), comps, params.n_features)
 
     def _components_on_rows(self, rows):
         m = rows.shape[0]
