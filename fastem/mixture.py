@@ -64,7 +64,9 @@ class GaussianMixture(MixtureModel):
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
-        Weighted mean log-likelihood per sample of the best run, as in scikit-learn.
+        Weighted mean log-likelihood per sample of the best run, as in scikit-learn; with a
+        prior, the log-posterior (log-likelihood + log p(theta), up to a constant) per unit of
+        weight.
     lower_bounds_ : list of float
         ``lower_bound`` after every iteration of the best run (never decreasing).
     n_features_in_ : int
@@ -145,9 +147,13 @@ class GaussianMixture(MixtureModel):
         if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
             raise ValueError(f"reg_covar must be a finite number >= 0.0, got {value!r}")
         alpha = self.weight_concentration_prior
-        if alpha is not None and not (np.isfinite(alpha) and alpha >= 1):
-            raise ValueError(f"weight_concentration_prior must be >= 1 (the MAP weights exist), "
-                             f"got {alpha!r}")
+        if alpha is not None and not (_is_real(alpha) and np.isfinite(alpha) and alpha >= 1):
+            raise ValueError(f"weight_concentration_prior must be a finite number >= 1 (the MAP "
+                             f"weights exist), got {alpha!r}")
+        for name in ("mean_precision_prior", "degrees_of_freedom_prior"):
+            value = getattr(self, name)
+            if value is not None and not (_is_real(value) and np.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         self._family()  # checks frozen
         self._check_inits(n_features)
 
@@ -226,7 +232,10 @@ class GaussianMixture(MixtureModel):
             covariance=_given(self.covariance_prior, default_psi, "covariance_prior",
                               np.shape(default_psi)),
         )
-        low = {"full": d - 1, "tied": d - 1, "diag": 1, "spherical": 2 - d}[t]
+        # full, tied: a proper inverse-Wishart; diag: the MAP precision (s0 + nu - 1) / (...) of
+        # an empty component is positive; spherical: a proper Gamma whose MAP precision
+        # (d s0 + nu + d - 2) / (...) is positive
+        low = {"full": d - 1, "tied": d - 1, "diag": 1, "spherical": max(0, 2 - d)}[t]
         if not prior.mean_precision > 0:
             raise ValueError(f"mean_precision_prior must be > 0, got {prior.mean_precision!r}")
         if not prior.degrees_of_freedom > low:
@@ -252,6 +261,10 @@ class GaussianMixture(MixtureModel):
         self.precisions_ = precisions_from_cholesky(params.precisions_cholesky,
                                                     self.covariance_type)
 
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _given(value, default, name, shape):

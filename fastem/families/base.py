@@ -131,7 +131,6 @@ def partial_m_step(family, params, stats, packed, n_steps):
     value = family.objective(params, stats, packed)
     for _ in range(n_steps):
         proposal = family.newton_step(params, stats, packed)
-        t = 1.0
         if proposal is None:
             break
         t = 1.0

@@ -162,17 +162,41 @@ class KernelParams(NamedTuple):
         return self.pivot.dtype
 
 
+class GaussianStep(NamedTuple):
+    """A partial M-step's proposal: weights, means and precisions (P_k, P, diag P_k or p_k;
+    not necessarily positive definite)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    precision: np.ndarray
+
+
 @dataclass
 class GaussianPrior:
     """Conjugate prior of Gaussian components (MAP-EM), in scikit-learn's BayesianGaussianMixture
-    terms: on each component, a Normal-inverse-Wishart (full; tied: one inverse-Wishart and K normals) or, per precision, a Normal-Gamma
-    (diag: each dimension; spherical: one per component) with
-    mu | P ~ N(mean, (mean_precision P)^-1), Gamma shape degrees_of_freedom/2 and rate
-    covariance/2. Every field must be given (the estimators fill data-based defaults)."""
+    terms, with mu_0 = ``mean``, kappa = ``mean_precision``, nu = ``degrees_of_freedom`` and
+    Psi = ``covariance``. Up to constants, log p(theta) is, per component k:
+
+    - full (Normal-inverse-Wishart on (mu_k, S_k), densities in the covariance S_k):
+      -(nu + d + 2)/2 log|S_k| - 1/2 tr(Psi S_k^-1) - kappa/2 (mu_k - mu_0)' S_k^-1 (mu_k - mu_0);
+    - tied (one inverse-Wishart on S and K normals mu_k | S): -(nu + d + 1 + K)/2 log|S|
+      - 1/2 tr(Psi S^-1) - kappa/2 sum_k (mu_k - mu_0)' S^-1 (mu_k - mu_0);
+    - diag (Normal-Gamma on each dimension's precision lambda_kj, density in lambda):
+      (nu/2 - 1/2) log lambda_kj - Psi_j/2 lambda_kj - kappa/2 lambda_kj (mu_kj - mu_0j)^2;
+    - spherical (Normal-Gamma on one precision lambda_k, density in lambda):
+      (nu/2 - 1 + d/2) log lambda_k - Psi/2 lambda_k - kappa/2 lambda_k |mu_k - mu_0|^2;
+
+    i.e. mu | P ~ N(mu_0, (kappa P)^-1) and a Gamma(shape nu/2, rate Psi/2) precision for diag
+    and spherical. The MAP M-step (:meth:`GaussianFamily.m_step`) is the exact argmax of
+    J + log p in these parametrisations (covariances for full and tied, precisions for diag
+    and spherical): with A_k the scatter about the new means plus kappa (mu_k - mu_0)(...)' + Psi,
+    S_k = A_k / (N_k + nu + d + 2), S = sum_k A_k / (N + nu + d + 1 + K),
+    1/lambda_kj = A_kj / (N_k + nu - 1) and 1/lambda_k = sum_j A_kj / (d N_k + nu + d - 2).
+    Every field must be given (the estimators fill data-based defaults)."""
 
     mean: np.ndarray  # (D,)
     mean_precision: float  # kappa_0 > 0
-    degrees_of_freedom: float  # nu_0: > D - 1 (full, tied), >= 1 (diag), > 2 - D (spherical)
+    degrees_of_freedom: float  # nu_0: > D - 1 (full, tied), > 1 (diag), > max(0, 2 - D) (sph.)
     covariance: np.ndarray  # Psi_0: (D, D) full/tied, (D,) diag, scalar spherical; > 0
 
 
@@ -442,36 +466,45 @@ class GaussianFamily(Family):
         """Weights and means to their conditional maximisers (the objective is linear-concave
         in the weights and quadratic in the means, so one Newton step gets there), then one
         Newton step on each precision P: P + (P - P A P / c), with A the scatter (+ prior
-        scale) and c the effective count, whose fixed point c A^-1 is the covariance update."""
+        scale) and c the effective count, whose fixed point c A^-1 is the covariance update.
+
+        Returns a :class:`GaussianStep` (the proposed precisions need not be positive
+        definite; :meth:`interpolate` returns None where the mix of them is not)."""
         k, d = packed.pivot.shape
         s0 = stats[2:2 + k]
         total = s0.sum()
         means = params.means if "means" in self.frozen else self._mean_update(stats, packed)
         weights = params.weights if "weights" in self.frozen else dirichlet_weights(
             s0, self.weight_concentration)
+        precision = precisions_from_cholesky(params.precisions_cholesky, self.covariance_type)
         if "covariances" in self.frozen:
-            return GaussianParams(self.covariance_type, weights, means, params.covariances,
-                                  params.precisions_cholesky)
+            return GaussianStep(weights, means, precision)
         empty = s0 <= 1e-12 * total
         target = self._covariance_update(s0, self._posterior_scatter(stats, packed, means), empty,
                                          total)
         # the covariance update is c A^-1's inverse: A / c = target, so P A P / c = P target P
-        precision = precisions_from_cholesky(params.precisions_cholesky, self.covariance_type)
         if self.covariance_type in ("full", "tied"):
             step = precision - precision @ target @ precision
+            step = 0.5 * (step + np.swapaxes(step, -1, -2))
         else:
             step = precision - precision * target * precision
-        return self._from_precisions(weights, means, precision + step)
+        return GaussianStep(weights, means, precision + step)
 
     def interpolate(self, params, proposal, t):
-        """Weights, means and precisions a fraction ``t`` of the way to ``proposal``; None where
-        the precisions stop being positive definite (the line search then halves ``t``)."""
-        mix = lambda a, b: (1 - t) * a + t * b  # noqa: E731
+        """Weights, means and precisions a fraction ``t`` of the way from ``params`` to the
+        :class:`GaussianStep` ``proposal``; None where the precisions are not positive definite
+        (the line search then halves ``t``). Frozen parts are kept bitwise."""
+        mix = lambda a, b: a if t == 0 else b if t == 1 else (1 - t) * a + t * b  # noqa: E731
         ct = self.covariance_type
+        weights = params.weights if "weights" in self.frozen else mix(params.weights,
+                                                                      proposal.weights)
+        means = params.means if "means" in self.frozen else mix(params.means, proposal.means)
+        if "covariances" in self.frozen:
+            return GaussianParams(ct, weights, means, params.covariances,
+                                  params.precisions_cholesky)
         precision = mix(precisions_from_cholesky(params.precisions_cholesky, ct),
-                        precisions_from_cholesky(proposal.precisions_cholesky, ct))
-        return self._from_precisions(mix(params.weights, proposal.weights),
-                                     mix(params.means, proposal.means), precision)
+                        proposal.precision)
+        return self._from_precisions(weights, means, precision)
 
     def _from_precisions(self, weights, means, precision):
         t = self.covariance_type
