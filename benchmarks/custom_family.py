@@ -11,7 +11,9 @@ on N x D data with K components and the same thread count:
   unit circle (N x 2D columns): 2D x K multiply-adds per row for the log-density and for the
   statistics, the same arithmetic as the diagonal Gaussian's exponential-family form.
 
-Every family is warmed up first (one pass, so compilation is excluded); the first-call time of
+Every family is warmed up first (one pass, so compilation is excluded), then the families take
+turns, one EM iteration each, so that the load of a shared machine reaches them alike. The
+first-call time of
 the Numba functions (compilation, or loading Numba's on-disk cache) is reported separately.
 Run ``NUMBA_CACHE_DIR=$(mktemp -d) python benchmarks/custom_family.py`` to measure a cold
 compile. Prints a Markdown table.
@@ -104,14 +106,24 @@ def first_call_seconds(fn, *args):
     return time.perf_counter() - tic, fn.stats.cache_hits
 
 
-def iteration_times(family, X, params, n_threads, iters):
-    """Seconds of each of ``iters`` EM iterations (E-step pass + M-step) after a warm-up pass."""
-    driver = LocalDriver(X, n_threads=n_threads)
-    driver.accumulate(family, family.pack(params, driver.dtype))  # warm-up: compile, page in
-    times = []
-    run_em(family, driver, params, tol=0.0, max_iter=iters, rng=np.random.default_rng(0),
-           callback=lambda result, change, seconds: times.append(seconds))
-    return np.array(times)
+def iteration_times(runs, n_threads, iters):
+    """Seconds of ``iters`` EM iterations (E-step pass + M-step) of each run, after a warm-up
+    pass each; the runs take turns, one iteration at a time, so that a change in the load of
+    a shared machine reaches all of them alike."""
+    drivers, params = [], []
+    for _, family, data, start in runs:
+        driver = LocalDriver(data, n_threads=n_threads)
+        driver.accumulate(family, family.pack(start, driver.dtype))  # warm-up: compile, page in
+        drivers.append(driver)
+        params.append(start)
+    times = np.zeros((len(runs), iters))
+    rng = np.random.default_rng(0)
+    for it in range(iters):
+        for r, (_, family, _, _) in enumerate(runs):
+            tic = time.perf_counter()
+            params[r] = run_em(family, drivers[r], params[r], tol=0.0, max_iter=1, rng=rng).params
+            times[r, it] = time.perf_counter() - tic
+    return times
 
 
 def main():
@@ -169,14 +181,11 @@ def main():
     print("| family | threads | ms / iteration | min | ratio to built-in |")
     print("|---|---:|---:|---:|---:|")
     for threads in thread_counts:
-        results = []
-        for name, family, data, params in runs:
-            times = iteration_times(family, data, params, threads, args.iters)
-            results.append((name, np.median(times), times.min()))
-        base = results[0][1]
-        for name, median, best in results:
-            print(f"| {name} | {threads} | {1e3 * median:.0f} | {1e3 * best:.0f} | "
-                  f"{median / base:.2f} |", flush=True)
+        times = iteration_times(runs, threads, args.iters)
+        base = np.median(times[0])
+        for (name, *_), row in zip(runs, times):
+            print(f"| {name} | {threads} | {1e3 * np.median(row):.0f} | {1e3 * row.min():.0f} | "
+                  f"{np.median(row) / base:.2f} |", flush=True)
     print("\n| Numba function | first call (s) | |")
     print("|---|---:|---|")
     for name, seconds, how in compile_rows:

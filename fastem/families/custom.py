@@ -35,7 +35,7 @@ Optional hooks:
 - ``invalid_rows(block) -> bool mask`` with ``error_message``: the family's support.
 
 The engine (:meth:`CustomFamily.fit_block`) splits each block into chunks of at least
-``min_chunk_rows`` rows (a Python-level call per chunk costs a few microseconds), runs them on
+``min_chunk_rows`` rows (1024-4096: the Python-level calls of a chunk cost ~30 us), runs them on
 ``n_threads`` threads of a pool kept across calls (one task per thread, chunks handed out by a
 shared counter), writes each chunk's statistics into its own slot and adds the slots in chunk
 order, so a fit is bitwise identical for any number of threads. Rows with zero sample weight are
@@ -60,7 +60,9 @@ from typing import Any, NamedTuple
 import numpy as np
 from .base import Family, dirichlet_log_prior, dirichlet_weights, empty_components
 
-MIN_CHUNK_ROWS = 1024  # rows per chunk at least: amortises the Python-level call per chunk
+# Rows per chunk, at least: enough to amortise the Python-level calls of a chunk (~30 us), few
+# enough that the chunk's (rows, K) float64 log-densities stay in L2 (512 KiB at K <= 16).
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS, CHUNK_BYTES = 1024, 4096, 512 * 1024
 PROBE_ROWS = 4  # rows of the test chunk the user's functions are tried on
 _GUARD = 4096  # sentinel elements (at least) after each test output, to catch writes past it
 _SENTINEL = 1234.5678  # an addition to it (out[...] += v) changes it too
@@ -121,8 +123,9 @@ class CustomFamily(Family):
         fields' maximisers depend on a frozen one, give ``m_step`` (and ``newton_step``) a
         ``frozen`` keyword: they are then called with ``frozen=`` the set of frozen field names
         and should maximise over the others given ``params``' frozen values.
-    min_chunk_rows : int, default 1024
-        Chunks hold ``max(driver chunk size, min_chunk_rows)`` rows.
+    min_chunk_rows : int or None
+        Chunks hold ``max(driver chunk size, min_chunk_rows)`` rows; None: 512 KiB of
+        log-densities, between 1024 and 4096 rows (4096 for K <= 16).
     error_message : str
         Says what is wrong with rows flagged by ``invalid_rows``.
     """
@@ -130,7 +133,7 @@ class CustomFamily(Family):
     def __init__(self, log_density, statistics, m_step, n_statistics, *, prepare=None,
                  from_rows=None, sample=None, n_parameters=None, log_prior=None, objective=None,
                  newton_step=None, invalid_rows=None, weight_concentration=1.0, frozen=(),
-                 min_chunk_rows=MIN_CHUNK_ROWS, error_message="values outside the family's support"):
+                 min_chunk_rows=None, error_message="values outside the family's support"):
         for name, fn in (("log_density", log_density), ("statistics", statistics),
                          ("m_step", m_step)):
             if not callable(fn):
@@ -145,8 +148,10 @@ class CustomFamily(Family):
             raise ValueError(f"n_statistics must be a non-negative integer, got {n_statistics!r}")
         if not (np.isfinite(weight_concentration) and weight_concentration >= 1.0):
             raise ValueError(f"weight_concentration must be >= 1, got {weight_concentration!r}")
-        if isinstance(min_chunk_rows, bool) or int(min_chunk_rows) < 1:
-            raise ValueError(f"min_chunk_rows must be a positive integer, got {min_chunk_rows!r}")
+        if min_chunk_rows is not None and (isinstance(min_chunk_rows, bool)
+                                           or int(min_chunk_rows) < 1):
+            raise ValueError(f"min_chunk_rows must be a positive integer or None, got "
+                             f"{min_chunk_rows!r}")
         for name, fn in (("log_density", log_density), ("statistics", statistics)):
             _warn_if_holding_gil(name, fn)
         self.log_density, self.statistics, self.user_m_step = log_density, statistics, m_step
@@ -158,7 +163,7 @@ class CustomFamily(Family):
         self.user_invalid_rows, self.error_message = invalid_rows, error_message
         self.weight_concentration = float(weight_concentration)
         self.frozen = frozenset(frozen)
-        self.min_chunk_rows = int(min_chunk_rows)
+        self.min_chunk_rows = None if min_chunk_rows is None else int(min_chunk_rows)
         self.prior = log_prior  # the components' prior (MAP-EM), or None
         self._checked = set()  # dtypes the kernels were tried on
 
@@ -213,12 +218,17 @@ class CustomFamily(Family):
         k = packed.log_norm.shape[0]
         return 2 + k + k * self.n_statistics
 
-    def _rows(self, chunk_size):
-        return max(int(chunk_size), self.min_chunk_rows)
+    def _rows(self, chunk_size, k):
+        """Rows per chunk: the driver's chunk size, raised to ``min_chunk_rows``."""
+        least = self.min_chunk_rows
+        if least is None:
+            least = int(np.clip(CHUNK_BYTES // (8 * k), MIN_CHUNK_ROWS, MAX_CHUNK_ROWS))
+        return max(int(chunk_size), least)
 
     def workspace(self, packed, chunk_size, n_threads, n_chunks):
         """Per-thread (log-density, log-sum-exp) buffers and one statistics slot per chunk."""
-        k, rows = packed.log_norm.shape[0], self._rows(chunk_size)
+        k = packed.log_norm.shape[0]
+        rows = self._rows(chunk_size, k)
         n_slots = -(-n_chunks * chunk_size // rows)
         threads = [(np.empty((rows, k)), np.empty(rows)) for _ in range(n_threads)]
         return _Workspace(threads, np.empty((n_slots, self.stats_size(packed) + 2)), rows)
