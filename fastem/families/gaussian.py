@@ -210,6 +210,7 @@ class GaussianFamily(Family):
                 f"Invalid value for 'covariance_type': {covariance_type!r}; "
                 f"'covariance_type' should be in {list(COVARIANCE_TYPES)}"
             )
+        frozen = (frozen,) if isinstance(frozen, str) else frozen
         unknown = set(frozen) - {"weights", "means", "covariances"}
         if unknown:
             raise ValueError(f"frozen must name 'weights', 'means' or 'covariances'; got {sorted(unknown)}")
