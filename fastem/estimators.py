@@ -163,6 +163,9 @@ class CategoricalMixture(_ColumnMixture):
 
     n_categories : int, sequence of int, or None
         Categories per column; None counts them from the data (largest code + 1, one pass).
+    init_params :
+        Defaults to "random" (random responsibilities): k-means on codes, which have no
+        distances, found worse optima in tests.
     prior : float or None
         MAP-EM: symmetric Dirichlet(alpha >= 1) prior on every column's probabilities.
 
@@ -172,7 +175,7 @@ class CategoricalMixture(_ColumnMixture):
     _column_type = Categorical
 
     def __init__(self, n_components=1, *, n_categories=None, tol=1e-3, max_iter=100, n_init=1,
-                 init_params="kmeans", random_state=None, warm_start=False, verbose=0,
+                 init_params="random", random_state=None, warm_start=False, verbose=0,
                  verbose_interval=10, n_threads=None, chunk_size=None, progress=False,
                  callback=None, nan_policy="raise", m_step="exact", m_step_iters=1,
                  weight_concentration_prior=None, prior=None, frozen=()):
