@@ -1,0 +1,209 @@
+"""The Dask driver on a real two-process LocalCluster: same answers as the local driver."""
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from helpers import make_blobs, sklearn_start
+
+distributed = pytest.importorskip("distributed")
+da = pytest.importorskip("dask.array")
+import dask  # noqa: E402
+
+import fastem  # noqa: E402
+import fastem.init  # noqa: E402
+
+RTOL = 1e-10
+FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster:
+        with distributed.Client(cluster) as c:
+            yield c
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, _, _ = make_blobs(n=6000, d=3, k=3)
+    return X
+
+
+def assert_same_model(a, b, rtol=RTOL):
+    for name in FITTED:
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=rtol, atol=0,
+                                   err_msg=name)
+    np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=rtol, atol=0)
+    assert a.n_iter_ == b.n_iter_
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_fit_equals_local_fit(client, data, covariance_type):
+    start = sklearn_start(data, 3, covariance_type)
+    local = fastem.GaussianMixture(3, tol=0, max_iter=8, **start).fit(data)
+    remote = fastem.GaussianMixture(3, tol=0, max_iter=8, **start).fit(
+        da.from_array(data, chunks=1500))
+    assert_same_model(remote, local)
+
+
+def test_one_and_two_workers_identical(client, data, monkeypatch):
+    monkeypatch.setattr(fastem.init, "MAX_SAMPLE", 1000)  # seeding samples blocks on workers
+    X = da.from_array(data, chunks=1000)
+    weights = da.from_array(np.random.RandomState(2).rand(data.shape[0]), chunks=700)
+
+    def fits():
+        return [fastem.GaussianMixture(3, init_params=init, max_iter=5, tol=0, random_state=0)
+                .fit(X, sample_weight=weights) for init in ("kmeans", "random")]
+
+    two = fits()
+    with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster:
+        with distributed.Client(cluster, set_as_default=False) as one_client:
+            with dask.config.set(scheduler=one_client):
+                one = fits()
+    for a, b in zip(one, two):
+        for name in FITTED:
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert a.lower_bounds_ == b.lower_bounds_
+
+
+def test_sample_weight_as_dask_array(client, data):
+    start = sklearn_start(data, 3, "full")
+    w = np.random.RandomState(3).rand(data.shape[0]) * 2
+    local = fastem.GaussianMixture(3, tol=0, max_iter=5, **start).fit(data, sample_weight=w)
+    X = da.from_array(data, chunks=1500)
+    for weights in (da.from_array(w, chunks=1000), w):  # re-aligned to X's blocks; numpy too
+        remote = fastem.GaussianMixture(3, tol=0, max_iter=5, **start).fit(X, sample_weight=weights)
+        assert_same_model(remote, local)
+
+
+def test_predictions_are_lazy_and_equal_local(client, data):
+    model = fastem.GaussianMixture(3, covariance_type="diag", random_state=0).fit(data)
+    X = da.from_array(data, chunks=1700)
+    for method in ("predict", "predict_proba", "score_samples"):
+        lazy = getattr(model, method)(X)
+        assert isinstance(lazy, da.Array), method
+        expected = getattr(model, method)(data)
+        np.testing.assert_allclose(lazy.compute(), expected, rtol=1e-12, atol=1e-300)
+        assert lazy.dtype == expected.dtype
+    score = model.score(X)
+    assert isinstance(score, float)
+    assert score == pytest.approx(model.score(data), rel=1e-12)
+
+
+def test_nan_policy_omit(client, data):
+    X = data.copy()
+    X[[5, 4000]] = np.nan
+    start = sklearn_start(data, 3, "diag")
+    with pytest.warns(RuntimeWarning, match="2 rows"):
+        local = fastem.GaussianMixture(3, tol=0, max_iter=5, nan_policy="omit", **start).fit(X)
+    with pytest.warns(RuntimeWarning, match="2 rows"):
+        remote = fastem.GaussianMixture(3, tol=0, max_iter=5, nan_policy="omit", **start).fit(
+            da.from_array(X, chunks=1500))
+    assert_same_model(remote, local)
+    assert remote.n_omitted_rows_ == 2
+    with pytest.warns(RuntimeWarning):
+        labels = remote.predict(da.from_array(X, chunks=1500)).compute()
+    assert labels[5] == labels[4000] == -1
+    with pytest.raises(ValueError, match="first at row 5"):
+        fastem.GaussianMixture(3).fit(da.from_array(X, chunks=1500))
+
+
+def test_zarr_on_disk_never_read_by_the_client(client, data, tmp_path, monkeypatch):
+    zarr = pytest.importorskip("zarr")
+    path = str(tmp_path / "x.zarr")
+    da.from_array(data, chunks=1500).to_zarr(path)
+    X = da.from_zarr(path)
+    start = sklearn_start(data, 3, "full")
+    expected = fastem.GaussianMixture(3, tol=0, max_iter=5, **start).fit(data)
+
+    def no_reads(*args, **kwargs):
+        raise AssertionError("the client read zarr data")
+
+    # The workers are other processes: this patch only forbids reads in the client.
+    monkeypatch.setattr(zarr.Array, "__getitem__", no_reads)
+    monkeypatch.setattr(zarr.Array, "get_basic_selection", no_reads)
+    model = fastem.GaussianMixture(3, tol=0, max_iter=5, **start).fit(X)
+    assert_same_model(model, expected)
+    assert model.predict(X).sum().compute() == expected.predict(data).sum()
+
+
+def slow_rows(block):
+    time.sleep(0.15)
+    return block
+
+
+def slow_source(data):
+    """8 blocks of 0.15 s each: a pass lasts about 0.6 s on two workers."""
+    return da.from_array(data, chunks=750).map_blocks(slow_rows, dtype=data.dtype)
+
+
+def test_killed_worker_is_recomputed(client, data):
+    start = sklearn_start(data, 3, "diag")
+    expected = fastem.GaussianMixture(3, tol=0, max_iter=3, **start).fit(data)
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def kill_soon(model):
+        if model.n_iter_ == 1:  # kill a worker in the middle of the second pass
+            def kill():
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(time.perf_counter())
+
+            threading.Timer(0.25, kill).start()
+
+    model = fastem.GaussianMixture(3, tol=0, max_iter=3, callback=kill_soon, **start)
+    model.fit(slow_source(data))
+    finished = time.perf_counter()
+    assert killed and killed[0] < finished
+    assert_same_model(model, expected)
+    client.wait_for_workers(2, timeout=120)
+
+
+def test_restart_during_fit_is_a_clear_error_and_keeps_last_model(client, data):
+    start = sklearn_start(data, 3, "diag")
+    after_first = {}
+    timer = []
+
+    def restart_soon(model):
+        if model.n_iter_ == 1:
+            after_first.update({name: getattr(model, name).copy() for name in FITTED})
+            timer.append(threading.Timer(0.25, client.restart, kwargs={"wait_for_workers": False}))
+            timer[0].start()
+
+    model = fastem.GaussianMixture(3, tol=0, max_iter=5, callback=restart_soon, **start)
+    with pytest.raises(RuntimeError, match="cancelled a pass"):
+        model.fit(slow_source(data))
+    timer[0].join()
+    for name in FITTED:  # the model holds the last completed iteration, and works
+        np.testing.assert_array_equal(getattr(model, name), after_first[name])
+    assert model.n_iter_ == 1
+    assert np.isfinite(model.score(data))
+    client.wait_for_workers(2, timeout=120)
+
+
+def test_bad_input_is_a_clear_error(client, data):
+    X = da.from_array(data, chunks=1500)
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        fastem.GaussianMixture(2).fit(X[X[:, 0] > 0])
+    for weights in (da.ones(data.shape[0] - 1, chunks=1000), np.ones(7)):
+        with pytest.raises(ValueError, match="sample_weight.shape"):
+            fastem.GaussianMixture(2).fit(X, sample_weight=weights)
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        w = da.ones(data.shape[0] + 1, chunks=1000)
+        fastem.GaussianMixture(2).fit(X, sample_weight=w[w > 0])
+    with pytest.raises(ValueError, match="negative"):
+        fastem.GaussianMixture(2).fit(X, sample_weight=-da.ones(data.shape[0], chunks=1000))
+    words = np.full((100, 2), "a")
+    for bad in (da.from_array(words, chunks=50), da.from_array(words.astype(object), chunks=50)):
+        with pytest.raises(ValueError, match="expected numeric data"):
+            fastem.GaussianMixture(2).fit(bad)
+    # The array claims float64 but its blocks hold strings: caught on the workers.
+    lying = da.from_array(data[:100], chunks=50).map_blocks(
+        lambda b: b.astype(str), dtype=np.float64)
+    with pytest.raises(ValueError, match=r"X \(block from row \d+\): expected numeric data"):
+        fastem.GaussianMixture(2).fit(lying)
