@@ -488,3 +488,20 @@ def test_fits_through_mixture_model():
     partial = MixtureModel(vm.make_family(2), 3, random_state=0, n_threads=1, tol=1e-8,
                            max_iter=300, m_step="partial", m_step_iters=2).fit(X)
     np.testing.assert_allclose(partial.lower_bound_, model.lower_bound_, rtol=1e-6)
+
+
+def test_dask_array_gives_the_local_fit():
+    dask = pytest.importorskip("dask")
+    import dask.array as da
+
+    from fastem import MixtureModel
+
+    X, _ = vm.make_data(n=6000, seed=5)
+    options = dict(random_state=0, tol=1e-8, init_params="random_from_data", n_threads=2)
+    local = MixtureModel(vm.make_family(2), 3, **options).fit(X)
+    with dask.config.set(scheduler="synchronous"):
+        remote = MixtureModel(vm.make_family(2), 3, **options).fit(
+            da.from_array(X, chunks=2000))
+    np.testing.assert_allclose(remote.lower_bounds_, local.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(remote.params_.components.kappa, local.params_.components.kappa,
+                               rtol=1e-10)
