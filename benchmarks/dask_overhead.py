@@ -1,0 +1,147 @@
+"""Overhead of the Dask driver against the local driver, on the same in-memory data.
+
+The data (``make_data`` of ``benchmarks/benchmarks/bench_gaussian.py``, float64) are built once
+in this process, fitted by the local driver with ``n_threads`` threads, and scattered once to a
+``LocalCluster`` of ``n_workers`` single-threaded workers, where the Dask driver fits them as a
+dask array of ``--block-rows`` row blocks. Both fits start from the same given parameters with
+``tol=0``, so every iteration is one E-step pass and one M-step. The time per iteration is the
+median time between consecutive ``callback`` calls after the first (check of the input and the
+first pass excluded).
+
+Bytes per iteration of the Dask fit are measured, not estimated, as:
+
+* parameters: the pickled shared task of a pass (family and packed parameters);
+* graph: the pickled task graph the client submits per pass (block, merge and parameter tasks;
+  the data blocks are already on the workers and appear only as keys);
+* worker to worker: bytes the workers fetched from each other (their ``transfer_incoming_log``):
+  the parameters going to the second worker, and block statistics going to merge tasks;
+* to client: the pickled result of a pass (one statistics vector and the worst row).
+
+Run ``python benchmarks/dask_overhead.py --help`` for the options; it prints a markdown table.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+
+import cloudpickle
+import dask
+import dask.array as da
+import numpy as np
+from distributed import Client, LocalCluster
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.bench_gaussian import initial_parameters, make_data  # noqa: E402
+
+import fastem  # noqa: E402
+import fastem.dask  # noqa: E402
+
+
+class Traffic:
+    """Sizes of what the Dask driver sends, per pass (wraps its ``_shared`` and ``compute``)."""
+
+    def __init__(self):
+        self.params, self.graph, self.result = [], [], []
+        shared, compute = fastem.dask._shared, dask.compute
+
+        def recording_shared(job):
+            self.params.append(len(cloudpickle.dumps(job)))
+            return shared(job)
+
+        def recording_compute(*collections, **kwargs):
+            self.graph.append(sum(len(cloudpickle.dumps(dict(c.__dask_graph__())))
+                                  for c in collections if dask.is_dask_collection(c)))
+            results = compute(*collections, **kwargs)
+            self.result.append(len(cloudpickle.dumps(results)))
+            return results
+
+        fastem.dask._shared = recording_shared
+        fastem.dask.dask.compute = recording_compute
+
+
+def incoming_bytes(client):
+    """Total bytes every worker has fetched from other workers so far."""
+    def total(dask_worker):
+        return sum(entry["total"] for entry in dask_worker.transfer_incoming_log)
+
+    return sum(client.run(total).values())
+
+
+def timed_fit(X, covariance_type, inits, iters, n_threads=None, on_iteration=None):
+    """Seconds per iteration (median after the first) of a ``tol=0`` fit from ``inits``."""
+    stamps = []
+
+    def callback(model):
+        stamps.append(time.perf_counter())
+        if on_iteration is not None:
+            on_iteration()
+
+    model = fastem.GaussianMixture(inits["means_init"].shape[0], covariance_type=covariance_type,
+                                   tol=0.0, max_iter=iters, n_threads=n_threads,
+                                   callback=callback, **inits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastem.ConvergenceWarning)
+        model.fit(X)
+    return statistics.median(np.diff(stamps)), model
+
+
+def scattered(client, X, block_rows):
+    """``X`` as a dask array whose blocks already live on the workers (sent once)."""
+    starts = range(0, X.shape[0], block_rows)
+    futures = client.scatter([X[s:s + block_rows] for s in starts])
+    blocks = [da.from_delayed(dask.delayed(f), shape=(min(block_rows, X.shape[0] - s),
+                                                      X.shape[1]), dtype=X.dtype)
+              for f, s in zip(futures, starts)]
+    return da.concatenate(blocks), futures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n-samples", type=float, default=1e7)
+    parser.add_argument("--n-features", type=int, default=16)
+    parser.add_argument("--n-components", type=int, default=16)
+    parser.add_argument("--covariance-types", nargs="+", default=["diag", "full"])
+    parser.add_argument("--iters", type=int, default=3, help="EM iterations per fit (>= 2)")
+    parser.add_argument("--block-rows", type=int, default=500_000, help="rows per Dask block")
+    parser.add_argument("--n-workers", type=int, default=2)
+    parser.add_argument("--n-threads", type=int, default=2, help="threads of the local driver")
+    args = parser.parse_args()
+    n, d, k = int(args.n_samples), args.n_features, args.n_components
+
+    X = make_data(n, d, k)
+    traffic = Traffic()
+    rows = []
+    with LocalCluster(n_workers=args.n_workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        X_dask, _futures = scattered(client, X, args.block_rows)
+        for covariance_type in args.covariance_types:
+            inits = initial_parameters(X, k, covariance_type)
+            local, local_model = timed_fit(X, covariance_type, inits, args.iters, args.n_threads)
+            transfers = []
+            mark = [len(traffic.params), incoming_bytes(client)]
+
+            def per_iteration():  # what the pass that just ended sent
+                transfers.append(incoming_bytes(client) - mark[1])
+                mark[1] = incoming_bytes(client)
+
+            remote, remote_model = timed_fit(X_dask, covariance_type, inits, args.iters,
+                                             on_iteration=per_iteration)
+            gap = np.max(np.abs(remote_model.means_ - local_model.means_))
+            rows.append((covariance_type, local, remote, traffic.params[-1], traffic.graph[-1],
+                         int(np.median(transfers[1:])), traffic.result[-1], gap))
+
+    print(f"N={n:.0e}, D={d}, K={k}, float64; local: {args.n_threads} threads; Dask: "
+          f"LocalCluster({args.n_workers} workers x 1 thread), {X_dask.numblocks[0]} blocks of "
+          f"{args.block_rows} rows; {args.iters} iterations, median after the first\n")
+    print("| covariance | local s/iter | Dask s/iter | overhead | parameters B | graph B "
+          "| worker-to-worker B | to client B | max abs diff of means |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for t, local, remote, params, graph, between, result, gap in rows:
+        print(f"| {t} | {local:.3f} | {remote:.3f} | {100 * (remote / local - 1):+.0f} % "
+              f"| {params:,} | {graph:,} | {between:,} | {result:,} | {gap:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
