@@ -71,6 +71,23 @@ def test_one_and_two_workers_identical(client, data, monkeypatch):
         assert a.lower_bounds_ == b.lower_bounds_
 
 
+@pytest.mark.parametrize("name", ["PoissonMixture", "BernoulliMixture"])
+def test_other_families_equal_local_fit(client, name):
+    rng = np.random.RandomState(4)
+    rates = np.array([[0.5, 6.0, 2.0], [8.0, 1.0, 0.3]])[rng.randint(2, size=3000)]
+    X = rng.poisson(rates).astype(np.float64)
+    if name == "BernoulliMixture":
+        X = (X > 1.5).astype(np.float64)
+    options = dict(init_params="random_from_data", random_state=0, tol=0, max_iter=5)
+    local = getattr(fastem, name)(2, **options).fit(X)
+    remote = getattr(fastem, name)(2, **options).fit(da.from_array(X, chunks=800))
+    np.testing.assert_allclose(remote.lower_bounds_, local.lower_bounds_, rtol=RTOL)
+    np.testing.assert_allclose(remote.weights_, local.weights_, rtol=RTOL)
+    X[2000, 1] = -1.0  # outside the support: found on the workers, named as locally
+    with pytest.raises(ValueError, match="first at row 2000"):
+        getattr(fastem, name)(2).fit(da.from_array(X, chunks=800))
+
+
 def test_sample_weight_as_dask_array(client, data):
     start = sklearn_start(data, 3, "full")
     w = np.random.RandomState(3).rand(data.shape[0]) * 2
