@@ -26,6 +26,7 @@ Differences from the local driver, all documented for users:
 """
 import concurrent.futures
 import contextlib
+import os
 import uuid
 from typing import Any, NamedTuple
 
@@ -180,6 +181,29 @@ class DaskDriver:
         with _lost_work():
             sample, = dask.compute(_tree(parts, init.keep_largest, size))
         return init.sample_from_keys(*sample)
+
+
+def from_npy(path, block_rows="auto"):
+    """A dask array over a ``.npy`` file that each task memory-maps by path on its worker.
+
+    ``da.from_array(np.load(path, mmap_mode="r"))`` works too, but a memmap pickles as its
+    contents, so every task graph sent to a distributed cluster would carry the whole file; here
+    only the path travels. The file must be readable at that path on the workers (the local disk
+    of a ``LocalCluster``, or shared storage).
+    """
+    return da.from_array(NpyFile(path), chunks=(block_rows, -1))
+
+
+class NpyFile:
+    """A 2-D ``.npy`` file as a row-sliceable array-like that pickles as its path."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        opened = data.open_source(self.path)
+        self.shape, self.dtype, self.ndim = opened.shape, opened.dtype, opened.ndim
+
+    def __getitem__(self, index):
+        return np.load(self.path, mmap_mode="r", allow_pickle=False)[index]
 
 
 def _check_known_chunks(array, name):

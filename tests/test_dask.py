@@ -149,6 +149,20 @@ def test_zarr_on_disk_never_read_by_the_client(client, data, tmp_path, monkeypat
     assert model.predict(X).sum().compute() == expected.predict(data).sum()
 
 
+def test_npy_file_travels_as_its_path(client, data, tmp_path):
+    import cloudpickle
+
+    from fastem.dask import from_npy
+
+    path = tmp_path / "x.npy"
+    np.save(path, data)
+    X = from_npy(path, block_rows=1500)
+    assert len(cloudpickle.dumps(dict(X.__dask_graph__()))) < 10_000  # not the file's 144 kB
+    start = sklearn_start(data, 3, "tied")
+    expected = fastem.GaussianMixture(3, tol=0, max_iter=5, **start).fit(str(path))
+    assert_same_model(fastem.GaussianMixture(3, tol=0, max_iter=5, **start).fit(X), expected)
+
+
 def slow_rows(block):
     time.sleep(0.15)
     return block
