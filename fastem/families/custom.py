@@ -63,6 +63,10 @@ from .base import Family, dirichlet_log_prior, dirichlet_weights, empty_componen
 # Rows per chunk, at least: enough to amortise the Python-level calls of a chunk (~30 us), few
 # enough that the chunk's (rows, K) float64 log-densities stay in L2 (512 KiB at K <= 16).
 MIN_CHUNK_ROWS, MAX_CHUNK_ROWS, CHUNK_BYTES = 1024, 4096, 512 * 1024
+# ... but a block is cut into at least this many chunks, so that threads share it (the driver's
+# blocks can be as small as 4096 rows). Fixed by the block's length only: the same chunks for
+# any number of threads.
+CHUNKS_PER_BLOCK = 4
 PROBE_ROWS = 4  # rows of the test chunk the user's functions are tried on
 _GUARD = 4096  # sentinel elements (at least) after each test output, to catch writes past it
 _SENTINEL = 1234.5678  # an addition to it (out[...] += v) changes it too
@@ -232,7 +236,7 @@ class CustomFamily(Family):
         """Per-thread (log-density, log-sum-exp) buffers and one statistics slot per chunk."""
         k = packed.log_norm.shape[0]
         rows = self._rows(chunk_size, k)
-        n_slots = -(-n_chunks * chunk_size // rows)
+        n_slots = n_chunks  # chunks are never smaller than the driver's: at most as many
         threads = [(np.empty((rows, k)), np.empty(rows)) for _ in range(n_threads)]
         return _Workspace(threads, np.empty((n_slots, self.stats_size(packed) + 2)), rows,
                           np.tile(packed.log_norm, rows), np.ones(rows))
@@ -248,7 +252,7 @@ class CustomFamily(Family):
             self._check_kernels(packed, X)
         elif with_stats:
             self._check_statistics(X, k)
-        rows, size = work.rows, self.stats_size(packed)
+        rows, size = _block_rows(work.rows, chunk_size, n), self.stats_size(packed)
         n_chunks = -(-n // rows)
         slots = work.slots
         if slots.shape[0] < n_chunks:
@@ -305,7 +309,7 @@ class CustomFamily(Family):
         if n == 0:
             return
         self._check_kernels(packed, X)
-        rows = work.rows
+        rows = _block_rows(work.rows, chunk_size, n)
 
         def chunk(t, c):
             start = c * rows
@@ -532,6 +536,12 @@ class CustomFamily(Family):
 
 
 # -------------------------------------------------------------------- the engine
+def _block_rows(rows, chunk_size, n):
+    """Rows per chunk in a block of ``n`` rows: ``rows``, or less so that the block makes at
+    least CHUNKS_PER_BLOCK chunks, never below the driver's ``chunk_size``."""
+    return max(int(chunk_size), min(rows, -(-n // CHUNKS_PER_BLOCK)))
+
+
 def _normalize(logp, lse):
     """Rows of log-probabilities to posteriors in place, with their log-sum-exp (compiled)."""
     from .._kernels import logsumexp
