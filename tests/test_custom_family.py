@@ -223,13 +223,15 @@ def test_partial_m_step_reaches_the_exact_fixed_point(circle_data):
                                rtol=1e-3)
 
 
-def test_bitwise_identical_for_any_thread_count(circle_data):
-    X = circle_data[0]
-    family = vm.make_family(2, min_chunk_rows=1)
+@pytest.mark.parametrize("small_chunks", [True, False])
+def test_bitwise_identical_for_any_thread_count(circle_data, small_chunks):
+    X = circle_data[0] if small_chunks else np.tile(circle_data[0], (5, 1))  # default chunking
+    family = vm.make_family(2, min_chunk_rows=1 if small_chunks else None)
+    chunk_size = 50 if small_chunks else None
     weights = np.random.default_rng(1).uniform(0, 2, len(X))
     results = []
     for n_threads in (1, 2, 3):
-        driver = LocalDriver(X, weights, chunk_size=50, n_threads=n_threads)
+        driver = LocalDriver(X, weights, chunk_size=chunk_size, n_threads=n_threads)
         params = vm_params(family, X, [0, 1, 2])
         result = run_em(family, driver, params, tol=0.0, max_iter=5,
                         rng=np.random.default_rng(0))
