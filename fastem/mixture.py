@@ -51,7 +51,8 @@ class GaussianMixture(MixtureModel):
         ``lower_bound_`` is then the log-posterior per unit weight, which never decreases.
     frozen : tuple of str
         Parameters every M-step keeps at their initial values: any of "weights", "means",
-        "covariances" (set them with ``weights_init``, ``means_init``, ``precisions_init``).
+        "covariances" (a tuple, or one name as a string); set them with ``weights_init``,
+        ``means_init``, ``precisions_init``, else they keep the initialisation's values.
 
     ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
     array, an ``np.memmap`` or a path to a ``.npy`` file (memory-mapped); it is never copied
