@@ -301,7 +301,8 @@ def test_agrees_with_builtin_diagonal_gaussian():
     custom = diag_family(d=d)
     results = []
     for family, params in (
-        (builtin, GaussianParams.from_covariances("diag", np.full(k, 1 / k), start, np.ones((k, d)))),
+        (builtin, GaussianParams.from_covariances("diag", np.full(k, 1 / k), start,
+                                                  np.ones((k, d)))),
         (custom, custom.make_params(np.full(k, 1 / k), Diag(start, np.ones((k, d))))),
     ):
         driver = LocalDriver(X, weights, n_threads=2)

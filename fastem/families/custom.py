@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+
 from .base import Family, dirichlet_log_prior, dirichlet_weights, empty_components
 
 # Rows per chunk, at least: enough to amortise the Python-level calls of a chunk (~30 us), few
@@ -452,8 +453,9 @@ class CustomFamily(Family):
         s0, sums = self._split(stats, k)
         with np.errstate(divide="ignore", invalid="ignore"):  # 0 log 0 = 0: empty components
             weight_term = np.where(s0 == 0, 0.0, s0 * np.log(params.weights)).sum()
-        value = weight_term + self.user_objective(s0, sums, params.components)
-        return float(value) + self.log_prior(params)
+        value = float(weight_term + self.user_objective(s0, sums, params.components))
+        value += self.log_prior(params)
+        return value if not np.isnan(value) else -np.inf  # NaN: outside the parameter space
 
     def newton_step(self, params, stats, packed):
         """Weights to their maximiser, components by the user's ``newton_step``."""
@@ -555,12 +557,12 @@ _pool_lock = threading.Lock()
 
 
 def _executor(n_threads):
-    """The shared thread pool, grown to at least ``n_threads`` workers."""
+    """The shared thread pool, replaced by a larger one when more threads are asked for (the
+    old one is not shut down: a pass running on another thread may still submit to it; its
+    idle workers exit once it is garbage collected)."""
     global _pool, _pool_size
     with _pool_lock:
         if _pool is None or _pool_size < n_threads:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
             _pool = concurrent.futures.ThreadPoolExecutor(n_threads,
                                                           thread_name_prefix="fastem-custom")
             _pool_size = n_threads
@@ -583,7 +585,8 @@ def _run_chunks(chunk, n_chunks, n_threads):
                 return
             chunk(t, c)
 
-    futures = [_executor(n_tasks).submit(task, t) for t in range(n_tasks)]
+    pool = _executor(n_tasks)
+    futures = [pool.submit(task, t) for t in range(n_tasks)]
     for future in futures:
         future.result()
 
