@@ -15,9 +15,9 @@ Every family is warmed up first (one pass, so compilation is excluded), then the
 turns, one EM iteration each, so that the load of a shared machine reaches them alike. Wall
 time is the measure; the process's CPU time per iteration (all threads) is printed beside it,
 since on a loaded machine it shows the work done rather than the wait. The first-call time of
-the Numba functions (compilation, or loading Numba's on-disk cache) is reported separately.
-Run ``NUMBA_CACHE_DIR=$(mktemp -d) python benchmarks/custom_family.py`` to measure a cold
-compile. Prints a Markdown table.
+the Numba functions (compilation, or loading Numba's on-disk cache) is reported separately. Run
+``NUMBA_CACHE_DIR=$(mktemp -d) python benchmarks/custom_family.py`` to measure a cold compile.
+Prints Markdown tables.
 
     python benchmarks/custom_family.py [--n 1000000] [--d 16] [--k 16] [--threads 1,2]
 """
