@@ -508,3 +508,21 @@ def test_dask_array_gives_the_local_fit():
     np.testing.assert_allclose(remote.lower_bounds_, local.lower_bounds_, rtol=1e-12)
     np.testing.assert_allclose(remote.params_.components.kappa, local.params_.components.kappa,
                                rtol=1e-10)
+
+
+def test_memory_mapped_file_gives_the_in_memory_result(circle_data, tmp_path):
+    """Read-only blocks (a memmap) get their own Numba specialisation, compiled and tried
+    before the threads start."""
+    X = circle_data[0]
+    path = tmp_path / "X.npy"
+    np.save(path, X)
+    weights = np.ones(len(X))
+    weights[::7] = 0.0  # compacted chunks of a read-only block stay read-only
+    family = vm.make_family(2)
+    results = []
+    for data in (X, np.load(path, mmap_mode="r")):
+        driver = LocalDriver(data, weights, n_threads=2)
+        params = vm_params(family, X, [0, 1, 2])
+        results.append(run_em(family, driver, params, tol=0.0, max_iter=5,
+                              rng=np.random.default_rng(0)).lower_bounds)
+    np.testing.assert_array_equal(results[0], results[1])

@@ -272,7 +272,7 @@ class CustomFamily(Family):
                 slot[1] = w.sum()
                 if not w.all():  # zero-weight rows add nothing and are never shown to the user
                     index = np.flatnonzero(w)
-                    x, w = X[start + index], w[index]
+                    x, w = _like(X[start + index], X), w[index]
                     r = None if r is None else r[index]
             else:
                 slot[1] = stop - start
@@ -339,7 +339,7 @@ class CustomFamily(Family):
     # ------------------------------------------------------------ checking user code
     def _check_kernels(self, packed, X):
         """Try log_density (and statistics) on a few rows, once per dtype and parameter types."""
-        key = ("log_density", X.dtype.str, _type_key(packed.args))
+        key = ("log_density", X.dtype.str, X.flags.writeable, _type_key(packed.args))
         if key in self._checked:
             return
         k = packed.log_norm.shape[0]
@@ -367,7 +367,7 @@ class CustomFamily(Family):
         self._checked.add(key)
 
     def _check_statistics(self, X, k):
-        key = ("statistics", X.dtype.str, k)
+        key = ("statistics", X.dtype.str, X.flags.writeable, k)
         if key in self._checked:
             return
         x = _probe_rows(X)
@@ -627,10 +627,19 @@ def _takes_frozen(fn):
     return any(p.name == "frozen" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
+def _like(x, X):
+    """``x`` read-only if ``X`` is: Numba compiles a separate version for read-only arrays (a
+    memory-mapped file), and every version must be compiled (and tried) before threads run."""
+    if not X.flags.writeable:
+        x.setflags(write=False)
+    return x
+
+
 def _probe_rows(X):
-    """A few finite rows of a block to try the user's functions on (C-contiguous)."""
+    """A few finite rows of a block to try the user's functions on (C-contiguous, read-only
+    if the block is)."""
     head = np.asarray(X[:64 * PROBE_ROWS])
-    return np.ascontiguousarray(head[np.isfinite(head).all(axis=1)][:PROBE_ROWS])
+    return _like(np.ascontiguousarray(head[np.isfinite(head).all(axis=1)][:PROBE_ROWS]), X)
 
 
 def _type_key(args):
