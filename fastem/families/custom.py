@@ -596,8 +596,13 @@ def _try(fn, call, args, m, shape):
     try:
         return fn(*args)
     except Exception as exc:
+        hint = ""
+        if isinstance(exc, ImportError) and hasattr(fn, "py_func"):
+            hint = ("; Numba's cache for this function was written while its module had "
+                    "another name: import the module under one name, or delete the *.nbi and "
+                    "*.nbc files of this function in the __pycache__ next to its source")
         raise ValueError(f"{call} failed on a {m}-row test chunk of dtype {args[0].dtype} "
-                         f"({shape}): {type(exc).__name__}: {exc}") from exc
+                         f"({shape}): {type(exc).__name__}: {exc}{hint}") from exc
 
 
 def _try_python(fn, name, args, shape):
