@@ -50,11 +50,14 @@ class Estimator:
     def __sklearn_is_fitted__(self):
         return hasattr(self, "n_features_in_")
 
+    _positive_only = False  # scikit-learn input tag: the model needs non-negative data
+
     def __sklearn_tags__(self):
-        from sklearn.utils import Tags, TargetTags
+        from sklearn.utils import InputTags, Tags, TargetTags
 
         return Tags(
             estimator_type="density_estimator",
+            input_tags=InputTags(positive_only=self._positive_only),
             target_tags=TargetTags(required=False),
             transformer_tags=None,
             regressor_tags=None,

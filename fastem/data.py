@@ -168,7 +168,7 @@ def check_support(X, dtype, family, block_rows=65536, name="X"):
         bad = family.invalid_rows(block)
         if bad.any():
             row = start + int(np.argmax(bad))
-            raise ValueError(f"{name} has {family.error_message} (first at row {row}): "
+            raise ValueError(f"{family.error_message}: {name} row {row} is "
                              f"{np.asarray(block[row - start]).tolist()[:10]}")
 
 

@@ -91,6 +91,7 @@ class BernoulliMixture(_ColumnMixture):
     Attributes: ``weights_`` (K,), ``probabilities_`` (K, D).
     """ + _COMMON
     _column_type = Bernoulli
+    _positive_only = True
     _param_names_out = ("probabilities_",)
 
     def _checked_prior(self):
@@ -111,6 +112,7 @@ class PoissonMixture(_ColumnMixture):
     Attributes: ``weights_`` (K,), ``rates_`` (K, D).
     """ + _COMMON
     _column_type = Poisson
+    _positive_only = True
     _param_names_out = ("rates_",)
 
 
@@ -123,6 +125,7 @@ class ExponentialMixture(_ColumnMixture):
     Attributes: ``weights_`` (K,), ``rates_`` (K, D).
     """ + _COMMON
     _column_type = Exponential
+    _positive_only = True
     _param_names_out = ("rates_",)
 
 
@@ -136,6 +139,7 @@ class GammaMixture(_ColumnMixture):
     Attributes: ``weights_`` (K,), ``shapes_`` and ``rates_`` (K, D).
     """ + _COMMON
     _column_type = Gamma
+    _positive_only = True
     _param_names_out = ("shapes_", "rates_")
 
     def __init__(self, n_components=1, *, tol=1e-3, max_iter=100, n_init=1,
@@ -173,6 +177,7 @@ class CategoricalMixture(_ColumnMixture):
     ``n_categories_`` (D,).
     """ + _COMMON
     _column_type = Categorical
+    _positive_only = True
 
     def __init__(self, n_components=1, *, n_categories=None, tol=1e-3, max_iter=100, n_init=1,
                  init_params="random", random_state=None, warm_start=False, verbose=0,

@@ -1,7 +1,7 @@
 """scikit-learn's own estimator checks, run on fastem's estimators."""
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastem import GaussianMixture
+from fastem import ExponentialMixture, GaussianMixture
 
 EXPECTED_FAILED = {
     "check_sample_weight_equivalence_on_dense_data": (
@@ -12,8 +12,11 @@ EXPECTED_FAILED = {
 }
 
 
+# The other exponential-family mixtures need binary, count, code or strictly positive data,
+# which scikit-learn's checks do not generate; ExponentialMixture takes their non-negative data.
 @parametrize_with_checks(
-    [GaussianMixture(n_components=2, random_state=0, n_threads=2)],
+    [GaussianMixture(n_components=2, random_state=0, n_threads=2),
+     ExponentialMixture(n_components=2, random_state=0, n_threads=2)],
     expected_failed_checks=lambda est: EXPECTED_FAILED,
 )
 def test_sklearn_compatible(estimator, check):

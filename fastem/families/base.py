@@ -74,7 +74,7 @@ class Family:
         ``error_message`` says what is wrong with them."""
         return np.zeros(block.shape[0], dtype=bool)
 
-    error_message = "values outside the family's support"
+    error_message = "Values outside the family's support"
 
     # ----------------------------------------------------------------- the M-step
     def m_step(self, stats, packed, params=None):

@@ -95,7 +95,7 @@ class Bernoulli(Column):
     prior: tuple = None
     kind = COL_IDENTITY
     name = "Bernoulli"
-    support = "values other than 0 and 1"
+    support = "Values other than 0 and 1"
 
     def natural(self, theta, shift):
         p = np.clip(theta[:, 0], 0.0, 1.0)  # S / s0 can exceed 1 by rounding
@@ -143,7 +143,7 @@ class Categorical(Column):
 
     @property
     def support(self):
-        return f"codes that are not integers in [0, {self.n_categories})"
+        return f"Codes that are not integers in [0, {self.n_categories})"
 
     @property
     def n_params(self):
@@ -191,7 +191,7 @@ class Poisson(Column):
     prior: tuple = None
     kind = COL_COUNT
     name = "Poisson"
-    support = "negative or non-integer counts"
+    support = "Negative or non-integer counts"
 
     def natural(self, theta, shift):
         lam = theta[:, 0]
@@ -233,7 +233,7 @@ class Exponential(Column):
     prior: tuple = None
     kind = COL_IDENTITY
     name = "Exponential"
-    support = "negative values"
+    support = "Negative values in data"
 
     def natural(self, theta, shift):
         r = theta[:, 0]
@@ -245,7 +245,8 @@ class Exponential(Column):
 
     def m_step(self, s0, S, shift):
         a, b = self._pseudo()
-        return ((s0 + a) / (S[:, 0] + b))[:, None]
+        # all-zero data would give an infinite rate: 1e300 keeps every density finite
+        return ((s0 + a) / np.maximum(S[:, 0] + b, 1e-300))[:, None]
 
     def newton(self, theta, s0, S, shift):
         """Newton on log r: u + g / h, g = n + a - (S + b) r, h = (S + b) r."""
@@ -278,7 +279,7 @@ class Gamma(Column):
     n_params = 2
     n_free = 2
     name = "Gamma"
-    support = "values <= 0"
+    support = "Values <= 0"
 
     def width(self):
         return 2
@@ -396,8 +397,8 @@ class ProductFamily(Family):
         widths = [c.width() for c in self.columns]
         self.col_offset = np.concatenate([[0], np.cumsum(widths)]).astype(np.intp)
         self.col_kind = np.array([c.kind for c in self.columns], dtype=np.int32)
-        self.error_message = " / ".join(sorted({f"{c.support} in a {c.name} column"
-                                                for c in self.columns if c.support}))
+        self.error_message = " or ".join(sorted({f"{c.support} ({c.name} column)"
+                                                 for c in self.columns if c.support}))
 
     @property
     def n_features(self):
