@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import optimize, stats
 from scipy.special import logsumexp
 
@@ -229,3 +231,48 @@ def test_bad_priors_are_rejected():
         PoissonMixture(2, weight_concentration_prior=0.5).fit(X)
     with pytest.raises(ValueError, match="prior must be None"):
         GammaMixture(2, prior=(2.0, 1.0)).fit(DATA["gamma"][:50])
+
+
+def random_table(name, rng, n, d, k):
+    """Sampled data of a random mixture of the family ``name``."""
+    z = rng.integers(0, k, n)
+    if name == "bernoulli":
+        return (rng.random((n, d)) < rng.uniform(0.05, 0.95, (k, d))[z]).astype(float)
+    if name == "poisson":
+        return rng.poisson(rng.uniform(0.1, 20, (k, d))[z]).astype(float)
+    if name == "exponential":
+        return rng.exponential(1 / rng.uniform(0.1, 10, (k, d))[z])
+    if name == "gamma":
+        return rng.gamma(rng.uniform(0.5, 10, (k, d))[z], 1 / rng.uniform(0.1, 5, (k, d))[z])
+    return rng.integers(0, 4, (n, d)).astype(float)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    name=st.sampled_from(sorted(ESTIMATORS)),
+    n=st.integers(20, 300),
+    d=st.integers(1, 4),
+    k=st.integers(1, 4),
+    m_step=st.sampled_from(["exact", "partial"]),
+    with_prior=st.booleans(),
+    weighted=st.booleans(),
+    dtype=st.sampled_from([np.float64, np.float32]),
+)
+def test_objective_never_decreases_on_random_mixtures(seed, name, n, d, k, m_step, with_prior,
+                                                      weighted, dtype):
+    """EM, MAP-EM and generalized EM on random data, weights and settings (hypothesis)."""
+    rng = np.random.default_rng(seed)
+    X = random_table(name, rng, n, d, k).astype(dtype)
+    prior = {"bernoulli": (1.5, 2.0), "poisson": (2.0, 0.1), "exponential": (1.5, 0.1),
+             "categorical": 1.2, "gamma": None}[name]
+    kwargs = {"prior": prior, "weight_concentration_prior": 1.5} if with_prior else {}
+    model = ESTIMATORS[name](k, m_step=m_step, random_state=seed, tol=0.0, max_iter=15,
+                             init_params="random", chunk_size=64, **kwargs)
+    weights = rng.uniform(0.1, 3.0, n) if weighted else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, sample_weight=weights)
+    bounds = np.array(model.lower_bounds_)
+    assert np.isfinite(bounds).all()
+    assert (np.diff(bounds) >= -1e-10 * np.maximum(1.0, np.abs(bounds[:-1]))).all(), np.diff(bounds)
