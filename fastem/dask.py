@@ -133,7 +133,8 @@ class DaskDriver:
         job = _shared(Pass(family, packed, self.chunk_size, self.n_threads, with_stats,
                            None if resp_fn is None else cloudpickle.dumps(resp_fn)))
         block_stats = dask.delayed(_block_stats, pure=True)
-        parts = [block_stats(block, weights, start, job) for block, weights, start in self._blocks()]
+        parts = [block_stats(block, weights, start, job)
+                 for block, weights, start in self._blocks()]
         with _lost_work():
             (stats, worst), = dask.compute(_tree(parts, _merge_stats))
         return stats, worst
