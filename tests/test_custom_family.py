@@ -526,3 +526,21 @@ def test_memory_mapped_file_gives_the_in_memory_result(circle_data, tmp_path):
         results.append(run_em(family, driver, params, tol=0.0, max_iter=5,
                               rng=np.random.default_rng(0)).lower_bounds)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_mixture_model_omits_nonfinite_rows_and_takes_sample_weight():
+    from fastem import MixtureModel
+
+    X, _ = vm.make_data(n=4000, seed=6)
+    weights = np.random.default_rng(0).uniform(0.5, 1.5, len(X))
+    options = dict(random_state=0, tol=1e-8, n_threads=2, init_params="random_from_data")
+    clean = MixtureModel(vm.make_family(2), 3, **options).fit(X, sample_weight=weights)
+    dirty = np.vstack([X, np.full((5, 4), np.nan)])
+    with pytest.warns(RuntimeWarning, match="omitted"):
+        model = MixtureModel(vm.make_family(2), 3, nan_policy="omit", **options).fit(
+            dirty, sample_weight=np.concatenate([weights, np.ones(5)]))
+    assert model.n_omitted_rows_ == 5
+    np.testing.assert_allclose(model.lower_bounds_, clean.lower_bounds_, rtol=1e-10)
+    with pytest.warns(RuntimeWarning, match="omitted"):
+        labels = model.predict(dirty)
+    assert (labels[-5:] == -1).all() and (labels[:-5] >= 0).all()
