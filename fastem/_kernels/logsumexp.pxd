@@ -28,9 +28,8 @@ cdef inline void normalize_log_rows(
     for i in range(n):
         row = a + i * k
         top = -INFINITY
-        for j in range(k):
-            if row[j] > top:
-                top = row[j]
+        for j in range(k):  # branch-free, so it vectorises; a NaN row[j] is skipped
+            top = row[j] if row[j] > top else top
         lse[i] = top
     fastem_exp_rows(a, n, k, lse)
     for i in range(n):
