@@ -184,8 +184,20 @@ class Categorical(Column):
         return p
 
 
+class GammaRatePrior:
+    """A Gamma(shape, rate) prior on a column's rate (Poisson, Exponential): in the M-step it
+    adds shape - 1 pseudo-events and ``rate`` pseudo-exposure."""
+
+    def _pseudo(self):
+        return (0.0, 0.0) if self.prior is None else (self.prior[0] - 1.0, self.prior[1])
+
+    def log_prior(self, theta):
+        a, b = self._pseudo()
+        return float((xlogy(a, theta[:, 0]) - b * theta[:, 0]).sum())
+
+
 @dataclass
-class Poisson(Column):
+class Poisson(GammaRatePrior, Column):
     """Counts 0, 1, 2, ... with rate lambda; optional Gamma(shape, rate) prior (shape >= 1)."""
 
     prior: tuple = None
@@ -198,8 +210,6 @@ class Poisson(Column):
         with np.errstate(divide="ignore"):
             return _clip(np.log(lam))[None, :], -lam
 
-    def _pseudo(self):
-        return (0.0, 0.0) if self.prior is None else (self.prior[0] - 1.0, self.prior[1])
 
     def m_step(self, s0, S, shift):
         a, b = self._pseudo()
@@ -212,9 +222,6 @@ class Poisson(Column):
         step = (S[:, 0] + a - (s0 + b) * lam) / ((s0 + b) * lam)
         return (lam * np.exp(np.minimum(step, 50.0)))[:, None]
 
-    def log_prior(self, theta):
-        a, b = self._pseudo()
-        return float((xlogy(a, theta[:, 0]) - b * theta[:, 0]).sum())
 
     def invalid(self, x):
         return (x < 0) | (x != np.floor(x))
@@ -227,7 +234,7 @@ class Poisson(Column):
 
 
 @dataclass
-class Exponential(Column):
+class Exponential(GammaRatePrior, Column):
     """Non-negative values with rate r; optional Gamma(shape, rate) prior on r (shape >= 1)."""
 
     prior: tuple = None
@@ -240,8 +247,6 @@ class Exponential(Column):
         with np.errstate(divide="ignore"):
             return -r[None, :], _clip(np.log(r))
 
-    def _pseudo(self):
-        return (0.0, 0.0) if self.prior is None else (self.prior[0] - 1.0, self.prior[1])
 
     def m_step(self, s0, S, shift):
         a, b = self._pseudo()
@@ -255,9 +260,6 @@ class Exponential(Column):
         step = (s0 + a - (S[:, 0] + b) * r) / np.maximum((S[:, 0] + b) * r, 1e-300)
         return (r * np.exp(np.minimum(step, 50.0)))[:, None]
 
-    def log_prior(self, theta):
-        a, b = self._pseudo()
-        return float((xlogy(a, theta[:, 0]) - b * theta[:, 0]).sum())
 
     def invalid(self, x):
         return x < 0
