@@ -276,3 +276,19 @@ def test_objective_never_decreases_on_random_mixtures(seed, name, n, d, k, m_ste
     bounds = np.array(model.lower_bounds_)
     assert np.isfinite(bounds).all()
     assert (np.diff(bounds) >= -1e-10 * np.maximum(1.0, np.abs(bounds[:-1]))).all(), np.diff(bounds)
+
+
+def test_callback_sees_every_iteration_and_ctrl_c_keeps_the_last_one():
+    seen = []
+
+    def callback(model):
+        seen.append(model.rates_.copy())
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    model = PoissonMixture(3, random_state=0, max_iter=10, tol=0.0, callback=callback)
+    with pytest.raises(KeyboardInterrupt), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(DATA["poisson"])
+    assert model.n_iter_ == 3
+    np.testing.assert_array_equal(model.rates_, seen[-1])

@@ -369,6 +369,10 @@ class ExpFamParams:
     def n_components(self):
         return self.weights.shape[0]
 
+    @property
+    def n_features(self):
+        return len(self.columns)
+
 
 class ExpFamPacked(NamedTuple):
     natural: np.ndarray  # (F, K) float64
