@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from . import data
+from .driver import is_dask_array
 from .families.expfam import Bernoulli, Categorical, Exponential, Gamma, Poisson, ProductFamily
 from .model import MixtureModel
 
@@ -200,13 +201,16 @@ class CategoricalMixture(_ColumnMixture):
 
     def _count_categories(self, X):
         given = self.n_categories
-        source = data.open_source(X)
+        source = X if is_dask_array(X) else data.open_source(X)
         d = source.shape[1] if len(source.shape) == 2 else 1
         if given is None:
-            top = np.full(d, -np.inf)
-            for _, block, _ in data.iter_blocks(source, 1 << 16, np.float64):
-                top = np.maximum(top, np.nanmax(np.where(np.isfinite(block), block, -np.inf),
-                                                axis=0))
+            if is_dask_array(source):  # one pass on the cluster
+                top = np.asarray(source.max(axis=0).compute(), dtype=np.float64)
+            else:
+                top = np.full(d, -np.inf)
+                for _, block, _ in data.iter_blocks(source, 1 << 16, np.float64):
+                    top = np.maximum(top, np.where(np.isfinite(block), block, -np.inf).max(axis=0))
+            top = np.where(np.isfinite(top), top, 0)  # NaN/inf are reported by the finite check
             return np.maximum(top, 0).astype(np.intp) + 1
         counts = np.broadcast_to(np.asarray(given), (d,))
         if not np.issubdtype(counts.dtype, np.integer) or (counts < 1).any():
