@@ -472,12 +472,12 @@ class ProductFamily(Family):
         return s0, [S[:, self.col_offset[j]:self.col_offset[j + 1]] for j in range(self.n_features)]
 
     def _update(self, stats, packed, params, step):
-        """Weights and each column from ``step(column, theta, s0, S_j, shift_j)``; frozen parts
-        and empty components (with the pooled estimate, for the caller to re-seed) kept."""
+        """Weights and each column from ``step(column, theta, s0, S_j, shift_j)``. Frozen parts
+        are kept; empty components, for the caller to re-seed, keep their parameters (or, at
+        initialisation, get the estimate pooled over all components)."""
         s0, parts = self._split(stats, packed)
         total = s0.sum()
         lost = np.flatnonzero(s0 <= 1e-12 * total)
-        keep = lost if params is not None else np.empty(0, dtype=np.intp)
         weights = params.weights if params is not None and "weights" in self.frozen \
             else dirichlet_weights(s0, self.weight_concentration)
         columns = []
@@ -488,10 +488,11 @@ class ProductFamily(Family):
                 continue
             with np.errstate(divide="ignore", invalid="ignore"):
                 new = step(column, theta, s0, S, packed.col_shift[j])
-            if lost.size:
-                pooled = step(column, None, np.array([total]), S.sum(axis=0, keepdims=True),
-                              packed.col_shift[j])
-                new[lost] = pooled[0] if theta is None else theta[keep]
+            if lost.size and theta is not None:
+                new[lost] = theta[lost]
+            elif lost.size:
+                new[lost] = step(column, None, np.array([total]), S.sum(axis=0, keepdims=True),
+                                 packed.col_shift[j])[0]
             columns.append(new)
         return ExpFamParams(weights, columns), lost
 
