@@ -24,7 +24,8 @@ def initial_params(method, family, driver, n_components, rng):
         p = None if w is None else w / w.sum()
         return params_on_rows(family, driver, rng.choice(driver.n_samples, k, replace=False, p=p))
     if method == "random":
-        pivot = np.repeat(driver.sample_rows(rng, MAX_SAMPLE)[0].mean(axis=0, keepdims=True), k, axis=0)
+        centre = driver.sample_rows(rng, MAX_SAMPLE)[0].mean(axis=0, keepdims=True)
+        pivot = np.repeat(centre, k, axis=0)
 
         def resp_fn(start, block):
             resp = rng.uniform(size=(block.shape[0], k))

@@ -156,7 +156,8 @@ class MixtureModel(Estimator):
                 status = "converged" if result.converged else "did not converge"
                 self._say(1, f"Initialization {status}.", verbose_only=1)
                 self._say(2, f"Initialization {status}. time lapse "
-                             f"{time.perf_counter() - tic:.5f}s\t lower bound {result.lower_bound:.5f}.")
+                             f"{time.perf_counter() - tic:.5f}s\t lower bound "
+                             f"{result.lower_bound:.5f}.")
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
         if not best.converged and self.max_iter > 0:

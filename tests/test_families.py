@@ -213,7 +213,8 @@ def test_threads_and_files_give_identical_fits(name, tmp_path):
 @pytest.mark.parametrize("estimator, X, message", [
     (PoissonMixture(2), np.array([[1.0], [2.0], [-1.0]]), "Negative or non-integer counts"),
     (PoissonMixture(2), np.array([[1.0], [2.5], [3.0]]), "row 1"),
-    (BernoulliMixture(2), np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]), "Values other than 0 and 1"),
+    (BernoulliMixture(2), np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]),
+     "Values other than 0 and 1"),
     (CategoricalMixture(2, n_categories=2), np.array([[0.0], [1.0], [2.0]]), "row 2"),
     (GammaMixture(2), np.array([[1.0], [0.0], [3.0]]), "Values <= 0"),
     (ExponentialMixture(2), np.array([[1.0], [3.0], [-3.0]]), "Negative values in data"),

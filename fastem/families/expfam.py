@@ -305,9 +305,10 @@ class Gamma(Column):
         a = np.clip(a - grad / curv, a / 10, np.minimum(a * 10, 1e8))
         return np.column_stack([a, a / mean_x])
 
-    def m_step(self, s0, S, shift, theta=None):
-        theta = np.column_stack([np.ones_like(s0), 1.0 / np.maximum(S[:, 0] / np.maximum(s0, 1e-300), 1e-300)]) \
-            if theta is None else theta
+    def m_step(self, s0, S, shift):
+        """Newton's method to convergence, from shape 1 (the exponential) and its best rate."""
+        mean_x = np.maximum(S[:, 0] / np.maximum(s0, 1e-300), 1e-300)
+        theta = np.column_stack([np.ones_like(s0), 1.0 / mean_x])
         for _ in range(GAMMA_EXACT_ITERS):
             new = self.newton(theta, s0, S, shift)
             done = np.allclose(new, theta, rtol=1e-13, atol=0)

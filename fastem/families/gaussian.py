@@ -213,7 +213,8 @@ class GaussianFamily(Family):
         frozen = (frozen,) if isinstance(frozen, str) else frozen
         unknown = set(frozen) - {"weights", "means", "covariances"}
         if unknown:
-            raise ValueError(f"frozen must name 'weights', 'means' or 'covariances'; got {sorted(unknown)}")
+            raise ValueError("frozen must name 'weights', 'means' or 'covariances'; got "
+                             f"{sorted(unknown)}")
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.prior = prior
@@ -377,7 +378,8 @@ class GaussianFamily(Family):
         delta = means - np.asarray(packed.pivot, dtype=np.float64)
         if self.covariance_type in ("full", "tied"):
             outer = lambda a, b: a[:, :, None] * b[:, None, :]  # noqa: E731
-            return second - outer(s1, delta) - outer(delta, s1) + s0[:, None, None] * outer(delta, delta)
+            return (second - outer(s1, delta) - outer(delta, s1)
+                    + s0[:, None, None] * outer(delta, delta))
         # clipped: float32 rounding can leave a tiny negative variance for a point mass
         return np.maximum(second - 2 * s1 * delta + s0[:, None] * delta**2, 0.0)
 
