@@ -44,6 +44,10 @@ __all__ = [
     "gaussian_e_step",
     "gaussian_m_step",
     "pack_gaussian",
+    "FamilyEStep",
+    "family_e_step",
+    "family_m_step",
+    "family_predict",
 ]
 
 
@@ -215,6 +219,49 @@ def pack_gaussian(weights, means, precisions_cholesky, covariance_type, dtype):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     params = _gaussian_params(weights, means, precisions_cholesky, covariance_type)
     return _pack(params, dtype)[1]
+
+
+class FamilyEStep(NamedTuple):
+    """Result of :func:`family_e_step`: pass it unchanged to :func:`family_m_step`."""
+
+    log_likelihood: float  # sum_i w_i log p(x_i)
+    statistics: np.ndarray  # the family's statistics vector [ll, sum w, s0 (K), family sums]
+    packed: object  # the kernel layout the statistics were computed with
+
+
+def family_e_step(X, family, params, *, sample_weight=None, n_threads=None, chunk_size=None):
+    """The fused E-step of any model family, in one pass over ``X``.
+
+    ``family`` is a :class:`fastem.families.base.Family` (``GaussianFamily``, a
+    ``ProductFamily`` of exponential-family columns such as ``Poisson()`` or ``Categorical(4)``,
+    or a Numba ``CustomFamily``) and ``params`` its parameters object. The statistics vector
+    adds across calls made with the same ``packed`` layout (same parameters and dtype), so a
+    caller can stream its own chunks and sum them.
+    """
+    X = _data(X, "X")
+    packed = family.pack(params, X.dtype)
+    flat, _ = _driver(X, sample_weight, chunk_size, n_threads).accumulate(family, packed)
+    return FamilyEStep(float(flat[0]), flat, packed)
+
+
+def family_m_step(family, e_step, params=None):
+    """The family's exact (or, with a prior on ``family``, MAP) M-step from a
+    :class:`FamilyEStep`: ``(new params, indices of empty components)``. ``params``, the
+    E-step's parameters, are needed only when ``family.frozen`` names some of them."""
+    return family.m_step(e_step.statistics, e_step.packed, params)
+
+
+def family_predict(X, family, params, *, log_prob_out=None, resp_out=None, n_threads=None,
+                   chunk_size=None):
+    """Per-row log p(x_i) (n,) and posteriors p(z = k | x_i) (n, K) of any family: returns
+    ``(log_prob, resp)``, written into the given outputs (float64 arrays or ``.npy`` paths)."""
+    X = _data(X, "X")
+    packed = family.pack(params, X.dtype)
+    n, k = X.shape[0], packed.log_norm.shape[0]
+    log_prob = data.output_array(log_prob_out, (n,), np.float64, "log_prob_out")
+    resp = data.output_array(resp_out, (n, k), np.float64, "resp_out")
+    _driver(X, None, chunk_size, n_threads).predict(family, packed, log_prob=log_prob, resp=resp)
+    return log_prob, resp
 
 
 def _kernel(name):
