@@ -61,7 +61,7 @@ class _ColumnMixture(MixtureModel):
         self._family()
 
     def _family(self):
-        n = getattr(self, "n_features_in_", None) or self._n_columns
+        n = self._n_columns  # set by every fit, before any use
         alpha = 1.0 if self.weight_concentration_prior is None else self.weight_concentration_prior
         return ProductFamily(self._columns(n), alpha, self.frozen)
 
@@ -73,7 +73,7 @@ class _ColumnMixture(MixtureModel):
 
 
 def _pair(value, name):
-    """A (shape, rate) or (a, b) prior as two floats >= 1 and > 0."""
+    """A (shape, rate) or (a, b) prior as two floats, a >= 1 and b >= 0 (a MAP exists)."""
     try:
         a, b = (float(v) for v in value)
     except (TypeError, ValueError):

@@ -293,3 +293,14 @@ def test_callback_sees_every_iteration_and_ctrl_c_keeps_the_last_one():
         model.fit(DATA["poisson"])
     assert model.n_iter_ == 3
     np.testing.assert_array_equal(model.rates_, seen[-1])
+
+
+def test_refit_on_data_with_other_columns_and_bad_frozen_names():
+    model = PoissonMixture(2, random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(DATA["poisson"])
+        model.fit(DATA["poisson"][:, :2])
+    assert model.rates_.shape == (2, 2) and model.score_samples(DATA["poisson"][:5, :2]).shape == (5,)
+    with pytest.raises(ValueError, match="frozen"):
+        PoissonMixture(2, frozen=("means",)).fit(DATA["poisson"])

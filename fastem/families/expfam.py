@@ -401,6 +401,10 @@ class ProductFamily(Family):
         self.columns = list(columns)
         self.weight_concentration = float(weight_concentration)
         self.frozen = frozenset(frozen)
+        unknown = self.frozen - {"weights"} - set(range(len(self.columns)))
+        if unknown:
+            raise ValueError(f"frozen may hold 'weights' and column indices 0..{len(columns) - 1};"
+                             f" got {sorted(map(str, unknown))}")
         widths = [c.width() for c in self.columns]
         self.col_offset = np.concatenate([[0], np.cumsum(widths)]).astype(np.intp)
         self.col_kind = np.array([c.kind for c in self.columns], dtype=np.int32)
