@@ -301,6 +301,7 @@ def test_refit_on_data_with_other_columns_and_bad_frozen_names():
         warnings.simplefilter("ignore")
         model.fit(DATA["poisson"])
         model.fit(DATA["poisson"][:, :2])
-    assert model.rates_.shape == (2, 2) and model.score_samples(DATA["poisson"][:5, :2]).shape == (5,)
+    assert model.rates_.shape == (2, 2)
+    assert model.score_samples(DATA["poisson"][:5, :2]).shape == (5,)
     with pytest.raises(ValueError, match="frozen"):
         PoissonMixture(2, frozen=("means",)).fit(DATA["poisson"])
