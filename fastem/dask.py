@@ -105,12 +105,12 @@ class DaskDriver:
                              "or impute it, or pass nan_policy='omit'")
         unsupported = [where for _, where in found if where is not None]
         if unsupported:
-            row, values = unsupported[0]
-            raise ValueError(f"X has {family.error_message} (first at row {row}): {values}")
+            raise data.unsupported_error(family, "X", *unsupported[0])
 
-    def omit_nonfinite(self):
+    def omit_nonfinite(self, family=None):
         """Give rows holding NaN or infinity zero weight and make predictions mark them; the
-        new weights are persisted on the cluster. Returns how many rows there are (one pass)."""
+        new weights are persisted on the cluster. Returns how many rows there are (one pass).
+        Values outside ``family``'s support are not checked here (they get zero density)."""
         bad = self._nonfinite()
         base = self.sample_weight
         if base is None:

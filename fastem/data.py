@@ -142,34 +142,39 @@ class ReadAhead:
         os.close(self.fd)
 
 
-def check_finite(X, dtype, block_rows=65536, name="X"):
-    """Raise ValueError naming the first row that holds NaN or infinity (one streamed pass)."""
-    for start, bad in nonfinite_rows(X, dtype, block_rows):
+def check_finite(X, dtype, block_rows=65536, name="X", family=None):
+    """Raise ValueError naming the first row that holds NaN or infinity or, given a ``family``,
+    a value outside its support (one streamed pass)."""
+    for start, bad in nonfinite_rows(X, dtype, block_rows, name, family):
         row = start + int(np.argmax(bad))
         raise ValueError(f"{name} contains NaN or infinity (first at row {row}); remove or "
                          "impute it, or pass nan_policy='omit'")
 
 
-def nonfinite_rows(X, dtype, block_rows=65536):
-    """Yield ``(start, mask)`` for each block holding NaN or infinity: its rows that do."""
+def nonfinite_rows(X, dtype, block_rows=65536, name="X", family=None):
+    """Yield ``(start, mask)`` for each block holding NaN or infinity: its rows that do.
+
+    Given a ``family``, the same pass raises ValueError at the first finite row outside the
+    family's support (e.g. a negative count): such rows are errors even where NaN rows are
+    omitted.
+    """
     for start, block, _ in iter_blocks(X, block_rows, dtype):
-        if not np.isfinite(block).all():
-            yield start, ~np.isfinite(block).all(axis=1)
+        finite = np.isfinite(block).all(axis=1)
+        unsupported = np.flatnonzero(finite & family.invalid_rows(block)) \
+            if family is not None and family.checks_support else np.empty(0, dtype=np.intp)
+        first_nonfinite = np.argmin(finite) if not finite.all() else block.shape[0]
+        if unsupported.size and unsupported[0] < first_nonfinite:
+            raise unsupported_error(family, name, start + unsupported[0], block[unsupported[0]])
+        if first_nonfinite < block.shape[0]:
+            yield start, ~finite
+        if unsupported.size:
+            raise unsupported_error(family, name, start + unsupported[0], block[unsupported[0]])
 
 
-def check_support(X, dtype, family, block_rows=65536, name="X"):
-    """Raise ValueError naming the first row the family cannot model (one streamed pass; none
-    for families, such as the Gaussian, that accept every finite value)."""
-    from .families.base import Family
-
-    if type(family).invalid_rows is Family.invalid_rows:
-        return
-    for start, block, _ in iter_blocks(X, block_rows, dtype):
-        bad = family.invalid_rows(block)
-        if bad.any():
-            row = start + int(np.argmax(bad))
-            raise ValueError(f"{family.error_message}: {name} row {row} is "
-                             f"{np.asarray(block[row - start]).tolist()[:10]}")
+def unsupported_error(family, name, row, values):
+    """The ValueError for a row the family cannot model, with its first values."""
+    return ValueError(f"{family.error_message}: {name} row {row} is "
+                      f"{np.asarray(values).tolist()[:10]}")
 
 
 def output_array(out, shape, dtype, name="out"):

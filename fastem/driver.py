@@ -68,17 +68,16 @@ class LocalDriver:
 
     def check_finite(self, family=None):
         """Raise ValueError naming the first row that holds NaN or infinity or, given a
-        ``family``, a value outside its support (e.g. a negative count)."""
-        data.check_finite(self.X, self.dtype)
-        if family is not None:
-            data.check_support(self.X, self.dtype, family)
+        ``family``, a value outside its support (e.g. a negative count); one pass."""
+        data.check_finite(self.X, self.dtype, family=family)
 
-    def omit_nonfinite(self):
+    def omit_nonfinite(self, family=None):
         """Give rows holding NaN or infinity zero weight (the kernels then skip them) and make
-        predictions mark them; returns how many there are (one streamed pass)."""
+        predictions mark them; returns how many there are. The same pass raises ValueError at
+        a finite row outside the ``family``'s support, when one is given."""
         weights = None if self.sample_weight is None else self.sample_weight.copy()  # not the user's
         count = 0
-        for start, bad in data.nonfinite_rows(self.X, self.dtype):
+        for start, bad in data.nonfinite_rows(self.X, self.dtype, family=family):
             if weights is None:
                 weights = np.ones(self.n_samples)
             weights[start:start + bad.size][bad] = 0.0

@@ -243,10 +243,11 @@ class MixtureModel(Estimator):
             self._check_parameters(source.shape[1])
         elif self.nan_policy not in ("raise", "omit"):
             raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
+        family = self._family() if reset else None  # its support is checked when fitting
         if self.nan_policy == "raise":
-            driver.check_finite(self._family() if reset else None)
+            driver.check_finite(family)
         else:
-            omitted = driver.omit_nonfinite()
+            omitted = driver.omit_nonfinite(family)
             if omitted:
                 warnings.warn(f"{omitted} rows with NaN or infinity were omitted", RuntimeWarning,
                               stacklevel=3)

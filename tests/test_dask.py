@@ -84,8 +84,11 @@ def test_other_families_equal_local_fit(client, name):
     np.testing.assert_allclose(remote.lower_bounds_, local.lower_bounds_, rtol=RTOL)
     np.testing.assert_allclose(remote.weights_, local.weights_, rtol=RTOL)
     X[2000, 1] = -1.0  # outside the support: found on the workers, named as locally
-    with pytest.raises(ValueError, match="first at row 2000"):
+    with pytest.raises(ValueError, match="X row 2000 is") as remote_error:
         getattr(fastem, name)(2).fit(da.from_array(X, chunks=800))
+    with pytest.raises(ValueError) as local_error:
+        getattr(fastem, name)(2).fit(X)
+    assert str(remote_error.value) == str(local_error.value)
 
 
 def test_sample_weight_as_dask_array(client, data):

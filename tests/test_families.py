@@ -305,3 +305,23 @@ def test_refit_on_data_with_other_columns_and_bad_frozen_names():
     assert model.score_samples(DATA["poisson"][:5, :2]).shape == (5,)
     with pytest.raises(ValueError, match="frozen"):
         PoissonMixture(2, frozen=("means",)).fit(DATA["poisson"])
+
+
+def test_nan_policy_omit_skips_nan_rows_but_not_values_outside_the_support():
+    X = DATA["poisson"][:300].copy()
+    X[10, 0] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = PoissonMixture(2, nan_policy="omit", random_state=0, max_iter=5).fit(X)
+    assert model.n_omitted_rows_ == 1
+    X[5, 1] = -2.0  # before the NaN row, in the same block
+    with pytest.raises(ValueError, match="X row 5 is"):
+        PoissonMixture(2, nan_policy="omit").fit(X)
+    with pytest.raises(ValueError, match="X row 5 is"):
+        PoissonMixture(2).fit(X)
+    X[5, 1] = 2.0
+    X[20, 1] = -2.0  # after it: "raise" names the NaN row first, "omit" the negative count
+    with pytest.raises(ValueError, match="NaN or infinity .first at row 10"):
+        PoissonMixture(2).fit(X)
+    with pytest.raises(ValueError, match="X row 20 is"):
+        PoissonMixture(2, nan_policy="omit").fit(X)

@@ -76,6 +76,11 @@ class Family:
 
     error_message = "Values outside the family's support"
 
+    @property
+    def checks_support(self):
+        """Whether :meth:`invalid_rows` can reject anything (the data pass skips it if not)."""
+        return type(self).invalid_rows is not Family.invalid_rows
+
     # ----------------------------------------------------------------- the M-step
     def m_step(self, stats, packed, params=None):
         """Exact (or, with a prior, MAP) M-step: ``(new params, indices of empty components)``.
