@@ -17,14 +17,22 @@ FORMAT = "fastem-model"
 FORMAT_VERSION = 1
 _PARAMS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
            "init_params", "random_state", "warm_start", "verbose", "verbose_interval",
-           "n_threads", "chunk_size", "progress", "nan_policy")
+           "n_threads", "chunk_size", "progress", "nan_policy", "m_step", "m_step_iters",
+           "weight_concentration_prior", "mean_precision_prior", "degrees_of_freedom_prior",
+           "frozen")
 _FITTED = ("converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_",
            "n_omitted_rows_")
 _ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
 
 
 def save(model, path):
-    """Write a fitted model to ``path`` (.npz) atomically; returns the path written."""
+    """Write a fitted model to ``path`` (.npz) atomically; returns the path written.
+
+    GaussianMixture only, so far; the other families' estimators can be pickled by the user."""
+    from .mixture import GaussianMixture
+
+    if not isinstance(model, GaussianMixture):
+        raise TypeError(f"model files hold GaussianMixture models; got {type(model).__name__}")
     model._check_fitted()
     path = os.fspath(path)
     if not path.endswith(".npz"):
@@ -75,7 +83,10 @@ def load(path):
     if header.get("estimator") != GaussianMixture.__name__:
         raise ValueError(f"{path!r} holds an unknown estimator {header.get('estimator')!r}")
     try:
-        model = GaussianMixture(**header["params"])
+        params = dict(header["params"])
+        if "frozen" in params:  # JSON has no tuples
+            params["frozen"] = tuple(params["frozen"])
+        model = GaussianMixture(**params)
         for name, value in header["fitted"].items():
             if name not in _FITTED:
                 raise KeyError(name)

@@ -82,3 +82,21 @@ def test_truncated_missing_pickled_and_foreign_files(fitted, tmp_path):
 def test_unfitted_model_cannot_be_saved(tmp_path):
     with pytest.raises(fastem.NotFittedError):
         GaussianMixture(2).save(tmp_path / "m.npz")
+
+
+def test_new_parameters_round_trip_and_other_estimators_are_refused(tmp_path):
+    import warnings
+
+    import fastem
+
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fastem.GaussianMixture(2, m_step="partial", m_step_iters=2, frozen=("weights",),
+                                       mean_precision_prior=0.5, random_state=0).fit(X)
+        poisson = fastem.PoissonMixture(2, random_state=0).fit(np.abs(np.round(3 * X)))
+    loaded = fastem.load(fastem.save(model, tmp_path / "m.npz"))
+    assert (loaded.m_step, loaded.m_step_iters, loaded.mean_precision_prior) == ("partial", 2, 0.5)
+    assert loaded.frozen == ("weights",)
+    with pytest.raises(TypeError, match="GaussianMixture"):
+        fastem.save(poisson, tmp_path / "p.npz")
