@@ -14,7 +14,7 @@ from .families.gaussian import (
     precisions_from_cholesky,
 )
 from .init import initial_params
-from .model import MixtureModel, check_random_state  # noqa: F401  (re-exported)
+from .model import MixtureModel
 
 
 class GaussianMixture(MixtureModel):
