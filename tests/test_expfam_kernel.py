@@ -3,21 +3,15 @@
 Random components of every column kind are written as natural parameters and log-normalisers;
 the reference evaluates the same mixture with scipy.stats log-densities column by column.
 """
-import importlib
-import os
-import shlex
-import shutil
-import subprocess
 import sys
-import sysconfig
 import textwrap
 
 import numpy as np
 import pytest
+from helpers import build_consumer
 from scipy import stats as st
 from scipy.special import gammaln
 
-import fastem
 from fastem._kernels import expfam
 
 IDENTITY, COUNT, LOG, CATEGORICAL, GAUSSIAN = (
@@ -504,42 +498,15 @@ CONSUMER = textwrap.dedent(
     """
 )
 
-SETUP = textwrap.dedent(
-    """
-    import sys
-    from Cython.Build import cythonize
-    from setuptools import Extension, setup
-
-    fastem_include, numpy_include = sys.argv.pop(1), sys.argv.pop(1)
-    ext = Extension("fastem_expfam_consumer", ["fastem_expfam_consumer.pyx"],
-                    include_dirs=[fastem_include, numpy_include],
-                    extra_compile_args=["-O0"] if sys.platform != "win32" else [])  # fast build
-    setup(ext_modules=cythonize([ext], include_path=[fastem_include], quiet=True))
-    """
-)
-
-
 @pytest.fixture(scope="module")
 def consumer(tmp_path_factory):
     """A downstream extension that cimports expfam.pxd (see test_kernels_cimport.py)."""
-    command = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
-    if not command or shutil.which(command[0]) is None:
-        pytest.skip("no C compiler")
-    pytest.importorskip("Cython")
     tmp = tmp_path_factory.mktemp("expfam_consumer")
-    (tmp / "fastem_expfam_consumer.pyx").write_text(CONSUMER)
-    (tmp / "setup.py").write_text(SETUP)
-    build = subprocess.run(
-        [sys.executable, "setup.py", fastem.get_include(), np.get_include(),
-         "build_ext", "--inplace"],
-        cwd=tmp, capture_output=True, text=True, timeout=300,
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
-    sys.path.insert(0, str(tmp))
     try:
-        yield importlib.import_module("fastem_expfam_consumer")
+        yield build_consumer(tmp, "fastem_expfam_consumer", CONSUMER)
     finally:
-        sys.path.remove(str(tmp))
+        if str(tmp) in sys.path:
+            sys.path.remove(str(tmp))
         sys.modules.pop("fastem_expfam_consumer", None)
 
 

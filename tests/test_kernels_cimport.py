@@ -1,18 +1,12 @@
 """A downstream Cython extension that cimports fastem's public .pxd files builds, runs and
 agrees with the Python API (the pattern of numpy/random/tests/test_extending.py)."""
-import importlib
-import os
-import shlex
-import shutil
-import subprocess
 import sys
-import sysconfig
 import textwrap
 
 import numpy as np
 import pytest
+from helpers import build_consumer
 
-import fastem
 from fastem import kernels
 
 CONSUMER = textwrap.dedent(
@@ -43,45 +37,14 @@ CONSUMER = textwrap.dedent(
     """
 )
 
-SETUP = textwrap.dedent(
-    """
-    import sys
-    from Cython.Build import cythonize
-    from setuptools import Extension, setup
-
-    fastem_include, numpy_include = sys.argv.pop(1), sys.argv.pop(1)
-    ext = Extension("fastem_consumer", ["fastem_consumer.pyx"],
-                    include_dirs=[fastem_include, numpy_include],
-                    extra_compile_args=["-O0"] if sys.platform != "win32" else [])  # fast build
-    setup(ext_modules=cythonize([ext], include_path=[fastem_include], quiet=True))
-    """
-)
-
-
-def have_compiler():
-    command = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
-    return bool(command) and shutil.which(command[0]) is not None
-
-
 @pytest.fixture(scope="module")
 def consumer(tmp_path_factory):
-    if not have_compiler():
-        pytest.skip("no C compiler")
-    pytest.importorskip("Cython")
     tmp = tmp_path_factory.mktemp("consumer")
-    (tmp / "fastem_consumer.pyx").write_text(CONSUMER)
-    (tmp / "setup.py").write_text(SETUP)
-    build = subprocess.run(
-        [sys.executable, "setup.py", fastem.get_include(), np.get_include(),
-         "build_ext", "--inplace"],
-        cwd=tmp, capture_output=True, text=True, timeout=300,
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
-    sys.path.insert(0, str(tmp))
     try:
-        yield importlib.import_module("fastem_consumer")
+        yield build_consumer(tmp, "fastem_consumer", CONSUMER)
     finally:
-        sys.path.remove(str(tmp))
+        if str(tmp) in sys.path:
+            sys.path.remove(str(tmp))
         sys.modules.pop("fastem_consumer", None)
 
 
