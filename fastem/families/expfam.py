@@ -185,11 +185,27 @@ class Categorical(Column):
 
 
 class GammaRatePrior:
-    """A Gamma(shape, rate) prior on a column's rate (Poisson, Exponential): in the M-step it
-    adds shape - 1 pseudo-events and ``rate`` pseudo-exposure."""
+    """A rate column (Poisson, Exponential) with an optional Gamma(shape, rate) prior. Its part
+    of J + log prior is P log r - Q r, with P events and Q exposure (the prior adds shape - 1
+    events and ``rate`` exposure): the M-step is r = P / Q, and Newton on u = log r is
+    u + (P - Q r) / (Q r)."""
 
     def _pseudo(self):
         return (0.0, 0.0) if self.prior is None else (self.prior[0] - 1.0, self.prior[1])
+
+    def _events_exposure(self, s0, S):
+        """(P, Q) per component from the statistics."""
+        raise NotImplementedError
+
+    def m_step(self, s0, S, shift):
+        events, exposure = self._events_exposure(s0, S)
+        return (events / exposure)[:, None]
+
+    def newton(self, theta, s0, S, shift):
+        events, exposure = self._events_exposure(s0, S)
+        rate = np.maximum(theta[:, 0], 1e-300)
+        step = (events - exposure * rate) / np.maximum(exposure * rate, 1e-300)
+        return (rate * np.exp(np.minimum(step, 50.0)))[:, None]
 
     def log_prior(self, theta):
         a, b = self._pseudo()
@@ -210,18 +226,9 @@ class Poisson(GammaRatePrior, Column):
         with np.errstate(divide="ignore"):
             return _clip(np.log(lam))[None, :], -lam
 
-
-    def m_step(self, s0, S, shift):
+    def _events_exposure(self, s0, S):
         a, b = self._pseudo()
-        return ((S[:, 0] + a) / (s0 + b))[:, None]
-
-    def newton(self, theta, s0, S, shift):
-        """Newton on log lambda: u + g / h, g = S + a - (n + b) lambda, h = (n + b) lambda."""
-        a, b = self._pseudo()
-        lam = np.maximum(theta[:, 0], 1e-300)
-        step = (S[:, 0] + a - (s0 + b) * lam) / ((s0 + b) * lam)
-        return (lam * np.exp(np.minimum(step, 50.0)))[:, None]
-
+        return S[:, 0] + a, s0 + b
 
     def invalid(self, x):
         return (x < 0) | (x != np.floor(x))
@@ -247,19 +254,11 @@ class Exponential(GammaRatePrior, Column):
         with np.errstate(divide="ignore"):
             return -r[None, :], _clip(np.log(r))
 
-
-    def m_step(self, s0, S, shift):
+    def _events_exposure(self, s0, S):
+        """n + a events over sum x + b exposure; all-zero data would give an infinite rate:
+        1e-300 keeps every density finite."""
         a, b = self._pseudo()
-        # all-zero data would give an infinite rate: 1e300 keeps every density finite
-        return ((s0 + a) / np.maximum(S[:, 0] + b, 1e-300))[:, None]
-
-    def newton(self, theta, s0, S, shift):
-        """Newton on log r: u + g / h, g = n + a - (S + b) r, h = (S + b) r."""
-        a, b = self._pseudo()
-        r = np.maximum(theta[:, 0], 1e-300)
-        step = (s0 + a - (S[:, 0] + b) * r) / np.maximum((S[:, 0] + b) * r, 1e-300)
-        return (r * np.exp(np.minimum(step, 50.0)))[:, None]
-
+        return s0 + a, np.maximum(S[:, 0] + b, 1e-300)
 
     def invalid(self, x):
         return x < 0
