@@ -187,9 +187,13 @@ def output_array(out, shape, dtype, name="out"):
         return np.lib.format.open_memmap(os.fspath(out), mode="w+", dtype=dtype, shape=shape)
     if (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype
             or not out.flags.c_contiguous or not out.flags.writeable):
+        flags = getattr(out, "flags", None)
+        layout = "" if flags is None else (("" if flags.c_contiguous else ", not C-contiguous")
+                                           + ("" if flags.writeable else ", read-only"))
         raise ValueError(
             f"{name} must be a writeable C-contiguous {dtype} array of shape {shape} or a path; "
             f"got {type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}"
+            f"{layout}"
         )
     return out
 

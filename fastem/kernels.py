@@ -10,9 +10,10 @@ Conventions, checked at this boundary with a ``ValueError`` naming the argument:
 - Data (``X``, ``log_prob``, ``resp``) must be 2-D float32 or float64; any memory layout is
   accepted. Rows are read in blocks, and a block that is not C-contiguous in its dtype (an
   F-ordered array, a strided view) is copied, one block at a time, before the kernel runs.
-- ``out=`` arguments must be writeable, C-contiguous float64 arrays of the documented shape
-  (or ``.npy`` paths, memory-mapped): results are written there and returned. Without ``out``
-  a new array is returned.
+- Per-row results ((n,) or (n, K)) go to ``out=`` arguments when given: writeable,
+  C-contiguous float64 arrays of the documented shape (or ``.npy`` paths, memory-mapped),
+  returned as given. Without ``out`` a new array is returned. Per-component results
+  (statistics, parameters: O(K D^2), independent of n) are always new arrays.
 - Parameters (weights, means, precision factors) are small and converted to float64.
 - ``n_threads=None`` means ``OMP_NUM_THREADS`` or the usable CPUs; BLAS is pinned to one thread
   while the kernels run, as in fastem's own fits.
@@ -48,6 +49,7 @@ __all__ = [
     "family_e_step",
     "family_m_step",
     "family_predict",
+    "family_statistics",
 ]
 
 
@@ -149,12 +151,8 @@ def gaussian_statistics(X, resp, covariance_type, *, sample_weight=None, center=
     if center.shape not in ((d,), (k, d)):
         raise ValueError(f"center must have shape ({d},) or ({k}, {d}), got {center.shape}")
     packed = family.pack_pivot(np.broadcast_to(center, (k, d)), X.dtype)
-
-    def block_resp(start, block):
-        return np.ascontiguousarray(resp[start:start + block.shape[0]], dtype=np.float64)
-
     driver = _driver(X, sample_weight, chunk_size, n_threads)
-    flat, _ = driver.accumulate(family, packed, resp_fn=block_resp)
+    flat, _ = driver.accumulate(family, packed, resp_fn=_resp_blocks(resp))
     return _statistics(flat, packed)
 
 
@@ -238,16 +236,36 @@ def family_e_step(X, family, params, *, sample_weight=None, n_threads=None, chun
     adds across calls made with the same ``packed`` layout (same parameters and dtype), so a
     caller can stream its own chunks and sum them.
     """
-    X = _data(X, "X")
-    packed = family.pack(params, X.dtype)
+    X, packed = _family_input(X, family, params)
     flat, _ = _driver(X, sample_weight, chunk_size, n_threads).accumulate(family, packed)
+    return FamilyEStep(float(flat[0]), flat, packed)
+
+
+def family_statistics(X, resp, family, params, *, sample_weight=None, n_threads=None,
+                      chunk_size=None):
+    """Weighted sufficient statistics of any family under given responsibilities ``resp``
+    (n, K), finite and non-negative: the analogue of :func:`gaussian_statistics`, for a caller
+    with its own E-step. Returns a :class:`FamilyEStep` for :func:`family_m_step` in the layout
+    of ``params``; its ``log_likelihood`` is 0.0 (none is computed from given posteriors)."""
+    X, packed = _family_input(X, family, params)
+    shape = (X.shape[0], packed.log_norm.shape[0])
+    resp = _data(resp, "resp")
+    if resp.shape != shape:
+        raise ValueError(f"resp must have shape {shape}, got {resp.shape}")
+    driver = _driver(X, sample_weight, chunk_size, n_threads)
+    flat, _ = driver.accumulate(family, packed, resp_fn=_resp_blocks(resp))
     return FamilyEStep(float(flat[0]), flat, packed)
 
 
 def family_m_step(family, e_step, params=None):
     """The family's exact (or, with a prior on ``family``, MAP) M-step from a
     :class:`FamilyEStep`: ``(new params, indices of empty components)``. ``params``, the
-    E-step's parameters, are needed only when ``family.frozen`` names some of them."""
+    E-step's parameters, are needed only when ``family.frozen`` names some of them.
+    Raises ValueError when the statistics hold no weight (zero rows or zero weights)."""
+    k = e_step.packed.log_norm.shape[0]
+    if not e_step.statistics[2:2 + k].sum() > 0:
+        raise ValueError("e_step.statistics hold no weight (the responsibilities sum to 0): "
+                         "no data")
     return family.m_step(e_step.statistics, e_step.packed, params)
 
 
@@ -255,8 +273,7 @@ def family_predict(X, family, params, *, log_prob_out=None, resp_out=None, n_thr
                    chunk_size=None):
     """Per-row log p(x_i) (n,) and posteriors p(z = k | x_i) (n, K) of any family: returns
     ``(log_prob, resp)``, written into the given outputs (float64 arrays or ``.npy`` paths)."""
-    X = _data(X, "X")
-    packed = family.pack(params, X.dtype)
+    X, packed = _family_input(X, family, params)
     n, k = X.shape[0], packed.log_norm.shape[0]
     log_prob = data.output_array(log_prob_out, (n,), np.float64, "log_prob_out")
     resp = data.output_array(resp_out, (n, k), np.float64, "resp_out")
@@ -279,6 +296,29 @@ def _data(array, name):
     if array.dtype not in (np.float32, np.float64):
         raise ValueError(f"{name} must be float32 or float64, got dtype {array.dtype}")
     return array
+
+
+def _family_input(X, family, params):
+    """Checked data ``X`` and ``params`` packed for its dtype; a width that does not match
+    ``params`` is an error here rather than deep in a kernel."""
+    X = _data(X, "X")
+    d = getattr(params, "n_features", None)  # None: a custom family that does not say
+    if d is not None and X.shape[1] != d:
+        raise ValueError(f"X has {X.shape[1]} columns, the family expects {d}")
+    return X, family.pack(params, X.dtype)
+
+
+def _resp_blocks(resp):
+    """``resp_fn`` for :meth:`LocalDriver.accumulate`: the caller's responsibilities block by
+    block, as C-contiguous float64, checked finite and non-negative (the kernels trust them)."""
+    def block_resp(start, block):
+        rows = np.ascontiguousarray(resp[start:start + block.shape[0]], dtype=np.float64)
+        if not (np.isfinite(rows).all() and (rows >= 0).all()):
+            raise ValueError(f"resp must be finite and non-negative; a value in rows {start} "
+                             f"to {start + rows.shape[0] - 1} is not")
+        return rows
+
+    return block_resp
 
 
 def _float_array(array, name):
