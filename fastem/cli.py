@@ -116,13 +116,17 @@ def load_model(args):
 
 
 def run_fit(args):
-    from .io import load
+    from .io import load, save
     from .mixture import GaussianMixture
 
+    if args.n_init > 1 and (args.checkpoint or args.resume):
+        raise ValueError("--checkpoint and --resume hold a single run: use them with --n-init 1")
     X = open_data(args)
     if args.resume:
         model = load(args.resume)
         done, history = model.n_iter_, list(model.lower_bounds_)
+        if done >= args.max_iter:  # nothing left to run; a 0-iteration fit would reset the bound
+            return report(args, model, done, save(model, args.output))
         model.set_params(warm_start=True, max_iter=max(0, args.max_iter - done))
     else:
         model = GaussianMixture(args.n_components, covariance_type=args.covariance,
@@ -142,10 +146,14 @@ def run_fit(args):
                 print(f"interrupted: wrote the last completed iteration "
                       f"({done + model.n_iter_}) to {args.output}", file=sys.stderr)
             return 130
-    path = run.save(model, args.output)
+    return report(args, model, done + model.n_iter_, run.save(model, args.output))
+
+
+def report(args, model, n_iter, path):
+    """The last line of ``fastem fit`` (unless --quiet); returns the exit code, 0."""
     if not args.quiet:
         status = "converged" if model.converged_ else "did not converge"
-        print(f"{status} after {done + model.n_iter_} iterations, mean log-likelihood "
+        print(f"{status} after {n_iter} iterations, mean log-likelihood "
               f"{model.lower_bound_:.6f}; wrote {path}")
     return 0
 

@@ -91,12 +91,13 @@ def check_sample_weight(sample_weight, n_samples):
     return np.ascontiguousarray(w)
 
 
-def iter_blocks(X, block_rows, dtype, sample_weight=None):
+def iter_blocks(X, block_rows, dtype, sample_weight=None, bar=None):
     """Yield ``(start, block, weights)`` over consecutive row ranges of ``X``.
 
     ``block`` is a C-contiguous ``dtype`` array of at most ``block_rows`` rows: a view into
     ``X`` when possible, else a converted copy of that block only. For a memory-mapped file,
-    the OS is asked to read ahead while the current block is being computed on.
+    the OS is asked to read ahead while the current block is being computed on. A progress
+    ``bar``, when given, advances by a block's rows once the caller is done with it.
     """
     n = X.shape[0]
     read_ahead = ReadAhead.for_source(X)
@@ -106,6 +107,8 @@ def iter_blocks(X, block_rows, dtype, sample_weight=None):
         block = np.ascontiguousarray(X[start:stop], dtype=dtype)
         weights = None if sample_weight is None else sample_weight[start:stop]
         yield start, block, weights
+        if bar is not None:
+            bar.update(stop - start)
 
 
 class ReadAhead:
@@ -142,23 +145,24 @@ class ReadAhead:
         os.close(self.fd)
 
 
-def check_finite(X, dtype, block_rows=65536, name="X", family=None):
+def check_finite(X, dtype, block_rows=65536, name="X", family=None, bar=None):
     """Raise ValueError naming the first row that holds NaN or infinity or, given a ``family``,
-    a value outside its support (one streamed pass)."""
-    for start, bad in nonfinite_rows(X, dtype, block_rows, name, family):
+    a value outside its support (one streamed pass, shown on ``bar``)."""
+    for start, bad in nonfinite_rows(X, dtype, block_rows, name, family, bar):
         row = start + int(np.argmax(bad))
         raise ValueError(f"{name} contains NaN or infinity (first at row {row}); remove or "
                          "impute it, or pass nan_policy='omit'")
 
 
-def nonfinite_rows(X, dtype, block_rows=65536, name="X", family=None):
-    """Yield ``(start, mask)`` for each block holding NaN or infinity: its rows that do.
+def nonfinite_rows(X, dtype, block_rows=65536, name="X", family=None, bar=None):
+    """Yield ``(start, mask)`` for each block holding NaN or infinity: its rows that do
+    (one streamed pass, shown on ``bar``).
 
     Given a ``family``, the same pass raises ValueError at the first finite row outside the
     family's support (e.g. a negative count): such rows are errors even where NaN rows are
     omitted.
     """
-    for start, block, _ in iter_blocks(X, block_rows, dtype):
+    for start, block, _ in iter_blocks(X, block_rows, dtype, bar=bar):
         finite = np.isfinite(block).all(axis=1)
         unsupported = np.flatnonzero(finite & family.invalid_rows(block)) \
             if family is not None and family.checks_support else np.empty(0, dtype=np.intp)
@@ -202,7 +206,10 @@ def open_raw(path, dtype, n_features, offset=0):
     """Memory-map a headerless binary file of ``n_features`` columns of ``dtype`` after
     ``offset`` bytes; ValueError when the file is missing or its size does not fit the shape."""
     path = os.fspath(path)
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"{path!r}: unknown dtype {dtype!r}") from None
     working_dtype(dtype, name=path)
     if not os.path.exists(path):
         raise ValueError(f"no such file: {path!r}")

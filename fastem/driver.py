@@ -69,7 +69,8 @@ class LocalDriver:
     def check_finite(self, family=None):
         """Raise ValueError naming the first row that holds NaN or infinity or, given a
         ``family``, a value outside its support (e.g. a negative count); one pass."""
-        data.check_finite(self.X, self.dtype, family=family)
+        with self.bar("check") as bar:
+            data.check_finite(self.X, self.dtype, family=family, bar=bar)
 
     def omit_nonfinite(self, family=None):
         """Give rows holding NaN or infinity zero weight (the kernels then skip them) and make
@@ -77,11 +78,12 @@ class LocalDriver:
         a finite row outside the ``family``'s support, when one is given."""
         weights = None if self.sample_weight is None else self.sample_weight.copy()  # not the user's
         count = 0
-        for start, bad in data.nonfinite_rows(self.X, self.dtype, family=family):
-            if weights is None:
-                weights = np.ones(self.n_samples)
-            weights[start:start + bad.size][bad] = 0.0
-            count += int(bad.sum())
+        with self.bar("check") as bar:
+            for start, bad in data.nonfinite_rows(self.X, self.dtype, family=family, bar=bar):
+                if weights is None:
+                    weights = np.ones(self.n_samples)
+                weights[start:start + bad.size][bad] = 0.0
+                count += int(bad.sum())
         self.sample_weight, self.omitting, self.n_omitted = weights, True, count
         return count
 
@@ -103,30 +105,29 @@ class LocalDriver:
         worst = np.array([np.inf, -1.0])
         per_block = self._chunks_per_block(stats.size)
         work = family.workspace(packed, chunk, self.n_threads, per_block)
-        blocks = data.iter_blocks(self.X, per_block * chunk, packed.dtype, self.sample_weight)
-        with single_threaded_blas(), self._bar("E-step" if resp_fn is None else "init") as bar:
-            for start, block, weights in blocks:
+        with single_threaded_blas(), self.bar("E-step" if resp_fn is None else "init") as bar:
+            for start, block, weights in data.iter_blocks(self.X, per_block * chunk, packed.dtype,
+                                                          self.sample_weight, bar):
                 resp = None if resp_fn is None else resp_fn(start, block)
                 family.fit_block(packed, block, weights, resp, with_stats, chunk,
                                  self.n_threads, work, stats, worst, start)
-                bar.update(block.shape[0])
         return stats, worst
 
     def predict(self, family, packed, log_prob=None, resp=None, labels=None):
         """Fill the given per-row outputs (n,), (n, K), (n,) over the whole source."""
         chunk = self._chunk(packed.log_norm.shape[0])
         work = family.workspace(packed, chunk, self.n_threads, 0)
-        blocks = data.iter_blocks(self.X, 64 * chunk, packed.dtype)
-        with single_threaded_blas(), self._bar("predict") as bar:
-            for start, block, _ in blocks:
+        with single_threaded_blas(), self.bar("predict") as bar:
+            for start, block, _ in data.iter_blocks(self.X, 64 * chunk, packed.dtype, bar=bar):
                 rows = slice(start, start + block.shape[0])
                 outputs = [None if out is None else out[rows] for out in (log_prob, resp, labels)]
                 family.predict_block(packed, block, chunk, self.n_threads, work, *outputs)
                 if self.omitting and not np.isfinite(block).all():
                     mark_omitted(~np.isfinite(block).all(axis=1), *outputs)
-                bar.update(block.shape[0])
 
-    def _bar(self, desc):
+    def bar(self, desc):
+        """A progress bar named ``desc`` over the rows of one pass (a no-op without
+        ``progress``); passes hand it to :func:`fastem.data.iter_blocks`."""
         if self.progress is None:
             return _NoBar()
         return self.progress(desc, self.n_samples)
@@ -138,12 +139,18 @@ class LocalDriver:
         return sample_rows(self, rng, size)
 
     def rows(self, indices):
-        """Rows of the source as float64 (sorted fancy index, so a memmap reads only them)."""
-        indices = np.asarray(indices, dtype=np.intp)
-        order = np.argsort(indices)
-        picked = np.empty((indices.size, self.n_features))
-        picked[order] = np.asarray(self.X[indices[order]], dtype=np.float64)
-        return picked
+        """Rows of the source as float64, in the order given, repeats allowed.
+
+        Each distinct row is read once, in increasing order: one fancy index where the source
+        takes it (a memmap then reads only those rows; h5py refuses repeated or unsorted
+        indices), else one slice per row for sources that take only slices.
+        """
+        unique, inverse = np.unique(np.asarray(indices, dtype=np.intp), return_inverse=True)
+        try:
+            picked = self.X[unique]
+        except Exception:  # refused index arrays; a real read error recurs in the slices below
+            picked = np.concatenate([self.X[i:i + 1] for i in unique])
+        return np.asarray(picked, dtype=np.float64)[inverse]
 
 
 def mark_omitted(bad, log_prob, resp, labels):

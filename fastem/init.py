@@ -69,17 +69,21 @@ def params_on_rows(family, driver, rows):
 def sample_rows(driver, rng, size=MAX_SAMPLE):
     """At most ``size`` rows (float64) for seeding, their weights and their row indices.
 
-    Small data are used whole. Larger data are sampled in one sequential pass, without
-    replacement and with probability growing with the sample weight, by weighted reservoir
-    sampling (Efraimidis & Spirakis 2006: keep the rows with the largest log(u) / w); the
-    sampled rows then count once each. Zero-weight rows are never chosen.
+    Small data are used whole (read by slices, which every source takes). Larger data are
+    sampled in one sequential pass, without replacement and with probability growing with the
+    sample weight, by weighted reservoir sampling (Efraimidis & Spirakis 2006: keep the rows
+    with the largest log(u) / w); the sampled rows then count once each. Zero-weight rows are
+    never chosen.
     """
     n, w = driver.n_samples, driver.sample_weight
     if n <= size:
         indices = np.arange(n) if w is None else np.flatnonzero(w > 0)
-        return driver.rows(indices), (np.ones(n) if w is None else w[indices]), indices
-    blocks = data.iter_blocks(driver.X, 1 << 16, np.float64, w)
-    return sample_from_keys(*reservoir(blocks, rng, size, driver.n_features))
+        blocks = data.iter_blocks(driver.X, size, np.float64)
+        rows = np.concatenate([block for _, block, _ in blocks])
+        return rows[indices], (np.ones(n) if w is None else w[indices]), indices
+    with driver.bar("sample") as bar:
+        blocks = data.iter_blocks(driver.X, 1 << 16, np.float64, w, bar)
+        return sample_from_keys(*reservoir(blocks, rng, size, driver.n_features))
 
 
 def reservoir(blocks, rng, size, n_features):

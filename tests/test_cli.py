@@ -62,6 +62,22 @@ def test_raw_binary_file(data_file, tmp_path):
     bad = fastem_cli("fit", raw, "--dtype", "float32", "--n-features", 5, "-k", 3,
                      "-o", tmp_path / "x.npz", check=False)
     assert bad.returncode == 2 and "not a whole number of rows" in bad.stderr
+    bad = fastem_cli("fit", raw, "--dtype", "floaty", "--n-features", 3, "-k", 3,
+                     "-o", tmp_path / "x.npz", check=False)
+    assert bad.returncode == 2 and "unknown dtype 'floaty'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_progress_bars_for_every_pass_unless_quiet(tmp_path):
+    """The finite-value check and the reservoir sample are passes over the file too."""
+    rng = np.random.RandomState(2)
+    path = tmp_path / "data.npy"  # more rows than initialisation reads whole
+    np.save(path, np.r_[rng.randn(40000, 2), rng.randn(40000, 2) + 8].astype(np.float32))
+    shown = fastem_cli("fit", path, "-k", 2, "--seed", 0, "-o", tmp_path / "m.npz").stderr
+    for desc in ("check:", "sample:", "init:", "E-step:"):
+        assert desc in shown, shown
+    quiet = fastem_cli("fit", path, "-k", 2, "--seed", 0, "-o", tmp_path / "m.npz", "-q")
+    assert quiet.stdout == quiet.stderr == ""
 
 
 def test_checkpoint_and_resume_equal_an_uninterrupted_fit(data_file, tmp_path):
@@ -78,6 +94,28 @@ def test_checkpoint_and_resume_equal_an_uninterrupted_fit(data_file, tmp_path):
     assert resumed.n_iter_ == straight.n_iter_ == 10
     for name in ("weights_", "means_", "covariances_", "lower_bounds_"):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(straight, name))
+
+
+def test_resume_at_max_iter_keeps_the_checkpoint(data_file, tmp_path):
+    path, _ = data_file
+    common = ["-k", 3, "--seed", 0, "--tol", 0, "--max-iter", 4, "-q"]
+    fastem_cli("fit", path, *common, "-o", tmp_path / "first.npz",
+               "--checkpoint", tmp_path / "ck.npz")
+    fastem_cli("fit", path, *common, "--resume", tmp_path / "ck.npz", "-o", tmp_path / "r.npz")
+    checkpoint, resumed = fastem.load(tmp_path / "ck.npz"), fastem.load(tmp_path / "r.npz")
+    assert resumed.n_iter_ == 4 and np.isfinite(resumed.lower_bound_)
+    for name in ("means_", "lower_bound_", "lower_bounds_", "converged_"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(checkpoint, name))
+
+
+@pytest.mark.parametrize("option", ["--checkpoint", "--resume"])
+def test_checkpoints_refuse_several_inits(data_file, tmp_path, option):
+    """A checkpoint holds one run: resuming it would skip the other initialisations."""
+    result = fastem_cli("fit", data_file[0], "-k", 3, "--n-init", 2, option, tmp_path / "ck.npz",
+                        "-o", tmp_path / "m.npz", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--checkpoint and --resume" in result.stderr and "--n-init 1" in result.stderr
+    assert not os.path.exists(tmp_path / "m.npz")
 
 
 def test_sigint_writes_the_last_completed_model(tmp_path):

@@ -118,6 +118,15 @@ def test_missing_or_bad_npy_file(tmp_path):
         GaussianMixture(2).fit(truncated)
 
 
+def test_nan_in_a_later_block_of_a_file_names_its_row(tmp_path):
+    """The check streams the file in blocks of 65536 rows; the row index is the file's."""
+    data = np.random.RandomState(1).randn(70000, 2)
+    data[66000, 1] = np.nan
+    np.save(tmp_path / "data.npy", data)
+    with pytest.raises(ValueError, match=r"NaN or infinity \(first at row 66000\)"):
+        GaussianMixture(2).fit(tmp_path / "data.npy")
+
+
 def test_singular_data_suggests_remedy():
     constant = np.ones((20, 2))
     with pytest.raises(ValueError, match="increase reg_covar"):

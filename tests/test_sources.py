@@ -9,6 +9,8 @@ from helpers import make_blobs
 
 from fastem import GaussianMixture
 from fastem.data import open_raw
+from fastem.driver import LocalDriver
+from fastem.init import INIT_METHODS, MAX_SAMPLE
 
 FITTED = ("weights_", "means_", "covariances_", "lower_bound_")
 
@@ -18,8 +20,8 @@ def X():
     return make_blobs(n=5000, d=3, k=3, seed=11)[0]
 
 
-def assert_same_fit(source, X):
-    kw = dict(n_components=3, random_state=0, max_iter=10, tol=0)
+def assert_same_fit(source, X, **kw):
+    kw = dict(n_components=3, random_state=0, max_iter=10, tol=0, **kw)
     streamed, in_memory = GaussianMixture(**kw).fit(source), GaussianMixture(**kw).fit(X)
     for name in FITTED:
         np.testing.assert_array_equal(getattr(streamed, name), getattr(in_memory, name))
@@ -42,6 +44,41 @@ def test_zarr_array(X, tmp_path):
     assert_same_fit(zarr.open_array(str(tmp_path / "data.zarr"), mode="r"), X)
 
 
+class SliceOnly:
+    """The least a source needs: ``shape``, ``dtype`` and row slicing (no index arrays)."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype = array, array.shape, array.dtype
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            raise TypeError(f"only row slices, got {type(key).__name__}")
+        return self.array[key]
+
+
+@pytest.fixture(scope="module", params=[5000, MAX_SAMPLE + 4464], ids=["small", "reservoir"])
+def sized(request):
+    """Data used whole for initialisation, and data sampled by the reservoir pass."""
+    return make_blobs(n=request.param, d=3, k=3, seed=12)[0]
+
+
+@pytest.mark.parametrize("init_params", INIT_METHODS)
+def test_slice_only_source(sized, init_params):
+    assert_same_fit(SliceOnly(sized), sized, init_params=init_params)
+
+
+def test_rows_in_any_order_with_repeats(X, tmp_path):
+    """Re-seeding empty components can draw a row twice: sources that refuse index arrays,
+    or (h5py) repeated and unsorted ones, still give the rows in the order asked."""
+    wanted = [7, 3, 7, 4999, 0]
+    np.testing.assert_array_equal(LocalDriver(SliceOnly(X)).rows(wanted), X[wanted])
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "data.h5", "w") as f:
+        f.create_dataset("X", data=X)
+    with h5py.File(tmp_path / "data.h5", "r") as f:
+        np.testing.assert_array_equal(LocalDriver(f["X"]).rows(wanted), X[wanted])
+
+
 def test_raw_binary_file(X, tmp_path):
     path = tmp_path / "data.bin"
     path.write_bytes(b"\0" * 24 + X.tobytes())
@@ -54,6 +91,8 @@ def test_raw_binary_file(X, tmp_path):
         open_raw(tmp_path / "missing.bin", np.float64, 3)
     with pytest.raises(ValueError, match="expected numeric data"):
         open_raw(path, "U4", 3)
+    with pytest.raises(ValueError, match="unknown dtype 'floaty'"):
+        open_raw(path, "floaty", 3)
 
 
 def test_outputs_stream_to_npy_files(X, tmp_path):

@@ -218,3 +218,23 @@ def test_reservoir_sample_is_uniform_deterministic_and_skips_zero_weights(monkey
     counts, _ = np.histogram(indices, bins=5, range=(5000, 20000))
     assert counts.min() > 330 and counts.max() < 470  # uniform over the positive rows
     np.testing.assert_array_equal(row_weights, 1.0)
+
+
+def test_reservoir_init_on_a_file_is_seeded_and_n_init_equals_in_memory(tmp_path):
+    from fastem import init
+    from fastem.driver import make_driver
+
+    X = make_blobs(n=init.MAX_SAMPLE + 4464, d=3, k=4, seed=9)[0]  # sampled, not used whole
+    path = tmp_path / "data.npy"
+    np.save(path, X)
+    first, again, other = (init.sample_rows(make_driver(path), np.random.RandomState(seed))
+                           for seed in (5, 5, 6))
+    assert first[2].size == init.MAX_SAMPLE
+    np.testing.assert_array_equal(first[2], again[2])
+    np.testing.assert_array_equal(first[0], X[first[2]])
+    assert not np.array_equal(first[2], other[2])
+    for method in init.INIT_METHODS:
+        kw = dict(n_components=4, init_params=method, n_init=3, random_state=7, max_iter=5)
+        streamed, in_memory = fit(path, **kw), fit(X, **kw)
+        for name in FITTED:
+            np.testing.assert_array_equal(getattr(streamed, name), getattr(in_memory, name))
