@@ -1,4 +1,6 @@
 """Compiled kernels against a small NumPy reference, for every kernel kind and dtype."""
+from collections import defaultdict
+
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
@@ -96,8 +98,12 @@ def test_expfam_form_used_only_where_accurate(covariance_type):
     far = GaussianParams.from_covariances(covariance_type, params.weights,
                                           params.means * 1e6, params.covariances)
     assert family.pack(far, np.float64).kind == exact
-    single = family.pack(params, np.float32)  # float32 data: expfam in float64, blocks upcast
-    assert single.kind == expfam and single.dtype == np.float64
+    single = family.pack(params, np.float32)  # float32 data, components near the centre
+    assert single.kind == expfam and single.dtype == np.float32
+    spread = GaussianParams.from_covariances(  # 100x further: float32 rounding > 1e-3 nats
+        covariance_type, params.weights, params.means * 100, params.covariances)
+    assert family.pack(spread, np.float32).kind == expfam
+    assert family.pack(spread, np.float32).dtype == np.float64
     # float32 cannot resolve whitened coordinates of size |mu| |L| ~ 1e6 either: exact, in float64
     assert family.pack(far, np.float32).kind == exact and family.pack(far, np.float32).dtype == np.float64
     window = GaussianParams.from_covariances(  # too spread for expfam, fine for float32 exact
@@ -126,9 +132,9 @@ def test_every_kernel_kind_gives_the_same_statistics(covariance_type, dtype, mon
     X = (2 * rng.randn(500, 3)).astype(dtype)
     family = GaussianFamily(covariance_type)
     driver = LocalDriver(X, chunk_size=64, n_threads=2)
-    monkeypatch.setattr(gaussian, "EXPFAM_MAX_ERROR", 1.0)
+    monkeypatch.setattr(gaussian, "EXPFAM_MAX_ERROR", defaultdict(lambda: 1.0))
     expfam = family.pack(params, dtype)
-    monkeypatch.setattr(gaussian, "EXPFAM_MAX_ERROR", 0.0)
+    monkeypatch.setattr(gaussian, "EXPFAM_MAX_ERROR", defaultdict(float))
     exact = family.pack(params, dtype)
     assert expfam.kind != exact.kind
     results = [family.m_step(driver.accumulate(family, p)[0], p)[0] for p in (expfam, exact)]

@@ -89,17 +89,19 @@ cdef void chunk_log_prob(
     cdef floating t
     cdef int f = <int> feature_width(kind, d)
     if is_expfam(kind):
+        # Features of a huge (finite) row overflow and t @ W can be inf - inf: such a row's
+        # true log-density is a huge negative number, so NaN becomes -inf (never +inf: an
+        # overflowing product x_a x_b implies an overflowing square with a negative weight).
         if floating is double:
             gemm_rowmajor(<int> n, <int> k, f, y, f, proj, <int> k, logp, <int> k)
-            for i in range(n):
-                for c in range(k):
-                    logp[i * k + c] += log_norm[c]
         else:
             dots = y + n * f
             gemm_rowmajor(<int> n, <int> k, f, y, f, proj, <int> k, dots, <int> k)
-            for i in range(n):
-                for c in range(k):
-                    logp[i * k + c] = log_norm[c] + dots[i * k + c]
+        for i in range(n):
+            out = logp + i * k
+            for c in range(k):
+                t = out[c] if floating is double else dots[i * k + c]
+                out[c] = log_norm[c] + t if t == t else -INFINITY
         return
     if width:
         gemm_rowmajor(<int> n, <int> width, <int> d, x, <int> d, proj, <int> width, y,
@@ -169,9 +171,10 @@ cdef void chunk_stats(
         else:
             for j in range(n * k):
                 z[j] = <float> resp[j]
-            gemm_tn_rowmajor(<int> n, <int> k, f, z, t_rows, f, scratch, 0.0)
-            for j in range(k * f):
-                s12[j] += scratch[j]
+            gemm_tn_rowmajor(<int> n, f, k, t_rows, z, k, scratch, 0.0)  # (f, k) = t.T @ r
+            for c in range(k):
+                for j in range(f):
+                    s12[c * f + j] += scratch[j * k + c]
         return
     for c in range(k):
         m = pivot + c * d
