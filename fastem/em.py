@@ -61,6 +61,7 @@ def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, c
                     f"{int(worst[1])} has zero density under every component); scale the data "
                     "or increase reg_covar"
                 )
+            check_statistics(stats, driver.dtype)
             if m_step == "partial":
                 params, lost = partial_m_step(family, params, stats, packed, m_step_iters)
             else:
@@ -79,11 +80,26 @@ def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, c
     return result
 
 
+def check_statistics(stats, dtype):
+    """Raise a clear ValueError when a pass's summed statistics (all but the log-likelihood,
+    whose -inf is reported on its own) overflowed: finite but huge data would otherwise fail
+    deep inside the M-step."""
+    if not np.isfinite(stats[1:]).all():
+        raise ValueError(f"X has values too large for {np.dtype(dtype).name} arithmetic (their "
+                         "squares overflow); rescale the data")
+
+
 def reseed(family, driver, params, lost, worst_row, rng, n_iter):
-    """Put empty components back on data: the worst-fit row first, then random rows."""
+    """Put empty components back on data: the worst-fit row first, then distinct random rows,
+    so no two coincide (redrawn on a repeat: ``choice(replace=False)`` would permute all n
+    rows). A fit has at least n_components rows of positive weight, enough for every draw."""
     w = driver.sample_weight
-    p = None if w is None else w / w.sum()  # never a zero-weight (e.g. omitted) row
-    rows = [worst_row] + list(rng.choice(driver.n_samples, size=lost.size - 1, p=p))
+    p = None if w is None else np.asarray(w / w.sum())  # never a zero-weight (omitted) row
+    rows = [worst_row]
+    while len(rows) < lost.size:
+        row = int(rng.choice(driver.n_samples, p=p))
+        if row not in rows:
+            rows.append(row)
     warnings.warn(
         f"component(s) {lost.tolist()} lost all responsibility at iteration {n_iter} and were "
         f"re-seeded at data row(s) {rows}; the log-likelihood may drop at this iteration",

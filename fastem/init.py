@@ -10,6 +10,7 @@ import numpy as np
 
 from . import data
 from .driver import LocalDriver
+from .em import check_statistics
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 MAX_SAMPLE = 1 << 16
@@ -40,7 +41,9 @@ def initial_params(method, family, driver, n_components, rng):
 
     def labels_fn(start, block):
         resp = np.zeros((block.shape[0], k))
-        resp[np.arange(block.shape[0]), nearest(block, centers)[0]] = 1.0
+        with np.errstate(invalid="ignore"):  # omitted rows' inf - inf; zero weight, any label
+            labels = nearest(block, centers)[0]
+        resp[np.arange(block.shape[0]), labels] = 1.0
         return resp
 
     return params_from_resp(family, driver, centers, labels_fn)
@@ -50,6 +53,7 @@ def params_from_resp(family, driver, pivot, resp_fn):
     """M-step from given responsibilities (one pass); an empty component stays on its pivot."""
     packed = family.pack_pivot(pivot, driver.dtype)
     stats, _ = driver.accumulate(family, packed, resp_fn=resp_fn)
+    check_statistics(stats, driver.dtype)
     params, lost = family.m_step(stats, packed)
     if lost.size:
         params = family.reseed(params, lost, pivot[lost])

@@ -276,7 +276,12 @@ def _given(value, default, name, shape):
 
 
 def _init_array(name, value, shape):
-    array = np.asarray(value, dtype=np.float64)
+    """A user's parameter array as float64 of ``shape``, finite and real (a complex value
+    would otherwise be cast silently, dropping its imaginary part)."""
+    array = np.asarray(value)
+    if np.iscomplexobj(array):
+        raise ValueError(f"The parameter '{name}' must be real, got complex values")
+    array = array.astype(np.float64, copy=False)
     if array.shape != shape:
         raise ValueError(f"The parameter '{name}' should have the shape of {shape}, "
                          f"but got {array.shape}")

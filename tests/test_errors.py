@@ -1,4 +1,6 @@
 """Bad input gets a clear error naming the problem, never a crash, a hang or a NaN model."""
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -78,11 +80,29 @@ def test_bad_sample_weight(weights, message):
         ({"precisions_init": -np.stack([np.eye(3)] * 2)}, "positive-definite"),
         ({"precisions_init": np.stack([np.triu(np.ones((3, 3)))] * 2)}, "symmetric"),
         ({"precisions_init": -np.ones((2, 3)), "covariance_type": "diag"}, "must be positive"),
+        ({"covariance_type": "tied", "precisions_init": np.ones((2, 3, 3))},
+         r"'precisions_init' should have the shape of \(3, 3\)"),
+        ({"covariance_type": "spherical", "precisions_init": [1.0, -1.0]},
+         "precisions_init must be positive"),
+        ({"means_init": np.zeros((2, 3)) + 1j}, "'means_init' must be real"),
+        ({"weights_init": np.array([0.5, 0.5 + 0j])}, "'weights_init' must be real"),
+        ({"precisions_init": np.stack([np.eye(3)] * 2) + 0j}, "'precisions_init' must be real"),
     ],
 )
 def test_bad_parameters(params, message):
-    with pytest.raises(ValueError, match=message):
-        GaussianMixture(**{"n_components": 2, **params}).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)  # refused, not cast
+        with pytest.raises(ValueError, match=message):
+            GaussianMixture(**{"n_components": 2, **params}).fit(X)
+
+
+def test_data_too_large_for_float64_is_named():
+    """Finite values whose squares overflow must not fail deep inside the M-step."""
+    huge = np.random.RandomState(2).randn(100, 2) * 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow on the way there
+        with pytest.raises(ValueError, match="X has values too large for float64 arithmetic"):
+            GaussianMixture(2, random_state=0).fit(huge)
 
 
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score",
@@ -95,6 +115,26 @@ def test_unfitted_and_wrong_width(method):
         getattr(model, method)(np.c_[X, X[:, 0]])
     with pytest.raises(ValueError, match="NaN or infinity"):
         getattr(model, method)(np.r_[X, [[np.nan, 0, 0]]])
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (X[:, 0], "Expected 2D array, got 1D array"),
+        (X[None], "Expected 2D array, got 3D array"),
+        (X.astype(complex), "Complex data not supported"),
+    ],
+)
+def test_bad_data_at_predict(data, message):
+    model = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=message):
+        model.predict(data)
+
+
+def test_negative_sample_weight_at_score():
+    model = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="sample_weight contains negative values"):
+        model.score(X, sample_weight=-np.ones(len(X)))
 
 
 def test_unfitted_sample_and_bad_n_samples():
@@ -163,10 +203,15 @@ def test_nan_policy_omit_leaves_bad_rows_out(covariance_type):
 
 
 def test_nan_policy_omit_with_default_initialisation():
+    """Omitted rows (NaN or infinity) cause no RuntimeWarning beyond the one counting them."""
     X = np.random.RandomState(5).randn(2000, 2)
     X[::7, 0] = np.nan
+    X[3::7, 1] = -np.inf
     for init in ("kmeans", "k-means++", "random", "random_from_data"):
-        with pytest.warns(RuntimeWarning, match="omitted"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            warnings.filterwarnings("ignore", ".*rows with NaN or infinity were omitted",
+                                    RuntimeWarning)
             model = GaussianMixture(3, init_params=init, nan_policy="omit",
                                     random_state=0).fit(X)
         assert np.isfinite(model.means_).all() and np.isfinite(model.lower_bound_)

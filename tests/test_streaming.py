@@ -1,11 +1,16 @@
 """The engine's contracts: thread-count independence, chunking, memory-mapped data, weights."""
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
 import pytest
 from helpers import make_blobs, sklearn_start
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from fastem import GaussianMixture
+from fastem.families.gaussian import GaussianFamily
 
 FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bound_")
 
@@ -32,9 +37,64 @@ def test_bitwise_identical_for_any_thread_count(big, covariance_type, dtype):
         for name in FITTED:
             np.testing.assert_array_equal(getattr(other, name), getattr(runs[0], name), name)
         assert other.lower_bounds_ == runs[0].lower_bounds_
-    proba = [GaussianMixture.predict_proba(r.set_params(n_threads=t), X)
-             for r, t in zip(runs, (1, 2, 3))]
-    np.testing.assert_array_equal(proba[0], proba[2])
+    for method in ("predict_proba", "score_samples"):
+        outputs = [getattr(runs[0].set_params(n_threads=t), method)(X) for t in (1, 2, 3)]
+        for other in outputs[1:]:
+            np.testing.assert_array_equal(other, outputs[0], method)
+
+
+@pytest.mark.skipif(bool(os.environ.get("FASTEM_NO_OPENMP")), reason="serial build requested")
+def test_kernels_are_built_with_openmp():
+    """A serial build passes the thread-count tests too, so check the kernels load OpenMP, in a
+    fresh interpreter where no other library (e.g. scikit-learn) has loaded it first."""
+    code = ("import fastem._kernels.gaussian; from threadpoolctl import threadpool_info; "
+            "print([info['user_api'] for info in threadpool_info()])")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout
+    assert "'openmp'" in found, found
+
+
+def blas_threads():
+    """The thread count of every loaded BLAS."""
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+def spy_on_blas(X, monkeypatch, fail=False):
+    """Record BLAS thread counts inside every ``fit_block`` call (or raise there). A first fit
+    loads every BLAS library a fit uses, so counts taken before and after a fit compare."""
+    fit(X, max_iter=1)
+    seen, original = [], GaussianFamily.fit_block
+
+    def fit_block(self, *args, **kwargs):
+        seen.append(blas_threads())
+        if fail:
+            raise RuntimeError("failure inside a pass")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GaussianFamily, "fit_block", fit_block)
+    return seen
+
+
+def test_blas_is_single_threaded_inside_passes_and_restored_after(blobs, monkeypatch):
+    X, _, _ = blobs
+    seen = spy_on_blas(X, monkeypatch)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        assert before and max(before) == 2
+        fit(X, n_threads=2, max_iter=2)
+        assert blas_threads() == before
+    assert len(seen) >= 3  # the initialisation pass and two EM passes
+    assert all(threads == [1] * len(before) for threads in seen), seen
+
+
+def test_blas_threads_restored_when_a_pass_fails(blobs, monkeypatch):
+    X, _, _ = blobs
+    spy_on_blas(X, monkeypatch, fail=True)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        with pytest.raises(RuntimeError, match="failure inside a pass"):
+            fit(X, n_threads=2, max_iter=2)
+        assert blas_threads() == before
 
 
 def test_chunk_size_changes_only_rounding(big, covariance_type):
@@ -153,15 +213,29 @@ def test_n_init_keeps_best_and_warm_start_continues(blobs):
     np.testing.assert_allclose(model.means_, straight.means_, rtol=1e-12)
 
 
-def test_empty_component_is_reseeded_not_nan():
+def test_empty_component_is_reseeded_not_nan(covariance_type):
     X, _, _ = make_blobs(n=500, d=2, k=2, seed=8)
     means = np.vstack([X.mean(axis=0), [1e3, 1e3], [-1e3, 5e2]])  # two components far away
-    model = GaussianMixture(3, means_init=means, max_iter=20, random_state=0)
+    model = GaussianMixture(3, covariance_type=covariance_type, means_init=means, max_iter=20,
+                            random_state=0)
     with pytest.warns(RuntimeWarning, match="lost all responsibility"):
         model.fit(X)
     assert np.isfinite(model.means_).all() and np.isfinite(model.covariances_).all()
     assert np.abs(model.means_).max() < 50  # all three components back on the data
     assert np.isfinite(model.score_samples(X)).all()
+
+
+@pytest.mark.filterwarnings("ignore:Best performing initialization")
+def test_components_reseeded_together_land_on_distinct_rows():
+    """Five components lost at once, six rows: each must get its own row."""
+    X = np.random.RandomState(0).randn(6, 2)
+    means = np.vstack([X.mean(axis=0), 1e3 + np.arange(10.0).reshape(5, 2)])  # five far away
+    model = GaussianMixture(6, means_init=means, weights_init=np.full(6, 1 / 6),
+                            precisions_init=np.stack([np.eye(2)] * 6), max_iter=1,
+                            random_state=2)  # drawn with replacement, rows 0 and 0
+    with pytest.warns(RuntimeWarning, match="lost all responsibility"):
+        model.fit(X)
+    assert len(np.unique(model.means_[1:], axis=0)) == 5
 
 
 def test_all_minus_inf_row_does_not_poison_the_fit():
