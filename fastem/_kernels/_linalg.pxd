@@ -1,7 +1,8 @@
 # BLAS for row-major float32/float64 arrays, through scipy.linalg.cython_blas (no BLAS to link).
 #
-# Row-major C = A @ B is column-major C^T = B^T @ A^T, so each wrapper swaps operands once here
-# and nowhere else. All functions are nogil and never fail.
+# Row-major C = A @ B is column-major C^T = B^T @ A^T, so each *_rowmajor wrapper swaps operands
+# once here and nowhere else; gemm_colmajor is BLAS's own convention, for feature-major arrays.
+# All functions are nogil and never fail.
 from cython cimport floating
 from scipy.linalg cimport cython_blas
 
@@ -54,3 +55,19 @@ cdef inline void gemm_tn_rowmajor(
     else:
         cython_blas.sgemm(&no, &tr, &m, &k, &n, &one, <float*> b, &ldb, <float*> a, &k,
                           &beta, c, &m)
+
+
+cdef inline void gemm_colmajor(
+    char transa, char transb, int m, int n, int p,
+    const floating* a, int lda,        # IN  op(a) (m, p), column-major, leading dimension lda
+    const floating* b, int ldb,        # IN  op(b) (p, n), column-major, leading dimension ldb
+    floating* c, int ldc,              # OUT (m, n) column-major, leading dimension ldc
+) noexcept nogil:
+    """c = op(a) @ op(b), op = transpose for b'T', identity for b'N'."""
+    cdef floating one = 1.0, zero = 0.0
+    if floating is double:
+        cython_blas.dgemm(&transa, &transb, &m, &n, &p, &one, <double*> a, &lda, <double*> b,
+                          &ldb, &zero, c, &ldc)
+    else:
+        cython_blas.sgemm(&transa, &transb, &m, &n, &p, &one, <float*> a, &lda, <float*> b,
+                          &ldb, &zero, c, &ldc)

@@ -15,11 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define FASTEM_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define FASTEM_TARGET_CLONES
-#endif
+#include "fastem/_kernels/_simd.h"
 
 FASTEM_TARGET_CLONES
 static void fastem_exp_rows(double *a, ptrdiff_t n, ptrdiff_t k, const double *shift)

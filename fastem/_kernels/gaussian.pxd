@@ -54,7 +54,7 @@ cdef void features(
     int kind,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     const floating* centre,                          # IN  (d,) the common centre s
-    floating* t,                                     # OUT (n, feature_width) rows of t(x)
+    floating* t,                                     # OUT (feature_width, n) t(x), feature-major
 ) noexcept nogil
 
 cdef void chunk_log_prob(
@@ -73,7 +73,7 @@ cdef void chunk_stats(
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     double* resp, Py_ssize_t k,                      # IN  (n, k) weighted responsibilities
     const floating* pivot,                           # IN  (k, d) centring point per component
-    const floating* t_rows,                          # IN  expfam: (n, feature_width) t(x)
+    const floating* t_rows,                          # IN  expfam: (feature_width, n) t(x)
     floating* z,                                     # TMP (scratch_size,)
     double* s0, double* s12,                         # OUT += (k,) and the moments
 ) noexcept nogil

@@ -30,7 +30,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, sqrt
 from libc.string cimport memcpy, memset
 
-from ._linalg cimport gemm_rowmajor, gemm_tn_rowmajor, syrk_rowmajor
+from ._linalg cimport gemm_colmajor, gemm_rowmajor, syrk_rowmajor
 from .logsumexp cimport normalize_log_rows
 
 # The kernel kinds, the buffer-size helpers and the signatures of the per-chunk functions
@@ -45,28 +45,25 @@ cpdef Py_ssize_t stats_size(int kind, Py_ssize_t d, Py_ssize_t k):
     return 2 + k + k * feature_width(kind, d)
 
 
+cdef extern from "fastem/_kernels/_features.h" nogil:
+    void fastem_features_f32(int diagonal, const float* x, Py_ssize_t n, Py_ssize_t d,
+                             const float* centre, float* t)
+    void fastem_features_f64(int diagonal, const double* x, Py_ssize_t n, Py_ssize_t d,
+                             const double* centre, double* t)
+
+
 cdef void features(
     int kind,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     const floating* centre,                          # IN  (d,) the common centre s
-    floating* t,                                     # OUT (n, feature_width) rows of t(x)
+    floating* t,                                     # OUT (feature_width, n) t(x), feature-major
 ) noexcept nogil:
-    """Features t(x) of the Gaussian exponential family: [v, v^2] or [v, v_a v_b (a <= b)]."""
-    cdef Py_ssize_t i, a, b, col, width = feature_width(kind, d)
-    cdef floating* row
-    for i in range(n):
-        row = t + i * width
-        for a in range(d):
-            row[a] = x[i * d + a] - centre[a]
-        if kind == EXPFAM_DIAG:
-            for a in range(d):
-                row[d + a] = row[a] * row[a]
-        else:
-            col = d
-            for a in range(d):
-                for b in range(a, d):
-                    row[col + b - a] = row[a] * row[b]
-                col += d - a
+    """Features t(x) of the Gaussian exponential family, [v, v^2] or [v, v_a v_b (a <= b)],
+    feature f of row i at t[f * n + i] (see _features.h)."""
+    if floating is double:
+        fastem_features_f64(kind == EXPFAM_DIAG, x, n, d, centre, t)
+    else:
+        fastem_features_f32(kind == EXPFAM_DIAG, x, n, d, centre, t)
 
 
 cdef void chunk_log_prob(
@@ -92,15 +89,13 @@ cdef void chunk_log_prob(
         # Features of a huge (finite) row overflow and t @ W can be inf - inf: such a row's
         # true log-density is a huge negative number, so NaN becomes -inf (never +inf: an
         # overflowing product x_a x_b implies an overflowing square with a negative weight).
-        if floating is double:
-            gemm_rowmajor(<int> n, <int> k, f, y, f, proj, <int> k, logp, <int> k)
-        else:
-            dots = y + n * f
-            gemm_rowmajor(<int> n, <int> k, f, y, f, proj, <int> k, dots, <int> k)
+        # dots (n, k) row-major, i.e. column-major (k, n) = W' t(x)' (t feature-major)
+        dots = y + n * f
+        gemm_colmajor(c'N', c'T', <int> k, <int> n, f, proj, <int> k, y, <int> n, dots, <int> k)
         for i in range(n):
             out = logp + i * k
             for c in range(k):
-                t = out[c] if floating is double else dots[i * k + c]
+                t = dots[i * k + c]
                 out[c] = log_norm[c] + t if t == t else -INFINITY
         return
     if width:
@@ -137,7 +132,7 @@ cdef void chunk_stats(
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     double* resp, Py_ssize_t k,                      # IN  (n, k) weighted responsibilities
     const floating* pivot,                           # IN  (k, d) centring point per component
-    const floating* t_rows,                          # IN  expfam: (n, feature_width) t(x)
+    const floating* t_rows,                          # IN  expfam: (feature_width, n) t(x)
     floating* z,                                     # TMP (n, max(d, k)) + (max(d, 2k), d)
     double* s0, double* s12,                         # OUT += (k,), and (k, d) + (k, d, d) for
                                                      #     full/tied or (k, 2d) for expfam/diag
@@ -165,16 +160,19 @@ cdef void chunk_stats(
                     s12[c * 2 * d + d + j] += r * t * t
         return
     if is_expfam(kind):
-        # [s1 | s2] += r.T @ t(x)
+        # [s1 | s2] (k, f) += r.T @ t(x): scratch (k, f) column-major = r' t, both operands
+        # BLAS's plain ones (r row-major (n, k) is column-major (k, n); t feature-major)
         if floating is double:
-            gemm_tn_rowmajor(<int> n, <int> k, f, resp, t_rows, f, s12, 1.0)
+            gemm_colmajor(c'N', c'N', <int> k, f, <int> n, resp, <int> k, t_rows, <int> n,
+                          scratch, <int> k)
         else:
             for j in range(n * k):
                 z[j] = <float> resp[j]
-            gemm_tn_rowmajor(<int> n, f, k, t_rows, z, k, scratch, 0.0)  # (f, k) = t.T @ r
-            for c in range(k):
-                for j in range(f):
-                    s12[c * f + j] += scratch[j * k + c]
+            gemm_colmajor(c'N', c'N', <int> k, f, <int> n, z, <int> k, t_rows, <int> n,
+                          scratch, <int> k)
+        for c in range(k):
+            for j in range(f):
+                s12[c * f + j] += scratch[j * k + c]
         return
     for c in range(k):
         m = pivot + c * d
@@ -233,7 +231,8 @@ cdef void chunk_fit(
                 worst[1] = i
         if is_expfam(kind) and (w == 0.0 or lse[i] == -INFINITY):
             # zero responsibility times an overflowing feature would be NaN in r.T @ t(x)
-            memset(y + i * feature_width(kind, d), 0, feature_width(kind, d) * sizeof(floating))
+            for c in range(feature_width(kind, d)):
+                y[c * n + i] = 0.0
         slot[1] += w
         if w != 1.0:
             for c in range(k):
