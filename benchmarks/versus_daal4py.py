@@ -1,0 +1,73 @@
+"""fastem against daal4py's EM, taking turns in one process: robust to a noisy machine.
+
+Single runs on this machine drift by 20-30 %, more than some margins measured here, so every
+case alternates one fastem fit and one daal4py fit (3 iterations each, from the same given
+parameters, tol=0) for several rounds, and the medians are compared. Needs ``daal4py``
+(shipped with scikit-learn-intelex); N = 1e6, D = 16, K = 16 (``make_data``).
+
+    python benchmarks/versus_daal4py.py [--rounds 7] [--threads 2] [--dtypes float32,float64]
+"""
+import argparse
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.bench_gaussian import initial_parameters, make_data  # noqa: E402
+from compare_sklearn import Case, daal4py_module, fit_daal4py  # noqa: E402
+
+from fastem import GaussianMixture  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--covariance-types", default="full,diag")
+    args = parser.parse_args()
+    d4p = daal4py_module()
+    if d4p is None:
+        sys.exit("daal4py is not importable (pip install scikit-learn-intelex)")
+    warnings.simplefilter("ignore")
+    cases = [Case(t, dt, args.threads) for dt in args.dtypes.split(",")
+             for t in args.covariance_types.split(",")]
+    data = {dt: make_data(1_000_000, 16, 16, dt) for dt in args.dtypes.split(",")}
+    inits = {c: initial_parameters(data[c.dtype], 16, c.covariance_type) for c in cases}
+
+    def fastem_fit(case, iters):
+        GaussianMixture(16, covariance_type=case.covariance_type, tol=0, max_iter=iters,
+                        n_threads=case.n_threads, **inits[case]).fit(data[case.dtype])
+
+    def daal_fit(case, iters):
+        fit_daal4py(d4p, case, data[case.dtype], inits[case], iters)
+
+    def ms_per_iter(fit, case):
+        tic = time.perf_counter()
+        fit(case, args.iters)
+        return (time.perf_counter() - tic) / args.iters * 1000
+
+    runners = {"fastem": fastem_fit, "daal4py": daal_fit}
+    for case in cases:  # warm-up: imports, thread pools, page faults
+        for fit in runners.values():
+            fit(case, 1)
+    times = {(case, name): [] for case in cases for name in runners}
+    for _ in range(args.rounds):
+        for case in cases:
+            for name, fit in runners.items():
+                times[(case, name)].append(ms_per_iter(fit, case))
+    print("| case | fastem ms/iter (median, min) | daal4py ms/iter (median, min) | daal4py / fastem |")
+    print("|---|---:|---:|---:|")
+    for case in cases:
+        ours, theirs = times[(case, "fastem")], times[(case, "daal4py")]
+        print(f"| {case} | {np.median(ours):.1f}, {min(ours):.1f} | "
+              f"{np.median(theirs):.1f}, {min(theirs):.1f} | "
+              f"{np.median(theirs) / np.median(ours):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
