@@ -16,12 +16,13 @@
 #   expfam: the exponential-family form. With features t(x) = [v, v_a v_b for a <= b] (full,
 #          tied) or [v, v^2] (diag, spherical), v = x - s and s one centre for all components
 #          (the current mixture mean), both the log-densities (t @ W, W holding the natural
-#          parameters) and the statistics (r.T @ t) are one GEMM per chunk. Centring on s
-#          removes the cancellation that data far from the origin would cause; what remains is
-#          error ~ eps * max_k (mu_k - s)' P_k (mu_k - s), which the caller bounds.
+#          parameters) and the statistics (r.T @ t) are one GEMM per chunk; t is stored
+#          feature-major (_features.h). Centring on s removes the cancellation that data far
+#          from the origin would cause; what remains is error ~ eps * ||P_k|| |x - s|^2, which
+#          the caller bounds (expfam_rounding_scale in families/gaussian.py).
 #   diag (diag/spherical, direct): y = (x - mu_k) * L_k elementwise and statistics centred on
 #          each mu_k. full, tied and diag are the fallbacks where the expfam bound is too large
-#          (for float32 data, nearly always).
+#          even in float64 (components far apart relative to their spread).
 #
 # Determinism: every chunk writes its statistics into its own slot, and slots are added in chunk
 # order after the parallel loop, so results are bitwise identical for any number of threads.
