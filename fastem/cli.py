@@ -4,7 +4,6 @@ Data are ``.npy`` files (memory-mapped, never loaded whole) or raw binary files 
 ``--dtype``, ``--n-features`` and ``--offset``. Models are ``.npz`` files (no pickle).
 """
 import argparse
-import os
 import signal
 import sys
 import warnings
