@@ -298,14 +298,14 @@ def _numeric(block, start):
 def _nonfinite_rows(block, block_info=None):
     """Which rows of a block hold NaN or infinity."""
     start = block_info[0]["array-location"][0][0] if block_info else 0
-    return ~np.isfinite(_numeric(block, start)).all(axis=1)
+    return ~data.finite_rows(_numeric(block, start))
 
 
 def _first_invalid(block, start, dtype, family):
     """(first global row holding NaN or infinity, or -1; (first row outside the family's
     support, its first values) or None) of one block, checked as the local driver does."""
     block = np.ascontiguousarray(_numeric(block, start), dtype=dtype)
-    bad = ~np.isfinite(block).all(axis=1)
+    bad = ~data.finite_rows(block)
     if bad.any():
         return start + int(np.argmax(bad)), None
     bad = np.zeros(0, dtype=bool) if family is None else family.invalid_rows(block)

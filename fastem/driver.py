@@ -122,8 +122,10 @@ class LocalDriver:
                 rows = slice(start, start + block.shape[0])
                 outputs = [None if out is None else out[rows] for out in (log_prob, resp, labels)]
                 family.predict_block(packed, block, chunk, self.n_threads, work, *outputs)
-                if self.omitting and not np.isfinite(block).all():
-                    mark_omitted(~np.isfinite(block).all(axis=1), *outputs)
+                if self.omitting:
+                    bad = ~data.finite_rows(block)
+                    if bad.any():
+                        mark_omitted(bad, *outputs)
 
     def bar(self, desc):
         """A progress bar named ``desc`` over the rows of one pass (a no-op without

@@ -220,3 +220,23 @@ def test_nan_policy_omit_with_default_initialisation():
 def test_bad_nan_policy():
     with pytest.raises(ValueError, match="nan_policy must be"):
         GaussianMixture(2, nan_policy="ignore").fit(X)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finite_rows_equals_isfinite_even_where_row_sums_overflow(dtype):
+    """The fast NaN/infinity check (a row-sum product) against the plain elementwise one."""
+    from fastem.data import finite_rows
+
+    rng = np.random.RandomState(0)
+    block = rng.randn(500, 7).astype(dtype)
+    for value in (np.nan, np.inf, -np.inf):
+        block[rng.rand(500, 7) < 0.02] = value
+    big = np.finfo(dtype).max
+    block[10] = big  # finite, but its sum overflows to inf
+    block[11] = -big
+    block[12, :2] = [big, -np.inf]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = finite_rows(block)
+    np.testing.assert_array_equal(got, np.isfinite(block).all(axis=1))
+    assert got[10] and got[11] and not got[12] and not got.all()
