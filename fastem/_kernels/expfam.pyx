@@ -34,7 +34,7 @@ from libc.math cimport INFINITY, floor, lgamma, log
 from libc.string cimport memcpy, memset
 
 from ._linalg cimport gemm_rowmajor, gemm_tn_rowmajor
-from .logsumexp cimport normalize_log_rows
+from .logsumexp cimport normalize_log_rows, posterior_outputs
 
 # The column kinds and the signatures of the per-chunk functions are declared in expfam.pxd,
 # the public C-level API of this module.
@@ -352,7 +352,7 @@ def predict_block(
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
     check_layout(n, d, col_kind, col_offset, col_shift, natural, log_norm)
     cdef Py_ssize_t f = col_offset[d]
-    cdef Py_ssize_t c, i, j, best, start, rows
+    cdef Py_ssize_t c, start, rows
     cdef double* t
     cdef double* logp
     cdef double* lse
@@ -379,16 +379,6 @@ def predict_block(
             features(&X[start, 0], rows, d, &col_kind[0], &col_offset[0], &col_shift[0], t,
                      base)
             chunk_log_prob(t, base, rows, f, &natural[0, 0], &log_norm[0], k, logp)
-            if want_label:
-                for i in range(rows):
-                    best = 0
-                    for j in range(1, k):
-                        if logp[i * k + j] > logp[i * k + best]:
-                            best = j
-                    labels[start + i] = best
-            if want_lp or want_resp:
-                normalize_log_rows(logp, rows, k, lse)
-            if want_lp:
-                memcpy(&log_prob[start], lse, rows * sizeof(double))
-            if want_resp:
-                memcpy(&resp[start, 0], logp, rows * k * sizeof(double))
+            posterior_outputs(logp, rows, k, lse, &log_prob[start] if want_lp else NULL,
+                              &resp[start, 0] if want_resp else NULL,
+                              &labels[start] if want_label else NULL)

@@ -32,7 +32,7 @@ from libc.math cimport INFINITY, sqrt
 from libc.string cimport memcpy, memset
 
 from ._linalg cimport gemm_colmajor, gemm_rowmajor, syrk_rowmajor
-from .logsumexp cimport normalize_log_rows
+from .logsumexp cimport normalize_log_rows, posterior_outputs
 
 # The kernel kinds, the buffer-size helpers and the signatures of the per-chunk functions
 # are declared in gaussian.pxd, the public C-level API of this module.
@@ -328,7 +328,7 @@ def predict_block(
     """Per-row log-likelihood, posteriors and labels for a block (no reduction, any order)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
     cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
-    cdef Py_ssize_t c, i, j, best, start, rows
+    cdef Py_ssize_t c, start, rows
     cdef double* logp
     cdef double* lse
     cdef floating* y
@@ -350,16 +350,6 @@ def predict_block(
                            &log_norm[0], k, y, logp)
             if want_joint:
                 memcpy(&out_log_joint[start, 0], logp, rows * k * sizeof(double))
-            if want_label:
-                for i in range(rows):
-                    best = 0
-                    for j in range(1, k):
-                        if logp[i * k + j] > logp[i * k + best]:
-                            best = j
-                    out_label[start + i] = best
-            if want_lp or want_resp:
-                normalize_log_rows(logp, rows, k, lse)
-            if want_lp:
-                memcpy(&out_log_prob[start], lse, rows * sizeof(double))
-            if want_resp:
-                memcpy(&out_resp[start, 0], logp, rows * k * sizeof(double))
+            posterior_outputs(logp, rows, k, lse, &out_log_prob[start] if want_lp else NULL,
+                              &out_resp[start, 0] if want_resp else NULL,
+                              &out_label[start] if want_label else NULL)
