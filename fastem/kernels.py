@@ -166,6 +166,10 @@ def gaussian_e_step(X, weights, means, precisions_cholesky, covariance_type, *,
     """
     X = _data(X, "X")
     params = _gaussian_params(weights, means, precisions_cholesky, covariance_type, X.shape[1])
+    if params.covariance_type == "tied":  # per-component second moments: the full kernel's
+        k, d = params.means.shape
+        params = GaussianParams("full", params.weights, params.means, None,
+                                np.broadcast_to(params.precisions_cholesky, (k, d, d)))
     family, packed = _pack(params, X.dtype)
     flat, _ = _driver(X, sample_weight, chunk_size, n_threads).accumulate(family, packed)
     return EStep(float(flat[0]), _statistics(flat, packed))

@@ -1,7 +1,7 @@
 /* Features t(x) of the Gaussian exponential family for the rows of a chunk (see gaussian.pyx):
- * with v = x - centre, t = [v, v^2] (diagonal) or [v, v_a v_b for a <= b] (full), stored
- * feature-major: feature f of row i at t[f * n + i], a (width, n) array with width 2d or
- * d + d (d + 1) / 2.
+ * with v = x - centre, t = [v] (FASTEM_LINEAR), [v, v^2] (FASTEM_SQUARES) or
+ * [v, v_a v_b for a <= b] (FASTEM_PRODUCTS), stored feature-major: feature f of row i at
+ * t[f * n + i], a (width, n) array with width d, 2d or d + d (d + 1) / 2.
  *
  * Feature-major, every product is a contiguous, aligned run of n elements (row-major rows of
  * 153 features cost ~13 % of a float32 full pass in unaligned stores), and both GEMMs of
@@ -15,12 +15,14 @@
 
 #include "fastem/_kernels/_simd.h"
 
+enum { FASTEM_LINEAR = 0, FASTEM_SQUARES = 1, FASTEM_PRODUCTS = 2 };
+
 #define FASTEM_DEFINE_FEATURES(NAME, T)                                                       \
 FASTEM_TARGET_CLONES                                                                          \
-static void NAME(int diagonal, const T *restrict x, ptrdiff_t n, ptrdiff_t d,                 \
+static void NAME(int terms, const T *restrict x, ptrdiff_t n, ptrdiff_t d,                    \
                  const T *restrict centre, T *restrict t)                                     \
 {                                                                                             \
-    /* v = x - centre, transposed in blocks of 32 rows (5x faster than row by row) */       \
+    /* v = x - centre, transposed in blocks of 32 rows (5x faster than row by row) */         \
     for (ptrdiff_t start = 0; start < n; start += 32) {                                       \
         const ptrdiff_t stop = start + 32 < n ? start + 32 : n;                               \
         for (ptrdiff_t a = 0; a < d; a++)                                                     \
@@ -28,9 +30,9 @@ static void NAME(int diagonal, const T *restrict x, ptrdiff_t n, ptrdiff_t d,   
                 t[a * n + i] = x[i * d + a] - centre[a];                                      \
     }                                                                                         \
     T *restrict product = t + d * n;                                                          \
-    for (ptrdiff_t a = 0; a < d; a++) {                                                       \
+    for (ptrdiff_t a = 0; a < (terms == FASTEM_LINEAR ? 0 : d); a++) {                        \
         const T *restrict va = t + a * n;                                                     \
-        for (ptrdiff_t b = a; b < (diagonal ? a + 1 : d); b++) {                              \
+        for (ptrdiff_t b = a; b < (terms == FASTEM_SQUARES ? a + 1 : d); b++) {               \
             const T *restrict vb = t + b * n;                                                 \
             for (ptrdiff_t i = 0; i < n; i++)                                                 \
                 product[i] = va[i] * vb[i];                                                   \

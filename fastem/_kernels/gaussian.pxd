@@ -18,26 +18,49 @@ cdef enum:
     EXPFAM_DIAG = 2
     DIAG = 3
     EXPFAM_FULL = 4
+    EXPFAM_TIED = 5
+
+
+cdef extern from "fastem/_kernels/_features.h" nogil:
+    enum:  # which products of v = x - s the features hold besides v
+        FASTEM_LINEAR
+        FASTEM_SQUARES
+        FASTEM_PRODUCTS
 
 
 cdef inline bint is_expfam(int kind) noexcept nogil:
     """True for the exponential-family kinds, whose log-densities need features() first."""
-    return kind == EXPFAM_DIAG or kind == EXPFAM_FULL
+    return kind == EXPFAM_DIAG or kind == EXPFAM_FULL or kind == EXPFAM_TIED
 
 
 cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
-    """Columns of t(x): [v, v^2] (diag kinds) or [v, upper triangle of v v'] (full kinds)."""
+    """Columns of t(x): [v, v^2] (diag kinds), [v, upper triangle of v v'] (full kinds) or
+    [v, -v'Pv/2] (EXPFAM_TIED: one shared precision P makes the quadratic term one feature)."""
+    if kind == EXPFAM_TIED:
+        return d + 1
     if kind == EXPFAM_FULL or kind == FULL or kind == TIED:
         return d + d * (d + 1) // 2
     return 2 * d
 
 
+cdef inline int feature_terms(int kind) noexcept nogil:
+    """The products of v that features() computes for an expfam kind (_features.h)."""
+    if kind == EXPFAM_DIAG:
+        return FASTEM_SQUARES
+    if kind == EXPFAM_TIED:
+        return FASTEM_LINEAR  # chunk_log_prob adds -v'Pv/2, which needs P
+    return FASTEM_PRODUCTS
+
+
 cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
-    """Columns per row of the scratch y: projected rows (full, tied) or features t(x) and t @ W."""
+    """Columns per row of the scratch y: projected rows (full, tied) or features t(x) and t @ W
+    (EXPFAM_TIED: the second part also holds v L, L the Cholesky factor of P)."""
     if kind == FULL:
         return d * k
     if kind == TIED:
         return d
+    if kind == EXPFAM_TIED:
+        return feature_width(kind, d) + (k if k > d else d)
     if is_expfam(kind):
         return feature_width(kind, d) + k
     return 0

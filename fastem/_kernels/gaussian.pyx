@@ -20,6 +20,11 @@
 #          feature-major (_features.h). Centring on s removes the cancellation that data far
 #          from the origin would cause; what remains is error ~ eps * ||P_k|| |x - s|^2, which
 #          the caller bounds (expfam_rounding_scale in families/gaussian.py).
+#   expfam tied: one shared precision P = L L' makes the quadratic term -v'Pv/2 the same for all
+#          components, so t(x) = [v, -|v L|^2 / 2] has d + 1 features, not d + d(d+1)/2, and the
+#          statistics pool the second moments: [s1 (k, d), S = sum_i w_i v_i v_i'] with
+#          sum_k r_ik = 1, from which the tied scatter is S - sum_k s1_k s1_k' / s0_k. A tied
+#          pass then costs about 4dk + 4d^2 flops per row instead of full's ~2k d^2.
 #   diag (diag/spherical, direct): y = (x - mu_k) * L_k elementwise and statistics centred on
 #          each mu_k. full, tied and diag are the fallbacks where the expfam bound is too large
 #          even in float64 (components far apart relative to their spread).
@@ -40,16 +45,19 @@ from .logsumexp cimport normalize_log_rows, posterior_outputs
 
 cpdef Py_ssize_t stats_size(int kind, Py_ssize_t d, Py_ssize_t k):
     """Length of the statistics vector: [loglik, weight, s0 (k), s1 (k, d), s2 (k, d, d)] for
-    full and tied; [loglik, weight, s0 (k), [s1 | packed s2] (k, feature_width)] otherwise."""
+    full and tied; [loglik, weight, s0 (k), s1 (k, d), pooled s2 (d, d)] for expfam tied;
+    [loglik, weight, s0 (k), [s1 | packed s2] (k, feature_width)] otherwise."""
     if kind == FULL or kind == TIED:
         return 2 + k + k * d + k * d * d
+    if kind == EXPFAM_TIED:
+        return 2 + k + k * d + d * d
     return 2 + k + k * feature_width(kind, d)
 
 
 cdef extern from "fastem/_kernels/_features.h" nogil:
-    void fastem_features_f32(int diagonal, const float* x, Py_ssize_t n, Py_ssize_t d,
+    void fastem_features_f32(int terms, const float* x, Py_ssize_t n, Py_ssize_t d,
                              const float* centre, float* t)
-    void fastem_features_f64(int diagonal, const double* x, Py_ssize_t n, Py_ssize_t d,
+    void fastem_features_f64(int terms, const double* x, Py_ssize_t n, Py_ssize_t d,
                              const double* centre, double* t)
 
 
@@ -60,11 +68,12 @@ cdef void features(
     floating* t,                                     # OUT (feature_width, n) t(x), feature-major
 ) noexcept nogil:
     """Features t(x) of the Gaussian exponential family, [v, v^2] or [v, v_a v_b (a <= b)],
-    feature f of row i at t[f * n + i] (see _features.h)."""
+    feature f of row i at t[f * n + i] (see _features.h); for EXPFAM_TIED only v, the last
+    feature is added by chunk_log_prob."""
     if floating is double:
-        fastem_features_f64(kind == EXPFAM_DIAG, x, n, d, centre, t)
+        fastem_features_f64(feature_terms(kind), x, n, d, centre, t)
     else:
-        fastem_features_f32(kind == EXPFAM_DIAG, x, n, d, centre, t)
+        fastem_features_f32(feature_terms(kind), x, n, d, centre, t)
 
 
 cdef void chunk_log_prob(
@@ -74,7 +83,8 @@ cdef void chunk_log_prob(
                                                      #     expfam: (feature_width, k) W;
                                                      #     diag: (d, k) diagonal of L_k
     const floating* center,                          # IN  full, tied: (d, k) mu_k @ L_k;
-                                                     #     diag: (d, k) mu_k
+                                                     #     diag: (d, k) mu_k;
+                                                     #     expfam tied: (d, d) L
     const double* log_norm, Py_ssize_t k,            # IN  (k,) log w_k + log det L_k - d/2 log 2pi
                                                      #     (expfam: plus the constant of t @ W)
     floating* y,                                     # TMP (n, width); expfam: t(x) on entry
@@ -92,6 +102,14 @@ cdef void chunk_log_prob(
         # overflowing product x_a x_b implies an overflowing square with a negative weight).
         # dots (n, k) row-major, i.e. column-major (k, n) = W' t(x)' (t feature-major)
         dots = y + n * f
+        if kind == EXPFAM_TIED:  # the last feature, -|v L|^2 / 2, through dots as scratch
+            gemm_colmajor(c'N', c'T', <int> n, <int> d, <int> d, y, <int> n, center, <int> d,
+                          dots, <int> n)
+            for i in range(n):
+                y[d * n + i] = 0.0
+            for j in range(d):
+                for i in range(n):
+                    y[d * n + i] -= 0.5 * dots[j * n + i] * dots[j * n + i]
         gemm_colmajor(c'N', c'T', <int> k, <int> n, f, proj, <int> k, y, <int> n, dots, <int> k)
         for i in range(n):
             out = logp + i * k
@@ -128,6 +146,47 @@ cdef void chunk_log_prob(
             out[c] = log_norm[c] - 0.5 * out[c]
 
 
+cdef void chunk_stats_pooled(
+    Py_ssize_t n, Py_ssize_t d,                      # IN  rows and columns of the chunk
+    const double* resp, Py_ssize_t k,                # IN  (n, k) weighted responsibilities
+    const floating* v,                               # IN  (d, n) feature-major v = x - s
+    floating* z,                                     # TMP (scratch_size,)
+    double* s12,                                     # OUT += s1 (k, d), then S (d, d)
+) noexcept nogil:
+    """Expfam tied statistics: s1 = r.T @ v and the pooled S = sum_i (sum_k r_ik) v_i v_i'."""
+    cdef Py_ssize_t i, j, c, start, stop
+    cdef double total[32]
+    cdef floating* scratch = z + n * (d if d > k else k)
+    cdef const floating* r
+    if floating is double:
+        r = resp
+    else:
+        for j in range(n * k):
+            z[j] = <float> resp[j]
+        r = z
+    # scratch (k, d) column-major = r' v
+    gemm_colmajor(c'N', c'N', <int> k, <int> d, <int> n, r, <int> k, v, <int> n, scratch,
+                  <int> k)
+    for c in range(k):
+        for j in range(d):
+            s12[c * d + j] += scratch[j * k + c]
+    # z (n, d) column-major = row weights * v, in blocks of 32 rows (feature-major rows are
+    # n elements apart: a row at a time would hit one cache set d times); S += z' v
+    for start in range(0, n, 32):
+        stop = min(start + 32, n)
+        for i in range(start, stop):
+            total[i - start] = 0.0
+            for c in range(k):
+                total[i - start] += resp[i * k + c]
+        for j in range(d):
+            for i in range(start, stop):
+                z[j * n + i] = <floating> (total[i - start] * v[j * n + i])
+    gemm_colmajor(c'T', c'N', <int> d, <int> d, <int> n, z, <int> n, v, <int> n, scratch,
+                  <int> d)
+    for j in range(d * d):
+        s12[k * d + j] += scratch[j]
+
+
 cdef void chunk_stats(
     int kind,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
@@ -159,6 +218,9 @@ cdef void chunk_stats(
                     t = x[i * d + j] - m[j]
                     s12[c * 2 * d + j] += r * t
                     s12[c * 2 * d + d + j] += r * t * t
+        return
+    if kind == EXPFAM_TIED:
+        chunk_stats_pooled(n, d, resp, k, t_rows, z, s12)
         return
     if is_expfam(kind):
         # [s1 | s2] (k, f) += r.T @ t(x): scratch (k, f) column-major = r' t, both operands

@@ -36,7 +36,7 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # 1e-3 nats, and in float64 beyond. The bound covers rows within about two standard deviations
 # of their component; tail rows can exceed it (benchmark mixture, D=16: bound 6e-4, float32
 # errors per row 8e-5 on average and 1.1e-3 at worst).
-KIND_FULL, KIND_TIED, KIND_EXPFAM_DIAG, KIND_DIAG, KIND_EXPFAM_FULL = 0, 1, 2, 3, 4
+KIND_FULL, KIND_TIED, KIND_EXPFAM_DIAG, KIND_DIAG, KIND_EXPFAM_FULL, KIND_EXPFAM_TIED = range(6)
 EXPFAM_MAX_ERROR = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-3}
 # The exact kernels compute whitened coordinates L_k'(x - mu_k); their rounding error is about
 # eps * max_j (|mu_k|' |L_k|)_j. Where that exceeds EXACT_MAX_ERROR in the data's dtype (a nearly
@@ -275,7 +275,12 @@ class GaussianFamily(Family):
         if expfam_dtype is not None:
             # log p(x, k) = log_norm_k - spread_k / 2 + t(x) @ W[:, k]; W from P_k and P_k mu'_k.
             # In float64 for float32 data, the driver converts each block.
-            if t in ("full", "tied"):
+            pivot = np.repeat(centre[None, :], k, axis=0)
+            if t == "tied":  # t(x) = [v, -v'Pv/2], W = [P mu'_k; 1]; the kernel needs L for v'Pv
+                proj = np.vstack([(offset @ precision[0]).T, np.ones((1, k))])
+                return self._packed(KIND_EXPFAM_TIED, proj, chol, log_norm - 0.5 * spread, pivot,
+                                    expfam_dtype)
+            if t == "full":
                 rows, cols = np.triu_indices(d)
                 quadratic = -precision[:, rows, cols] * np.where(rows == cols, 0.5, 1.0)
                 linear = np.einsum("kab,kb->ka", precision, offset)
@@ -283,7 +288,6 @@ class GaussianFamily(Family):
             else:
                 quadratic, linear = -0.5 * precision, precision * offset
                 kind = KIND_EXPFAM_DIAG
-            pivot = np.repeat(centre[None, :], k, axis=0)
             return self._packed(kind, np.hstack([linear, quadratic]).T, np.zeros((1, 1)),
                                 log_norm - 0.5 * spread, pivot, expfam_dtype)
         if np.finfo(dtype).eps * whitened_scale(means, chol, t).max() > EXACT_MAX_ERROR:
@@ -388,12 +392,16 @@ class GaussianFamily(Family):
 
     def _scatter(self, stats, packed, means):
         """sum_i w_i r_ik (x_i - mu_k)(x_i - mu_k)' (diagonal for diag and spherical) about the
-        given means, from pivot-centred moments (the data's part of J only)."""
+        given means, from pivot-centred moments (the data's part of J only). For tied, the sum
+        over components, shape (1, D, D): all that the tied updates use."""
         k, d = packed.pivot.shape
         s0 = stats[2:2 + k]
         s1, second = unpack_moments(stats[2 + k:], packed.kind, k, d)
         delta = means - np.asarray(packed.pivot, dtype=np.float64)
-        if self.covariance_type in ("full", "tied"):
+        if self.covariance_type == "tied":
+            cross = s1.T @ delta
+            return (second.sum(axis=0) - cross - cross.T + (s0[:, None] * delta).T @ delta)[None]
+        if self.covariance_type == "full":
             outer = lambda a, b: a[:, :, None] * b[:, None, :]  # noqa: E731
             return (second - outer(s1, delta) - outer(delta, s1)
                     + s0[:, None, None] * outer(delta, delta))
@@ -407,7 +415,9 @@ class GaussianFamily(Family):
         scatter = self._scatter(stats, packed, means)
         if self.prior is not None:
             off = means - self.prior.mean
-            if self.covariance_type in ("full", "tied"):
+            if self.covariance_type == "tied":
+                scatter = scatter + self.prior.mean_precision * (off.T @ off)[None]
+            elif self.covariance_type == "full":
                 scatter = scatter + self.prior.mean_precision * off[:, :, None] * off[:, None, :]
             else:
                 scatter = scatter + self.prior.mean_precision * off**2
@@ -416,7 +426,7 @@ class GaussianFamily(Family):
     def _covariance_update(self, s0, scatter, empty, total):
         """argmax over the covariances of J (+ log prior) given the scatter about the means."""
         t, prior, reg = self.covariance_type, self.prior, self.reg_covar
-        k, d = scatter.shape[:2]
+        k, d = s0.shape[0], scatter.shape[-1]
         if prior is not None:
             psi, nu = prior.covariance, prior.degrees_of_freedom
             cov = {
@@ -570,7 +580,11 @@ class GaussianFamily(Family):
 
 
 def unpack_moments(moments, kind, k, d):
-    """First and second moments (k, d) and (k, d, d) or (k, d) from a kernel's layout."""
+    """First and second moments (k, d) and (k, d, d) or (k, d) from a kernel's layout; the
+    expfam tied kind pools the second moments over components: (1, d, d)."""
+    if kind == KIND_EXPFAM_TIED:  # s1 (k, d), then S = z' v (d, d), symmetric up to rounding
+        pooled = moments[k * d:].reshape(d, d)
+        return moments[:k * d].reshape(k, d), (0.5 * (pooled + pooled.T))[None]
     if kind in (KIND_FULL, KIND_TIED):  # s1 (k, d), then SYRK's lower triangles (k, d, d)
         s1 = moments[:k * d].reshape(k, d)
         lower = np.tril(moments[k * d:].reshape(k, d, d))
