@@ -166,10 +166,16 @@ def gaussian_e_step(X, weights, means, precisions_cholesky, covariance_type, *,
     """
     X = _data(X, "X")
     params = _gaussian_params(weights, means, precisions_cholesky, covariance_type, X.shape[1])
-    if params.covariance_type == "tied":  # per-component second moments: the full kernel's
-        k, d = params.means.shape
+    # per-component, per-dimension second moments: tied and spherical run the full and diag
+    # kernels (their own pool them over components or dimensions)
+    k, d = params.means.shape
+    chol = params.precisions_cholesky
+    if params.covariance_type == "tied":
         params = GaussianParams("full", params.weights, params.means, None,
-                                np.broadcast_to(params.precisions_cholesky, (k, d, d)))
+                                np.broadcast_to(chol, (k, d, d)))
+    elif params.covariance_type == "spherical":
+        params = GaussianParams("diag", params.weights, params.means, None,
+                                np.repeat(chol[:, None], d, axis=1))
     family, packed = _pack(params, X.dtype)
     flat, _ = _driver(X, sample_weight, chunk_size, n_threads).accumulate(family, packed)
     return EStep(float(flat[0]), _statistics(flat, packed))

@@ -10,6 +10,7 @@ from fastem.families.gaussian import (
     KIND_DIAG,
     KIND_EXPFAM_DIAG,
     KIND_EXPFAM_FULL,
+    KIND_EXPFAM_SPHERICAL,
     KIND_EXPFAM_TIED,
     KIND_FULL,
     KIND_TIED,
@@ -92,8 +93,8 @@ def test_expfam_form_used_only_where_accurate(covariance_type):
     rng = np.random.RandomState(0)
     params = random_params(covariance_type, 3, 2, rng)
     family = GaussianFamily(covariance_type)
-    expfam = {"full": KIND_EXPFAM_FULL, "tied": KIND_EXPFAM_TIED}.get(covariance_type,
-                                                                    KIND_EXPFAM_DIAG)
+    expfam = {"full": KIND_EXPFAM_FULL, "tied": KIND_EXPFAM_TIED, "diag": KIND_EXPFAM_DIAG,
+              "spherical": KIND_EXPFAM_SPHERICAL}[covariance_type]
     exact = {"full": KIND_FULL, "tied": KIND_TIED}.get(covariance_type, KIND_DIAG)
     assert family.pack(params, np.float64).kind == expfam
     far = GaussianParams.from_covariances(covariance_type, params.weights,
@@ -126,7 +127,8 @@ def test_nearly_collapsed_float32_component_runs_in_float64(covariance_type):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_every_kernel_kind_gives_the_same_statistics(covariance_type, dtype, monkeypatch):
     """Force the exact kernels (bound 0) and compare them with the expfam ones (whose tied
-    kind pools the second moments over components), with sample weights, zeros among them."""
+    and spherical kinds pool the second moments over components or dimensions), with sample
+    weights, zeros among them."""
     import fastem.families.gaussian as gaussian
 
     rng = np.random.RandomState(1)

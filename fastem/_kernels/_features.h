@@ -1,7 +1,7 @@
 /* Features t(x) of the Gaussian exponential family for the rows of a chunk (see gaussian.pyx):
- * with v = x - centre, t = [v] (FASTEM_LINEAR), [v, v^2] (FASTEM_SQUARES) or
- * [v, v_a v_b for a <= b] (FASTEM_PRODUCTS), stored feature-major: feature f of row i at
- * t[f * n + i], a (width, n) array with width d, 2d or d + d (d + 1) / 2.
+ * with v = x - centre, t = [v] (FASTEM_LINEAR), [v, |v|^2] (FASTEM_NORM), [v, v^2]
+ * (FASTEM_SQUARES) or [v, v_a v_b for a <= b] (FASTEM_PRODUCTS), stored feature-major: feature
+ * f of row i at t[f * n + i], a (width, n) array with width d, d + 1, 2d or d + d (d + 1) / 2.
  *
  * Feature-major, every product is a contiguous, aligned run of n elements (row-major rows of
  * 153 features cost ~13 % of a float32 full pass in unaligned stores), and both GEMMs of
@@ -15,7 +15,7 @@
 
 #include "fastem/_kernels/_simd.h"
 
-enum { FASTEM_LINEAR = 0, FASTEM_SQUARES = 1, FASTEM_PRODUCTS = 2 };
+enum { FASTEM_LINEAR = 0, FASTEM_NORM = 1, FASTEM_SQUARES = 2, FASTEM_PRODUCTS = 3 };
 
 #define FASTEM_DEFINE_FEATURES(NAME, T)                                                       \
 FASTEM_TARGET_CLONES                                                                          \
@@ -30,6 +30,14 @@ static void NAME(int terms, const T *restrict x, ptrdiff_t n, ptrdiff_t d,      
                 t[a * n + i] = x[i * d + a] - centre[a];                                      \
     }                                                                                         \
     T *restrict product = t + d * n;                                                          \
+    if (terms == FASTEM_NORM) {                                                               \
+        for (ptrdiff_t i = 0; i < n; i++)                                                     \
+            product[i] = 0;                                                                   \
+        for (ptrdiff_t a = 0; a < d; a++)                                                     \
+            for (ptrdiff_t i = 0; i < n; i++)                                                 \
+                product[i] += t[a * n + i] * t[a * n + i];                                    \
+        return;                                                                               \
+    }                                                                                         \
     for (ptrdiff_t a = 0; a < (terms == FASTEM_LINEAR ? 0 : d); a++) {                        \
         const T *restrict va = t + a * n;                                                     \
         for (ptrdiff_t b = a; b < (terms == FASTEM_SQUARES ? a + 1 : d); b++) {               \

@@ -19,24 +19,28 @@ cdef enum:
     DIAG = 3
     EXPFAM_FULL = 4
     EXPFAM_TIED = 5
+    EXPFAM_SPHERICAL = 6
 
 
 cdef extern from "fastem/_kernels/_features.h" nogil:
     enum:  # which products of v = x - s the features hold besides v
         FASTEM_LINEAR
+        FASTEM_NORM
         FASTEM_SQUARES
         FASTEM_PRODUCTS
 
 
 cdef inline bint is_expfam(int kind) noexcept nogil:
     """True for the exponential-family kinds, whose log-densities need features() first."""
-    return kind == EXPFAM_DIAG or kind == EXPFAM_FULL or kind == EXPFAM_TIED
+    return (kind == EXPFAM_DIAG or kind == EXPFAM_FULL or kind == EXPFAM_TIED
+            or kind == EXPFAM_SPHERICAL)
 
 
 cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
-    """Columns of t(x): [v, v^2] (diag kinds), [v, upper triangle of v v'] (full kinds) or
-    [v, -v'Pv/2] (EXPFAM_TIED: one shared precision P makes the quadratic term one feature)."""
-    if kind == EXPFAM_TIED:
+    """Columns of t(x): [v, v^2] (diag kinds), [v, upper triangle of v v'] (full kinds),
+    [v, -v'Pv/2] (EXPFAM_TIED: one shared precision P makes the quadratic term one feature) or
+    [v, |v|^2] (EXPFAM_SPHERICAL)."""
+    if kind == EXPFAM_TIED or kind == EXPFAM_SPHERICAL:
         return d + 1
     if kind == EXPFAM_FULL or kind == FULL or kind == TIED:
         return d + d * (d + 1) // 2
@@ -47,6 +51,8 @@ cdef inline int feature_terms(int kind) noexcept nogil:
     """The products of v that features() computes for an expfam kind (_features.h)."""
     if kind == EXPFAM_DIAG:
         return FASTEM_SQUARES
+    if kind == EXPFAM_SPHERICAL:
+        return FASTEM_NORM
     if kind == EXPFAM_TIED:
         return FASTEM_LINEAR  # chunk_log_prob adds -v'Pv/2, which needs P
     return FASTEM_PRODUCTS

@@ -25,6 +25,7 @@
 #          statistics pool the second moments: [s1 (k, d), S = sum_i w_i v_i v_i'] with
 #          sum_k r_ik = 1, from which the tied scatter is S - sum_k s1_k s1_k' / s0_k. A tied
 #          pass then costs about 4dk + 4d^2 flops per row instead of full's ~2k d^2.
+#   expfam spherical: t(x) = [v, |v|^2] (d + 1 features; statistics [s1 | sum r |v|^2]).
 #   diag (diag/spherical, direct): y = (x - mu_k) * L_k elementwise and statistics centred on
 #          each mu_k. full, tied and diag are the fallbacks where the expfam bound is too large
 #          even in float64 (components far apart relative to their spread).

@@ -36,7 +36,8 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # 1e-3 nats, and in float64 beyond. The bound covers rows within about two standard deviations
 # of their component; tail rows can exceed it (benchmark mixture, D=16: bound 6e-4, float32
 # errors per row 8e-5 on average and 1.1e-3 at worst).
-KIND_FULL, KIND_TIED, KIND_EXPFAM_DIAG, KIND_DIAG, KIND_EXPFAM_FULL, KIND_EXPFAM_TIED = range(6)
+(KIND_FULL, KIND_TIED, KIND_EXPFAM_DIAG, KIND_DIAG, KIND_EXPFAM_FULL, KIND_EXPFAM_TIED,
+ KIND_EXPFAM_SPHERICAL) = range(7)
 EXPFAM_MAX_ERROR = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-3}
 # The exact kernels compute whitened coordinates L_k'(x - mu_k); their rounding error is about
 # eps * max_j (|mu_k|' |L_k|)_j. Where that exceeds EXACT_MAX_ERROR in the data's dtype (a nearly
@@ -280,6 +281,10 @@ class GaussianFamily(Family):
                 proj = np.vstack([(offset @ precision[0]).T, np.ones((1, k))])
                 return self._packed(KIND_EXPFAM_TIED, proj, chol, log_norm - 0.5 * spread, pivot,
                                     expfam_dtype)
+            if t == "spherical":  # t(x) = [v, |v|^2], W = [p_k mu'_k; -p_k / 2]
+                proj = np.vstack([(precision * offset).T, -0.5 * precision[None, :, 0]])
+                return self._packed(KIND_EXPFAM_SPHERICAL, proj, np.zeros((1, 1)),
+                                    log_norm - 0.5 * spread, pivot, expfam_dtype)
             if t == "full":
                 rows, cols = np.triu_indices(d)
                 quadratic = -precision[:, rows, cols] * np.where(rows == cols, 0.5, 1.0)
@@ -369,7 +374,7 @@ class GaussianFamily(Family):
             return GaussianParams(t, weights, means, params.covariances,
                                   params.precisions_cholesky), lost
         scatter = self._posterior_scatter(stats, packed, means)
-        cov = self._covariance_update(s0, scatter, empty, total)
+        cov = self._covariance_update(s0, scatter, empty, total, d)
         return GaussianParams.from_covariances(t, weights, means, cov), lost
 
     def lost_components(self, stats, n_components):
@@ -393,7 +398,8 @@ class GaussianFamily(Family):
     def _scatter(self, stats, packed, means):
         """sum_i w_i r_ik (x_i - mu_k)(x_i - mu_k)' (diagonal for diag and spherical) about the
         given means, from pivot-centred moments (the data's part of J only). For tied, the sum
-        over components, shape (1, D, D): all that the tied updates use."""
+        over components, shape (1, D, D), and for spherical the sum over dimensions, (K, 1):
+        all that their updates use."""
         k, d = packed.pivot.shape
         s0 = stats[2:2 + k]
         s1, second = unpack_moments(stats[2 + k:], packed.kind, k, d)
@@ -405,6 +411,10 @@ class GaussianFamily(Family):
             outer = lambda a, b: a[:, :, None] * b[:, None, :]  # noqa: E731
             return (second - outer(s1, delta) - outer(delta, s1)
                     + s0[:, None, None] * outer(delta, delta))
+        if self.covariance_type == "spherical":  # summed over dimensions, (K, 1)
+            second, s1 = second.sum(axis=1, keepdims=True), s1 * delta
+            return np.maximum(second - 2 * s1.sum(axis=1, keepdims=True)
+                              + s0[:, None] * (delta**2).sum(axis=1, keepdims=True), 0.0)
         # clipped: float32 rounding can leave a tiny negative variance for a point mass
         return np.maximum(second - 2 * s1 * delta + s0[:, None] * delta**2, 0.0)
 
@@ -419,14 +429,17 @@ class GaussianFamily(Family):
                 scatter = scatter + self.prior.mean_precision * (off.T @ off)[None]
             elif self.covariance_type == "full":
                 scatter = scatter + self.prior.mean_precision * off[:, :, None] * off[:, None, :]
+            elif self.covariance_type == "spherical":
+                scatter = scatter + self.prior.mean_precision * (off**2).sum(axis=1, keepdims=True)
             else:
                 scatter = scatter + self.prior.mean_precision * off**2
         return scatter
 
-    def _covariance_update(self, s0, scatter, empty, total):
-        """argmax over the covariances of J (+ log prior) given the scatter about the means."""
+    def _covariance_update(self, s0, scatter, empty, total, d):
+        """argmax over the covariances of J (+ log prior) given the scatter about the means
+        (see :meth:`_scatter` for its shape) and the number of features ``d``."""
         t, prior, reg = self.covariance_type, self.prior, self.reg_covar
-        k, d = s0.shape[0], scatter.shape[-1]
+        k = s0.shape[0]
         if prior is not None:
             psi, nu = prior.covariance, prior.degrees_of_freedom
             cov = {
@@ -443,7 +456,7 @@ class GaussianFamily(Family):
             cov = scatter / nk.reshape((-1,) + (1,) * (scatter.ndim - 1))
             cov[empty] = np.tensordot(s0, cov, axes=1) / total
             if t == "spherical":
-                cov = cov.mean(axis=1)
+                cov = cov[:, 0] / d
         return cov + reg * (np.eye(d) if t in ("full", "tied") else 1.0)
 
     def objective(self, params, stats, packed):
@@ -511,7 +524,7 @@ class GaussianFamily(Family):
             return GaussianStep(weights, means, precision)
         empty = s0 <= 1e-12 * total
         target = self._covariance_update(s0, self._posterior_scatter(stats, packed, means), empty,
-                                         total)
+                                         total, d)
         # the covariance update is c A^-1's inverse: A / c = target, so P A P / c = P target P
         if self.covariance_type in ("full", "tied"):
             step = precision - precision @ target @ precision
@@ -581,7 +594,8 @@ class GaussianFamily(Family):
 
 def unpack_moments(moments, kind, k, d):
     """First and second moments (k, d) and (k, d, d) or (k, d) from a kernel's layout; the
-    expfam tied kind pools the second moments over components: (1, d, d)."""
+    expfam tied kind pools the second moments over components, (1, d, d), and the expfam
+    spherical one over dimensions, (k, 1)."""
     if kind == KIND_EXPFAM_TIED:  # s1 (k, d), then S = z' v (d, d), symmetric up to rounding
         pooled = moments[k * d:].reshape(d, d)
         return moments[:k * d].reshape(k, d), (0.5 * (pooled + pooled.T))[None]
@@ -589,6 +603,9 @@ def unpack_moments(moments, kind, k, d):
         s1 = moments[:k * d].reshape(k, d)
         lower = np.tril(moments[k * d:].reshape(k, d, d))
         return s1, lower + np.tril(lower, -1).transpose(0, 2, 1)
+    if kind == KIND_EXPFAM_SPHERICAL:  # rows [s1, sum of the diagonal of s2]
+        block = moments.reshape(k, d + 1)
+        return block[:, :d], block[:, d:]
     if kind == KIND_EXPFAM_FULL:  # rows [s1, upper triangle of s2 row by row]
         block = moments.reshape(k, -1)
         rows, cols = np.triu_indices(d)
