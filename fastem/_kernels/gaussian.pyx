@@ -252,10 +252,11 @@ cdef void chunk_stats(
                 z[i * d + j] = <floating> (sr * t)
         if floating is double:
             syrk_rowmajor(<int> n, <int> d, z, s2 + c * d * d, 1.0)
-        else:
+        else:  # only the lower triangle is written: the rest of scratch is stale
             syrk_rowmajor(<int> n, <int> d, z, scratch, 0.0)
-            for j in range(d * d):
-                s2[c * d * d + j] += scratch[j]
+            for i in range(d):
+                for j in range(i + 1):
+                    s2[c * d * d + i * d + j] += scratch[i * d + j]
 
 
 cdef void chunk_fit(
