@@ -107,12 +107,14 @@ def test_chunk_size_changes_only_rounding(big, covariance_type):
 
 
 def test_memmap_and_npy_path_equal_in_memory(big, tmp_path, covariance_type):
+    """Bitwise, although a file is read in blocks of 64 chunks (five here) and an in-memory
+    array in one block."""
     path = tmp_path / "data.npy"
     np.save(path, big)
-    in_memory = fit(big, covariance_type)
+    in_memory = fit(big, covariance_type, chunk_size=64)
     memmap = np.load(path, mmap_mode="r")
     for source in (memmap, str(path), path):
-        streamed = fit(source, covariance_type)
+        streamed = fit(source, covariance_type, chunk_size=64)
         for name in FITTED:
             np.testing.assert_array_equal(getattr(streamed, name), getattr(in_memory, name))
         np.testing.assert_array_equal(streamed.predict(source), in_memory.predict(big))
