@@ -33,6 +33,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, floor, lgamma, log
 from libc.string cimport memcpy, memset
 
+from ._blocks cimport add_slots, check_scratch
 from ._linalg cimport gemm_rowmajor, gemm_tn_rowmajor
 from .logsumexp cimport normalize_log_rows, posterior_outputs
 
@@ -252,18 +253,6 @@ cdef check_layout(Py_ssize_t n, Py_ssize_t d, const int[::1] col_kind,
         raise ValueError("fastem: at least one component is needed")
 
 
-cdef check_scratch(Py_ssize_t chunk_size, Py_ssize_t f, Py_ssize_t k, int n_threads,
-                   double[:, ::1] workspace, Py_ssize_t n_chunks, Py_ssize_t slot_size,
-                   double[:, ::1] slots):
-    if chunk_size < 1 or n_threads < 1:
-        raise ValueError("fastem: chunk_size and n_threads must be positive")
-    if (workspace.shape[0] < n_threads
-            or workspace.shape[1] < workspace_size(chunk_size, f, k)):
-        raise ValueError("fastem: workspace too small for these threads and chunks")
-    if slots.shape[0] < n_chunks or slots.shape[1] < slot_size:
-        raise ValueError("fastem: too few statistics slots for this block")
-
-
 def fit_block(
     const floating[:, ::1] X,          # IN  (n, d) block of rows
     const double[::1] weights,         # IN  (n,) or (0,) for unit weights
@@ -293,7 +282,7 @@ def fit_block(
     check_layout(n, d, col_kind, col_offset, col_shift, natural, log_norm)
     cdef Py_ssize_t f = col_offset[d]
     cdef Py_ssize_t size = stats_size(f, k)
-    cdef Py_ssize_t c, j, start, rows
+    cdef Py_ssize_t c, start, rows
     cdef double* ws
     cdef double* slot
     cdef const double* w_ptr = &weights[0] if weights.shape[0] else NULL
@@ -308,7 +297,8 @@ def fit_block(
     if chunk_size < 1:
         raise ValueError("fastem: chunk_size must be positive")
     cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
-    check_scratch(chunk_size, f, k, n_threads, workspace, n_chunks, size + 2, slots)
+    check_scratch(chunk_size, n_threads, workspace_size(chunk_size, f, k), workspace, n_chunks,
+                  size + 2, slots)
     with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
         ws = &workspace[threadid(), 0]
         for c in prange(n_chunks, schedule="dynamic"):
@@ -323,12 +313,7 @@ def fit_block(
                       ws, ws + chunk_size * f, ws + chunk_size * (f + k),
                       ws + chunk_size * (f + k + 1),
                       slot, slot + size)
-    for c in range(n_chunks):
-        for j in range(size):
-            stats[j] += slots[c, j]
-        if slots[c, size] < worst[0]:
-            worst[0] = slots[c, size]
-            worst[1] = row_offset + c * chunk_size + slots[c, size + 1]
+    add_slots(slots, n_chunks, size, chunk_size, row_offset, stats, worst)
 
 
 def predict_block(
@@ -367,7 +352,8 @@ def predict_block(
     if chunk_size < 1:
         raise ValueError("fastem: chunk_size must be positive")
     cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
-    check_scratch(chunk_size, f, k, n_threads, workspace, 0, 0, workspace)
+    check_scratch(chunk_size, n_threads, workspace_size(chunk_size, f, k), workspace, 0, 0,
+                  workspace)
     with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
         t = &workspace[threadid(), 0]
         logp = t + chunk_size * f

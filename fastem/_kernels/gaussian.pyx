@@ -37,6 +37,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, sqrt
 from libc.string cimport memcpy, memset
 
+from ._blocks cimport add_slots, check_scratch
 from ._linalg cimport gemm_colmajor, gemm_rowmajor, syrk_rowmajor
 from .logsumexp cimport normalize_log_rows, posterior_outputs
 
@@ -334,14 +335,15 @@ def fit_block(
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
     cdef Py_ssize_t size = stats_size(kind, d, k), width = projection_width(kind, d, k)
     cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
-    cdef Py_ssize_t c, j, start, rows
+    cdef Py_ssize_t c, start, rows
     cdef double* ws
     cdef double* slot
     cdef const double* w_ptr = &weights[0] if weights.shape[0] else NULL
     cdef bint given = resp_in.shape[0] > 0
     if n == 0:
         return
-    check_scratch(kind, chunk_size, d, k, n_threads, workspace, n_chunks, size + 2, slots)
+    check_scratch(chunk_size, n_threads, workspace_size(kind, chunk_size, d, k), workspace,
+                  n_chunks, size + 2, slots)
     with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
         ws = &workspace[threadid(), 0]
         for c in prange(n_chunks, schedule="dynamic"):
@@ -356,22 +358,7 @@ def fit_block(
                       ws, ws + chunk_size * k, <floating*> (ws + chunk_size * (k + 1)),
                       <floating*> (ws + chunk_size * (k + 1)) + chunk_size * width + 1,
                       slot, slot + size)
-    for c in range(n_chunks):
-        for j in range(size):
-            stats[j] += slots[c, j]
-        if slots[c, size] < worst[0]:
-            worst[0] = slots[c, size]
-            worst[1] = row_offset + c * chunk_size + slots[c, size + 1]
-
-
-cdef check_scratch(int kind, Py_ssize_t chunk_size, Py_ssize_t d, Py_ssize_t k, int n_threads,
-                   double[:, ::1] workspace, Py_ssize_t n_chunks, Py_ssize_t slot_size,
-                   double[:, ::1] slots):
-    if (workspace.shape[0] < n_threads
-            or workspace.shape[1] < workspace_size(kind, chunk_size, d, k)):
-        raise ValueError("fastem: workspace too small for these threads and chunks")
-    if slots.shape[0] < n_chunks or slots.shape[1] < slot_size:
-        raise ValueError("fastem: too few statistics slots for this block")
+    add_slots(slots, n_chunks, size, chunk_size, row_offset, stats, worst)
 
 
 def predict_block(
@@ -400,7 +387,8 @@ def predict_block(
     cdef bint want_label = out_label.shape[0] > 0, want_joint = out_log_joint is not None
     if n == 0:
         return
-    check_scratch(kind, chunk_size, d, k, n_threads, workspace, 0, 0, workspace)
+    check_scratch(chunk_size, n_threads, workspace_size(kind, chunk_size, d, k), workspace,
+                  0, 0, workspace)
     with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
         logp = &workspace[threadid(), 0]
         lse = logp + chunk_size * k
