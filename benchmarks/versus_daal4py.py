@@ -1,8 +1,9 @@
 """fastem against daal4py's EM, taking turns in one process: robust to a noisy machine.
 
 Single runs on this machine drift by 20-30 %, more than some margins measured here, so every
-case alternates one fastem fit and one daal4py fit (3 iterations each, from the same given
-parameters, tol=0) for several rounds, and the medians are compared. Needs ``daal4py``
+case alternates fastem and daal4py for several rounds, and the medians are compared. A round
+times each library's ms per iteration as compare_sklearn.py does: (fit of 1 + 3 iterations -
+fit of 1 iteration) / 3, from the same given parameters, tol=0. Needs ``daal4py``
 (shipped with scikit-learn-intelex); N = 1e6, D = 16, K = 16 (``make_data``).
 
     python benchmarks/versus_daal4py.py [--rounds 7] [--threads 2] [--dtypes float32,float64]
@@ -10,14 +11,13 @@ parameters, tol=0) for several rounds, and the medians are compared. Needs ``daa
 import argparse
 import os
 import sys
-import time
 import warnings
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchmarks.bench_gaussian import initial_parameters, make_data  # noqa: E402
-from compare_sklearn import Case, daal4py_module, fit_daal4py  # noqa: E402
+from compare_sklearn import Case, daal4py_module, fit_daal4py, ms_per_iteration  # noqa: E402
 
 from fastem import GaussianMixture  # noqa: E402
 
@@ -46,11 +46,6 @@ def main():
     def daal_fit(case, iters):
         fit_daal4py(d4p, case, data[case.dtype], inits[case], iters)
 
-    def ms_per_iter(fit, case):
-        tic = time.perf_counter()
-        fit(case, args.iters)
-        return (time.perf_counter() - tic) / args.iters * 1000
-
     runners = {"fastem": fastem_fit, "daal4py": daal_fit}
     for case in cases:  # warm-up: imports, thread pools, page faults
         for fit in runners.values():
@@ -59,7 +54,8 @@ def main():
     for _ in range(args.rounds):
         for case in cases:
             for name, fit in runners.items():
-                times[(case, name)].append(ms_per_iter(fit, case))
+                ms, _ = ms_per_iteration(lambda max_iter: fit(case, max_iter), args.iters)
+                times[(case, name)].append(ms)
     print("| case | fastem ms/iter (median, min) | daal4py ms/iter (median, min) | daal4py / fastem |")
     print("|---|---:|---:|---:|")
     for case in cases:
