@@ -412,9 +412,8 @@ class GaussianFamily(Family):
             return (second - outer(s1, delta) - outer(delta, s1)
                     + s0[:, None, None] * outer(delta, delta))
         if self.covariance_type == "spherical":  # summed over dimensions, (K, 1)
-            second, s1 = second.sum(axis=1, keepdims=True), s1 * delta
-            return np.maximum(second - 2 * s1.sum(axis=1, keepdims=True)
-                              + s0[:, None] * (delta**2).sum(axis=1, keepdims=True), 0.0)
+            summed = second.sum(axis=1) - 2 * (s1 * delta).sum(axis=1) + s0 * (delta**2).sum(axis=1)
+            return np.maximum(summed, 0.0)[:, None]
         # clipped: float32 rounding can leave a tiny negative variance for a point mass
         return np.maximum(second - 2 * s1 * delta + s0[:, None] * delta**2, 0.0)
 
