@@ -110,7 +110,10 @@ class DaskDriver:
     def omit_nonfinite(self, family=None):
         """Give rows holding NaN or infinity zero weight and make predictions mark them; the
         new weights are persisted on the cluster. Returns how many rows there are (one pass).
-        Values outside ``family``'s support are not checked here (they get zero density)."""
+        Given a ``family`` that checks its support, a second pass raises ValueError at the
+        first finite row outside it, as the local driver does."""
+        if family is not None and family.checks_support:
+            self._raise_unsupported(family)
         bad = self._nonfinite()
         base = self.sample_weight
         if base is None:
@@ -120,6 +123,17 @@ class DaskDriver:
             self.n_omitted = int(count.compute())
         self.sample_weight, self.omitting = weights, True
         return self.n_omitted
+
+    def _raise_unsupported(self, family):
+        first_unsupported = dask.delayed(_first_unsupported, pure=True)
+        job = _shared(family)
+        parts = [first_unsupported(block, start, self.dtype, job)
+                 for block, _, start in self._blocks()]
+        with _lost_work():
+            found, = dask.compute(parts)
+        found = [where for where in found if where is not None]
+        if found:
+            raise data.unsupported_error(family, "X", *found[0])
 
     def _nonfinite(self):
         return self.X.map_blocks(_nonfinite_rows, dtype=bool, drop_axis=1)
@@ -308,11 +322,18 @@ def _first_invalid(block, start, dtype, family):
     bad = ~data.finite_rows(block)
     if bad.any():
         return start + int(np.argmax(bad)), None
-    bad = np.zeros(0, dtype=bool) if family is None else family.invalid_rows(block)
+    return -1, None if family is None else _first_unsupported(block, start, dtype, family)
+
+
+def _first_unsupported(block, start, dtype, family):
+    """(first global row of a block that is finite but outside the family's support, its
+    first values), or None."""
+    block = np.ascontiguousarray(_numeric(block, start), dtype=dtype)
+    bad = data.finite_rows(block) & family.invalid_rows(block)
     if not bad.any():
-        return -1, None
+        return None
     row = int(np.argmax(bad))
-    return -1, (start + row, block[row].tolist()[:10])
+    return start + row, block[row].tolist()[:10]
 
 
 def _checked_weights(block):

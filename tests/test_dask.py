@@ -89,6 +89,10 @@ def test_other_families_equal_local_fit(client, name):
     with pytest.raises(ValueError) as local_error:
         getattr(fastem, name)(2).fit(X)
     assert str(remote_error.value) == str(local_error.value)
+    X[1000, 0] = np.nan  # omitted, while the value outside the support is still an error
+    for source in (X, da.from_array(X, chunks=800)):
+        with pytest.raises(ValueError, match="X row 2000 is"):
+            getattr(fastem, name)(2, nan_policy="omit").fit(source)
 
 
 def test_sample_weight_as_dask_array(client, data):
