@@ -10,7 +10,7 @@ import numpy as np
 from . import data
 from ._config import resolve_n_threads, single_threaded_blas
 
-SLOT_BUDGET_BYTES = 32 << 20  # per-block buffer of chunk statistics
+SLOT_BUDGET_BYTES = 8 << 20  # per-block buffer of chunk statistics
 
 
 def default_chunk_size(n_features, n_components):
