@@ -58,6 +58,12 @@ cdef inline int feature_terms(int kind) noexcept nogil:
     return FASTEM_PRODUCTS
 
 
+cdef inline bint features_by_row(int kind) noexcept nogil:
+    """Whether features() stores t(x) row by row, (n, feature_width) (EXPFAM_DIAG, see
+    _diag.h), rather than feature-major, (feature_width, n) (the other expfam kinds)."""
+    return kind == EXPFAM_DIAG
+
+
 cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
     """Columns per row of the scratch y: projected rows (full, tied) or features t(x) and t @ W
     (EXPFAM_TIED: the second part also holds v L, L the Cholesky factor of P)."""

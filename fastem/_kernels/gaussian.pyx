@@ -63,15 +63,34 @@ cdef extern from "fastem/_kernels/_features.h" nogil:
                              const double* centre, double* t)
 
 
+cdef extern from "fastem/_kernels/_diag.h" nogil:
+    void fastem_diag_features_f32(const float* x, Py_ssize_t n, Py_ssize_t d,
+                                  const float* centre, float* t)
+    void fastem_diag_features_f64(const double* x, Py_ssize_t n, Py_ssize_t d,
+                                  const double* centre, double* t)
+    void fastem_diag_log_prob_f32(const float* t, Py_ssize_t n, Py_ssize_t f, const float* w,
+                                  Py_ssize_t k, const double* log_norm, double* logp)
+    void fastem_diag_log_prob_f64(const double* t, Py_ssize_t n, Py_ssize_t f, const double* w,
+                                  Py_ssize_t k, const double* log_norm, double* logp)
+
+
 cdef void features(
     int kind,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     const floating* centre,                          # IN  (d,) the common centre s
-    floating* t,                                     # OUT (feature_width, n) t(x), feature-major
+    floating* t,                                     # OUT (feature_width, n) t(x), feature-major;
+                                                     #     by row, (n, feature_width), where
+                                                     #     features_by_row(kind)
 ) noexcept nogil:
     """Features t(x) of the Gaussian exponential family, [v, v^2] or [v, v_a v_b (a <= b)],
     feature f of row i at t[f * n + i] (see _features.h); for EXPFAM_TIED only v, the last
     feature is added by chunk_log_prob."""
+    if kind == EXPFAM_DIAG:
+        if floating is double:
+            fastem_diag_features_f64(x, n, d, centre, t)
+        else:
+            fastem_diag_features_f32(x, n, d, centre, t)
+        return
     if floating is double:
         fastem_features_f64(feature_terms(kind), x, n, d, centre, t)
     else:
@@ -98,6 +117,12 @@ cdef void chunk_log_prob(
     cdef double* out
     cdef floating t
     cdef int f = <int> feature_width(kind, d)
+    if kind == EXPFAM_DIAG:  # row by row, in registers (_diag.h)
+        if floating is double:
+            fastem_diag_log_prob_f64(y, n, f, proj, k, log_norm, logp)
+        else:
+            fastem_diag_log_prob_f32(y, n, f, proj, k, log_norm, logp)
+        return
     if is_expfam(kind):
         # Features of a huge (finite) row overflow and t @ W can be inf - inf: such a row's
         # true log-density is a huge negative number, so NaN becomes -inf (never +inf: an
@@ -226,6 +251,18 @@ cdef void chunk_stats(
     if kind == EXPFAM_TIED:
         chunk_stats_pooled(n, d, resp, k, t_rows, z, s12)
         return
+    if features_by_row(kind):
+        # [s1 | s2] (k, f) += r.T @ t(x): scratch (f, k) column-major, i.e. (k, f) row-major,
+        # = t(x)' r (t(x) row-major (n, f) is column-major (f, n), r's (n, k) is (k, n))
+        if floating is double:
+            gemm_colmajor(c'N', c'T', f, <int> k, <int> n, t_rows, f, resp, <int> k, scratch, f)
+        else:
+            for j in range(n * k):
+                z[j] = <float> resp[j]
+            gemm_colmajor(c'N', c'T', f, <int> k, <int> n, t_rows, f, z, <int> k, scratch, f)
+        for j in range(k * f):
+            s12[j] += scratch[j]
+        return
     if is_expfam(kind):
         # [s1 | s2] (k, f) += r.T @ t(x): scratch (k, f) column-major = r' t, both operands
         # BLAS's plain ones (r row-major (n, k) is column-major (k, n); t feature-major)
@@ -299,8 +336,12 @@ cdef void chunk_fit(
                 worst[1] = i
         if is_expfam(kind) and (w == 0.0 or lse[i] == -INFINITY):
             # zero responsibility times an overflowing feature would be NaN in r.T @ t(x)
-            for c in range(feature_width(kind, d)):
-                y[c * n + i] = 0.0
+            if features_by_row(kind):
+                memset(y + i * feature_width(kind, d), 0,
+                       feature_width(kind, d) * sizeof(floating))
+            else:
+                for c in range(feature_width(kind, d)):
+                    y[c * n + i] = 0.0
         slot[1] += w
         if w != 1.0:
             for c in range(k):
