@@ -1,9 +1,10 @@
-/* The diagonal exponential-family kind (gaussian.pyx, EXPFAM_DIAG), row by row.
+/* The diagonal exponential-family kinds (gaussian.pyx, EXPFAM_DIAG and EXPFAM_SPHERICAL), row
+ * by row.
  *
- * With v = x - centre, the features t(x) = [v, v^2] of row i are stored at t[i * 2d ...] (row
- * major), and log p(x_i, z = c) = log_norm[c] + t(x_i) . W[:, c] is computed for blocks of
+ * With v = x - centre, the features t(x) = [v, v^2] (diag) or [v, |v|^2] (spherical) of row i
+ * are stored at t[i * f ...] (row major, f = 2d or d + 1), and log p(x_i, z = c) = log_norm[c] + t(x_i) . W[:, c] is computed for blocks of
  * components held in two registers (GCC vector extensions: 8 float64 or 16 float32), reading
- * W (2d, k) from L1: at D = K = 16 this is ~1 000 flops
+ * W (f, k) from L1: at D = K = 16 this is ~1 000 flops
  * per row that BLAS spent more time packing and transposing for than computing. A NaN sum (a
  * finite row so large that its features overflow: inf - inf) becomes -inf, the correct limit.
  * No FMA (_simd.h), so every clone rounds identically.
@@ -40,16 +41,25 @@ static inline double fastem_diag_finite_or_minus_inf(double value)
 
 #define FASTEM_DEFINE_DIAG(T, SUFFIX)                                                         \
 FASTEM_TARGET_CLONES                                                                          \
-static void fastem_diag_features_##SUFFIX(const T *restrict x, ptrdiff_t n, ptrdiff_t d,      \
-                                          const T *restrict centre, T *restrict t)            \
+static void fastem_diag_features_##SUFFIX(int squares, const T *restrict x, ptrdiff_t n,      \
+                                          ptrdiff_t d, const T *restrict centre,              \
+                                          T *restrict t)                                      \
 {                                                                                             \
+    const ptrdiff_t f = squares ? 2 * d : d + 1;                                              \
     for (ptrdiff_t i = 0; i < n; i++) {                                                       \
         const T *restrict row = x + i * d;                                                    \
-        T *restrict v = t + i * 2 * d;                                                        \
+        T *restrict v = t + i * f;                                                            \
         for (ptrdiff_t a = 0; a < d; a++)                                                     \
             v[a] = row[a] - centre[a];                                                        \
-        for (ptrdiff_t a = 0; a < d; a++)                                                     \
-            v[d + a] = v[a] * v[a];                                                           \
+        if (squares) {                                                                        \
+            for (ptrdiff_t a = 0; a < d; a++)                                                 \
+                v[d + a] = v[a] * v[a];                                                       \
+        } else {                                                                              \
+            T norm = 0;                                                                       \
+            for (ptrdiff_t a = 0; a < d; a++)                                                 \
+                norm += v[a] * v[a];                                                          \
+            v[d] = norm;                                                                      \
+        }                                                                                     \
     }                                                                                         \
 }                                                                                             \
                                                                                               \

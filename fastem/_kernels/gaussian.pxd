@@ -22,14 +22,6 @@ cdef enum:
     EXPFAM_SPHERICAL = 6
 
 
-cdef extern from "fastem/_kernels/_features.h" nogil:
-    enum:  # which products of v = x - s the features hold besides v
-        FASTEM_LINEAR
-        FASTEM_NORM
-        FASTEM_SQUARES
-        FASTEM_PRODUCTS
-
-
 cdef inline bint is_expfam(int kind) noexcept nogil:
     """True for the exponential-family kinds, whose log-densities need features() first."""
     return (kind == EXPFAM_DIAG or kind == EXPFAM_FULL or kind == EXPFAM_TIED
@@ -47,21 +39,11 @@ cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
     return 2 * d
 
 
-cdef inline int feature_terms(int kind) noexcept nogil:
-    """The products of v that features() computes for an expfam kind (_features.h)."""
-    if kind == EXPFAM_DIAG:
-        return FASTEM_SQUARES
-    if kind == EXPFAM_SPHERICAL:
-        return FASTEM_NORM
-    if kind == EXPFAM_TIED:
-        return FASTEM_LINEAR  # chunk_log_prob adds -v'Pv/2, which needs P
-    return FASTEM_PRODUCTS
-
-
 cdef inline bint features_by_row(int kind) noexcept nogil:
-    """Whether features() stores t(x) row by row, (n, feature_width) (EXPFAM_DIAG, see
-    _diag.h), rather than feature-major, (feature_width, n) (the other expfam kinds)."""
-    return kind == EXPFAM_DIAG
+    """Whether features() stores t(x) row by row, (n, feature_width) (EXPFAM_DIAG and
+    EXPFAM_SPHERICAL, see _diag.h), rather than feature-major, (feature_width, n) (the other
+    expfam kinds)."""
+    return kind == EXPFAM_DIAG or kind == EXPFAM_SPHERICAL
 
 
 cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) noexcept nogil:

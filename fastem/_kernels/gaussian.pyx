@@ -57,16 +57,16 @@ cpdef Py_ssize_t stats_size(int kind, Py_ssize_t d, Py_ssize_t k):
 
 
 cdef extern from "fastem/_kernels/_features.h" nogil:
-    void fastem_features_f32(int terms, const float* x, Py_ssize_t n, Py_ssize_t d,
+    void fastem_features_f32(int products, const float* x, Py_ssize_t n, Py_ssize_t d,
                              const float* centre, float* t)
-    void fastem_features_f64(int terms, const double* x, Py_ssize_t n, Py_ssize_t d,
+    void fastem_features_f64(int products, const double* x, Py_ssize_t n, Py_ssize_t d,
                              const double* centre, double* t)
 
 
 cdef extern from "fastem/_kernels/_diag.h" nogil:
-    void fastem_diag_features_f32(const float* x, Py_ssize_t n, Py_ssize_t d,
+    void fastem_diag_features_f32(int squares, const float* x, Py_ssize_t n, Py_ssize_t d,
                                   const float* centre, float* t)
-    void fastem_diag_features_f64(const double* x, Py_ssize_t n, Py_ssize_t d,
+    void fastem_diag_features_f64(int squares, const double* x, Py_ssize_t n, Py_ssize_t d,
                                   const double* centre, double* t)
     void fastem_diag_log_prob_f32(const float* t, Py_ssize_t n, Py_ssize_t f, const float* w,
                                   Py_ssize_t k, const double* log_norm, double* logp)
@@ -82,19 +82,19 @@ cdef void features(
                                                      #     by row, (n, feature_width), where
                                                      #     features_by_row(kind)
 ) noexcept nogil:
-    """Features t(x) of the Gaussian exponential family, [v, v^2] or [v, v_a v_b (a <= b)],
-    feature f of row i at t[f * n + i] (see _features.h); for EXPFAM_TIED only v, the last
-    feature is added by chunk_log_prob."""
-    if kind == EXPFAM_DIAG:
+    """Features t(x) of the Gaussian exponential family: [v, v^2] or [v, |v|^2] by row
+    (_diag.h), [v, v_a v_b (a <= b)] feature-major (_features.h); for EXPFAM_TIED only v, the
+    last feature is added by chunk_log_prob."""
+    if features_by_row(kind):
         if floating is double:
-            fastem_diag_features_f64(x, n, d, centre, t)
+            fastem_diag_features_f64(kind == EXPFAM_DIAG, x, n, d, centre, t)
         else:
-            fastem_diag_features_f32(x, n, d, centre, t)
+            fastem_diag_features_f32(kind == EXPFAM_DIAG, x, n, d, centre, t)
         return
-    if floating is double:
-        fastem_features_f64(feature_terms(kind), x, n, d, centre, t)
+    if floating is double:  # EXPFAM_TIED: only v (chunk_log_prob adds -v'Pv/2, which needs P)
+        fastem_features_f64(kind == EXPFAM_FULL, x, n, d, centre, t)
     else:
-        fastem_features_f32(feature_terms(kind), x, n, d, centre, t)
+        fastem_features_f32(kind == EXPFAM_FULL, x, n, d, centre, t)
 
 
 cdef void chunk_log_prob(
@@ -117,7 +117,7 @@ cdef void chunk_log_prob(
     cdef double* out
     cdef floating t
     cdef int f = <int> feature_width(kind, d)
-    if kind == EXPFAM_DIAG:  # row by row, in registers (_diag.h)
+    if features_by_row(kind):  # row by row, in registers (_diag.h)
         if floating is double:
             fastem_diag_log_prob_f64(y, n, f, proj, k, log_norm, logp)
         else:
