@@ -71,7 +71,9 @@ cdef void features(
     int kind,
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     const floating* centre,                          # IN  (d,) the common centre s
-    floating* t,                                     # OUT (feature_width, n) t(x), feature-major
+    floating* t,                                     # OUT (feature_width, n) t(x), feature-major,
+                                                     #     or (n, feature_width) by row where
+                                                     #     features_by_row(kind)
 ) noexcept nogil
 
 cdef void chunk_log_prob(

@@ -13,13 +13,15 @@
 #          column j*K + k holds L_k[:, j], which makes the inner loop run over k, vectorisable);
 #          s2 by one SYRK per component of sqrt(r) (x - m_k), pivot m_k = current means.
 #   tied:  y = x @ L - mu_k @ L, one GEMM; statistics as for full.
-#   expfam: the exponential-family form. With features t(x) = [v, v_a v_b for a <= b] (full,
-#          tied) or [v, v^2] (diag, spherical), v = x - s and s one centre for all components
-#          (the current mixture mean), both the log-densities (t @ W, W holding the natural
-#          parameters) and the statistics (r.T @ t) are one GEMM per chunk; t is stored
-#          feature-major (_features.h). Centring on s removes the cancellation that data far
-#          from the origin would cause; what remains is error ~ eps * ||P_k|| |x - s|^2, which
-#          the caller bounds (expfam_rounding_scale in families/gaussian.py).
+#   expfam: the exponential-family form. With features t(x) = [v, v_a v_b for a <= b] (full)
+#          or [v, v^2] (diag), v = x - s and s one centre for all components (the current
+#          mixture mean), both the log-densities (t @ W, W holding the natural parameters) and
+#          the statistics (r.T @ t) are one GEMM per chunk; t is stored feature-major
+#          (_features.h), or row by row for the diagonal kinds, whose log-densities are
+#          computed in registers instead of by BLAS (_diag.h). Centring on s removes the
+#          cancellation that data far from the origin would cause; what remains is error
+#          ~ eps * ||P_k|| |x - s|^2, which the caller bounds (expfam_rounding_scale in
+#          families/gaussian.py).
 #   expfam tied: one shared precision P = L L' makes the quadratic term -v'Pv/2 the same for all
 #          components, so t(x) = [v, -|v L|^2 / 2] has d + 1 features, not d + d(d+1)/2, and the
 #          statistics pool the second moments: [s1 (k, d), S = sum_i w_i v_i v_i'] with
