@@ -109,31 +109,25 @@ class DaskDriver:
 
     def omit_nonfinite(self, family=None):
         """Give rows holding NaN or infinity zero weight and make predictions mark them; the
-        new weights are persisted on the cluster. Returns how many rows there are (one pass).
-        Given a ``family`` that checks its support, a second pass raises ValueError at the
-        first finite row outside it, as the local driver does."""
-        if family is not None and family.checks_support:
-            self._raise_unsupported(family)
+        new weights are persisted on the cluster. Returns how many rows there are. Given a
+        ``family`` that checks its support, the same pass raises ValueError at the first finite
+        row outside it, as the local driver does."""
         bad = self._nonfinite()
         base = self.sample_weight
         if base is None:
             base = da.ones(self.n_samples, chunks=(self.X.chunks[0],))
+        first_unsupported = dask.delayed(_first_unsupported, pure=True)
+        job = _shared(family)
+        checks = [] if family is None or not family.checks_support else [
+            first_unsupported(block, start, self.dtype, job) for block, _, start in self._blocks()]
         with _lost_work():
-            weights, count = dask.persist(da.where(bad, 0.0, base), bad.sum())
+            weights, count, checks = dask.persist(da.where(bad, 0.0, base), bad.sum(), checks)
+            found = [where for where in dask.compute(*checks) if where is not None]
+            if found:
+                raise data.unsupported_error(family, "X", *found[0])
             self.n_omitted = int(count.compute())
         self.sample_weight, self.omitting = weights, True
         return self.n_omitted
-
-    def _raise_unsupported(self, family):
-        first_unsupported = dask.delayed(_first_unsupported, pure=True)
-        job = _shared(family)
-        parts = [first_unsupported(block, start, self.dtype, job)
-                 for block, _, start in self._blocks()]
-        with _lost_work():
-            found, = dask.compute(parts)
-        found = [where for where in found if where is not None]
-        if found:
-            raise data.unsupported_error(family, "X", *found[0])
 
     def _nonfinite(self):
         return self.X.map_blocks(_nonfinite_rows, dtype=bool, drop_axis=1)
