@@ -2,12 +2,12 @@
  * by row.
  *
  * With v = x - centre, the features t(x) = [v, v^2] (diag) or [v, |v|^2] (spherical) of row i
- * are stored at t[i * f ...] (row major, f = 2d or d + 1), and log p(x_i, z = c) = log_norm[c] + t(x_i) . W[:, c] is computed for blocks of
- * components held in two registers (GCC vector extensions: 8 float64 or 16 float32), reading
- * W (f, k) from L1: at D = K = 16 this is ~1 000 flops
- * per row that BLAS spent more time packing and transposing for than computing. A NaN sum (a
- * finite row so large that its features overflow: inf - inf) becomes -inf, the correct limit.
- * No FMA (_simd.h), so every clone rounds identically.
+ * are stored at t[i * f ...] (row major, f = 2d or d + 1). log p(x_i, z = c) = log_norm[c] +
+ * t(x_i) . W[:, c] is computed for two rows at a time against blocks of components held in 4
+ * (or 2) AVX2 registers (GCC vector extensions), reading W (f, k) from L1: at D = K = 16 this
+ * is ~1 000 flops per row, which BLAS spent more time packing and transposing for than
+ * computing. A NaN sum (a finite row so large that its features overflow: inf - inf) becomes
+ * -inf, the correct limit. No FMA (_simd.h), so every clone rounds identically.
  */
 #ifndef FASTEM_DIAG_H
 #define FASTEM_DIAG_H
