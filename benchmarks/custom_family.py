@@ -37,6 +37,9 @@ from fastem.driver import LocalDriver  # noqa: E402
 from fastem.em import run_em  # noqa: E402
 from fastem.families.custom import CustomFamily  # noqa: E402
 from fastem.families.gaussian import GaussianFamily, GaussianParams  # noqa: E402
+from fastem.latent.mixture import Mixture, MixtureParams, mixture_params  # noqa: E402
+
+MIXTURE = Mixture()
 
 
 def load_example():
@@ -114,7 +117,7 @@ def iteration_times(runs, n_threads, iters):
     drivers, params = [], []
     for _, family, data, start in runs:
         driver = LocalDriver(data, n_threads=n_threads)
-        driver.accumulate(family, family.pack(start, driver.dtype))  # warm-up: compile, page in
+        driver.accumulate(family, MIXTURE.pack(family, start, driver.dtype))  # warm-up: compile, page in
         drivers.append(driver)
         params.append(start)
     times, cpu = np.zeros((len(runs), iters)), np.zeros((len(runs), iters))
@@ -122,7 +125,7 @@ def iteration_times(runs, n_threads, iters):
     for it in range(iters):
         for r, (_, family, _, _) in enumerate(runs):
             tic, cpu_tic = time.perf_counter(), time.process_time()
-            params[r] = run_em(family, drivers[r], params[r], tol=0.0, max_iter=1, rng=rng).params
+            params[r] = run_em(MIXTURE, family, drivers[r], params[r], tol=0.0, max_iter=1, rng=rng).params
             times[r, it] = time.perf_counter() - tic
             cpu[r, it] = time.process_time() - cpu_tic
     return times, cpu
@@ -167,15 +170,16 @@ def main():
 
     weights = np.full(k, 1.0 / k)
     start = rng.choice(n, k, replace=False)
-    g_params = GaussianParams.from_covariances("diag", weights, X[start].copy(), np.ones((k, d)))
+    g_params = MixtureParams(weights, GaussianParams.from_covariances(
+        "diag", X[start].copy(), np.ones((k, d))))
     custom_g = numba_gaussian(d)
     vm_family = vm.make_family(d)
-    vm_params = vm_family.make_params(weights, vm.from_rows(U[start]))
+    vm_params = mixture_params(weights, vm_family.make_params(vm.from_rows(U[start])))
 
     runs = [
         ("gaussian diag (Cython, built-in)", GaussianFamily("diag"), X, g_params),
         ("gaussian diag (Numba custom)", custom_g, X,
-         custom_g.make_params(weights, (X[start].copy(), np.ones((k, d))))),
+         mixture_params(weights, custom_g.make_params((X[start].copy(), np.ones((k, d)))))),
         (f"von Mises, {d} angles = {2 * d} columns (Numba custom)", vm_family, U, vm_params),
     ]
     print(f"N={n:,}, D={d}, K={k}, float64, median (and min) of {args.iters} EM iterations "

@@ -13,18 +13,20 @@ import numpy as np
 from fastem import data
 from fastem.driver import LocalDriver
 from fastem.families.gaussian import GaussianFamily, GaussianParams
+from fastem.latent.mixture import Mixture, MixtureParams
 
 path = sys.argv[1]
 X = np.load(path, mmap_mode="r")
 k, d = 16, X.shape[1]
 rng = np.random.RandomState(0)
 family = GaussianFamily("diag")
-params = GaussianParams.from_covariances("diag", np.ones(k) / k, rng.randn(k, d), np.ones((k, d)))
+params = MixtureParams(np.ones(k) / k, GaussianParams.from_covariances("diag", rng.randn(k, d),
+                                                                    np.ones((k, d))))
 for enabled in (False, True, False, True):
     data.ReadAhead.enabled = enabled
     subprocess.run(["sh", "-c", "sync; echo 1 > /proc/sys/vm/drop_caches"], check=True)
     driver = LocalDriver(X)
-    packed = family.pack(params, driver.dtype)
+    packed = Mixture().pack(family, params, driver.dtype)
     tic = time.perf_counter()
     driver.accumulate(family, packed)
     cold = time.perf_counter() - tic

@@ -35,6 +35,7 @@ from fastem.driver import LocalDriver
 from fastem.em import run_em
 from fastem.families.custom import CustomFamily
 from fastem.init import initial_params
+from fastem.latent.mixture import Mixture, mixture_params
 
 MAX_KAPPA = 1e5
 LOG_2PI = np.log(2 * np.pi)
@@ -165,8 +166,8 @@ def sample(params, k, n, rng):
 
 
 def make_family(n_angles, **options):
-    """The von Mises family for ``n_angles`` angle columns (options: weight_concentration,
-    frozen, min_chunk_rows). The compiled functions are module-level, so every family made
+    """The von Mises family for ``n_angles`` angle columns (options: frozen,
+    min_chunk_rows). The compiled functions are module-level, so every family made
     here shares them (and Numba's on-disk cache): nothing is compiled per call."""
     return CustomFamily(
         log_density, statistics, m_step, n_statistics=2 * n_angles, prepare=prepare,
@@ -175,13 +176,15 @@ def make_family(n_angles, **options):
     )
 
 
-def fit(X, n_components, *, seed=0, n_threads=None, max_iter=200, tol=1e-8, **options):
+def fit(X, n_components, *, seed=0, n_threads=None, max_iter=200, tol=1e-8,
+        weight_concentration=1.0, **options):
     """Fit a von Mises mixture to unit-circle data X (N, 2D); returns fastem's EMResult."""
     family = make_family(X.shape[1] // 2, **options)
+    mixture = Mixture(weight_concentration)
     driver = LocalDriver(X, n_threads=n_threads)
     rng = np.random.default_rng(seed)
-    params = initial_params("kmeans", family, driver, n_components, rng)
-    return run_em(family, driver, params, tol=tol, max_iter=max_iter, rng=rng)
+    params = initial_params("kmeans", mixture, family, driver, n_components, rng)
+    return run_em(mixture, family, driver, params, tol=tol, max_iter=max_iter, rng=rng)
 
 
 TRUE = VonMisesParams(
@@ -194,8 +197,8 @@ TRUE_WEIGHTS = np.array([0.5, 0.3, 0.2])
 def make_data(n=20000, seed=0):
     """Angles sampled from TRUE (3 components, 2 angles), as unit-circle columns."""
     family = make_family(2)
-    params = family.make_params(TRUE_WEIGHTS, TRUE)
-    return family.sample(params, n, np.random.default_rng(seed))
+    params = mixture_params(TRUE_WEIGHTS, family.make_params(TRUE))
+    return Mixture().sample(family, params, n, np.random.default_rng(seed))
 
 
 def match(fitted_mu, true_mu):

@@ -1,8 +1,10 @@
 """The EM loop, written once for every family and driver.
 
 Each iteration is one streamed E-step pass (log-likelihood and sufficient statistics of the
-current parameters) followed by the family's M-step (exact, MAP or partial: see
-``fastem.families.base``). The monitored objective, ``lower_bound``, is the weighted mean
+current parameters) followed by the M-step of the latent structure and its emission family
+(exact, MAP or partial: see ``fastem.families.base`` and :func:`partial_m_step`). The loop is
+duck-typed over a latent structure (``fastem.latent``), a family and a driver, and imports none
+of them. The monitored objective, ``lower_bound``, is the weighted mean
 log-likelihood per sample of the parameters *before* the M-step, exactly as in scikit-learn; with
 a prior it is the log-posterior, (log-likelihood + log p(theta)) / total weight. EM, MAP-EM and
 generalized EM all guarantee it never decreases (Dempster, Laird & Rubin 1977), except at an
@@ -14,7 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .families.base import partial_m_step
+from .frame import Statistics
+
+MAX_HALVINGS = 30  # backtracking halves the step at most this often (2**-30 ~ 1e-9)
 
 
 class ConvergenceWarning(UserWarning):
@@ -38,12 +42,13 @@ class FitInterrupted(KeyboardInterrupt):
         self.result = result
 
 
-def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, callback=None,
-           m_step="exact", m_step_iters=1):
+def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf,
+           callback=None, m_step="exact", m_step_iters=1):
     """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
 
-    ``m_step="partial"`` replaces the family's exact (or MAP) M-step by ``m_step_iters`` Newton
-    steps with backtracking (generalized EM).
+    ``latent`` (e.g. ``fastem.latent.mixture.Mixture``) owns what couples the ``family``'s
+    components; ``params`` are its parameters. ``m_step="partial"`` replaces the exact (or MAP)
+    M-step by ``m_step_iters`` Newton steps with backtracking (generalized EM).
 
     ``callback(result, change, seconds)`` is called after every iteration. A
     KeyboardInterrupt becomes :class:`FitInterrupted` carrying the last completed iteration.
@@ -52,9 +57,10 @@ def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, c
     try:
         for n_iter in range(1, max_iter + 1):
             tic = time.perf_counter()
-            packed = family.pack(params, driver.dtype)
+            packed = latent.pack(family, params, driver.dtype)
             stats, worst = driver.accumulate(family, packed)
-            current = (stats[0] + family.log_prior(params)) / stats[1]
+            view = Statistics(stats, packed.log_norm.shape[0])
+            current = (view.log_likelihood + latent.log_prior(family, params)) / view.total
             if not np.isfinite(current):
                 raise ValueError(
                     f"the log-likelihood became {current} at iteration {n_iter} (row "
@@ -63,11 +69,11 @@ def run_em(family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf, c
                 )
             check_statistics(stats, driver.dtype)
             if m_step == "partial":
-                params, lost = partial_m_step(family, params, stats, packed, m_step_iters)
+                params, lost = partial_m_step(latent, family, params, stats, packed, m_step_iters)
             else:
-                params, lost = family.m_step(stats, packed, params)
+                params, lost = latent.m_step(family, stats, packed, params)
             if lost.size:
-                params = reseed(family, driver, params, lost, int(worst[1]), rng, n_iter)
+                params = reseed(latent, family, driver, params, lost, int(worst[1]), rng, n_iter)
             change = current - result.lower_bound
             result = EMResult(params, current, result.lower_bounds + [current], n_iter, False)
             if callback is not None:
@@ -89,7 +95,45 @@ def check_statistics(stats, dtype):
                          "squares overflow); rescale the data")
 
 
-def reseed(family, driver, params, lost, worst_row, rng, n_iter):
+def partial_m_step(latent, family, params, stats, packed, n_steps):
+    """Generalized M-step: up to ``n_steps`` Newton steps with backtracking.
+
+    A step is accepted only if the objective (J, plus log p(theta) under a prior) does not
+    decrease, which is all generalized EM needs for a non-decreasing log-likelihood. Returns
+    ``(params, lost)`` like the exact M-step; empty components keep their parameters.
+    """
+    objective = lambda candidate: latent.objective(family, candidate, stats, packed)  # noqa: E731
+    value = objective(params)
+    for _ in range(n_steps):
+        proposal = latent.newton_step(family, params, stats, packed)
+        if proposal is None:
+            break
+        accepted = backtrack(
+            value, lambda t: latent.interpolate(family, params, proposal, t), objective)
+        if accepted is None:
+            break  # no ascent along this step: at the optimum to rounding
+        params, value = accepted
+    view = Statistics(stats, packed.log_norm.shape[0])
+    return params, latent.lost_components(family, view)
+
+
+def backtrack(value, candidate_at, objective):
+    """Backtracking line search: the first of ``candidate_at(t)`` for t = 1, 1/2, 1/4, ...
+    (at most MAX_HALVINGS) whose ``objective`` is at least ``value``, as ``(candidate, its
+    value)``; None if there is none. ``candidate_at`` returns None outside the parameter space
+    (e.g. a precision that is not positive definite)."""
+    t = 1.0
+    for _ in range(MAX_HALVINGS):
+        candidate = candidate_at(t)
+        if candidate is not None:
+            candidate_value = objective(candidate)
+            if candidate_value >= value:
+                return candidate, candidate_value
+        t *= 0.5
+    return None
+
+
+def reseed(latent, family, driver, params, lost, worst_row, rng, n_iter):
     """Put empty components back on data: the worst-fit row first, then distinct random rows,
     so no two coincide (redrawn on a repeat: ``choice(replace=False)`` would permute all n
     rows). A fit has at least n_components rows of positive weight, enough for every draw."""
@@ -106,4 +150,4 @@ def reseed(family, driver, params, lost, worst_row, rng, n_iter):
         RuntimeWarning,
         stacklevel=3,
     )
-    return family.reseed(params, lost, driver.rows(rows))
+    return latent.reseed(family, params, lost, driver.rows(rows))

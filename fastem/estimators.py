@@ -62,12 +62,11 @@ class _ColumnMixture(MixtureModel):
 
     def _family(self):
         n = self._n_columns  # set by every fit, before any use
-        alpha = 1.0 if self.weight_concentration_prior is None else self.weight_concentration_prior
-        return ProductFamily(self._columns(n), alpha, self.frozen)
+        return ProductFamily(self._columns(n), self._component_frozen())
 
     def _set_params(self, params):
         super()._set_params(params)
-        stacked = np.stack(params.columns, axis=1)  # (K, D, n_params)
+        stacked = np.stack(params.components.columns, axis=1)  # (K, D, n_params)
         for i, name in enumerate(self._param_names_out):
             setattr(self, name, stacked[:, :, i])
 
@@ -225,4 +224,4 @@ class CategoricalMixture(_ColumnMixture):
 
     def _set_params(self, params):
         MixtureModel._set_params(self, params)
-        self.probabilities_ = list(params.columns)
+        self.probabilities_ = list(params.components.columns)

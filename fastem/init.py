@@ -17,13 +17,15 @@ MAX_SAMPLE = 1 << 16
 KMEANS_MAX_ITER = 100
 
 
-def initial_params(method, family, driver, n_components, rng):
-    """Parameters to start EM from, by scikit-learn's ``init_params`` methods."""
+def initial_params(method, latent, family, driver, n_components, rng):
+    """Parameters of ``latent`` over ``family`` to start EM from, by scikit-learn's
+    ``init_params`` methods."""
     k = n_components
     if method == "random_from_data":
         w = driver.sample_weight
         p = None if w is None else w / w.sum()
-        return params_on_rows(family, driver, rng.choice(driver.n_samples, k, replace=False, p=p))
+        return params_on_rows(latent, family, driver,
+                              rng.choice(driver.n_samples, k, replace=False, p=p))
     if method == "random":
         centre = driver.sample_rows(rng, MAX_SAMPLE)[0].mean(axis=0, keepdims=True)
         pivot = np.repeat(centre, k, axis=0)
@@ -32,11 +34,11 @@ def initial_params(method, family, driver, n_components, rng):
             resp = rng.uniform(size=(block.shape[0], k))
             return resp / resp.sum(axis=1, keepdims=True)
 
-        return params_from_resp(family, driver, pivot, resp_fn)
+        return params_from_resp(latent, family, driver, pivot, resp_fn)
     sample, weights, indices = driver.sample_rows(rng, MAX_SAMPLE)
     centers, chosen = kmeans_plusplus(sample, weights, k, rng)
     if method == "k-means++":
-        return params_on_rows(family, driver, indices[chosen])
+        return params_on_rows(latent, family, driver, indices[chosen])
     centers = lloyd(sample, weights, centers)
 
     def labels_fn(start, block):
@@ -46,27 +48,28 @@ def initial_params(method, family, driver, n_components, rng):
         resp[np.arange(block.shape[0]), labels] = 1.0
         return resp
 
-    return params_from_resp(family, driver, centers, labels_fn)
+    return params_from_resp(latent, family, driver, centers, labels_fn)
 
 
-def params_from_resp(family, driver, pivot, resp_fn):
+def params_from_resp(latent, family, driver, pivot, resp_fn):
     """M-step from given responsibilities (one pass); an empty component stays on its pivot."""
     packed = family.pack_pivot(pivot, driver.dtype)
     stats, _ = driver.accumulate(family, packed, resp_fn=resp_fn)
     check_statistics(stats, driver.dtype)
-    params, lost = family.m_step(stats, packed)
+    params, lost = latent.m_step(family, stats, packed)
     if lost.size:
-        params = family.reseed(params, lost, pivot[lost])
+        params = latent.reseed(family, params, lost, pivot[lost])
     return params
 
 
-def params_on_rows(family, driver, rows):
+def params_on_rows(latent, family, driver, rows):
     """Components centred on data rows, equally weighted, with covariance ``reg_covar``:
     the M-step of one-hot responsibilities on those rows, from a pass over those rows only."""
     k = len(rows)
     chosen = np.ascontiguousarray(driver.rows(rows), dtype=driver.dtype)
     one_hot = np.eye(k)
-    return params_from_resp(family, LocalDriver(chosen, n_threads=1), chosen.astype(np.float64),
+    return params_from_resp(latent, family, LocalDriver(chosen, n_threads=1),
+                            chosen.astype(np.float64),
                             lambda start, block: one_hot[start:start + block.shape[0]])
 
 

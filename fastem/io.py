@@ -63,6 +63,7 @@ def save(model, path):
 def load(path):
     """Read a model written by :func:`save`; ValueError for anything that is not one."""
     from .families.gaussian import GaussianParams
+    from .latent.mixture import MixtureParams
     from .mixture import GaussianMixture
 
     path = os.fspath(path)
@@ -94,7 +95,8 @@ def load(path):
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{path!r} has a damaged header ({exc})") from None
     _check_arrays(path, model, arrays)
-    model._set_params(GaussianParams(model.covariance_type, *(arrays[name] for name in _ARRAYS)))
+    weights, *components = (arrays[name] for name in _ARRAYS)
+    model._set_params(MixtureParams(weights, GaussianParams(model.covariance_type, *components)))
     return model
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from . import data
 from ._config import resolve_n_threads, single_threaded_blas
 from .driver import LocalDriver, default_chunk_size
+from .frame import Statistics
 from .families.gaussian import (
     COVARIANCE_TYPES,
     GaussianFamily,
@@ -33,6 +34,7 @@ from .families.gaussian import (
     covariance_shape,
     unpack_moments,
 )
+from .latent.mixture import Mixture, MixtureParams
 
 __all__ = [
     "GaussianParameters",
@@ -168,14 +170,15 @@ def gaussian_e_step(X, weights, means, precisions_cholesky, covariance_type, *,
     params = _gaussian_params(weights, means, precisions_cholesky, covariance_type, X.shape[1])
     # per-component, per-dimension second moments: tied and spherical run the full and diag
     # kernels (their own pool them over components or dimensions)
-    k, d = params.means.shape
-    chol = params.precisions_cholesky
-    if params.covariance_type == "tied":
-        params = GaussianParams("full", params.weights, params.means, None,
-                                np.broadcast_to(chol, (k, d, d)))
-    elif params.covariance_type == "spherical":
-        params = GaussianParams("diag", params.weights, params.means, None,
-                                np.repeat(chol[:, None], d, axis=1))
+    components = params.components
+    k, d = components.means.shape
+    chol = components.precisions_cholesky
+    if components.covariance_type == "tied":
+        params = MixtureParams(params.weights, GaussianParams(
+            "full", components.means, None, np.broadcast_to(chol, (k, d, d))))
+    elif components.covariance_type == "spherical":
+        params = MixtureParams(params.weights, GaussianParams(
+            "diag", components.means, None, np.repeat(chol[:, None], d, axis=1)))
     family, packed = _pack(params, X.dtype)
     flat, _ = _driver(X, sample_weight, chunk_size, n_threads).accumulate(family, packed)
     return EStep(float(flat[0]), _statistics(flat, packed))
@@ -208,9 +211,10 @@ def gaussian_m_step(statistics, covariance_type, *, reg_covar=1e-6):
     moments = [first.ravel(), second.ravel()] if full else [np.hstack([first, second]).ravel()]
     family = GaussianFamily(covariance_type, reg_covar=reg_covar)
     flat = np.concatenate([[0.0, nk.sum()], nk, *moments])
-    params, empty = family.m_step(flat, family.pack_pivot(center, np.float64))
-    return GaussianParameters(params.weights, params.means, params.covariances,
-                              params.precisions_cholesky, empty)
+    params, empty = Mixture().m_step(family, flat, family.pack_pivot(center, np.float64))
+    components = params.components
+    return GaussianParameters(params.weights, components.means, components.covariances,
+                              components.precisions_cholesky, empty)
 
 
 def pack_gaussian(weights, means, precisions_cholesky, covariance_type, dtype):
@@ -242,7 +246,8 @@ def family_e_step(X, family, params, *, sample_weight=None, n_threads=None, chun
 
     ``family`` is a :class:`fastem.families.base.Family` (``GaussianFamily``, a
     ``ProductFamily`` of exponential-family columns such as ``Poisson()`` or ``Categorical(4)``,
-    or a Numba ``CustomFamily``) and ``params`` its parameters object. The statistics vector
+    or a Numba ``CustomFamily``) and ``params`` a :class:`fastem.latent.mixture.MixtureParams`
+    (the weights and the family's parameters object). The statistics vector
     adds across calls made with the same ``packed`` layout (same parameters and dtype), so a
     caller can stream its own chunks and sum them.
     """
@@ -267,16 +272,19 @@ def family_statistics(X, resp, family, params, *, sample_weight=None, n_threads=
     return FamilyEStep(float(flat[0]), flat, packed)
 
 
-def family_m_step(family, e_step, params=None):
-    """The family's exact (or, with a prior on ``family``, MAP) M-step from a
-    :class:`FamilyEStep`: ``(new params, indices of empty components)``. ``params``, the
-    E-step's parameters, are needed only when ``family.frozen`` names some of them.
-    Raises ValueError when the statistics hold no weight (zero rows or zero weights)."""
-    k = e_step.packed.log_norm.shape[0]
-    if not e_step.statistics[2:2 + k].sum() > 0:
+def family_m_step(family, e_step, params=None, *, mixture=None):
+    """The mixture's exact (or, with a prior on ``family`` or on the weights, MAP) M-step from
+    a :class:`FamilyEStep`: ``(new MixtureParams, indices of empty components)``. ``mixture``
+    is a :class:`fastem.latent.mixture.Mixture` (its Dirichlet prior on the weights and frozen
+    weights; default: maximum likelihood). ``params``, the E-step's parameters, are needed only
+    when something is frozen. Raises ValueError when the statistics hold no weight (zero rows or
+    zero weights)."""
+    view = Statistics(e_step.statistics, e_step.packed.log_norm.shape[0])
+    if not view.s0.sum() > 0:
         raise ValueError("e_step.statistics hold no weight (the responsibilities sum to 0): "
                          "no data")
-    return family.m_step(e_step.statistics, e_step.packed, params)
+    mixture = Mixture() if mixture is None else mixture
+    return mixture.m_step(family, e_step.statistics, e_step.packed, params)
 
 
 def family_predict(X, family, params, *, log_prob_out=None, resp_out=None, n_threads=None,
@@ -315,7 +323,7 @@ def _family_input(X, family, params):
     d = getattr(params, "n_features", None)  # None: a custom family that does not say
     if d is not None and X.shape[1] != d:
         raise ValueError(f"X has {X.shape[1]} columns, the family expects {d}")
-    return X, family.pack(params, X.dtype)
+    return X, Mixture().pack(family, params, X.dtype)
 
 
 def _resp_blocks(resp):
@@ -373,13 +381,13 @@ def _gaussian_params(weights, means, precisions_cholesky, covariance_type, n_fea
     weights = np.ones(k) if weights is None else _float_array(weights, "weights")
     if weights.shape != (k,) or np.any(weights < 0) or not weights.sum() > 0:
         raise ValueError(f"weights must be ({k},), non-negative, with a positive sum")
-    return GaussianParams(covariance_type, weights, means, None, chol)
+    return MixtureParams(weights, GaussianParams(covariance_type, means, None, chol))
 
 
 def _pack(params, dtype):
     """The family for ``params`` and the kernel layout of ``params`` in ``dtype``."""
-    family = GaussianFamily(params.covariance_type)
-    return family, family.pack(params, dtype)
+    family = GaussianFamily(params.components.covariance_type)
+    return family, Mixture().pack(family, params, dtype)
 
 
 def _driver(X, sample_weight, chunk_size, n_threads):

@@ -14,6 +14,7 @@ from .families.gaussian import (
     precisions_from_cholesky,
 )
 from .init import initial_params
+from .latent.mixture import MixtureParams
 from .model import MixtureModel
 
 
@@ -155,7 +156,11 @@ class GaussianMixture(MixtureModel):
             value = getattr(self, name)
             if value is not None and not (_is_real(value) and np.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
-        self._family()  # checks frozen
+        frozen = (self.frozen,) if isinstance(self.frozen, str) else self.frozen
+        unknown = set(frozen) - {"weights", "means", "covariances"}
+        if unknown:
+            raise ValueError("frozen must name 'weights', 'means' or 'covariances'; got "
+                             f"{sorted(unknown)}")
         self._check_inits(n_features)
 
     def _check_inits(self, d):
@@ -180,12 +185,14 @@ class GaussianMixture(MixtureModel):
             elif (p <= 0).any():
                 raise ValueError("precisions_init must be positive")
 
-    def _initial_params(self, family, driver, rng):
+    def _initial_params(self, latent, family, driver, rng):
         given = (self.weights_init, self.means_init, self.precisions_init)
         if any(v is None for v in given):
-            params = initial_params(self.init_params, family, driver, self.n_components, rng)
-            weights, means, covariances, chol = (
-                params.weights, params.means, params.covariances, params.precisions_cholesky
+            params = initial_params(self.init_params, latent, family, driver, self.n_components,
+                                    rng)
+            weights, components = params.weights, params.components
+            means, covariances, chol = (
+                components.means, components.covariances, components.precisions_cholesky
             )
         if self.weights_init is not None:
             weights = np.asarray(self.weights_init, dtype=np.float64).copy()
@@ -196,16 +203,12 @@ class GaussianMixture(MixtureModel):
                 np.asarray(self.precisions_init, dtype=np.float64), self.covariance_type
             )
             covariances = covariances_from_cholesky(chol, self.covariance_type)
-        return GaussianParams(self.covariance_type, weights, means, covariances, chol)
+        return MixtureParams(weights, GaussianParams(self.covariance_type, means, covariances,
+                                                     chol))
 
     def _family(self):
         return GaussianFamily(self.covariance_type, self.reg_covar,
-                              weight_concentration=self._weight_concentration(),
-                              frozen=self.frozen)
-
-    def _weight_concentration(self):
-        alpha = self.weight_concentration_prior
-        return 1.0 if alpha is None else float(alpha)
+                              frozen=self._component_frozen())
 
     def _build_family(self, driver, rng):
         """The family to fit with: with a component prior, its unset fields come from data."""
@@ -215,7 +218,7 @@ class GaussianMixture(MixtureModel):
             return self._family()
         prior = self._prior(driver, rng)
         return GaussianFamily(self.covariance_type, self.reg_covar, prior,
-                              self._weight_concentration(), self.frozen)
+                              self._component_frozen())
 
     def _prior(self, driver, rng):
         t, d = self.covariance_type, driver.n_features
@@ -251,15 +254,16 @@ class GaussianMixture(MixtureModel):
         return prior
 
     def _fitted_params(self):
-        return GaussianParams(self.covariance_type, self.weights_, self.means_,
-                              self.covariances_, self.precisions_cholesky_)
+        return MixtureParams(self.weights_, GaussianParams(
+            self.covariance_type, self.means_, self.covariances_, self.precisions_cholesky_))
 
     def _set_params(self, params):
+        components = params.components
         self.weights_ = params.weights
-        self.means_ = params.means
-        self.covariances_ = params.covariances
-        self.precisions_cholesky_ = params.precisions_cholesky
-        self.precisions_ = precisions_from_cholesky(params.precisions_cholesky,
+        self.means_ = components.means
+        self.covariances_ = components.covariances
+        self.precisions_cholesky_ = components.precisions_cholesky
+        self.precisions_ = precisions_from_cholesky(components.precisions_cholesky,
                                                     self.covariance_type)
 
 

@@ -1,8 +1,9 @@
 """MixtureModel: the scikit-learn estimator over the streaming EM engine, for any family.
 
-The estimator only validates arguments, makes a driver for the data (local threads, or Dask) and
-a family (its components), and runs the EM loop; subclasses such as ``GaussianMixture`` or
-``BernoulliMixture`` choose the family and name its fitted parameters.
+The estimator only validates arguments, makes a driver for the data (local threads, or Dask), a
+family (its components) and the mixture (``fastem.latent.mixture``: the weights), and runs the
+EM loop; subclasses such as ``GaussianMixture`` or ``BernoulliMixture`` choose the family and
+name its fitted parameters.
 """
 import numbers
 import time
@@ -17,6 +18,7 @@ from .driver import is_dask_array, make_driver
 from .em import ConvergenceWarning, EMResult, FitInterrupted, run_em
 from .families.base import Family
 from .init import INIT_METHODS, initial_params
+from .latent.mixture import Mixture, MixtureParams
 
 
 def check_random_state(seed):
@@ -63,6 +65,11 @@ class MixtureModel(Estimator):
         decrease.
     m_step_iters : int
         Newton steps per partial M-step.
+    weight_concentration_prior : float or None
+        Symmetric Dirichlet prior on the weights (MAP-EM; >= 1, None or 1: none).
+    frozen : tuple of str
+        ``("weights",)`` keeps the weights at their initial values through every M-step (the
+        family's own ``frozen`` holds component parameters).
 
     ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
     array, an ``np.memmap``, a path to a ``.npy`` file (memory-mapped), an h5py/zarr dataset or
@@ -101,6 +108,8 @@ class MixtureModel(Estimator):
         nan_policy="raise",
         m_step="exact",
         m_step_iters=1,
+        weight_concentration_prior=None,
+        frozen=(),
     ):
         self.family = family
         self.n_components = n_components
@@ -119,6 +128,8 @@ class MixtureModel(Estimator):
         self.nan_policy = nan_policy
         self.m_step = m_step
         self.m_step_iters = m_step_iters
+        self.weight_concentration_prior = weight_concentration_prior
+        self.frozen = frozen
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -138,19 +149,21 @@ class MixtureModel(Estimator):
         self.n_omitted_rows_ = driver.n_omitted
         rng = check_random_state(self.random_state)
         family = self._build_family(driver, rng)
+        latent = self._latent()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         best = None
         for init in range(self.n_init if do_init else 1):
             self._say(1, f"Initialization {init}")
             tic = time.perf_counter()
             if do_init:
-                params, lower_bound = self._initial_params(family, driver, rng), -np.inf
+                params, lower_bound = self._initial_params(latent, family, driver, rng), -np.inf
             else:
                 params, lower_bound = self._fitted_params(), self.lower_bound_
             if self.max_iter == 0:
                 result = EMResult(params, -np.inf)
             else:
-                result = run_em(family, driver, params, tol=self.tol, max_iter=self.max_iter,
+                result = run_em(latent, family, driver, params, tol=self.tol,
+                                max_iter=self.max_iter,
                                 rng=rng, lower_bound=lower_bound, callback=self._report,
                                 m_step=self.m_step, m_step_iters=self.m_step_iters)
                 status = "converged" if result.converged else "did not converge"
@@ -204,8 +217,8 @@ class MixtureModel(Estimator):
         """Weighted mean log-likelihood per row (streamed; no per-row array)."""
         _, driver = self._prepare(X, sample_weight, reset=False)
         family = self._family()
-        stats, _ = driver.accumulate(family, family.pack(self._fitted_params(), driver.dtype),
-                                     with_stats=False)
+        packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
+        stats, _ = driver.accumulate(family, packed, with_stats=False)
         return float(stats[0] / stats[1])
 
     def bic(self, X):
@@ -227,7 +240,7 @@ class MixtureModel(Estimator):
                 "one sample."
             )
         rng = check_random_state(self.random_state)
-        return self._family().sample(self._fitted_params(), int(n_samples), rng)
+        return self._latent().sample(self._family(), self._fitted_params(), int(n_samples), rng)
 
     # ----------------------------------------------------------------- helpers
     def _prepare(self, X, sample_weight, reset):
@@ -271,7 +284,7 @@ class MixtureModel(Estimator):
     def _per_row(self, X, what, out):
         _, driver = self._prepare(X, None, reset=False)
         family = self._family()
-        packed = family.pack(self._fitted_params(), driver.dtype)
+        packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
         if getattr(driver, "lazy", False):  # Dask: a lazy array of the same per-row output
             if out is not None:
                 raise ValueError("out= is not supported for Dask input; store the returned "
@@ -314,6 +327,10 @@ class MixtureModel(Estimator):
         if not isinstance(self.family, Family):
             raise ValueError("family must be a fastem.families.base.Family instance, got "
                              f"{self.family!r}")
+        if self._component_frozen():
+            raise ValueError("frozen may only name 'weights' (the family's own frozen holds "
+                             f"component parameters); got {self.frozen!r}")
+        self._latent()  # checks weight_concentration_prior
 
     def _build_family(self, driver, rng):
         """The family to fit with (subclasses add priors with data-based defaults here)."""
@@ -322,19 +339,30 @@ class MixtureModel(Estimator):
     def _family(self):
         return self.family
 
-    def _initial_params(self, family, driver, rng):
-        return initial_params(self.init_params, family, driver, self.n_components, rng)
+    def _latent(self):
+        """The mixture's weights: Dirichlet prior and frozen weights from the parameters."""
+        alpha = self.weight_concentration_prior
+        return Mixture(1.0 if alpha is None else float(alpha), "weights" in self.frozen)
+
+    def _component_frozen(self):
+        """``frozen`` without "weights": the names the family holds fixed."""
+        frozen = (self.frozen,) if isinstance(self.frozen, str) else self.frozen
+        return tuple(name for name in frozen if name != "weights")
+
+    def _initial_params(self, latent, family, driver, rng):
+        return initial_params(self.init_params, latent, family, driver, self.n_components, rng)
 
     def _fitted_params(self):
-        return self.params_
+        return MixtureParams(self.weights_, self.params_)
 
     def _set_params(self, params):
-        self.params_ = params
+        self.params_ = params.components
         self.weights_ = params.weights
 
     def _n_parameters(self):
         self._check_fitted()
-        return self._family().n_parameters(self.n_features_in_, self.n_components)
+        return self._latent().n_parameters(self._family(), self.n_features_in_,
+                                           self.n_components)
 
     def _check_fitted(self):
         if not hasattr(self, "n_features_in_"):

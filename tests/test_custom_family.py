@@ -17,9 +17,12 @@ numba = pytest.importorskip("numba")
 
 from fastem.driver import LocalDriver  # noqa: E402
 from fastem.em import run_em  # noqa: E402
-from fastem.families.custom import CustomFamily, CustomParams  # noqa: E402
+from fastem.families.custom import CustomFamily  # noqa: E402
 from fastem.families.gaussian import GaussianFamily, GaussianParams  # noqa: E402
 from fastem.init import initial_params, params_from_resp  # noqa: E402
+from fastem.latent.mixture import Mixture, MixtureParams, mixture_params  # noqa: E402
+
+MIXTURE = Mixture()  # maximum-likelihood weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,8 +99,8 @@ def circle_data():
 def vm_params(family, X, rows, kappa=2.0):
     k = len(rows)
     comps = vm.from_rows(X[rows])
-    return family.make_params(np.full(k, 1.0 / k), vm.VonMisesParams(comps.mu, np.full_like(
-        comps.mu, kappa)))
+    return mixture_params(np.full(k, 1.0 / k), family.make_params(vm.VonMisesParams(
+        comps.mu, np.full_like(comps.mu, kappa))))
 
 
 def reference_pass(X, weights, params):
@@ -122,7 +125,7 @@ def reference_pass(X, weights, params):
 
 def check_stats_against_reference(family, X, weights, params, rtol):
     driver = LocalDriver(X, weights, chunk_size=64, n_threads=2)
-    packed = family.pack(params, driver.dtype)
+    packed = MIXTURE.pack(family, params, driver.dtype)
     stats, worst = driver.accumulate(family, packed)
     ll, total, s0, sums, worst_value, worst_row = reference_pass(
         X.astype(np.float64), weights, params)
@@ -163,7 +166,7 @@ def test_weighted_statistics_skip_zero_weight_rows(circle_data):
     # zero-weight rows may hold anything (nan_policy="omit"): the user never sees them
     X[weights == 0] = np.nan
     driver = LocalDriver(X, weights, chunk_size=64, n_threads=2)
-    stats, _ = driver.accumulate(family, family.pack(params, driver.dtype))
+    stats, _ = driver.accumulate(family, MIXTURE.pack(family, params, driver.dtype))
     assert np.isfinite(stats).all()
 
 
@@ -174,9 +177,9 @@ def test_all_zero_weight_chunks_add_nothing(circle_data):
     weights = np.zeros(len(X))
     weights[-10:] = 1.0
     driver = LocalDriver(X, weights, chunk_size=64, n_threads=2)
-    stats, worst = driver.accumulate(family, family.pack(params, driver.dtype))
+    stats, worst = driver.accumulate(family, MIXTURE.pack(family, params, driver.dtype))
     alone = LocalDriver(X[-10:], chunk_size=64, n_threads=1)
-    stats_alone, worst_alone = alone.accumulate(family, family.pack(params, alone.dtype))
+    stats_alone, worst_alone = alone.accumulate(family, MIXTURE.pack(family, params, alone.dtype))
     np.testing.assert_allclose(stats, stats_alone, rtol=1e-12)
     assert worst[1] == len(X) - 10 + worst_alone[1]
 
@@ -198,11 +201,12 @@ def test_recovers_known_parameters():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_objective_never_decreases(circle_data, m_step, seed):
     X = circle_data[0]
-    family = vm.make_family(2, weight_concentration=1.0 + seed)  # seed 1, 2: MAP weights
+    family = vm.make_family(2)
+    mixture = Mixture(1.0 + seed)  # seed 1, 2: MAP weights
     rng = np.random.default_rng(seed)
     driver = LocalDriver(X, n_threads=2)
-    params = initial_params("random", family, driver, 4, rng)
-    result = run_em(family, driver, params, tol=0.0, max_iter=30, rng=rng, m_step=m_step,
+    params = initial_params("random", mixture, family, driver, 4, rng)
+    result = run_em(mixture, family, driver, params, tol=0.0, max_iter=30, rng=rng, m_step=m_step,
                     m_step_iters=2)
     history = np.array(result.lower_bounds)
     assert np.all(np.diff(history) >= -1e-12 * np.abs(history[1:]))
@@ -216,7 +220,7 @@ def test_partial_m_step_reaches_the_exact_fixed_point(circle_data):
     for m_step in ("exact", "partial"):
         rng = np.random.default_rng(5)
         params = vm_params(family, X, [0, 1, 2])
-        runs.append(run_em(family, driver, params, tol=1e-12, max_iter=500, rng=rng,
+        runs.append(run_em(MIXTURE, family, driver, params, tol=1e-12, max_iter=500, rng=rng,
                            m_step=m_step, m_step_iters=3))
     np.testing.assert_allclose(runs[1].lower_bound, runs[0].lower_bound, rtol=1e-8)
     np.testing.assert_allclose(runs[1].params.components.kappa, runs[0].params.components.kappa,
@@ -233,11 +237,11 @@ def test_bitwise_identical_for_any_thread_count(circle_data, small_chunks):
     for n_threads in (1, 2, 3):
         driver = LocalDriver(X, weights, chunk_size=chunk_size, n_threads=n_threads)
         params = vm_params(family, X, [0, 1, 2])
-        result = run_em(family, driver, params, tol=0.0, max_iter=5,
+        result = run_em(MIXTURE, family, driver, params, tol=0.0, max_iter=5,
                         rng=np.random.default_rng(0))
-        stats, worst = driver.accumulate(family, family.pack(result.params, driver.dtype))
+        stats, worst = driver.accumulate(family, MIXTURE.pack(family, result.params, driver.dtype))
         log_prob, resp = np.empty(len(X)), np.empty((len(X), 3))
-        driver.predict(family, family.pack(result.params, driver.dtype), log_prob, resp)
+        driver.predict(family, MIXTURE.pack(family, result.params, driver.dtype), log_prob, resp)
         results.append((stats, worst, result.lower_bounds, log_prob, resp))
     for other in results[1:]:
         for a, b in zip(results[0], other):
@@ -249,7 +253,7 @@ def test_chunk_size_changes_results_only_by_rounding(circle_data):
     family = vm.make_family(2, min_chunk_rows=1)
     params = vm_params(family, X, [0, 1, 2])
     runs = [LocalDriver(X, chunk_size=c, n_threads=2).accumulate(
-        family, family.pack(params, np.float64))[0] for c in (17, 1000, 100000)]
+        family, MIXTURE.pack(family, params, np.float64))[0] for c in (17, 1000, 100000)]
     for stats in runs[1:]:
         np.testing.assert_allclose(stats, runs[0], rtol=1e-12)
 
@@ -262,7 +266,7 @@ def test_weights_equal_repeated_rows(circle_data):
     for data, weights in ((X, counts.astype(float)), (np.repeat(X, counts, axis=0), None)):
         driver = LocalDriver(data, weights, n_threads=2)
         params = vm_params(family, X, [0, 1, 2])
-        fits.append(run_em(family, driver, params, tol=0.0, max_iter=10,
+        fits.append(run_em(MIXTURE, family, driver, params, tol=0.0, max_iter=10,
                            rng=np.random.default_rng(0)))
     np.testing.assert_allclose(fits[0].lower_bounds, fits[1].lower_bounds, rtol=1e-10)
     np.testing.assert_allclose(fits[0].params.components.kappa,
@@ -279,7 +283,7 @@ def test_predict_matches_reference(circle_data):
     driver = LocalDriver(X, chunk_size=100, n_threads=2)
     n = len(X)
     log_prob, resp, labels = np.empty(n), np.empty((n, 3)), np.empty(n, dtype=np.intp)
-    driver.predict(family, family.pack(params, driver.dtype), log_prob, resp, labels)
+    driver.predict(family, MIXTURE.pack(family, params, driver.dtype), log_prob, resp, labels)
     theta = np.arctan2(X[:, 2:], X[:, :2])
     mu, kappa = params.components
     logp = np.stack([vonmises.logpdf(theta, kappa[k], loc=mu[k]).sum(axis=1) for k in range(3)],
@@ -301,12 +305,13 @@ def test_agrees_with_builtin_diagonal_gaussian():
     custom = diag_family(d=d)
     results = []
     for family, params in (
-        (builtin, GaussianParams.from_covariances("diag", np.full(k, 1 / k), start,
-                                                  np.ones((k, d)))),
-        (custom, custom.make_params(np.full(k, 1 / k), Diag(start, np.ones((k, d))))),
+        (builtin, MixtureParams(np.full(k, 1 / k), GaussianParams.from_covariances(
+            "diag", start, np.ones((k, d))))),
+        (custom, mixture_params(np.full(k, 1 / k), custom.make_params(Diag(start,
+                                                                           np.ones((k, d)))))),
     ):
         driver = LocalDriver(X, weights, n_threads=2)
-        results.append(run_em(family, driver, params, tol=0.0, max_iter=20,
+        results.append(run_em(MIXTURE, family, driver, params, tol=0.0, max_iter=20,
                               rng=np.random.default_rng(0)))
     np.testing.assert_allclose(results[1].lower_bounds, results[0].lower_bounds, rtol=1e-10)
     np.testing.assert_allclose(results[1].params.components.mean, results[0].params.means,
@@ -320,14 +325,14 @@ def test_initialisation_from_responsibilities_and_kmeans(circle_data):
     driver = LocalDriver(X, n_threads=2)
     labels = circle_data[1]
     one_hot = np.eye(3)[labels]
-    params = params_from_resp(family, driver, np.zeros((3, 4)),
+    params = params_from_resp(MIXTURE, family, driver, np.zeros((3, 4)),
                               lambda start, block: one_hot[start:start + block.shape[0]])
     np.testing.assert_allclose(params.weights, np.bincount(labels) / len(labels))
     for k in range(3):
         C, S = X[labels == k, :2].sum(axis=0), X[labels == k, 2:].sum(axis=0)
         np.testing.assert_allclose(params.components.mu[k], np.arctan2(S, C), atol=1e-12)
     for method in ("kmeans", "k-means++", "random", "random_from_data"):
-        params = initial_params(method, family, driver, 3, np.random.default_rng(0))
+        params = initial_params(method, MIXTURE, family, driver, 3, np.random.default_rng(0))
         assert np.isfinite(params.weights).all() and np.isfinite(params.components.kappa).all()
 
 
@@ -335,18 +340,19 @@ def test_empty_component_is_reseeded_on_data(circle_data):
     X = circle_data[0]
     family = vm.make_family(2)
     params = vm_params(family, X, [0, 1, 2])
-    params = CustomParams(np.array([0.5, 0.5, 0.0]), params.components)  # no mass: empty
+    params = MixtureParams(np.array([0.5, 0.5, 0.0]), params.components)  # no mass: empty
     driver = LocalDriver(X, n_threads=2)
     with pytest.warns(RuntimeWarning, match="re-seeded"):
-        result = run_em(family, driver, params, tol=0.0, max_iter=3,
+        result = run_em(MIXTURE, family, driver, params, tol=0.0, max_iter=3,
                         rng=np.random.default_rng(0))
     assert result.params.weights[2] > 0
     assert np.isfinite(result.params.components.kappa).all()
     # the default from_rows (one-hot M-step on the rows) serves families whose M-step of one
     # row is finite, like this Gaussian one (variance reg 1e-6)
     gauss = diag_family(d=2)
-    p = gauss.make_params(np.array([0.5, 0.5]), Diag(np.zeros((2, 2)), np.ones((2, 2))))
-    moved = gauss.reseed(p, np.array([1]), np.array([[3.0, 4.0]]))
+    p = mixture_params(np.array([0.5, 0.5]), gauss.make_params(Diag(np.zeros((2, 2)),
+                                                                    np.ones((2, 2)))))
+    moved = MIXTURE.reseed(gauss, p, np.array([1]), np.array([[3.0, 4.0]]))
     np.testing.assert_allclose(moved.components.mean[1], [3.0, 4.0])
     np.testing.assert_allclose(moved.components.var[1], 1e-6)
     np.testing.assert_allclose(moved.weights, [0.5, 0.5])
@@ -356,10 +362,11 @@ def test_frozen_parameters_stay_fixed(circle_data):
     X = circle_data[0]
     driver = LocalDriver(X, n_threads=2)
     for frozen in ({"weights"}, {"kappa"}, {"mu", "weights"}):
-        family = vm.make_family(2, frozen=frozen)
+        family = vm.make_family(2, frozen=frozen - {"weights"})
+        mixture = Mixture(frozen_weights="weights" in frozen)
         params = vm_params(family, X, [0, 1, 2], kappa=3.0)
-        params = CustomParams(np.array([0.2, 0.3, 0.5]), params.components)
-        result = run_em(family, driver, params, tol=0.0, max_iter=5,
+        params = MixtureParams(np.array([0.2, 0.3, 0.5]), params.components)
+        result = run_em(mixture, family, driver, params, tol=0.0, max_iter=5,
                         rng=np.random.default_rng(0))
         history = np.array(result.lower_bounds)
         assert np.all(np.diff(history) >= -1e-12 * np.abs(history[1:]))
@@ -370,18 +377,18 @@ def test_frozen_parameters_stay_fixed(circle_data):
                                           getattr(params.components, name))
     family = vm.make_family(2, frozen={"sigma"})
     with pytest.raises(ValueError, match="sigma"):
-        run_em(family, driver, vm_params(family, X, [0, 1, 2]), tol=0.0, max_iter=2,
+        run_em(MIXTURE, family, driver, vm_params(family, X, [0, 1, 2]), tol=0.0, max_iter=2,
                rng=np.random.default_rng(0))
 
 
 def test_sample_and_n_parameters():
     family = vm.make_family(2)
-    params = family.make_params(vm.TRUE_WEIGHTS, vm.TRUE)
-    X, labels = family.sample(params, 1000, np.random.default_rng(0))
+    params = mixture_params(vm.TRUE_WEIGHTS, family.make_params(vm.TRUE))
+    X, labels = MIXTURE.sample(family, params, 1000, np.random.default_rng(0))
     assert X.shape == (1000, 4) and labels.shape == (1000,)
     np.testing.assert_allclose(X[:, :2] ** 2 + X[:, 2:] ** 2, 1.0)
     assert np.bincount(labels).tolist() == sorted(np.bincount(labels).tolist(), reverse=True)
-    assert family.n_parameters(4, 3) == 3 * 4 + 2
+    assert MIXTURE.n_parameters(family, 4, 3) == 3 * 4 + 2
 
 
 # ------------------------------------------------------------ bad user functions
@@ -411,7 +418,7 @@ def test_bad_user_functions_give_clear_errors(circle_data):
 
     def fit(**changes):
         family = CustomFamily(**{**good, **changes})
-        return run_em(family, driver, start, tol=0.0, max_iter=2, rng=np.random.default_rng(0))
+        return run_em(MIXTURE, family, driver, start, tol=0.0, max_iter=2, rng=np.random.default_rng(0))
 
     with pytest.raises(ValueError, match="statistics wrote past the end of out.*n_statistics"):
         fit(n_statistics=3)
@@ -461,8 +468,8 @@ def test_plain_numpy_functions_work(circle_data):
                               from_rows=vm.from_rows)
     params = vm_params(family, X, [0, 1, 2])
     driver = LocalDriver(X, chunk_size=64, n_threads=2)
-    numpy_stats = driver.accumulate(family, family.pack(params, driver.dtype))[0]
-    numba_stats = driver.accumulate(vm.make_family(2), family.pack(params, driver.dtype))[0]
+    numpy_stats = driver.accumulate(family, MIXTURE.pack(family, params, driver.dtype))[0]
+    numba_stats = driver.accumulate(vm.make_family(2), MIXTURE.pack(family, params, driver.dtype))[0]
     np.testing.assert_allclose(numpy_stats, numba_stats, rtol=1e-12)
 
 
@@ -523,7 +530,7 @@ def test_memory_mapped_file_gives_the_in_memory_result(circle_data, tmp_path):
     for data in (X, np.load(path, mmap_mode="r")):
         driver = LocalDriver(data, weights, n_threads=2)
         params = vm_params(family, X, [0, 1, 2])
-        results.append(run_em(family, driver, params, tol=0.0, max_iter=5,
+        results.append(run_em(MIXTURE, family, driver, params, tol=0.0, max_iter=5,
                               rng=np.random.default_rng(0)).lower_bounds)
     np.testing.assert_array_equal(results[0], results[1])
 

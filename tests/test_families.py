@@ -23,11 +23,13 @@ from fastem.families.expfam import (
     Bernoulli,
     Categorical,
     Exponential,
+    ExpFamParams,
     Gamma,
     Normal,
     Poisson,
     ProductFamily,
 )
+from fastem.latent.mixture import Mixture, MixtureParams
 
 RNG = np.random.default_rng(0)
 N = 6000
@@ -147,31 +149,34 @@ def statistics(family, X, resp):
 def test_map_m_step_maximises_objective_numerically(column, data, to_theta):
     """The closed-form MAP M-step against scipy.optimize on J(theta) + log p(theta)."""
     resp = np.random.default_rng(1).dirichlet([1, 1], size=data.shape[0])
-    family = ProductFamily([column], weight_concentration=3.0)
+    family = ProductFamily([column])
+    mixture = Mixture(3.0)
     stats_, packed = statistics(family, data, resp)
-    closed, _ = family.m_step(stats_, packed)
+    closed, _ = mixture.m_step(family, stats_, packed)
 
     def negative(u):
         weights = np.exp(np.append(u[:1], 0.0))
         weights /= weights.sum()
-        params = type(closed)(weights, [to_theta(u[1:])[:, None]])
-        return -family.objective(params, stats_, packed)
+        params = MixtureParams(weights, ExpFamParams([to_theta(u[1:])[:, None]]))
+        return -mixture.objective(family, params, stats_, packed)
 
     best = optimize.minimize(negative, np.zeros(3), method="Nelder-Mead",
                              options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000})
-    assert -best.fun <= family.objective(closed, stats_, packed) + 1e-8
+    assert -best.fun <= mixture.objective(family, closed, stats_, packed) + 1e-8
     weights = np.exp(np.append(best.x[:1], 0.0))
     np.testing.assert_allclose(closed.weights, weights / weights.sum(), atol=1e-4)
     np.testing.assert_allclose(closed.columns[0][:, 0], to_theta(best.x[1:]), rtol=1e-4)
 
 
 def test_frozen_parameters_stay_fixed():
-    family = ProductFamily([Poisson(), Poisson(), Poisson()], frozen={"weights", 1})
-    model = MixtureModel(family, 3, random_state=0, max_iter=20, init_params="random")
+    family = ProductFamily([Poisson(), Poisson(), Poisson()], frozen={1})
+    model = MixtureModel(family, 3, random_state=0, max_iter=20, init_params="random",
+                         frozen=("weights",))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(DATA["poisson"])
-    first = MixtureModel(family, 3, random_state=0, max_iter=0, init_params="random")
+    first = MixtureModel(family, 3, random_state=0, max_iter=0, init_params="random",
+                         frozen=("weights",))
     first.fit(DATA["poisson"])
     np.testing.assert_array_equal(model.weights_, first.weights_)
     np.testing.assert_array_equal(model.params_.columns[1], first.params_.columns[1])
@@ -192,7 +197,8 @@ def test_product_family_models_a_mixed_table():
     sample, labels = model.sample(100)
     assert sample.shape == (100, 5) and labels.shape == (100,)
     assert model.bic(X) > model.aic(X) - 1e9  # both finite numbers
-    assert family.n_parameters(5, 3) == 2 + 3 * (1 + 1 + 2 + 2 + 2)
+    assert family.n_parameters(5, 3) == 3 * (1 + 1 + 2 + 2 + 2)
+    assert model._n_parameters() == 2 + 3 * (1 + 1 + 2 + 2 + 2)
 
 
 @pytest.mark.parametrize("name", ["poisson", "categorical"])

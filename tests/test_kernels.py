@@ -18,6 +18,15 @@ from fastem.families.gaussian import (
     GaussianParams,
     covariance_shape,
 )
+from fastem.latent.mixture import Mixture, MixtureParams
+
+MIXTURE = Mixture()
+
+
+def gaussian(covariance_type, weights, means, covariances):
+    """Mixture parameters of Gaussian components."""
+    return MixtureParams(weights, GaussianParams.from_covariances(covariance_type, means,
+                                                                  covariances))
 
 TOLERANCE = {np.float64: 1e-11, np.float32: 2e-4}
 
@@ -30,7 +39,7 @@ def random_params(covariance_type, k, d, rng):
     else:
         cov = rng.uniform(0.5, 2.0, size=shape)
     weights = rng.dirichlet(np.ones(k))
-    return GaussianParams.from_covariances(covariance_type, weights, 2 * rng.randn(k, d), cov)
+    return gaussian(covariance_type, weights, 2 * rng.randn(k, d), cov)
 
 
 def reference_log_joint(X, params):
@@ -56,7 +65,7 @@ def test_fused_pass_matches_reference(covariance_type, dtype, n, k):
     w = rng.uniform(0, 2, size=n)
     reg = 1e-3
     family = GaussianFamily(covariance_type, reg_covar=reg)
-    packed = family.pack(params, dtype)
+    packed = MIXTURE.pack(family, params, dtype)
     driver = LocalDriver(X, sample_weight=w, chunk_size=16, n_threads=2)
     stats, worst = driver.accumulate(family, packed)
 
@@ -70,7 +79,7 @@ def test_fused_pass_matches_reference(covariance_type, dtype, n, k):
     assert int(worst[1]) == np.argmin(np.where(w > 0, log_px, np.inf))
 
     # the M-step turns the statistics into weighted moments
-    new, lost = family.m_step(stats, packed)
+    new, lost = MIXTURE.m_step(family, stats, packed)
     assert lost.size == 0
     nk = resp.sum(axis=0)
     means = resp.T @ X.astype(np.float64) / nk[:, None]
@@ -96,32 +105,32 @@ def test_expfam_form_used_only_where_accurate(covariance_type):
     expfam = {"full": KIND_EXPFAM_FULL, "tied": KIND_EXPFAM_TIED, "diag": KIND_EXPFAM_DIAG,
               "spherical": KIND_EXPFAM_SPHERICAL}[covariance_type]
     exact = {"full": KIND_FULL, "tied": KIND_TIED}.get(covariance_type, KIND_DIAG)
-    assert family.pack(params, np.float64).kind == expfam
-    far = GaussianParams.from_covariances(covariance_type, params.weights,
+    assert MIXTURE.pack(family, params, np.float64).kind == expfam
+    far = gaussian(covariance_type, params.weights,
                                           params.means * 1e6, params.covariances)
-    assert family.pack(far, np.float64).kind == exact
-    single = family.pack(params, np.float32)  # float32 data, components near the centre
+    assert MIXTURE.pack(family, far, np.float64).kind == exact
+    single = MIXTURE.pack(family, params, np.float32)  # float32 data, components near the centre
     assert single.kind == expfam and single.dtype == np.float32
-    spread = GaussianParams.from_covariances(  # 100x further: float32 rounding > 1e-3 nats
+    spread = gaussian(  # 100x further: float32 rounding > 1e-3 nats
         covariance_type, params.weights, params.means * 100, params.covariances)
-    assert family.pack(spread, np.float32).kind == expfam
-    assert family.pack(spread, np.float32).dtype == np.float64
+    assert MIXTURE.pack(family, spread, np.float32).kind == expfam
+    assert MIXTURE.pack(family, spread, np.float32).dtype == np.float64
     # float32 cannot resolve whitened coordinates of size |mu| |L| ~ 1e6 either: exact, in float64
-    assert family.pack(far, np.float32).kind == exact and family.pack(far, np.float32).dtype == np.float64
-    window = GaussianParams.from_covariances(  # too spread for expfam, fine for float32 exact
+    assert MIXTURE.pack(family, far, np.float32).kind == exact and MIXTURE.pack(family, far, np.float32).dtype == np.float64
+    window = gaussian(  # too spread for expfam, fine for float32 exact
         covariance_type, np.array([0.5, 0.5]), np.array([[-700.0], [700.0]]),
         np.ones(covariance_shape(covariance_type, 2, 1)))
-    assert family.pack(window, np.float32).kind == exact
-    assert family.pack(window, np.float32).dtype == np.float32
+    assert MIXTURE.pack(family, window, np.float32).kind == exact
+    assert MIXTURE.pack(family, window, np.float32).dtype == np.float32
 
 
 def test_nearly_collapsed_float32_component_runs_in_float64(covariance_type):
     """A component squeezed to 1e-11 variance (seen in a fit) must not be whitened in float32."""
     rng = np.random.RandomState(0)
     params = random_params(covariance_type, 3, 2, rng)
-    squeezed = GaussianParams.from_covariances(covariance_type, params.weights, params.means,
+    squeezed = gaussian(covariance_type, params.weights, params.means,
                                                params.covariances * 1e-11)
-    assert GaussianFamily(covariance_type).pack(squeezed, np.float32).dtype == np.float64
+    assert MIXTURE.pack(GaussianFamily(covariance_type), squeezed, np.float32).dtype == np.float64
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -138,12 +147,12 @@ def test_every_kernel_kind_gives_the_same_statistics(covariance_type, dtype, mon
     family = GaussianFamily(covariance_type)
     driver = LocalDriver(X, sample_weight=weights, chunk_size=64, n_threads=2)
     monkeypatch.setattr(gaussian, "EXPFAM_MAX_ERROR", defaultdict(lambda: 1.0))
-    expfam = family.pack(params, dtype)
+    expfam = MIXTURE.pack(family, params, dtype)
     monkeypatch.setattr(gaussian, "EXPFAM_MAX_ERROR", defaultdict(float))
-    exact = family.pack(params, dtype)
+    exact = MIXTURE.pack(family, params, dtype)
     assert expfam.kind != exact.kind
     stats = [driver.accumulate(family, p)[0] for p in (expfam, exact)]
-    results = [family.m_step(s, p)[0] for s, p in zip(stats, (expfam, exact))]
+    results = [MIXTURE.m_step(family, s, p)[0] for s, p in zip(stats, (expfam, exact))]
     tol = TOLERANCE[dtype] * 100
     np.testing.assert_allclose(stats[0][0], stats[1][0], rtol=tol, err_msg="log-likelihood")
     for name in ("weights", "means", "covariances"):
@@ -173,17 +182,17 @@ def test_scratch_contents_never_reach_the_statistics(covariance_type, dtype, for
         stats, _ = driver.accumulate(family, family.pack_pivot(params.means, dtype),
                                      resp_fn=lambda start, block: resp[start:start + len(block)])
     else:
-        stats, _ = driver.accumulate(family, family.pack(params, dtype))
+        stats, _ = driver.accumulate(family, MIXTURE.pack(family, params, dtype))
     assert np.isfinite(stats).all()
 
 
 def test_all_minus_inf_row_gives_zero_posterior_and_minus_inf_density():
-    params = GaussianParams.from_covariances("diag", np.array([1.0, 0.0]),
+    params = gaussian("diag", np.array([1.0, 0.0]),
                                              np.zeros((2, 2)), np.ones((2, 2)))
     X = np.array([[0.0, 0.0], [1e200, 1e200]])
     family = GaussianFamily("diag")
     out = {"log_prob": np.empty(2), "resp": np.empty((2, 2)), "labels": np.empty(2, np.intp)}
-    LocalDriver(X, n_threads=1).predict(family, family.pack(params, np.float64), **out)
+    LocalDriver(X, n_threads=1).predict(family, MIXTURE.pack(family, params, np.float64), **out)
     assert out["log_prob"][1] == -np.inf and np.isfinite(out["log_prob"][0])
     np.testing.assert_array_equal(out["resp"], [[1.0, 0.0], [0.0, 0.0]])
     assert not np.isnan(out["resp"]).any()

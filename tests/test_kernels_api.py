@@ -8,6 +8,7 @@ from test_kernels import random_params
 
 from fastem import kernels
 from fastem.families.expfam import Bernoulli, ExpFamParams, Poisson, ProductFamily
+from fastem.latent.mixture import MixtureParams
 from fastem.families.gaussian import GaussianFamily
 
 DTYPES = [np.float64, np.float32]
@@ -299,8 +300,8 @@ def count_problem(k, dtype, n=400, seed=3):
     """Poisson and Bernoulli columns: data, family, parameters and log p(x, z = k) by scipy."""
     rng = np.random.default_rng(seed)
     family = ProductFamily([Poisson(), Bernoulli()])
-    params = ExpFamParams(rng.dirichlet(np.ones(k)), [rng.uniform(1, 8, (k, 1)),
-                                                      rng.uniform(0.1, 0.9, (k, 1))])
+    params = MixtureParams(rng.dirichlet(np.ones(k)), ExpFamParams(
+        [rng.uniform(1, 8, (k, 1)), rng.uniform(0.1, 0.9, (k, 1))]))
     X = np.column_stack([rng.poisson(4, n), rng.integers(0, 2, n)]).astype(dtype)
     joint = (np.log(params.weights) + poisson.logpmf(X[:, :1], params.columns[0][:, 0])
              + bernoulli.logpmf(X[:, 1:], params.columns[1][:, 0]))

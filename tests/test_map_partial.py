@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from fastem import GaussianMixture
 from fastem.driver import LocalDriver
-from fastem.families.base import partial_m_step
+from fastem.em import partial_m_step
 from fastem.families.gaussian import (
     COVARIANCE_TYPES,
     GaussianFamily,
@@ -22,6 +22,8 @@ from fastem.families.gaussian import (
     cholesky_from_precisions,
     covariances_from_cholesky,
 )
+from fastem.frame import Statistics
+from fastem.latent.mixture import Mixture, MixtureParams
 
 N, D, K = 30, 2, 2
 
@@ -74,7 +76,7 @@ def from_free(z, covariance_type):
         cov = np.array(covs) if covariance_type == "full" else covs[0]
     else:
         cov = np.exp(z[i:]).reshape((K, D) if covariance_type == "diag" else (K,))
-    return GaussianParams.from_covariances(covariance_type, weights, means, cov)
+    return MixtureParams(weights, GaussianParams.from_covariances(covariance_type, means, cov))
 
 
 def component_covariances(params):
@@ -91,11 +93,12 @@ def component_covariances(params):
 def direct_log_posterior(params, X, resp, prior, alpha):
     """sum_ik r_ik [log w_k + log N(x_i | mu_k, S_k)] + log p(theta), straight from the
     densities stated in GaussianPrior's docstring."""
+    weights, params = params.weights, params.components
     covs = component_covariances(params)
-    value = sum((resp[:, k] * (np.log(params.weights[k])
+    value = sum((resp[:, k] * (np.log(weights[k])
                                + multivariate_normal(params.means[k], covs[k]).logpdf(X))).sum()
                 for k in range(K))
-    value += (alpha - 1.0) * np.log(params.weights).sum()
+    value += (alpha - 1.0) * np.log(weights).sum()
     if prior is None:
         return value
     t, mu0, kappa, nu, psi = (params.covariance_type, prior.mean, prior.mean_precision,
@@ -119,8 +122,9 @@ def direct_log_posterior(params, X, resp, prior, alpha):
     return value
 
 
-def numerical_argmax(family, stats, packed, covariance_type):
-    objective = lambda z: -family.objective(from_free(z, covariance_type), stats, packed)  # noqa
+def numerical_argmax(mixture, family, stats, packed, covariance_type):
+    objective = lambda z: -mixture.objective(  # noqa: E731
+        family, from_free(z, covariance_type), stats, packed)
     # from equal weights, zero means and unit covariances (the objective is unimodal here)
     with threadpool_limits(1):  # tiny matrices: BLAS threads only spin
         result = minimize(objective, np.zeros(n_free(covariance_type)), method="BFGS",
@@ -134,13 +138,15 @@ def test_m_step_is_the_argmax_of_the_objective(covariance_type, with_prior):
     X, resp = tiny_data()
     prior = tiny_prior(covariance_type) if with_prior else None
     alpha = 2.5 if with_prior else 1.0
-    family = GaussianFamily(covariance_type, reg_covar=0.0, prior=prior, weight_concentration=alpha)
+    family = GaussianFamily(covariance_type, reg_covar=0.0, prior=prior)
+    mixture = Mixture(alpha)
     stats, packed = stats_from_resp(family, X, resp, X[:K].copy())
-    exact, lost = family.m_step(stats, packed)
+    exact, lost = mixture.m_step(family, stats, packed)
     assert lost.size == 0
-    numeric, best = numerical_argmax(family, stats, packed, covariance_type)
-    assert family.objective(exact, stats, packed) >= best - 1e-9
+    numeric, best = numerical_argmax(mixture, family, stats, packed, covariance_type)
+    assert mixture.objective(family, exact, stats, packed) >= best - 1e-9
     np.testing.assert_allclose(exact.weights, numeric.weights, atol=1e-6)
+    exact, numeric = exact.components, numeric.components
     np.testing.assert_allclose(exact.means, numeric.means, atol=1e-5)
     np.testing.assert_allclose(exact.covariances, numeric.covariances, atol=1e-5)
 
@@ -150,20 +156,21 @@ def test_objective_is_the_log_posterior(covariance_type):
     evaluation of J + log p, for the stated densities (and the pivot does not matter)."""
     X, resp = tiny_data(1)
     prior = tiny_prior(covariance_type)
-    family = GaussianFamily(covariance_type, reg_covar=0.0, prior=prior, weight_concentration=1.7)
+    family = GaussianFamily(covariance_type, reg_covar=0.0, prior=prior)
+    mixture = Mixture(1.7)
     stats, packed = stats_from_resp(family, X, resp, X[:K].copy())
     other_stats, other_packed = stats_from_resp(family, X, resp, X[5:5 + K] + 3.0)
     rng = np.random.RandomState(2)
-    sets = [family.m_step(stats, packed)[0]] + [
+    sets = [mixture.m_step(family, stats, packed)[0]] + [
         from_free(rng.randn(n_free(covariance_type)), covariance_type) for _ in range(3)]
-    ours = np.array([family.objective(p, stats, packed) for p in sets])
-    moved = np.array([family.objective(p, other_stats, other_packed) for p in sets])
+    ours = np.array([mixture.objective(family, p, stats, packed) for p in sets])
+    moved = np.array([mixture.objective(family, p, other_stats, other_packed) for p in sets])
     direct = np.array([direct_log_posterior(p, X, resp, prior, 1.7) for p in sets])
     np.testing.assert_allclose(ours - ours[0], direct - direct[0], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(moved - moved[0], direct - direct[0], rtol=1e-9, atol=1e-9)
     # log_prior alone: the same with zero responsibilities
     zero = np.zeros_like(resp)
-    priors = np.array([family.log_prior(p) for p in sets])
+    priors = np.array([mixture.log_prior(family, p) for p in sets])
     alone = np.array([direct_log_posterior(p, X, zero, prior, 1.7) for p in sets])
     np.testing.assert_allclose(priors - priors[0], alone - alone[0], rtol=1e-9, atol=1e-9)
 
@@ -172,18 +179,20 @@ def test_newton_steps_reach_the_m_step(covariance_type):
     """From far away (precisions 10x too large: the full Newton step is not positive
     definite), partial M-steps only ascend and converge to the exact MAP M-step."""
     X, resp = tiny_data(3)
-    family = GaussianFamily(covariance_type, reg_covar=0.0, prior=tiny_prior(covariance_type),
-                            weight_concentration=2.0)
+    family = GaussianFamily(covariance_type, reg_covar=0.0, prior=tiny_prior(covariance_type))
+    mixture = Mixture(2.0)
     stats, packed = stats_from_resp(family, X, resp, X[:K].copy())
-    exact, _ = family.m_step(stats, packed)
-    start = GaussianParams.from_covariances(covariance_type, np.full(K, 1.0 / K),
-                                            np.zeros((K, D)), exact.covariances / 10.0)
-    params, values = start, [family.objective(start, stats, packed)]
+    exact, _ = mixture.m_step(family, stats, packed)
+    start = MixtureParams(np.full(K, 1.0 / K), GaussianParams.from_covariances(
+        covariance_type, np.zeros((K, D)), exact.components.covariances / 10.0))
+    params, values = start, [mixture.objective(family, start, stats, packed)]
     for _ in range(40):
-        params, lost = partial_m_step(family, params, stats, packed, 1)
-        values.append(family.objective(params, stats, packed))
+        params, lost = partial_m_step(mixture, family, params, stats, packed, 1)
+        values.append(mixture.objective(family, params, stats, packed))
         assert lost.size == 0
     assert (np.diff(values) >= 0).all()
+    np.testing.assert_allclose(params.weights, exact.weights, rtol=1e-12)
+    params, exact = params.components, exact.components
     np.testing.assert_allclose(params.covariances, exact.covariances, rtol=1e-9)
     np.testing.assert_allclose(params.means, exact.means, rtol=1e-12)
 
@@ -193,10 +202,10 @@ def test_frozen_means_covariance_is_the_scatter_about_them(covariance_type):
     family = GaussianFamily(covariance_type, reg_covar=0.0, frozen=("means",))
     stats, packed = stats_from_resp(family, X, resp, X[:K].copy())
     fixed_means = np.array([[0.5, -0.5], [1.0, 2.0]])
-    start = GaussianParams.from_covariances(covariance_type, np.full(K, 0.5), fixed_means,
-                                            GaussianFamily(covariance_type).m_step(
-                                                stats, packed)[0].covariances)
-    params, _ = family.m_step(stats, packed, start)
+    start = GaussianParams.from_covariances(
+        covariance_type, fixed_means,
+        GaussianFamily(covariance_type).m_step(Statistics(stats, K), packed).covariances)
+    params = family.m_step(Statistics(stats, K), packed, start)
     assert params.means is fixed_means
     diff = X[None] - fixed_means[:, None]  # (K, N, D)
     scatter = np.einsum("nk,kna,knb->kab", resp, diff, diff)
@@ -265,7 +274,8 @@ def test_lower_bound_is_the_log_posterior(covariance_type):
         warnings.simplefilter("ignore")
         model.fit(X)
     family = model._build_family(LocalDriver(X), np.random.RandomState(0))
-    expected = model.score(X) + family.log_prior(model._fitted_params()) / X.shape[0]
+    log_prior = model._latent().log_prior(family, model._fitted_params())
+    expected = model.score(X) + log_prior / X.shape[0]
     assert model.lower_bound_ == pytest.approx(expected, rel=1e-9)
 
 

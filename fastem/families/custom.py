@@ -11,11 +11,11 @@ thread); the others see only the small per-component arrays and are ordinary Num
                                    # (optionally a ``frozen`` keyword: see CustomFamily)
 
 ``params`` is a tuple (a ``typing.NamedTuple`` reads best, and Numba accepts it) of float64
-arrays whose first axis is the component (e.g. ``mu (K, D)``, ``kappa (K, D)``). The engine owns
-the mixture weights: it adds ``log w_k`` to the user's component log-densities, normalises each
-row (fastem's compiled log-sum-exp, safe for rows that are all ``-inf``), multiplies by the
-sample weights, adds the responsibility mass ``s0`` and calls ``statistics``; the weights' M-step
-is ``s0 / total`` (or the mode under a symmetric Dirichlet prior, ``weight_concentration``).
+arrays whose first axis is the component (e.g. ``mu (K, D)``, ``kappa (K, D)``). The latent
+structure owns what couples the components (``fastem.latent.mixture``: the weights, their
+M-step and Dirichlet prior): the engine adds its per-component constants (``log w_k``) to the
+user's component log-densities, normalises each row (safe for rows that are all ``-inf``),
+multiplies by the sample weights, adds the responsibility mass ``s0`` and calls ``statistics``.
 
 Optional hooks:
 
@@ -59,7 +59,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .base import Family, dirichlet_log_prior, dirichlet_weights, empty_components
+from ..frame import empty_components
+from .base import Family
 
 # Rows per chunk, at least: enough to amortise the Python-level calls of a chunk (~30 us), few
 # enough that the chunk's (rows, K) float64 log-densities stay in L2 (512 KiB at K <= 16).
@@ -75,22 +76,31 @@ _SENTINEL = 1234.5678  # an addition to it (out[...] += v) changes it too
 
 @dataclass
 class CustomParams:
-    """Parameters of a custom mixture: the weights (K,) and the user's component parameters
-    (a tuple of arrays, first axis K), for data with ``n_features`` columns (None: unknown)."""
+    """The user's component parameters (a tuple of arrays, first axis K), for data with
+    ``n_features`` columns (None: unknown)."""
 
-    weights: np.ndarray
     components: Any
     n_features: Any = None
 
     @property
     def n_components(self):
-        return self.weights.shape[0]
+        return np.shape(self.components[0])[0]
+
+    def __iter__(self):
+        """Unpacks as the user's tuple (``mu, kappa = params``)."""
+        return iter(self.components)
+
+    def __getattr__(self, name):
+        """The user's fields read through (``params.mu`` is ``params.components.mu``)."""
+        if name.startswith("__") or name == "components":  # copy/pickle probe before __init__
+            raise AttributeError(name)
+        return getattr(self.components, name)
 
 
 class CustomPacked(NamedTuple):
     """A custom family's parameters laid out for a pass."""
 
-    log_norm: np.ndarray  # (K,) log w_k, added to the user's log-densities
+    log_norm: np.ndarray  # (K,) added to the user's log-densities (log w_k, mixtures)
     args: Any  # what log_density receives: prepare(params) or the params tuple (None: init)
     dtype: np.dtype  # dtype of the data blocks
     n_features: Any = None  # columns of the data (None: unknown)
@@ -100,13 +110,13 @@ class _Workspace(NamedTuple):
     threads: list  # per thread: (log_prob (rows, K) float64, lse (rows,) float64)
     slots: np.ndarray  # (n_chunks, stats_size + 2) per-chunk statistics, lowest log p, its row
     rows: int  # rows per chunk
-    log_norm_rows: np.ndarray  # (rows * K,) log w tiled: one flat add instead of K-wide rows
+    log_norm_rows: np.ndarray  # (rows * K,) log_norm tiled: one flat add instead of K-wide rows
     ones: np.ndarray  # (rows,) for s0 = ones @ resp (a BLAS gemv; NumPy's axis-0 sum of a
     #                   K-wide array is ~10x slower)
 
 
 class CustomFamily(Family):
-    """A mixture family from user functions (see the module documentation).
+    """A family of components from user functions (see the module documentation).
 
     Parameters
     ----------
@@ -123,10 +133,8 @@ class CustomFamily(Family):
         S, the number of per-component sums ``statistics`` fills.
     prepare, from_rows, sample, n_parameters, log_prior, objective, newton_step, invalid_rows
         Optional hooks, see the module documentation.
-    weight_concentration : float, default 1.0
-        Symmetric Dirichlet prior on the weights (>= 1; 1 is maximum likelihood).
     frozen : iterable of str
-        ``"weights"`` and/or names of fields of the params NamedTuple that every M-step keeps:
+        Names of fields of the params NamedTuple that every M-step keeps:
         the engine puts their previous values back after the user's M-step. When the other
         fields' maximisers depend on a frozen one, give ``m_step`` (and ``newton_step``) a
         ``frozen`` keyword: they are then called with ``frozen=`` the set of frozen field names
@@ -140,7 +148,7 @@ class CustomFamily(Family):
 
     def __init__(self, log_density, statistics, m_step, n_statistics, *, prepare=None,
                  from_rows=None, sample=None, n_parameters=None, log_prior=None, objective=None,
-                 newton_step=None, invalid_rows=None, weight_concentration=1.0, frozen=(),
+                 newton_step=None, invalid_rows=None, frozen=(),
                  min_chunk_rows=None, error_message="values outside the family's support"):
         for name, fn in (("log_density", log_density), ("statistics", statistics),
                          ("m_step", m_step)):
@@ -154,8 +162,6 @@ class CustomFamily(Family):
         if isinstance(n_statistics, bool) or not isinstance(n_statistics, (int, np.integer)) \
                 or n_statistics < 0:
             raise ValueError(f"n_statistics must be a non-negative integer, got {n_statistics!r}")
-        if not (np.isfinite(weight_concentration) and weight_concentration >= 1.0):
-            raise ValueError(f"weight_concentration must be >= 1, got {weight_concentration!r}")
         if min_chunk_rows is not None and (isinstance(min_chunk_rows, bool)
                                            or int(min_chunk_rows) < 1):
             raise ValueError(f"min_chunk_rows must be a positive integer or None, got "
@@ -169,23 +175,18 @@ class CustomFamily(Family):
         self.user_log_prior, self.user_objective, self.user_newton_step = (
             log_prior, objective, newton_step)
         self.user_invalid_rows, self.error_message = invalid_rows, error_message
-        self.weight_concentration = float(weight_concentration)
         self.frozen = frozenset(frozen)
         self.min_chunk_rows = None if min_chunk_rows is None else int(min_chunk_rows)
         self.prior = log_prior  # the components' prior (MAP-EM), or None
         self._checked = set()  # dtypes the kernels were tried on
 
     # ---------------------------------------------------------------- parameters
-    def make_params(self, weights, components, n_features=None):
-        """:class:`CustomParams` from weights (K,) and a component tuple, checked; the weights
-        are normalised to sum to one."""
-        weights = np.asarray(weights, dtype=np.float64)
-        if weights.ndim != 1 or weights.size < 1 or np.any(weights < 0) or not weights.sum() > 0:
-            raise ValueError("weights must be a non-empty 1-D array, non-negative, with a "
-                             "positive sum")
-        return CustomParams(weights / weights.sum(),
-                            self._check_components(components, weights.size, "params"),
-                            n_features)
+    def make_params(self, components, n_features=None):
+        """:class:`CustomParams` from a component tuple, checked."""
+        if not isinstance(components, tuple) or not components:
+            raise ValueError("params must be a non-empty tuple (or NamedTuple) of arrays")
+        k = np.shape(components[0])[0] if np.ndim(components[0]) else 0
+        return CustomParams(self._check_components(components, k, "params"), n_features)
 
     @staticmethod
     def _check_components(components, k, source):
@@ -203,10 +204,10 @@ class CustomFamily(Family):
         return type(components)(*checked) if hasattr(components, "_fields") else tuple(checked)
 
     # ---------------------------------------------------------------- kernel binding
-    def pack(self, params, dtype):
-        """Log-weights and the user's kernel arguments (``prepare(params)`` or the params)."""
-        with np.errstate(divide="ignore"):  # a zero weight is a valid, empty component
-            log_norm = np.log(np.asarray(params.weights, dtype=np.float64))
+    def pack(self, params, dtype, mass=None):
+        """The user's kernel arguments (``prepare(params)`` or the params) and zero constants
+        (the user's log-densities are complete; ``mass`` places no pivot here)."""
+        log_norm = np.zeros(params.n_components)
         args = params.components
         if self.prepare is not None:
             with np.errstate(all="ignore"):
@@ -390,41 +391,33 @@ class CustomFamily(Family):
         self._checked.add(key)
 
     # ----------------------------------------------------------------- the M-step
-    def _split(self, stats, k):
-        return stats[2:2 + k], stats[2 + k:2 + k + k * self.n_statistics].reshape(
-            k, self.n_statistics)
+    def _split(self, stats):
+        k = stats.n_components
+        return stats.s0, stats.family[:k * self.n_statistics].reshape(k, self.n_statistics)
 
     def m_step(self, stats, packed, params=None):
-        """Weights s0 / total (Dirichlet mode with a prior) and the user's component M-step;
-        returns ``(params, empty components)``. Empty components keep their parameters (or, at
-        initialisation, whatever the user's M-step gave) and the caller re-seeds them."""
-        k = packed.log_norm.shape[0]
-        s0, sums = self._split(stats, k)
-        lost = empty_components(stats, k)
+        """The user's component M-step. Empty components keep their parameters (or, at
+        initialisation, whatever the user's M-step gave) and the latent structure re-seeds
+        them."""
+        s0, sums = self._split(stats)
+        k = s0.shape[0]
         previous = None if params is None else params.components
         with np.errstate(all="ignore"):
             components = self.user_m_step(s0.copy(), sums.copy(), previous,
                                           **self._frozen_keyword(self.user_m_step))
-        components = self._finish(components, previous, lost, k, "m_step")
-        return CustomParams(self._weights(s0, params), components, packed.n_features), lost
+        components = self._finish(components, previous, empty_components(s0), k, "m_step")
+        return CustomParams(components, packed.n_features)
 
     def _frozen_keyword(self, fn):
         """``{"frozen": names}`` for user functions that take a ``frozen`` keyword."""
-        names = self.frozen - {"weights"}
-        return {"frozen": names} if names and _takes_frozen(fn) else {}
-
-    def _weights(self, s0, params):
-        """The weights' M-step: s0 / total, the Dirichlet mode, or the frozen weights."""
-        if "weights" in self.frozen and params is not None:
-            return params.weights
-        return dirichlet_weights(s0, self.weight_concentration)
+        return {"frozen": self.frozen} if self.frozen and _takes_frozen(fn) else {}
 
     def _finish(self, components, previous, lost, k, source):
         """Check the user's components; keep previous values for empty and frozen ones."""
         components = self._check_components(components, k, source)
         arrays = list(components)
         names = getattr(components, "_fields", ())
-        frozen = self.frozen - {"weights"}
+        frozen = self.frozen
         unknown = frozen - set(names)
         if unknown:
             raise ValueError(f"frozen names {sorted(unknown)} are not fields of the parameters "
@@ -446,29 +439,24 @@ class CustomFamily(Family):
         return type(components)(*arrays) if names else tuple(arrays)
 
     def objective(self, params, stats, packed):
-        """sum_k s0_k log w_k + the user's J(components), plus log p(theta)."""
+        """The user's J(components) plus log p(theta)."""
         if self.user_objective is None:
             raise NotImplementedError("partial M-steps need objective= and newton_step= hooks")
-        k = packed.log_norm.shape[0]
-        s0, sums = self._split(stats, k)
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0 log 0 = 0: empty components
-            weight_term = np.where(s0 == 0, 0.0, s0 * np.log(params.weights)).sum()
-        value = float(weight_term + self.user_objective(s0, sums, params.components))
-        value += self.log_prior(params)
+        s0, sums = self._split(stats)
+        value = float(self.user_objective(s0, sums, params.components)) + self.log_prior(params)
         return value if not np.isnan(value) else -np.inf  # NaN: outside the parameter space
 
     def newton_step(self, params, stats, packed):
-        """Weights to their maximiser, components by the user's ``newton_step``."""
+        """The components by the user's ``newton_step``."""
         if self.user_newton_step is None:
             raise NotImplementedError("partial M-steps need objective= and newton_step= hooks")
-        k = packed.log_norm.shape[0]
-        s0, sums = self._split(stats, k)
+        s0, sums = self._split(stats)
         with np.errstate(all="ignore"):
             components = self.user_newton_step(s0.copy(), sums.copy(), params.components,
                                                **self._frozen_keyword(self.user_newton_step))
-        components = self._finish(components, params.components, empty_components(stats, k),
-                                  k, "newton_step")
-        return CustomParams(self._weights(s0, params), components, params.n_features)
+        components = self._finish(components, params.components, empty_components(s0),
+                                  s0.shape[0], "newton_step")
+        return CustomParams(components, params.n_features)
 
     def interpolate(self, params, proposal, t):
         """Every array a fraction ``t`` of the way from ``params`` to ``proposal``."""
@@ -476,21 +464,19 @@ class CustomFamily(Family):
         arrays = [mix(a, b) for a, b in zip(params.components, proposal.components)]
         comps = params.components
         comps = type(comps)(*arrays) if hasattr(comps, "_fields") else tuple(arrays)
-        return CustomParams(mix(params.weights, proposal.weights), comps, params.n_features)
+        return CustomParams(comps, params.n_features)
 
     def log_prior(self, params):
-        """Dirichlet on the weights plus the user's ``log_prior`` of the components."""
-        value = dirichlet_log_prior(params.weights, self.weight_concentration)
-        if self.user_log_prior is not None:
-            value += float(self.user_log_prior(params.components))
-        return value
+        """The user's ``log_prior`` of the components (0.0 without one)."""
+        if self.user_log_prior is None:
+            return 0.0
+        return float(self.user_log_prior(params.components))
 
     # ------------------------------------------------------------------ the rest
     def reseed(self, params, lost, rows):
-        """Put components ``lost`` on data ``rows`` (``from_rows``) with weight 1/K."""
+        """Put components ``lost`` on data ``rows`` (``from_rows``)."""
         rows = np.asarray(rows, dtype=np.float64)
         new = self._components_on_rows(rows)
-        k = params.n_components
         arrays = []
         for old, fresh in zip(params.components, new):
             array = np.array(old, copy=True)
@@ -498,9 +484,7 @@ class CustomFamily(Family):
             arrays.append(array)
         comps = params.components
         comps = type(comps)(*arrays) if hasattr(comps, "_fields") else tuple(arrays)
-        weights = params.weights.copy()
-        weights[lost] = 1.0 / k
-        return CustomParams(weights / weights.sum(), comps, params.n_features)
+        return CustomParams(comps, params.n_features)
 
     def _components_on_rows(self, rows):
         m = rows.shape[0]
@@ -518,23 +502,22 @@ class CustomFamily(Family):
                     "CustomFamily a from_rows(rows) hook that places components on data rows")
         return components
 
-    def sample(self, params, n_samples, rng):
-        """``(X, labels)``: counts from the weights, then the user's ``sample`` per component."""
+    def sample(self, params, counts, rng):
+        """``counts[k]`` draws of each component by the user's ``sample``, in component order."""
         if self.sample_component is None:
             raise NotImplementedError("sampling needs a sample(params, k, n, rng) hook")
-        counts = rng.multinomial(n_samples, params.weights)
         parts = [np.asarray(self.sample_component(params.components, k, int(count), rng),
                             dtype=np.float64).reshape(int(count), -1)
                  for k, count in enumerate(counts)]
-        return np.vstack(parts), np.repeat(np.arange(params.n_components), counts)
+        return np.vstack(parts)
 
     def n_parameters(self, n_features, n_components):
-        """K x (free parameters per component) + K - 1 weights."""
+        """K x (free parameters per component)."""
         per = self.component_parameters
         if per is None:
             raise NotImplementedError("BIC and AIC need the n_parameters hook")
         per = per(n_features) if callable(per) else per
-        return int(n_components * per + n_components - 1)
+        return int(n_components * per)
 
 
 # -------------------------------------------------------------------- the engine

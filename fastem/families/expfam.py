@@ -7,8 +7,8 @@ The kernel (``fastem/_kernels/expfam.pyx``) therefore needs only the natural par
 (F, K) and log-normalisers: one GEMM gives every log-density and one more the statistics
 S_k = sum_i w_i r_ik T(x_i), from which each column's M-step is a closed form (Gamma's shape: a
 Newton iteration). J(theta) is linear in those statistics:
-J = sum_k [s0_k log w_k + S_k . eta_k - s0_k A(eta_k)], which the partial M-step and the MAP
-objective use directly.
+the components' part is sum_k [S_k . eta_k - s0_k A(eta_k)], which the partial M-step and the
+MAP objective use directly.
 
 A column type (:class:`Bernoulli`, :class:`Categorical`, :class:`Poisson`, :class:`Exponential`,
 :class:`Gamma`, :class:`Normal`) holds its parameters as a (K, n_params) array and knows its
@@ -20,7 +20,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .base import MAX_HALVINGS, Family, dirichlet_log_prior, dirichlet_weights, xlogy
+from ..em import backtrack
+from ..frame import Statistics, empty_components
+from .base import Family, xlogy
 
 COL_IDENTITY, COL_COUNT, COL_LOG, COL_CATEGORICAL, COL_GAUSSIAN = 0, 1, 2, 3, 4
 # Natural parameters and log-normalisers are clipped to +-CLIP so that a probability of exactly
@@ -360,14 +362,13 @@ class Normal(Column):
 
 @dataclass
 class ExpFamParams:
-    """Parameters of a product mixture: weights (K,) and one (K, n_params) array per column."""
+    """Parameters of product components: one (K, n_params) array per column."""
 
-    weights: np.ndarray
     columns: list
 
     @property
     def n_components(self):
-        return self.weights.shape[0]
+        return self.columns[0].shape[0]
 
     @property
     def n_features(self):
@@ -376,7 +377,7 @@ class ExpFamParams:
 
 class ExpFamPacked(NamedTuple):
     natural: np.ndarray  # (F, K) float64
-    log_norm: np.ndarray  # (K,) log w_k - sum_j A_j
+    log_norm: np.ndarray  # (K,) -sum_j A_j (+ log w_k, mixtures)
     col_kind: np.ndarray  # (D,) int32
     col_offset: np.ndarray  # (D + 1,) intp
     col_shift: np.ndarray  # (D,)
@@ -392,18 +393,16 @@ class ProductFamily(Family):
     """Components that are products of per-column exponential families (a table of mixed
     continuous, categorical and count columns); ``columns`` has one :class:`Column` per feature.
 
-    ``weight_concentration``: symmetric Dirichlet prior on the weights (>= 1; 1: none).
-    ``frozen``: {"weights"} and/or column indices whose parameters every M-step keeps.
+    ``frozen``: column indices whose parameters every M-step keeps.
     """
 
-    def __init__(self, columns, weight_concentration=1.0, frozen=()):
+    def __init__(self, columns, frozen=()):
         self.columns = list(columns)
-        self.weight_concentration = float(weight_concentration)
         self.frozen = frozenset(frozen)
-        unknown = self.frozen - {"weights"} - set(range(len(self.columns)))
+        unknown = self.frozen - set(range(len(self.columns)))
         if unknown:
-            raise ValueError(f"frozen may hold 'weights' and column indices 0..{len(columns) - 1};"
-                             f" got {sorted(map(str, unknown))}")
+            raise ValueError(f"frozen may hold column indices 0..{len(columns) - 1}; got "
+                             f"{sorted(map(str, unknown))}")
         widths = [c.width() for c in self.columns]
         self.col_offset = np.concatenate([[0], np.cumsum(widths)]).astype(np.intp)
         self.col_kind = np.array([c.kind for c in self.columns], dtype=np.int32)
@@ -415,19 +414,40 @@ class ProductFamily(Family):
         return len(self.columns)
 
     # ---------------------------------------------------------------- kernel binding
-    def pack(self, params, dtype):
+    def pack(self, params, dtype, mass):
+        """Natural parameters (F, K) and -sum_j A_j (K,); Normal columns are centred on their
+        means' average weighted by ``mass``."""
         k = params.n_components
         natural = np.empty((self.col_offset[-1], k))
-        with np.errstate(divide="ignore"):
-            log_norm = _clip(np.log(params.weights))
+        log_norm = np.zeros(k)
         shift = np.zeros(self.n_features)
         for j, (column, theta) in enumerate(zip(self.columns, params.columns)):
-            shift[j] = column.shift(theta, params.weights)
+            shift[j] = column.shift(theta, mass)
             eta, a = column.natural(theta, shift[j])
             natural[self.col_offset[j]:self.col_offset[j + 1]] = eta
             log_norm = log_norm + a
         return ExpFamPacked(np.ascontiguousarray(natural), np.ascontiguousarray(log_norm),
                             self.col_kind, self.col_offset, shift, np.dtype(dtype))
+
+    def add_log_weights(self, packed, log_weights):
+        """Log-weights are clipped like the natural parameters (a zero weight gives a density
+        of exp(-CLIP) = 0, never -inf inside the kernel's sums)."""
+        return packed._replace(log_norm=packed.log_norm + _clip(log_weights))
+
+    def rebase(self, stats, from_packed, to_packed):
+        """Normal columns' statistics [x - s, (x - s)^2] move from shift s to s'
+        (d = s - s': x - s' = (x - s) + d); the other columns' are not centred."""
+        k = to_packed.log_norm.shape[0]
+        view = Statistics(stats, k)
+        S = view.family.reshape(k, -1).copy()
+        s0 = view.s0
+        for j, column in enumerate(self.columns):
+            if column.kind == COL_GAUSSIAN:
+                d = from_packed.col_shift[j] - to_packed.col_shift[j]
+                first, second = self.col_offset[j], self.col_offset[j] + 1
+                S[:, second] += 2 * d * S[:, first] + s0 * d * d
+                S[:, first] += s0 * d
+        return view.with_family(S.ravel()).vector
 
     def pack_pivot(self, pivot, dtype):
         k = pivot.shape[0]
@@ -469,21 +489,19 @@ class ProductFamily(Family):
         return bad
 
     # ----------------------------------------------------------------- the M-step
-    def _split(self, stats, packed):
-        k = packed.log_norm.shape[0]
-        s0 = stats[2:2 + k]
-        S = stats[2 + k:].reshape(k, -1)
-        return s0, [S[:, self.col_offset[j]:self.col_offset[j + 1]] for j in range(self.n_features)]
+    def _split(self, stats):
+        k = stats.n_components
+        S = stats.family.reshape(k, -1)
+        return stats.s0, [S[:, self.col_offset[j]:self.col_offset[j + 1]]
+                          for j in range(self.n_features)]
 
     def _update(self, stats, packed, params, step):
-        """Weights and each column from ``step(column, theta, s0, S_j, shift_j)``. Frozen parts
-        are kept; empty components, for the caller to re-seed, keep their parameters (or, at
+        """Each column from ``step(column, theta, s0, S_j, shift_j)``. Frozen columns are kept;
+        empty components, for the latent structure to re-seed, keep their parameters (or, at
         initialisation, get the estimate pooled over all components)."""
-        s0, parts = self._split(stats, packed)
+        s0, parts = self._split(stats)
         total = s0.sum()
-        lost = np.flatnonzero(s0 <= 1e-12 * total)
-        weights = params.weights if params is not None and "weights" in self.frozen \
-            else dirichlet_weights(s0, self.weight_concentration)
+        lost = empty_components(s0)
         columns = []
         for j, (column, S) in enumerate(zip(self.columns, parts)):
             theta = None if params is None else params.columns[j]
@@ -498,7 +516,7 @@ class ProductFamily(Family):
                 new[lost] = step(column, None, np.array([total]), S.sum(axis=0, keepdims=True),
                                  packed.col_shift[j])[0]
             columns.append(new)
-        return ExpFamParams(weights, columns), lost
+        return ExpFamParams(columns)
 
     def m_step(self, stats, packed, params=None):
         """Exact (or MAP) M-step, column by column."""
@@ -513,56 +531,45 @@ class ProductFamily(Family):
             if theta is None:
                 return column.m_step(s0, S, shift)
             proposal = column.newton(theta, s0, S, shift)
-            before = _column_objective(column, theta, s0, S, shift)
-            t = 1.0
-            for _ in range(MAX_HALVINGS):
-                candidate = (1 - t) * theta + t * proposal
-                if _column_objective(column, candidate, s0, S, shift) >= before:
-                    return candidate
-                t *= 0.5
-            return theta
+            accepted = backtrack(
+                _column_objective(column, theta, s0, S, shift),
+                lambda t: (1 - t) * theta + t * proposal,
+                lambda candidate: _column_objective(column, candidate, s0, S, shift))
+            return theta if accepted is None else accepted[0]
 
-        return self._update(stats, packed, params, step)[0]
+        return self._update(stats, packed, params, step)
 
     def interpolate(self, params, proposal, t):
         mix = lambda a, b: (1 - t) * a + t * b  # noqa: E731
-        return ExpFamParams(mix(params.weights, proposal.weights),
-                            [mix(a, b) for a, b in zip(params.columns, proposal.columns)])
+        return ExpFamParams([mix(a, b) for a, b in zip(params.columns, proposal.columns)])
 
     def objective(self, params, stats, packed):
-        """J + log p(theta) = sum_k [s0_k log w_k + S_k . eta_k - s0_k A_k] + log prior, with the
-        packing's shifts (the statistics are centred on them)."""
-        s0, parts = self._split(stats, packed)
-        value = float(xlogy(s0, params.weights).sum())
-        value += dirichlet_log_prior(params.weights, self.weight_concentration)
+        """The components' J + log p(theta) = sum_k [S_k . eta_k - s0_k A_k] + log prior, with
+        the packing's shifts (the statistics are centred on them)."""
+        s0, parts = self._split(stats)
+        value = 0.0
         for j, (column, theta, S) in enumerate(zip(self.columns, params.columns, parts)):
             value += _column_objective(column, theta, s0, S, packed.col_shift[j])
         return value
 
     def log_prior(self, params):
-        value = dirichlet_log_prior(params.weights, self.weight_concentration)
-        return value + sum(c.log_prior(theta) for c, theta in zip(self.columns, params.columns))
+        return float(sum(c.log_prior(theta) for c, theta in zip(self.columns, params.columns)))
 
     # ------------------------------------------------------------------ the rest
     def reseed(self, params, lost, rows):
-        weights = params.weights.copy()
-        weights[lost] = 1.0 / params.n_components
-        weights /= weights.sum()
         columns = [theta.copy() for theta in params.columns]
         for i, k in enumerate(lost):
             for j, column in enumerate(self.columns):
                 columns[j][k] = column.reseed(params.columns[j], rows[i, j])
-        return ExpFamParams(weights, columns)
+        return ExpFamParams(columns)
 
-    def sample(self, params, n_samples, rng):
-        counts = rng.multinomial(n_samples, params.weights)
+    def sample(self, params, counts, rng):
         labels = np.repeat(np.arange(params.n_components), counts)
-        X = np.column_stack([c.sample(theta, labels, rng)
-                             for c, theta in zip(self.columns, params.columns)])
-        return X, labels
+        return np.column_stack([c.sample(theta, labels, rng)
+                                for c, theta in zip(self.columns, params.columns)])
 
     def n_parameters(self, n_features, n_components):
-        return int(n_components - 1 + n_components * sum(c.n_free for c in self.columns))
+        return int(n_components * sum(c.n_free for c in self.columns))
 
 
 def _column_objective(column, theta, s0, S, shift):

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from .base import Family, dirichlet_log_prior, dirichlet_weights, empty_components, xlogy
+from ..frame import Statistics
+from .base import Family
 
 
 def _kernel():
@@ -131,18 +132,17 @@ def cholesky_from_precisions(precisions, covariance_type):
 
 @dataclass
 class GaussianParams:
-    """Parameters of a Gaussian mixture (float64, scikit-learn shapes)."""
+    """Parameters of Gaussian components (float64, scikit-learn shapes)."""
 
     covariance_type: str
-    weights: np.ndarray  # (K,)
     means: np.ndarray  # (K, D)
     covariances: np.ndarray  # covariance_shape(...)
     precisions_cholesky: np.ndarray  # covariance_shape(...)
 
     @classmethod
-    def from_covariances(cls, covariance_type, weights, means, covariances):
+    def from_covariances(cls, covariance_type, means, covariances):
         chol = precision_cholesky(covariances, covariance_type)
-        return cls(covariance_type, weights, means, covariances, chol)
+        return cls(covariance_type, means, covariances, chol)
 
     @property
     def n_components(self):
@@ -170,7 +170,7 @@ class KernelParams(NamedTuple):
     kind: int  # KIND_*
     proj: np.ndarray  # (D, width) L_k columns (full, tied); (F, K) W (expfam); (D, K) L_k (diag)
     center: np.ndarray  # (D, K) projected means (full, tied), means (diag)
-    log_norm: np.ndarray  # (K,) float64: log w_k + log det L_k - D/2 log 2pi (+ const, diag)
+    log_norm: np.ndarray  # (K,) float64: log det L_k - D/2 log 2pi (+ const; + log w_k, mixtures)
     pivot: np.ndarray  # (K, D) centres of the statistics
 
     @property
@@ -180,10 +180,9 @@ class KernelParams(NamedTuple):
 
 
 class GaussianStep(NamedTuple):
-    """A partial M-step's proposal: weights, means and precisions (P_k, P, diag P_k or p_k;
-    not necessarily positive definite)."""
+    """A partial M-step's proposal: means and precisions (P_k, P, diag P_k or p_k; not
+    necessarily positive definite)."""
 
-    weights: np.ndarray
     means: np.ndarray
     precision: np.ndarray
 
@@ -220,22 +219,20 @@ class GaussianPrior:
 class GaussianFamily(Family):
     """Gaussian components with one of four covariance structures, bound to the Cython kernel."""
 
-    def __init__(self, covariance_type="full", reg_covar=1e-6, prior=None, weight_concentration=1.0,
-                 frozen=()):
+    def __init__(self, covariance_type="full", reg_covar=1e-6, prior=None, frozen=()):
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
                 f"Invalid value for 'covariance_type': {covariance_type!r}; "
                 f"'covariance_type' should be in {list(COVARIANCE_TYPES)}"
             )
         frozen = (frozen,) if isinstance(frozen, str) else frozen
-        unknown = set(frozen) - {"weights", "means", "covariances"}
+        unknown = set(frozen) - {"means", "covariances"}
         if unknown:
-            raise ValueError("frozen must name 'weights', 'means' or 'covariances'; got "
+            raise ValueError("frozen must name 'means' or 'covariances'; got "
                              f"{sorted(unknown)}")
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.prior = prior
-        self.weight_concentration = weight_concentration
         self.frozen = frozenset(frozen)
 
     def stats_size(self, packed):
@@ -244,24 +241,24 @@ class GaussianFamily(Family):
         return _kernel().stats_size(packed.kind, d, k)
 
     def n_parameters(self, n_features, n_components):
-        """Free parameters of the mixture (weights, means, covariances), as scikit-learn counts them."""
+        """Free parameters of the components (means, covariances), as scikit-learn counts them."""
         d, k = n_features, n_components
         cov = {"full": k * d * (d + 1) / 2, "tied": d * (d + 1) / 2, "diag": k * d, "spherical": k}
-        return int(cov[self.covariance_type] + k * d + k - 1)
+        return int(cov[self.covariance_type] + k * d)
 
-    def pack(self, params, dtype):
+    def pack(self, params, dtype, mass):
         """:class:`KernelParams` for ``params``, choosing the kernel kind and its dtype.
 
         The exponential-family form runs wherever its rounding bound allows, in the data's dtype
         or else in float64; otherwise the exact kernel runs, in the data's dtype where its own
         rounding bound allows, else in float64. The packed arrays' dtype is the dtype the kernel
-        computes in (``KernelParams.dtype``).
+        computes in (``KernelParams.dtype``). The exponential-family kinds centre the
+        statistics on the means' average weighted by ``mass``.
         """
         t, means, chol = self.covariance_type, params.means, params.precisions_cholesky
         k, d = means.shape
-        with np.errstate(divide="ignore"):  # a zero weight is a valid, empty component
-            log_norm = np.log(params.weights) + params.log_det_cholesky() - 0.5 * d * np.log(2 * np.pi)
-        centre = np.average(means, axis=0, weights=params.weights)
+        log_norm = np.broadcast_to(params.log_det_cholesky() - 0.5 * d * np.log(2 * np.pi), (k,))
+        centre = np.average(means, axis=0, weights=mass)
         offset = means - centre
         if t in ("full", "tied"):
             precision = precisions_from_cholesky(chol, t)
@@ -318,6 +315,32 @@ class GaussianFamily(Family):
         return KernelParams(kind, as_dtype(proj), as_dtype(center),
                             np.ascontiguousarray(log_norm, dtype=np.float64), as_dtype(pivot))
 
+    def rebase(self, stats, from_packed, to_packed):
+        """Restate a statistics vector from ``from_packed``'s frame in ``to_packed``'s: the
+        moments are shifted from one pivot to the other (Chan et al.'s update: with
+        d = p_from - p_to, s1' = s1 + s0 d and S' = S + s1 d' + d s1' + s0 d d'), then laid
+        out as ``to_packed``'s kind stores them. Statistics pooled over components (the
+        exponential-family tied kind) or over dimensions (spherical) cannot be split again:
+        restating those in a per-component or per-dimension kind raises ValueError."""
+        k, d = to_packed.pivot.shape
+        view = Statistics(stats, k)
+        s1, second = unpack_moments(view.family, from_packed.kind, k, d)
+        delta = (np.asarray(from_packed.pivot, dtype=np.float64)
+                 - np.asarray(to_packed.pivot, dtype=np.float64))
+        s0 = view.s0
+        if second.ndim == 3:  # (K or 1, D, D): per component, or pooled over components
+            cross = s1[:, :, None] * delta[:, None, :]
+            shift = cross + cross.transpose(0, 2, 1) \
+                + s0[:, None, None] * delta[:, :, None] * delta[:, None, :]
+            second = second + (shift.sum(axis=0, keepdims=True) if second.shape[0] == 1
+                               else shift)
+        elif second.shape[1] == 1:  # spherical: summed over dimensions
+            second = second + (2 * (s1 * delta).sum(axis=1) + s0 * (delta**2).sum(axis=1))[:, None]
+        else:
+            second = second + 2 * s1 * delta + s0[:, None] * delta**2
+        moments = pack_moments(s1 + s0[:, None] * delta, second, to_packed.kind)
+        return view.with_family(moments).vector
+
     def workspace(self, packed, chunk_size, n_threads, n_chunks):
         """Caller-owned scratch for a pass: per-thread buffers and per-chunk statistics slots."""
         k, d = packed.pivot.shape
@@ -348,47 +371,42 @@ class GaussianFamily(Family):
         )
 
     def m_step(self, stats, packed, params=None):
-        """Exact (or MAP, under ``prior``) M-step; returns (params, indices of empty components).
+        """Exact (or MAP, under ``prior``) M-step of the components.
 
         ``packed`` is what the statistics were computed with: its kind fixes their layout and
         its (dtype-rounded) pivot their centres. Without a prior, empty components keep their
-        pivot as mean and get the pooled covariance, and the caller re-seeds them; with one,
-        they take the prior's mode and are not re-seeded. ``params`` (the E-step's) supply the
-        parameters named in ``frozen``.
+        pivot as mean and get the pooled covariance, and the latent structure re-seeds them;
+        with one, they take the prior's mode and are not re-seeded. ``params`` (the E-step's)
+        supply the parameters named in ``frozen``.
         """
         k, d = packed.pivot.shape
         t = self.covariance_type
         # without ``params`` (initialisation from given responsibilities) nothing is frozen yet
         frozen = self.frozen if params is not None else frozenset()
-        s0 = stats[2:2 + k]
+        s0 = stats.s0
         total = s0.sum()
         empty = s0 <= 1e-12 * total
-        lost = self.lost_components(stats, k)
         if "means" in frozen:
             means = params.means
         else:
             means = self._mean_update(stats, packed)
-        weights = params.weights if "weights" in frozen else dirichlet_weights(
-            s0, self.weight_concentration)
         if "covariances" in frozen:  # kept bitwise, Cholesky factors included
-            return GaussianParams(t, weights, means, params.covariances,
-                                  params.precisions_cholesky), lost
+            return GaussianParams(t, means, params.covariances, params.precisions_cholesky)
         scatter = self._posterior_scatter(stats, packed, means)
         cov = self._covariance_update(s0, scatter, empty, total, d)
-        return GaussianParams.from_covariances(t, weights, means, cov), lost
+        return GaussianParams.from_covariances(t, means, cov)
 
-    def lost_components(self, stats, n_components):
-        """Empty components to re-seed: none under a prior (they take the prior's mode)."""
-        if self.prior is not None:
-            return np.empty(0, dtype=np.intp)
-        return empty_components(stats, n_components)
+    @property
+    def reseeds_empty(self):
+        """Empty components are re-seeded without a prior; under one they take its mode."""
+        return self.prior is None
 
     def _mean_update(self, stats, packed):
         """argmax over the means of J (+ log prior): the weighted data mean of each component,
         shrunk towards the prior mean by ``mean_precision`` pseudo-observations."""
         k, d = packed.pivot.shape
-        s0 = stats[2:2 + k]
-        s1, _ = unpack_moments(stats[2 + k:], packed.kind, k, d)
+        s0 = stats.s0
+        s1, _ = unpack_moments(stats.family, packed.kind, k, d)
         pivot = np.asarray(packed.pivot, dtype=np.float64)
         if self.prior is None:
             return pivot + s1 / np.where(s0 > 0, s0, 1.0)[:, None]
@@ -401,8 +419,8 @@ class GaussianFamily(Family):
         over components, shape (1, D, D), and for spherical the sum over dimensions, (K, 1):
         all that their updates use."""
         k, d = packed.pivot.shape
-        s0 = stats[2:2 + k]
-        s1, second = unpack_moments(stats[2 + k:], packed.kind, k, d)
+        s0 = stats.s0
+        s1, second = unpack_moments(stats.family, packed.kind, k, d)
         delta = means - np.asarray(packed.pivot, dtype=np.float64)
         if self.covariance_type == "tied":
             cross = s1.T @ delta
@@ -459,9 +477,9 @@ class GaussianFamily(Family):
         return cov + reg * (np.eye(d) if t in ("full", "tied") else 1.0)
 
     def objective(self, params, stats, packed):
-        """J(theta) + log p(theta) from the statistics, up to a constant (for partial M-steps)."""
-        k, d = packed.pivot.shape
-        s0 = stats[2:2 + k]
+        """The components' part of J(theta) + log p(theta) from the statistics, up to a
+        constant (for partial M-steps)."""
+        s0 = stats.s0
         scatter = self._scatter(stats, packed, params.means)
         chol, t = params.precisions_cholesky, self.covariance_type
         if t == "full":
@@ -470,17 +488,15 @@ class GaussianFamily(Family):
             trace = np.einsum("kab,ac,bc->k", scatter, chol, chol)
         else:
             trace = (scatter * (chol**2 if t == "diag" else chol[:, None] ** 2)).sum(axis=1)
-        j = xlogy(s0, params.weights).sum() + (s0 * params.log_det_cholesky()).sum() \
-            - 0.5 * trace.sum()
+        j = (s0 * params.log_det_cholesky()).sum() - 0.5 * trace.sum()
         return float(j) + self.log_prior(params)
 
     def log_prior(self, params):
-        """log p(theta) up to a constant: Dirichlet on the weights; Normal-inverse-Wishart
-        (full, tied) or Normal-Gamma on each precision (diag, spherical) on the components."""
+        """log p(theta) up to a constant: Normal-inverse-Wishart (full, tied) or Normal-Gamma on
+        each precision (diag, spherical)."""
         prior = self.prior
-        weights_part = dirichlet_log_prior(params.weights, self.weight_concentration)
         if prior is None:
-            return weights_part
+            return 0.0
         t, (k, d) = self.covariance_type, params.means.shape
         chol = params.precisions_cholesky
         off = params.means - prior.mean
@@ -502,25 +518,22 @@ class GaussianFamily(Family):
             else:
                 value = ((0.5 * nu - 1 + 0.5 * d) * np.log(precision) - 0.5 * psi * precision
                          - 0.5 * kappa * precision * (off**2).sum(axis=1)).sum()
-        return float(value) + weights_part
+        return float(value)
 
     def newton_step(self, params, stats, packed):
-        """Weights and means to their conditional maximisers (the objective is linear-concave
-        in the weights and quadratic in the means, so one Newton step gets there), then one
-        Newton step on each precision P: P + (P - P A P / c), with A the scatter (+ prior
+        """Means to their conditional maximisers (the objective is quadratic in them, so one
+        Newton step gets there), then one Newton step on each precision P: P + (P - P A P / c), with A the scatter (+ prior
         scale) and c the effective count, whose fixed point c A^-1 is the covariance update.
 
         Returns a :class:`GaussianStep` (the proposed precisions need not be positive
         definite; :meth:`interpolate` returns None where the mix of them is not)."""
-        k, d = packed.pivot.shape
-        s0 = stats[2:2 + k]
+        d = packed.pivot.shape[1]
+        s0 = stats.s0
         total = s0.sum()
         means = params.means if "means" in self.frozen else self._mean_update(stats, packed)
-        weights = params.weights if "weights" in self.frozen else dirichlet_weights(
-            s0, self.weight_concentration)
         precision = precisions_from_cholesky(params.precisions_cholesky, self.covariance_type)
         if "covariances" in self.frozen:
-            return GaussianStep(weights, means, precision)
+            return GaussianStep(means, precision)
         empty = s0 <= 1e-12 * total
         target = self._covariance_update(s0, self._posterior_scatter(stats, packed, means), empty,
                                          total, d)
@@ -530,54 +543,45 @@ class GaussianFamily(Family):
             step = 0.5 * (step + np.swapaxes(step, -1, -2))
         else:
             step = precision - precision * target * precision
-        return GaussianStep(weights, means, precision + step)
+        return GaussianStep(means, precision + step)
 
     def interpolate(self, params, proposal, t):
-        """Weights, means and precisions a fraction ``t`` of the way from ``params`` to the
+        """Means and precisions a fraction ``t`` of the way from ``params`` to the
         :class:`GaussianStep` ``proposal``; None where the precisions are not positive definite
         (the line search then halves ``t``). Frozen parts are kept bitwise."""
         mix = lambda a, b: a if t == 0 else b if t == 1 else (1 - t) * a + t * b  # noqa: E731
         ct = self.covariance_type
-        weights = params.weights if "weights" in self.frozen else mix(params.weights,
-                                                                      proposal.weights)
         means = params.means if "means" in self.frozen else mix(params.means, proposal.means)
         if "covariances" in self.frozen:
-            return GaussianParams(ct, weights, means, params.covariances,
-                                  params.precisions_cholesky)
+            return GaussianParams(ct, means, params.covariances, params.precisions_cholesky)
         precision = mix(precisions_from_cholesky(params.precisions_cholesky, ct),
                         proposal.precision)
-        return self._from_precisions(weights, means, precision)
+        return self._from_precisions(means, precision)
 
-    def _from_precisions(self, weights, means, precision):
+    def _from_precisions(self, means, precision):
         t = self.covariance_type
         if t in ("full", "tied"):
             try:
                 cov = np.linalg.inv(precision)
-                return GaussianParams.from_covariances(t, weights, means, cov)
+                return GaussianParams.from_covariances(t, means, cov)
             except (np.linalg.LinAlgError, ValueError):
                 return None
         if not (precision > 0).all():
             return None
-        return GaussianParams(t, weights, means, 1.0 / precision, np.sqrt(precision))
+        return GaussianParams(t, means, 1.0 / precision, np.sqrt(precision))
 
     def reseed(self, params, lost, rows):
-        """Move empty components onto the given data rows with weight 1/K, keeping covariances
-        (and whatever is frozen: frozen means or weights are not moved)."""
-        weights, means = params.weights, params.means
+        """Move empty components onto the given data rows, keeping covariances (frozen means
+        are not moved)."""
+        means = params.means
         if "means" not in self.frozen:
             means = means.copy()
             means[lost] = rows
-        if "weights" not in self.frozen:
-            weights = weights.copy()
-            weights[lost] = 1.0 / params.n_components
-            weights /= weights.sum()
-        return GaussianParams(
-            self.covariance_type, weights, means, params.covariances, params.precisions_cholesky
-        )
+        return GaussianParams(self.covariance_type, means, params.covariances,
+                              params.precisions_cholesky)
 
-    def sample(self, params, n_samples, rng):
-        """Draw ``n_samples`` points: component counts from the weights, then x | z (sklearn order)."""
-        counts = rng.multinomial(n_samples, params.weights)
+    def sample(self, params, counts, rng):
+        """``counts[k]`` draws of each component, in component order (scikit-learn's)."""
         t, d = self.covariance_type, params.n_features
         parts = []
         for k, (mean, count) in enumerate(zip(params.means, counts)):
@@ -587,8 +591,7 @@ class GaussianFamily(Family):
             else:
                 std = np.sqrt(params.covariances[k])
                 parts.append(mean + rng.standard_normal(size=(count, d)) * std)
-        labels = np.repeat(np.arange(params.n_components), counts)
-        return np.vstack(parts), labels
+        return np.vstack(parts)
 
 
 def unpack_moments(moments, kind, k, d):
@@ -614,6 +617,34 @@ def unpack_moments(moments, kind, k, d):
         return block[:, :d], s2
     block = moments.reshape(k, 2 * d)  # rows [s1, diagonal of s2]
     return block[:, :d], block[:, d:]
+
+
+def pack_moments(s1, second, kind):
+    """The kernel layout of ``kind`` for first moments (k, d) and second moments (k, d, d),
+    (1, d, d) pooled, (k, d) diagonals or (k, 1) summed over dimensions: the inverse of
+    :func:`unpack_moments`. Pooled or summed moments cannot be split per component or per
+    dimension (ValueError)."""
+    k, d = s1.shape
+    if kind in (KIND_EXPFAM_TIED, KIND_FULL, KIND_TIED, KIND_EXPFAM_FULL) and second.ndim != 3:
+        raise ValueError("diagonal second moments cannot be restated as full matrices")
+    if kind == KIND_EXPFAM_TIED:
+        return np.concatenate([s1.ravel(), second.sum(axis=0).ravel()])
+    if second.shape[0] != k:
+        raise ValueError("second moments pooled over components cannot be restated per "
+                         "component")
+    if kind in (KIND_FULL, KIND_TIED):
+        return np.concatenate([s1.ravel(), second.ravel()])
+    if kind == KIND_EXPFAM_FULL:
+        rows, cols = np.triu_indices(d)
+        return np.hstack([s1, second[:, rows, cols]]).ravel()
+    if second.ndim == 3:
+        second = np.diagonal(second, axis1=1, axis2=2)
+    if kind == KIND_EXPFAM_SPHERICAL:
+        return np.hstack([s1, second.sum(axis=1, keepdims=True)]).ravel()
+    if second.shape[1] != d:
+        raise ValueError("second moments summed over dimensions cannot be restated per "
+                         "dimension")
+    return np.hstack([s1, second]).ravel()
 
 
 _EMPTY_F64 = np.empty(0)
