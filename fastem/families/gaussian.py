@@ -632,8 +632,8 @@ def pack_moments(s1, second, kind):
     if second.shape[0] != k:
         raise ValueError("second moments pooled over components cannot be restated per "
                          "component")
-    if kind in (KIND_FULL, KIND_TIED):
-        return np.concatenate([s1.ravel(), second.ravel()])
+    if kind in (KIND_FULL, KIND_TIED):  # lower triangles, as SYRK writes them
+        return np.concatenate([s1.ravel(), np.tril(second).ravel()])
     if kind == KIND_EXPFAM_FULL:
         rows, cols = np.triu_indices(d)
         return np.hstack([s1, second[:, rows, cols]]).ravel()
