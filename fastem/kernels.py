@@ -181,7 +181,7 @@ def gaussian_e_step(X, weights, means, precisions_cholesky, covariance_type, *,
             "diag", components.means, None, np.repeat(chol[:, None], d, axis=1)))
     family, packed = _pack(params, X.dtype)
     flat, _ = _driver(X, sample_weight, chunk_size, n_threads).accumulate(family, packed)
-    return EStep(float(flat[0]), _statistics(flat, packed))
+    return EStep(_log_likelihood(flat, packed), _statistics(flat, packed))
 
 
 def gaussian_m_step(statistics, covariance_type, *, reg_covar=1e-6):
@@ -253,7 +253,7 @@ def family_e_step(X, family, params, *, sample_weight=None, n_threads=None, chun
     """
     X, packed = _family_input(X, family, params)
     flat, _ = _driver(X, sample_weight, chunk_size, n_threads).accumulate(family, packed)
-    return FamilyEStep(float(flat[0]), flat, packed)
+    return FamilyEStep(_log_likelihood(flat, packed), flat, packed)
 
 
 def family_statistics(X, resp, family, params, *, sample_weight=None, n_threads=None,
@@ -269,7 +269,7 @@ def family_statistics(X, resp, family, params, *, sample_weight=None, n_threads=
         raise ValueError(f"resp must have shape {shape}, got {resp.shape}")
     driver = _driver(X, sample_weight, chunk_size, n_threads)
     flat, _ = driver.accumulate(family, packed, resp_fn=_resp_blocks(resp))
-    return FamilyEStep(float(flat[0]), flat, packed)
+    return FamilyEStep(_log_likelihood(flat, packed), flat, packed)
 
 
 def family_m_step(family, e_step, params=None, *, mixture=None):
@@ -397,9 +397,14 @@ def _driver(X, sample_weight, chunk_size, n_threads):
     return LocalDriver(X, sample_weight, chunk_size=chunk_size, n_threads=n_threads)
 
 
+def _log_likelihood(flat, packed):
+    return float(Statistics(flat, packed.log_norm.shape[0]).log_likelihood)
+
+
 def _statistics(flat, packed):
     """GaussianStatistics from a kernel statistics vector and the layout it was computed with."""
     k, d = packed.pivot.shape
-    first, second = unpack_moments(flat[2 + k:], packed.kind, k, d)
-    return GaussianStatistics(flat[2:2 + k].copy(), first.copy(), second,
+    view = Statistics(flat, k)
+    first, second = unpack_moments(view.family, packed.kind, k, d)
+    return GaussianStatistics(view.s0.copy(), first.copy(), second,
                               packed.pivot.astype(np.float64))

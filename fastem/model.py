@@ -17,6 +17,7 @@ from ._config import single_threaded_blas
 from .driver import is_dask_array, make_driver
 from .em import ConvergenceWarning, EMResult, FitInterrupted, run_em
 from .families.base import Family
+from .frame import Statistics
 from .init import INIT_METHODS, initial_params
 from .latent.mixture import Mixture, MixtureParams
 
@@ -219,7 +220,8 @@ class MixtureModel(Estimator):
         family = self._family()
         packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
         stats, _ = driver.accumulate(family, packed, with_stats=False)
-        return float(stats[0] / stats[1])
+        view = Statistics(stats, packed.log_norm.shape[0])
+        return float(view.log_likelihood / view.total)
 
     def bic(self, X):
         """Bayesian information criterion on ``X`` (lower is better)."""

@@ -59,7 +59,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..frame import empty_components
+from ..frame import Statistics, empty_components
 from .base import Family
 
 # Rows per chunk, at least: enough to amortise the Python-level calls of a chunk (~30 us), few
@@ -295,8 +295,9 @@ class CustomFamily(Family):
             if with_stats:
                 if w is not None:
                     logp *= w[:, None]
-                np.dot(work.ones[:m], logp, out=slot[2:2 + k])
-                self.statistics(x, logp, slot[2 + k:size].reshape(k, s))
+                view = Statistics(slot[:size], k)
+                np.dot(work.ones[:m], logp, out=view.s0)
+                self.statistics(x, logp, view.family.reshape(k, s))
 
         _run_chunks(chunk, n_chunks, n_threads)
         for c in range(n_chunks):  # chunk order: the same sums for any number of threads
