@@ -24,7 +24,7 @@ import numpy as np
 
 from . import data
 from ._config import resolve_n_threads, single_threaded_blas
-from .driver import LocalDriver, default_chunk_size
+from .drivers.local import LocalDriver, default_chunk_size
 from .families.gaussian import (
     COVARIANCE_TYPES,
     GaussianFamily,
@@ -287,7 +287,8 @@ def family_predict(X, family, params, *, log_prob_out=None, resp_out=None, n_thr
     n, k = X.shape[0], packed.log_norm.shape[0]
     log_prob = data.output_array(log_prob_out, (n,), np.float64, "log_prob_out")
     resp = data.output_array(resp_out, (n, k), np.float64, "resp_out")
-    _driver(X, None, chunk_size, n_threads).predict(family, packed, log_prob=log_prob, resp=resp)
+    _driver(X, None, chunk_size, n_threads).predict(family, packed,
+                                                    {"log_prob": log_prob, "resp": resp})
     return log_prob, resp
 
 

@@ -18,7 +18,7 @@ from fastem import (
     MixtureModel,
     PoissonMixture,
 )
-from fastem.driver import LocalDriver
+from fastem.drivers.local import LocalDriver
 from fastem.families.expfam import (
     Bernoulli,
     Categorical,
