@@ -8,8 +8,6 @@ import numpy as np
 
 from . import data
 
-BLOCK_ROWS = 1 << 16  # rows read at a time while sampling
-
 
 def sample_rows(X, sample_weight, rng, size, bar=None):
     """At most ``size`` rows (float64) of ``X``, their weights and their row indices.
@@ -26,7 +24,7 @@ def sample_rows(X, sample_weight, rng, size, bar=None):
         blocks = data.iter_blocks(X, size, np.float64)
         rows = np.concatenate([block for _, block, _ in blocks])
         return rows[indices], (np.ones(n) if w is None else w[indices]), indices
-    blocks = data.iter_blocks(X, BLOCK_ROWS, np.float64, w, bar)
+    blocks = data.iter_blocks(X, data.BLOCK_ROWS, np.float64, w, bar)
     return sample_from_keys(*reservoir(blocks, rng, size, X.shape[1]))
 
 

@@ -60,7 +60,7 @@ class BlockStats(NamedTuple):
     stats: Any
     worst: Any  # [lowest log p(x_i), its global row]
     omitted: int = 0
-    error: Exception = None  # a bad row's ValueError, raised by the client for the first block
+    error: Exception = None  # a bad row's ValueError; the client raises the first block's
 
 
 class DaskDriver:
@@ -102,7 +102,7 @@ class DaskDriver:
     def check_finite(self, family=None):
         """Raise ValueError at the first row holding NaN or infinity or, given a ``family``, a
         value outside its support, as locally (one pass; a small answer per block)."""
-        self._raise_first(self._first_invalid(family, omit=False))
+        self._raise_first(self._errors_per_block(family, omit=False))
 
     def omit_nonfinite(self, family=None):
         """Give rows holding NaN or infinity zero weight; the new weights are persisted on the
@@ -113,7 +113,7 @@ class DaskDriver:
         if base is None:
             base = da.ones(self.n_samples, chunks=(self.X.chunks[0],))
         checks = ([] if family is None or not family.checks_support
-                  else self._first_invalid(family, omit=True))
+                  else self._errors_per_block(family, omit=True))
         with _lost_work():
             weights, count, checks = dask.persist(da.where(bad, 0.0, base), bad.sum(), checks)
             self._raise_first(checks)
@@ -121,7 +121,7 @@ class DaskDriver:
         self.sample_weight = weights
         return self.n_omitted
 
-    def _first_invalid(self, family, omit):
+    def _errors_per_block(self, family, omit):
         """Delayed per block: the ValueError for its first bad row (see data.screen), or None."""
         first_invalid = dask.delayed(_first_invalid, pure=True)
         job = _shared(family)
@@ -310,7 +310,7 @@ def _local(block, weights, job):
 def _block_sample(block, weights, start, seed, index, size):
     """The weighted reservoir (keys, global indices, rows) of one block, from its own seed."""
     blocks = ((start + offset, rows, w) for offset, rows, w
-              in data.iter_blocks(_numeric(block, start), sampling.BLOCK_ROWS, np.float64,
+              in data.iter_blocks(_numeric(block, start), data.BLOCK_ROWS, np.float64,
                                   weights))
     return sampling.reservoir(blocks, np.random.default_rng([seed, index]), size,
                               block.shape[1])
