@@ -277,8 +277,9 @@ def markdown_table(rows):
 
 def describe_setup(config, d4p):
     """A short description of the problem, machine and library versions."""
-    import fastem
     import sklearn
+
+    import fastem
 
     data_mb = config.n_samples * config.n_features * 8 / MIB
     versions = f"fastem {fastem.__version__}, scikit-learn {sklearn.__version__}, numpy {np.__version__}"

@@ -33,7 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fastem.driver import LocalDriver  # noqa: E402
+from fastem.drivers.local import LocalDriver  # noqa: E402
 from fastem.em import run_em  # noqa: E402
 from fastem.families.custom import CustomFamily  # noqa: E402
 from fastem.families.gaussian import GaussianFamily, GaussianParams  # noqa: E402

@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchmarks.bench_gaussian import initial_parameters, make_data  # noqa: E402
 
 import fastem  # noqa: E402
-import fastem.dask  # noqa: E402
+import fastem.drivers.dask  # noqa: E402
 
 
 class Traffic:
@@ -45,7 +45,7 @@ class Traffic:
 
     def __init__(self):
         self.params, self.graph, self.result = [], [], []
-        shared, compute = fastem.dask._shared, dask.compute
+        shared, compute = fastem.drivers.dask._shared, dask.compute
 
         def recording_shared(job):
             self.params.append(len(cloudpickle.dumps(job)))
@@ -58,8 +58,8 @@ class Traffic:
             self.result.append(len(cloudpickle.dumps(results)))
             return results
 
-        fastem.dask._shared = recording_shared
-        fastem.dask.dask.compute = recording_compute
+        fastem.drivers.dask._shared = recording_shared
+        fastem.drivers.dask.dask.compute = recording_compute
 
 
 def incoming_bytes(client):

@@ -2,9 +2,13 @@
 
     python benchmarks/predict_memory.py float64
 """
-import numpy as np, sys
+import sys
+
+import numpy as np
+
 from fastem import GaussianMixture
 from fastem.demo import read_status
+
 dtype = np.dtype(sys.argv[1])
 N, D, K = 10_000_000, 16, 16
 rng = np.random.default_rng(0)

@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from fastem import data
-from fastem.driver import LocalDriver
+from fastem.drivers.local import LocalDriver
 from fastem.families.gaussian import GaussianFamily, GaussianParams
 from fastem.latent.mixture import Mixture, MixtureParams
 

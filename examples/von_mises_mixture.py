@@ -31,10 +31,10 @@ import numba
 import numpy as np
 from scipy.special import i0e, i1e
 
-from fastem.driver import LocalDriver
+from fastem.drivers.local import LocalDriver
 from fastem.em import run_em
 from fastem.families.custom import CustomFamily
-from fastem.init import initial_params
+from fastem.initialization import initial_params
 from fastem.latent.mixture import Mixture, mixture_params
 
 MAX_KAPPA = 1e5

@@ -4,11 +4,8 @@ Thin scikit-learn compatible estimators over compiled (Cython, GIL-free) kernels
 log-densities, log-sum-exp responsibilities and sufficient statistics chunk by chunk, on
 threads, for data in memory or memory-mapped from disk.
 """
-from .em import ConvergenceWarning
 from ._base import NotFittedError
-from .io import load, save
-from .mixture import GaussianMixture
-from .model import MixtureModel
+from .em import ConvergenceWarning
 from .estimators import (
     BernoulliMixture,
     CategoricalMixture,
@@ -16,6 +13,9 @@ from .estimators import (
     GammaMixture,
     PoissonMixture,
 )
+from .io import load, save
+from .mixture import GaussianMixture
+from .model import MixtureModel
 
 __version__ = "0.1.0"
 __all__ = ["GaussianMixture", "MixtureModel", "BernoulliMixture", "CategoricalMixture",

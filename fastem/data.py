@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 WORK_DTYPES = (np.float32, np.float64)
+BLOCK_ROWS = 1 << 16  # rows per block of the passes that run no kernel (checks, sampling)
 
 
 def open_source(X, name="X"):
@@ -48,8 +49,9 @@ def working_dtype(dtype, name="X"):
     raise ValueError(f"{name}: expected numeric data, got dtype {dtype}")
 
 
-def check_shape(X, name="X", min_samples=1, n_features=None, estimator="GaussianMixture"):
-    """Validate that ``X`` is 2-D and non-empty, with ``n_features`` columns when given."""
+def check_shape(X, estimator, name="X", min_samples=1, n_features=None):
+    """Validate that ``X`` is 2-D and non-empty, with ``n_features`` columns when given, in
+    scikit-learn's words, naming the ``estimator`` class."""
     if len(X.shape) != 2:
         hint = (
             " Reshape your data either using array.reshape(-1, 1) if your data has a single "
@@ -145,15 +147,6 @@ class ReadAhead:
         os.close(self.fd)
 
 
-def check_finite(X, dtype, block_rows=65536, name="X", family=None, bar=None):
-    """Raise ValueError naming the first row that holds NaN or infinity or, given a ``family``,
-    a value outside its support (one streamed pass, shown on ``bar``)."""
-    for start, bad in nonfinite_rows(X, dtype, block_rows, name, family, bar):
-        row = start + int(np.argmax(bad))
-        raise ValueError(f"{name} contains NaN or infinity (first at row {row}); remove or "
-                         "impute it, or pass nan_policy='omit'")
-
-
 def finite_rows(block):
     """Which rows of a 2-D block hold neither NaN nor infinity.
 
@@ -170,31 +163,79 @@ def finite_rows(block):
     return finite
 
 
-def nonfinite_rows(X, dtype, block_rows=65536, name="X", family=None, bar=None):
-    """Yield ``(start, mask)`` for each block holding NaN or infinity: its rows that do
-    (one streamed pass, shown on ``bar``).
+def screen(block, start, family=None, omit=False, name="X"):
+    """Check the rows of a block (its first row is row ``start`` of the source) as a pass meets
+    them; returns which rows hold NaN or infinity when ``omit`` and some do, else None.
 
-    Given a ``family``, the same pass raises ValueError at the first finite row outside the
-    family's support (e.g. a negative count): such rows are errors even where NaN rows are
-    omitted.
+    Raises ValueError at the first row holding NaN or infinity (unless ``omit``) or, given a
+    ``family`` that checks its support, a finite value outside it (e.g. a negative count:
+    such rows are errors even where NaN rows are omitted), whichever comes first.
     """
-    for start, block, _ in iter_blocks(X, block_rows, dtype, bar=bar):
-        finite = finite_rows(block)
-        unsupported = np.flatnonzero(finite & family.invalid_rows(block)) \
-            if family is not None and family.checks_support else np.empty(0, dtype=np.intp)
-        first_nonfinite = np.argmin(finite) if not finite.all() else block.shape[0]
-        if unsupported.size and unsupported[0] < first_nonfinite:
+    finite = finite_rows(block)
+    n = block.shape[0]
+    first_nonfinite = n if finite.all() else int(np.argmin(finite))
+    if family is not None and family.checks_support:
+        unsupported = np.flatnonzero(finite & family.invalid_rows(block))
+        if unsupported.size and (omit or unsupported[0] < first_nonfinite):
             raise unsupported_error(family, name, start + unsupported[0], block[unsupported[0]])
-        if first_nonfinite < block.shape[0]:
-            yield start, ~finite
-        if unsupported.size:
-            raise unsupported_error(family, name, start + unsupported[0], block[unsupported[0]])
+    if first_nonfinite == n:
+        return None
+    if not omit:
+        raise nonfinite_error(name, start + first_nonfinite)
+    return ~finite
+
+
+def check_finite(X, dtype, name="X", family=None, bar=None):
+    """Raise ValueError at the first row of ``X`` that :func:`screen` refuses (one streamed
+    pass, shown on ``bar``)."""
+    for start, block, _ in iter_blocks(X, BLOCK_ROWS, dtype, bar=bar):
+        screen(block, start, family, name=name)
+
+
+def nonfinite_rows(X, dtype, name="X", family=None, bar=None):
+    """Yield ``(start, mask)`` for each block holding NaN or infinity: its rows that do (one
+    streamed pass, shown on ``bar``); ValueError at a finite row outside the ``family``'s
+    support."""
+    for start, block, _ in iter_blocks(X, BLOCK_ROWS, dtype, bar=bar):
+        bad = screen(block, start, family, omit=True, name=name)
+        if bad is not None:
+            yield start, bad
+
+
+def without_rows(weights, bad):
+    """A block's weights (None means ones) with the ``bad`` rows at zero, as a new array."""
+    kept = np.ones(bad.size) if weights is None else np.array(weights, dtype=np.float64)
+    kept[bad] = 0.0
+    return kept
+
+
+def column_max(block):
+    """Largest finite value of each column of a block, as float64 (-inf where there is none)."""
+    return np.where(np.isfinite(block), block, -np.inf).max(axis=0).astype(np.float64)
+
+
+def nonfinite_error(name, row):
+    """The ValueError for a row holding NaN or infinity."""
+    return ValueError(f"{name} contains NaN or infinity (first at row {row}); remove or impute "
+                      "it, or pass nan_policy='omit'")
 
 
 def unsupported_error(family, name, row, values):
     """The ValueError for a row the family cannot model, with its first values."""
     return ValueError(f"{family.error_message}: {name} row {row} is "
                       f"{np.asarray(values).tolist()[:10]}")
+
+
+PER_ROW = {"log_prob": "log p(x) of each row, (n,) float64",
+           "resp": "posterior p(z = k | x) of each row, (n, K) float64",
+           "labels": "most probable component of each row, (n,) intp"}
+
+
+def per_row_output(what, n_samples, n_components):
+    """Shape and dtype of the per-row output ``what`` (a key of :data:`PER_ROW`)."""
+    if what == "resp":
+        return (n_samples, n_components), np.dtype(np.float64)
+    return (n_samples,), np.dtype(np.intp if what == "labels" else np.float64)
 
 
 def output_array(out, shape, dtype, name="out"):

@@ -8,8 +8,6 @@ import numbers
 
 import numpy as np
 
-from . import data
-from .driver import is_dask_array
 from .families.expfam import Bernoulli, Categorical, Exponential, Gamma, Poisson, ProductFamily
 from .model import MixtureModel
 
@@ -193,25 +191,15 @@ class CategoricalMixture(_ColumnMixture):
             prior=prior, frozen=frozen)
         self.n_categories = n_categories
 
-    def _prepare(self, X, sample_weight, reset):
-        if reset:
-            self.n_categories_ = self._count_categories(X)
-        return super()._prepare(X, sample_weight, reset)
+    def _data_parameters(self, driver):
+        self.n_categories_ = self._count_categories(driver)
 
-    def _count_categories(self, X):
+    def _count_categories(self, driver):
         given = self.n_categories
-        source = X if is_dask_array(X) else data.open_source(X)
-        d = source.shape[1] if len(source.shape) == 2 else 1
-        if given is None:
-            if is_dask_array(source):  # one pass on the cluster
-                top = np.asarray(source.max(axis=0).compute(), dtype=np.float64)
-            else:
-                top = np.full(d, -np.inf)
-                for _, block, _ in data.iter_blocks(source, 1 << 16, np.float64):
-                    top = np.maximum(top, np.where(np.isfinite(block), block, -np.inf).max(axis=0))
-            top = np.where(np.isfinite(top), top, 0)  # NaN/inf are reported by the finite check
-            return np.maximum(top, 0).astype(np.intp) + 1
-        counts = np.broadcast_to(np.asarray(given), (d,))
+        if given is None:  # one pass; NaN and infinity are reported by the finite check
+            top = driver.column_max()
+            return np.maximum(np.where(np.isfinite(top), top, 0), 0).astype(np.intp) + 1
+        counts = np.broadcast_to(np.asarray(given), (driver.n_features,))
         if not np.issubdtype(counts.dtype, np.integer) or (counts < 1).any():
             raise ValueError(f"n_categories must be positive integers, got {given!r}")
         return counts.astype(np.intp)

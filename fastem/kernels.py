@@ -24,8 +24,7 @@ import numpy as np
 
 from . import data
 from ._config import resolve_n_threads, single_threaded_blas
-from .driver import LocalDriver, default_chunk_size
-from .frame import Statistics
+from .drivers.local import LocalDriver, default_chunk_size
 from .families.gaussian import (
     COVARIANCE_TYPES,
     GaussianFamily,
@@ -34,6 +33,7 @@ from .families.gaussian import (
     covariance_shape,
     unpack_moments,
 )
+from .frame import Statistics
 from .latent.mixture import Mixture, MixtureParams
 
 __all__ = [
@@ -295,7 +295,8 @@ def family_predict(X, family, params, *, log_prob_out=None, resp_out=None, n_thr
     n, k = X.shape[0], packed.log_norm.shape[0]
     log_prob = data.output_array(log_prob_out, (n,), np.float64, "log_prob_out")
     resp = data.output_array(resp_out, (n, k), np.float64, "resp_out")
-    _driver(X, None, chunk_size, n_threads).predict(family, packed, log_prob=log_prob, resp=resp)
+    _driver(X, None, chunk_size, n_threads).predict(family, packed,
+                                                    {"log_prob": log_prob, "resp": resp})
     return log_prob, resp
 
 

@@ -13,7 +13,7 @@ from .families.gaussian import (
     covariances_from_cholesky,
     precisions_from_cholesky,
 )
-from .init import initial_params
+from .initialization import initial_params
 from .latent.mixture import MixtureParams
 from .model import MixtureModel
 

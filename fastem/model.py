@@ -14,11 +14,11 @@ import numpy as np
 from . import data
 from ._base import Estimator, not_fitted
 from ._config import single_threaded_blas
-from .driver import is_dask_array, make_driver
+from .drivers import is_dask_array, make_driver
 from .em import ConvergenceWarning, EMResult, FitInterrupted, run_em
 from .families.base import Family
 from .frame import Statistics
-from .init import INIT_METHODS, initial_params
+from .initialization import INIT_METHODS, initial_params
 from .latent.mixture import Mixture, MixtureParams
 
 
@@ -219,8 +219,11 @@ class MixtureModel(Estimator):
         _, driver = self._prepare(X, sample_weight, reset=False)
         family = self._family()
         packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
-        stats, _ = driver.accumulate(family, packed, with_stats=False)
+        stats, _ = driver.accumulate(family, packed, with_stats=False, nan_policy=self.nan_policy)
+        self._warn_omitted(driver.n_omitted)
         view = Statistics(stats, packed.log_norm.shape[0])
+        if not view.total > 0:
+            raise ValueError("sample_weight sums to zero: no data to fit or score")
         return float(view.log_likelihood / view.total)
 
     def bic(self, X):
@@ -246,26 +249,26 @@ class MixtureModel(Estimator):
 
     # ----------------------------------------------------------------- helpers
     def _prepare(self, X, sample_weight, reset):
-        """Validate ``X`` (and parameters when fitting) and return it with a driver."""
+        """Validate ``X`` (and parameters when fitting) and return it with a driver. Fitting
+        checks every row here, in one pass (the support too); scoring and predicting check rows
+        in their own pass, so they read the data once."""
         if not reset:
             self._check_fitted()
         driver = make_driver(X, sample_weight, self.chunk_size, self.n_threads,
                              progress=progress_bars if self.progress else None,
                              min_samples=2 if reset else 1,
-                             n_features=None if reset else self.n_features_in_)
+                             n_features=None if reset else self.n_features_in_,
+                             estimator=type(self).__name__)
         source = driver.X
         if reset:
+            self._data_parameters(driver)
             self._check_parameters(source.shape[1])
+            if self.nan_policy == "raise":
+                driver.check_finite(self._family())
+            else:
+                self._warn_omitted(driver.omit_nonfinite(self._family()))
         elif self.nan_policy not in ("raise", "omit"):
             raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
-        family = self._family() if reset else None  # its support is checked when fitting
-        if self.nan_policy == "raise":
-            driver.check_finite(family)
-        else:
-            omitted = driver.omit_nonfinite(family)
-            if omitted:
-                warnings.warn(f"{omitted} rows with NaN or infinity were omitted", RuntimeWarning,
-                              stacklevel=3)
         if driver.sample_weight is not None and not driver.sample_weight.sum() > 0:
             raise ValueError("sample_weight sums to zero: no data to fit or score")
         if reset:
@@ -280,6 +283,12 @@ class MixtureModel(Estimator):
         return source, driver
 
     @staticmethod
+    def _warn_omitted(count):
+        if count:
+            warnings.warn(f"{count} rows with NaN or infinity were omitted", RuntimeWarning,
+                          stacklevel=4)
+
+    @staticmethod
     def _n_rows(X):
         return (X if is_dask_array(X) else data.open_source(X)).shape[0]
 
@@ -287,17 +296,9 @@ class MixtureModel(Estimator):
         _, driver = self._prepare(X, None, reset=False)
         family = self._family()
         packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
-        if getattr(driver, "lazy", False):  # Dask: a lazy array of the same per-row output
-            if out is not None:
-                raise ValueError("out= is not supported for Dask input; store the returned "
-                                 "Dask array instead (e.g. with .to_zarr)")
-            return driver.predict_lazy(family, packed, what)
-        n, k = driver.n_samples, self.n_components
-        shape, dtype = {"labels": ((n,), np.intp), "resp": ((n, k), np.float64),
-                        "log_prob": ((n,), np.float64)}[what]
-        target = data.output_array(out, shape, dtype)
-        driver.predict(family, packed, **{what: target})
-        return target
+        result = driver.predict(family, packed, {what: out}, self.nan_policy)[what]
+        self._warn_omitted(driver.n_omitted)
+        return result
 
     def _check_parameters(self, n_features):
         k = self.n_components
@@ -325,6 +326,10 @@ class MixtureModel(Estimator):
     # ---------------------------------------------------------- family hooks
     # Subclasses override these to build their family from their own parameters and to name
     # the fitted parameters; the defaults serve a family given as ``family``.
+    def _data_parameters(self, driver):
+        """Set parameters that a fit reads from the data before anything else (e.g. the
+        category counts of ``CategoricalMixture``), through ``driver``."""
+
     def _check_family_parameters(self, n_features):
         if not isinstance(self.family, Family):
             raise ValueError("family must be a fastem.families.base.Family instance, got "

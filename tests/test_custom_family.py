@@ -15,11 +15,11 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
-from fastem.driver import LocalDriver  # noqa: E402
+from fastem.drivers.local import LocalDriver  # noqa: E402
 from fastem.em import run_em  # noqa: E402
 from fastem.families.custom import CustomFamily  # noqa: E402
 from fastem.families.gaussian import GaussianFamily, GaussianParams  # noqa: E402
-from fastem.init import initial_params, params_from_resp  # noqa: E402
+from fastem.initialization import initial_params, params_from_resp  # noqa: E402
 from fastem.latent.mixture import Mixture, MixtureParams, mixture_params  # noqa: E402
 
 MIXTURE = Mixture()  # maximum-likelihood weights
@@ -140,7 +140,7 @@ def check_stats_against_reference(family, X, weights, params, rtol):
 
 # ---------------------------------------------------------------------------------- tests
 def test_import_fastem_does_not_import_numba():
-    code = ("import sys, fastem, fastem.families.custom, fastem.em, fastem.init; "
+    code = ("import sys, fastem, fastem.families.custom, fastem.em, fastem.initialization; "
             "assert 'numba' not in sys.modules, 'numba imported'")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
@@ -241,7 +241,8 @@ def test_bitwise_identical_for_any_thread_count(circle_data, small_chunks):
                         rng=np.random.default_rng(0))
         stats, worst = driver.accumulate(family, MIXTURE.pack(family, result.params, driver.dtype))
         log_prob, resp = np.empty(len(X)), np.empty((len(X), 3))
-        driver.predict(family, MIXTURE.pack(family, result.params, driver.dtype), log_prob, resp)
+        driver.predict(family, MIXTURE.pack(family, result.params, driver.dtype),
+                       {"log_prob": log_prob, "resp": resp})
         results.append((stats, worst, result.lower_bounds, log_prob, resp))
     for other in results[1:]:
         for a, b in zip(results[0], other):
@@ -283,7 +284,8 @@ def test_predict_matches_reference(circle_data):
     driver = LocalDriver(X, chunk_size=100, n_threads=2)
     n = len(X)
     log_prob, resp, labels = np.empty(n), np.empty((n, 3)), np.empty(n, dtype=np.intp)
-    driver.predict(family, MIXTURE.pack(family, params, driver.dtype), log_prob, resp, labels)
+    driver.predict(family, MIXTURE.pack(family, params, driver.dtype),
+                   {"log_prob": log_prob, "resp": resp, "labels": labels})
     theta = np.arctan2(X[:, 2:], X[:, :2])
     mu, kappa = params.components
     logp = np.stack([vonmises.logpdf(theta, kappa[k], loc=mu[k]).sum(axis=1) for k in range(3)],

@@ -13,7 +13,7 @@ da = pytest.importorskip("dask.array")
 import dask  # noqa: E402
 
 import fastem  # noqa: E402
-import fastem.init  # noqa: E402
+import fastem.initialization  # noqa: E402
 
 RTOL = 1e-10
 FITTED = ("weights_", "means_", "covariances_", "precisions_cholesky_")
@@ -51,7 +51,8 @@ def test_fit_equals_local_fit(client, data, covariance_type):
 
 
 def test_one_and_two_workers_identical(client, data, monkeypatch):
-    monkeypatch.setattr(fastem.init, "MAX_SAMPLE", 1000)  # seeding samples blocks on workers
+    # seeding samples blocks on workers
+    monkeypatch.setattr(fastem.initialization, "MAX_SAMPLE", 1000)
     X = da.from_array(data, chunks=1000)
     weights = da.from_array(np.random.RandomState(2).rand(data.shape[0]), chunks=700)
 
@@ -245,3 +246,62 @@ def test_bad_input_is_a_clear_error(client, data):
         lambda b: b.astype(str), dtype=np.float64)
     with pytest.raises(ValueError, match=r"X \(block from row \d+\): expected numeric data"):
         fastem.GaussianMixture(2).fit(lying)
+
+
+def test_drivers_honour_one_contract(client, data):
+    """The same driver calls give the same answers locally and on Dask: per-row outputs (lazy
+    dask arrays there), column maxima, and passes that check rows on the way."""
+    from fastem.drivers import make_driver
+
+    model = fastem.GaussianMixture(3, covariance_type="diag", random_state=0).fit(data)
+    family = model._family()
+    X = data.copy()
+    X[[700, 4100]] = np.nan
+    X[4500, 1] = np.inf
+    local, remote = make_driver(X), make_driver(da.from_array(X, chunks=1000))
+    packed = model._latent().pack(family, model._fitted_params(), local.dtype)
+    outputs = dict.fromkeys(("log_prob", "resp", "labels"))
+    expected = local.predict(family, packed, outputs, "omit")
+    got = remote.predict(family, packed, outputs, "omit")
+    assert local.n_omitted == remote.n_omitted == 3
+    for name in outputs:
+        assert isinstance(got[name], da.Array), name
+        np.testing.assert_allclose(got[name].compute(), expected[name], rtol=1e-12, atol=1e-300)
+    np.testing.assert_array_equal(remote.column_max(), local.column_max())
+    np.testing.assert_array_equal(local.column_max(), np.nanmax(np.where(np.isinf(X), np.nan, X),
+                                                                axis=0))
+    (local_stats, _), (remote_stats, _) = (driver.accumulate(family, packed, nan_policy="omit")
+                                           for driver in (local, remote))
+    np.testing.assert_allclose(remote_stats, local_stats, rtol=1e-12)
+    assert remote.n_omitted == 3
+    for driver in (local, remote):  # the first bad row of all blocks is named
+        with pytest.raises(ValueError, match="first at row 700"):
+            driver.accumulate(family, packed, nan_policy="raise")
+    with pytest.raises(ValueError, match="out= is not supported"):
+        remote.predict(family, packed, {"labels": np.empty(len(X), np.intp)})
+
+
+def test_score_checks_rows_in_its_own_pass(client, data):
+    model = fastem.GaussianMixture(3, covariance_type="diag", random_state=0).fit(data)
+    X = data.copy()
+    X[[2500, 5200]] = np.nan  # in the third and sixth blocks
+    with pytest.raises(ValueError, match="first at row 2500"):
+        model.score(da.from_array(X, chunks=1000))
+    model.set_params(nan_policy="omit")
+    with pytest.warns(RuntimeWarning, match="2 rows"):
+        remote = model.score(da.from_array(X, chunks=1000))
+    with pytest.warns(RuntimeWarning, match="2 rows"):
+        local = model.score(X)
+    assert remote == pytest.approx(local, rel=1e-12)
+
+
+def test_categories_are_counted_on_the_cluster_without_nan(client):
+    X = np.random.RandomState(0).randint(0, 5, size=(3000, 3)).astype(np.float64)
+    X[10, 0] = np.nan  # left out, not counted (a NaN maximum would count 1 category)
+    options = dict(nan_policy="omit", random_state=0, max_iter=3)
+    with pytest.warns(RuntimeWarning, match="1 rows"):
+        local = fastem.CategoricalMixture(2, **options).fit(X)
+    with pytest.warns(RuntimeWarning, match="1 rows"):
+        remote = fastem.CategoricalMixture(2, **options).fit(da.from_array(X, chunks=800))
+    np.testing.assert_array_equal(remote.n_categories_, [5, 5, 5])
+    np.testing.assert_array_equal(local.n_categories_, [5, 5, 5])

@@ -18,12 +18,12 @@ from fastem import (
     MixtureModel,
     PoissonMixture,
 )
-from fastem.driver import LocalDriver
+from fastem.drivers.local import LocalDriver
 from fastem.families.expfam import (
     Bernoulli,
     Categorical,
-    Exponential,
     ExpFamParams,
+    Exponential,
     Gamma,
     Normal,
     Poisson,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from fastem.driver import LocalDriver
+from fastem.drivers.local import LocalDriver
 from fastem.families.gaussian import (
     KIND_DIAG,
     KIND_EXPFAM_DIAG,
@@ -92,7 +92,7 @@ def test_fused_pass_matches_reference(covariance_type, dtype, n, k):
     np.testing.assert_allclose(new.covariances, expected, rtol=tol * 100, atol=tol * 100)
 
     out = {"log_prob": np.empty(n), "resp": np.empty((n, k)), "labels": np.empty(n, np.intp)}
-    driver.predict(family, packed, **out)
+    driver.predict(family, packed, out)
     np.testing.assert_allclose(out["log_prob"], log_px, rtol=tol, atol=tol)
     np.testing.assert_allclose(out["resp"], np.exp(log_joint - log_px[:, None]), atol=tol)
     np.testing.assert_array_equal(out["labels"], log_joint.argmax(axis=1))
@@ -192,7 +192,7 @@ def test_all_minus_inf_row_gives_zero_posterior_and_minus_inf_density():
     X = np.array([[0.0, 0.0], [1e200, 1e200]])
     family = GaussianFamily("diag")
     out = {"log_prob": np.empty(2), "resp": np.empty((2, 2)), "labels": np.empty(2, np.intp)}
-    LocalDriver(X, n_threads=1).predict(family, MIXTURE.pack(family, params, np.float64), **out)
+    LocalDriver(X, n_threads=1).predict(family, MIXTURE.pack(family, params, np.float64), out)
     assert out["log_prob"][1] == -np.inf and np.isfinite(out["log_prob"][0])
     np.testing.assert_array_equal(out["resp"], [[1.0, 0.0], [0.0, 0.0]])
     assert not np.isnan(out["resp"]).any()

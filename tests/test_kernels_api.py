@@ -8,8 +8,8 @@ from test_kernels import random_params
 
 from fastem import kernels
 from fastem.families.expfam import Bernoulli, ExpFamParams, Poisson, ProductFamily
-from fastem.latent.mixture import MixtureParams
 from fastem.families.gaussian import GaussianFamily
+from fastem.latent.mixture import MixtureParams
 
 DTYPES = [np.float64, np.float32]
 TOLERANCE = {np.float64: 1e-10, np.float32: 2e-4}

@@ -12,7 +12,7 @@ from scipy.stats import multivariate_normal
 from threadpoolctl import threadpool_limits
 
 from fastem import GaussianMixture
-from fastem.driver import LocalDriver
+from fastem.drivers.local import LocalDriver
 from fastem.em import partial_m_step
 from fastem.families.gaussian import (
     COVARIANCE_TYPES,
@@ -44,7 +44,7 @@ def tiny_prior(covariance_type):
 
 
 def stats_from_resp(family, X, resp, pivot):
-    """Statistics of given responsibilities, as fastem.init.params_from_resp computes them."""
+    """Statistics of given responsibilities, as fastem.initialization.params_from_resp computes them."""
     packed = family.pack_pivot(pivot, np.float64)
     stats, _ = LocalDriver(X, n_threads=1).accumulate(
         family, packed, resp_fn=lambda start, block: resp[start:start + block.shape[0]])

@@ -4,7 +4,7 @@ in that frame, for every family and covariance type."""
 import numpy as np
 import pytest
 
-from fastem.driver import LocalDriver
+from fastem.drivers.local import LocalDriver
 from fastem.families.expfam import (
     Bernoulli,
     Categorical,

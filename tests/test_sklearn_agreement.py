@@ -3,11 +3,10 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import make_blobs, sklearn_start
 from sklearn.mixture import GaussianMixture as SklearnGM
 
 from fastem import GaussianMixture
-
-from helpers import make_blobs, sklearn_start
 
 
 def assert_agrees(ours, theirs, rtol=1e-10, name=""):

@@ -9,8 +9,8 @@ from helpers import make_blobs
 
 from fastem import GaussianMixture
 from fastem.data import open_raw
-from fastem.driver import LocalDriver
-from fastem.init import INIT_METHODS, MAX_SAMPLE
+from fastem.drivers.local import LocalDriver
+from fastem.initialization import INIT_METHODS, MAX_SAMPLE
 
 FITTED = ("weights_", "means_", "covariances_", "lower_bound_")
 

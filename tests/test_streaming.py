@@ -252,7 +252,7 @@ def test_all_minus_inf_row_does_not_poison_the_fit():
 
 
 def test_ctrl_c_keeps_the_last_completed_iteration(blobs, monkeypatch):
-    from fastem.driver import LocalDriver
+    from fastem.drivers.local import LocalDriver
 
     X, _, _ = blobs
     passes = []
@@ -277,15 +277,14 @@ def test_ctrl_c_keeps_the_last_completed_iteration(blobs, monkeypatch):
 
 
 def test_reservoir_sample_is_uniform_deterministic_and_skips_zero_weights(monkeypatch):
-    from fastem import init
-    from fastem.driver import LocalDriver
+    from fastem.drivers.local import LocalDriver
 
     X = np.arange(40000, dtype=np.float64).reshape(-1, 2)  # row i holds 2i, 2i + 1
     weights = np.ones(20000)
     weights[:5000] = 0.0
     driver = LocalDriver(X, sample_weight=weights)
-    first = init.sample_rows(driver, np.random.RandomState(3), size=2000)
-    again = init.sample_rows(driver, np.random.RandomState(3), size=2000)
+    first = driver.sample_rows(np.random.RandomState(3), size=2000)
+    again = driver.sample_rows(np.random.RandomState(3), size=2000)
     rows, row_weights, indices = first
     np.testing.assert_array_equal(indices, again[2])
     assert len(indices) == 2000 and len(np.unique(indices)) == 2000
@@ -297,13 +296,13 @@ def test_reservoir_sample_is_uniform_deterministic_and_skips_zero_weights(monkey
 
 
 def test_reservoir_init_on_a_file_is_seeded_and_n_init_equals_in_memory(tmp_path):
-    from fastem import init
-    from fastem.driver import make_driver
+    from fastem import initialization as init
+    from fastem.drivers import make_driver
 
     X = make_blobs(n=init.MAX_SAMPLE + 4464, d=3, k=4, seed=9)[0]  # sampled, not used whole
     path = tmp_path / "data.npy"
     np.save(path, X)
-    first, again, other = (init.sample_rows(make_driver(path), np.random.RandomState(seed))
+    first, again, other = (make_driver(path).sample_rows(np.random.RandomState(seed), init.MAX_SAMPLE)
                            for seed in (5, 5, 6))
     assert first[2].size == init.MAX_SAMPLE
     np.testing.assert_array_equal(first[2], again[2])

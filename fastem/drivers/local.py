@@ -7,8 +7,8 @@ therefore bitwise identical for any ``n_threads`` (and any block size) at a give
 """
 import numpy as np
 
-from . import data
-from ._config import resolve_n_threads, single_threaded_blas
+from .. import data, sampling
+from .._config import resolve_n_threads, single_threaded_blas
 
 SLOT_BUDGET_BYTES = 8 << 20  # per-block buffer of chunk statistics
 
@@ -25,33 +25,17 @@ def default_chunk_size(n_features, n_components):
     return int(min(1024, max(64, 1 << max(0, rows.bit_length() - 1))))
 
 
-def is_dask_array(X):
-    """Whether ``X`` is a ``dask.array.Array`` (checked without importing Dask)."""
-    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "chunks")
-
-
-def make_driver(X, sample_weight=None, chunk_size=None, n_threads=None, progress=None, *,
-                min_samples=1, n_features=None):
-    """The driver for ``X``, after checking its shape: Dask arrays run on their cluster,
-    anything else (arrays, memmaps, paths, h5py/zarr datasets) on this machine."""
-    dask = is_dask_array(X)
-    source = X if dask else data.open_source(X)
-    data.check_shape(source, min_samples=min_samples, n_features=n_features)
-    if dask:
-        from .dask import DaskDriver
-
-        return DaskDriver(source, sample_weight, chunk_size, n_threads, progress)
-    return LocalDriver(source, sample_weight, chunk_size, n_threads, progress)
+def check_options(chunk_size, n_threads):
+    """``chunk_size`` (a positive integer or None) and ``n_threads`` resolved: checked once,
+    here, for every driver."""
+    if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    return None if chunk_size is None else int(chunk_size), resolve_n_threads(n_threads)
 
 
 class LocalDriver:
-    """A data source prepared for repeated passes (validated once, never copied whole).
-
-    The driver contract (shared with :class:`fastem.dask.DaskDriver`): attributes ``dtype``,
-    ``n_samples``, ``n_features``, ``sample_weight``, ``n_omitted``; methods
-    :meth:`check_finite`, :meth:`omit_nonfinite`, :meth:`accumulate`, :meth:`predict`,
-    :meth:`rows` and :meth:`sample_rows`.
-    """
+    """A data source prepared for repeated passes (validated once, never copied whole),
+    following the driver contract of :mod:`fastem.drivers`."""
 
     def __init__(self, X, sample_weight=None, chunk_size=None, n_threads=None, progress=None):
         """``progress(desc, total)``, when given, makes a tqdm-like bar for each pass."""
@@ -60,11 +44,8 @@ class LocalDriver:
         self.dtype = data.working_dtype(X.dtype)
         self.n_samples, self.n_features = X.shape
         self.sample_weight = data.check_sample_weight(sample_weight, self.n_samples)
-        if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
-            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-        self.chunk_size = None if chunk_size is None else int(chunk_size)
-        self.n_threads = resolve_n_threads(n_threads)
-        self.omitting, self.n_omitted = False, 0
+        self.chunk_size, self.n_threads = check_options(chunk_size, n_threads)
+        self.n_omitted = 0
 
     def check_finite(self, family=None):
         """Raise ValueError naming the first row that holds NaN or infinity or, given a
@@ -73,9 +54,9 @@ class LocalDriver:
             data.check_finite(self.X, self.dtype, family=family, bar=bar)
 
     def omit_nonfinite(self, family=None):
-        """Give rows holding NaN or infinity zero weight (the kernels then skip them) and make
-        predictions mark them; returns how many there are. The same pass raises ValueError at
-        a finite row outside the ``family``'s support, when one is given."""
+        """Give rows holding NaN or infinity zero weight (the kernels then skip them); returns
+        how many there are. The same pass raises ValueError at a finite row outside the
+        ``family``'s support, when one is given."""
         weights = None if self.sample_weight is None else self.sample_weight.copy()  # not the user's
         count = 0
         with self.bar("check") as bar:
@@ -84,7 +65,7 @@ class LocalDriver:
                     weights = np.ones(self.n_samples)
                 weights[start:start + bad.size][bad] = 0.0
                 count += int(bad.sum())
-        self.sample_weight, self.omitting, self.n_omitted = weights, True, count
+        self.sample_weight, self.n_omitted = weights, count
         return count
 
     def _chunk(self, n_components):
@@ -101,11 +82,12 @@ class LocalDriver:
                     and self.X.flags.c_contiguous)
         return int(np.clip(SLOT_BUDGET_BYTES // (8 * stats_size), 4, 1024 if in_place else 64))
 
-    def accumulate(self, family, packed, with_stats=True, resp_fn=None):
+    def accumulate(self, family, packed, with_stats=True, resp_fn=None, nan_policy=None):
         """One pass: summed statistics vector and [lowest log p(x_i), its row].
 
         ``resp_fn(start, block)``, when given, supplies the responsibilities of each block
-        (initialisation) instead of the E-step.
+        (initialisation) instead of the E-step. ``nan_policy`` checks rows on the way (see
+        :mod:`fastem.drivers`).
         """
         k = packed.log_norm.shape[0]
         chunk = self._chunk(k)
@@ -113,27 +95,59 @@ class LocalDriver:
         worst = np.array([np.inf, -1.0])
         per_block = self._chunks_per_block(stats.size, packed.dtype)
         work = family.workspace(packed, chunk, self.n_threads, per_block)
+        omitted = 0
         with single_threaded_blas(), self.bar("E-step" if resp_fn is None else "init") as bar:
             for start, block, weights in data.iter_blocks(self.X, per_block * chunk, packed.dtype,
                                                           self.sample_weight, bar):
+                bad = self._screen(block, start, family, nan_policy)
+                if bad is not None:
+                    weights = data.without_rows(weights, bad)
+                    omitted += int(bad.sum())
                 resp = None if resp_fn is None else resp_fn(start, block)
                 family.fit_block(packed, block, weights, resp, with_stats, chunk,
                                  self.n_threads, work, stats, worst, start)
+        if nan_policy is not None:
+            self.n_omitted = omitted
         return stats, worst
 
-    def predict(self, family, packed, log_prob=None, resp=None, labels=None):
-        """Fill the given per-row outputs (n,), (n, K), (n,) over the whole source."""
-        chunk = self._chunk(packed.log_norm.shape[0])
+    def predict(self, family, packed, outputs, nan_policy=None):
+        """Per-row outputs over the whole source, in one pass: ``outputs`` maps names of
+        :data:`fastem.data.PER_ROW` to None (a new array), a path (a new ``.npy`` file,
+        memory-mapped) or an array to fill; returns the filled arrays by name."""
+        k = packed.log_norm.shape[0]
+        targets = {what: data.output_array(out, *data.per_row_output(what, self.n_samples, k))
+                   for what, out in outputs.items()}
+        chunk = self._chunk(k)
         work = family.workspace(packed, chunk, self.n_threads, 0)
+        omitted = 0
         with single_threaded_blas(), self.bar("predict") as bar:
             for start, block, _ in data.iter_blocks(self.X, 64 * chunk, packed.dtype, bar=bar):
+                bad = self._screen(block, start, family, nan_policy)
                 rows = slice(start, start + block.shape[0])
-                outputs = [None if out is None else out[rows] for out in (log_prob, resp, labels)]
-                family.predict_block(packed, block, chunk, self.n_threads, work, *outputs)
-                if self.omitting:
-                    bad = ~data.finite_rows(block)
-                    if bad.any():
-                        mark_omitted(bad, *outputs)
+                views = [targets[what][rows] if what in targets else None
+                         for what in ("log_prob", "resp", "labels")]
+                family.predict_block(packed, block, chunk, self.n_threads, work, *views)
+                if bad is not None:
+                    mark_omitted(bad, *views)
+                    omitted += int(bad.sum())
+        if nan_policy is not None:
+            self.n_omitted = omitted
+        return targets
+
+    @staticmethod
+    def _screen(block, start, family, nan_policy):
+        """The rows of a block to leave out under ``nan_policy`` (None: not checked here)."""
+        if nan_policy is None:
+            return None
+        return data.screen(block, start, family, omit=nan_policy == "omit")
+
+    def column_max(self):
+        """The largest finite value of each column (-inf where there is none), in one pass."""
+        top = np.full(self.n_features, -np.inf)
+        with self.bar("count") as bar:
+            for _, block, _ in data.iter_blocks(self.X, data.BLOCK_ROWS, self.dtype, bar=bar):
+                top = np.maximum(top, data.column_max(block))
+        return top
 
     def bar(self, desc):
         """A progress bar named ``desc`` over the rows of one pass (a no-op without
@@ -143,10 +157,10 @@ class LocalDriver:
         return self.progress(desc, self.n_samples)
 
     def sample_rows(self, rng, size):
-        """At most ``size`` rows (float64), their weights and indices: see init.sample_rows."""
-        from .init import sample_rows
-
-        return sample_rows(self, rng, size)
+        """At most ``size`` rows (float64), their weights and indices: see
+        :func:`fastem.sampling.sample_rows`."""
+        with self.bar("sample") as bar:
+            return sampling.sample_rows(self.X, self.sample_weight, rng, size, bar)
 
     def rows(self, indices):
         """Rows of the source as float64, in the order given, repeats allowed.

@@ -1,0 +1,356 @@
+"""The Dask driver: the local kernels mapped over the row blocks of a ``dask.array.Array``.
+
+Every pass is one task per block of rows. On the worker the block and its weights go to a
+:class:`~fastem.drivers.local.LocalDriver`, so they meet the same compiled kernels, chunk size,
+sub-blocking and single-threaded BLAS as on one machine; the task returns a zeroed-then-filled
+statistics vector and the block's worst-fit row. Those small vectors are added pairwise in block
+order by a fixed tree of tasks on the cluster, so for a given blocking the result is the same
+whatever the number of workers, and it equals the local driver's up to the order of the
+additions (rounding). The parameters of a pass travel once, as one task that every block task
+depends on; the M-step runs on the client; data blocks are read where they live and never
+gathered (the client receives one statistics vector per pass, and at most ``size`` rows when
+initialisation samples rows).
+
+Differences from the local driver, all documented for users:
+
+* ``n_threads=None`` means one kernel thread per task: Dask's workers and threads already run
+  blocks in parallel. A number gives each task that many threads.
+* Seeding samples rows per block with a generator seeded from the estimator's ``random_state``
+  and the block's index, and ``init_params="random"`` draws each block's responsibilities from
+  its own copy of the estimator's generator (a shared generator's state cannot follow the blocks
+  around a cluster); both are deterministic for a fixed blocking but differ from a local fit.
+* ``progress`` bars are not drawn: the Dask dashboard shows the tasks.
+* Per-row outputs are lazy dask arrays. Given a ``nan_policy``, :meth:`DaskDriver.predict`
+  therefore checks the rows in an eager pass first, so that a bad row or the count of omitted
+  rows surfaces at the call, not when the user computes the array; ``out=`` is refused.
+* ``sample_weight`` given as a numpy array and the weights made by ``nan_policy="omit"`` are
+  persisted on the cluster (sent once); a ``client.restart()`` drops them, and the next pass
+  then fails with a clear error.
+"""
+import concurrent.futures
+import contextlib
+import uuid
+from typing import Any, NamedTuple
+
+import cloudpickle
+import dask
+import dask.array as da
+import numpy as np
+
+from .. import data, sampling
+from .local import LocalDriver, check_options
+
+
+class Pass(NamedTuple):
+    """What every block task of one pass needs; it travels once per pass, as one shared task."""
+
+    family: Any
+    packed: Any
+    chunk_size: Any
+    n_threads: int
+    with_stats: bool = True
+    resp_fn: bytes = None  # cloudpickled, so that each block unpickles its own copy
+    what: str = None  # per-row output of a prediction pass
+    nan_policy: str = None  # rows checked on the workers (see fastem.drivers)
+
+
+class BlockStats(NamedTuple):
+    """What a block of a statistics pass returns: merged in block order on the cluster."""
+
+    stats: Any
+    worst: Any  # [lowest log p(x_i), its global row]
+    omitted: int = 0
+    error: Exception = None  # a bad row's ValueError; the client raises the first block's
+
+
+class DaskDriver:
+    """A dask array prepared for repeated passes on the current Dask scheduler (the default
+    ``distributed`` client when there is one), following the driver contract of
+    :mod:`fastem.drivers`."""
+
+    def __init__(self, X, sample_weight=None, chunk_size=None, n_threads=None, progress=None):
+        """Check that ``X`` has known chunk sizes and numeric dtype; align ``sample_weight`` (a
+        dask or numpy array) with its row blocks. ``progress`` is ignored (see the module)."""
+        _check_known_chunks(X, "X")
+        self.dtype = data.working_dtype(X.dtype)
+        self.X = X if X.numblocks[1] == 1 else X.rechunk({1: -1})  # whole rows in each block
+        self.n_samples, self.n_features = (int(n) for n in X.shape)
+        self.chunk_size, self.n_threads = check_options(chunk_size,
+                                                        1 if n_threads is None else n_threads)
+        self.starts = np.cumsum((0,) + self.X.chunks[0][:-1])
+        self.sample_weight = self._aligned_weights(sample_weight)
+        self.n_omitted = 0
+
+    def _aligned_weights(self, sample_weight):
+        """Weights as a float64 dask array with X's row blocks, checked on the workers as the
+        local driver checks them; numpy weights are checked here and persisted (sent once)."""
+        row_chunks = (self.X.chunks[0],)
+        if sample_weight is None:
+            return None
+        if not isinstance(sample_weight, da.Array):
+            w = data.check_sample_weight(sample_weight, self.n_samples)
+            with _lost_work():
+                return da.from_array(w, chunks=row_chunks).persist()
+        _check_known_chunks(sample_weight, "sample_weight")
+        data.working_dtype(sample_weight.dtype, name="sample_weight")
+        if sample_weight.shape != (self.n_samples,):
+            raise ValueError(f"sample_weight.shape == {sample_weight.shape}, expected "
+                             f"({self.n_samples},) to match X")
+        w = sample_weight.astype(np.float64).rechunk(row_chunks)
+        return w.map_blocks(_checked_weights, dtype=np.float64)
+
+    def check_finite(self, family=None):
+        """Raise ValueError at the first row holding NaN or infinity or, given a ``family``, a
+        value outside its support, as locally (one pass; a small answer per block)."""
+        self._raise_first(self._errors_per_block(family, omit=False))
+
+    def omit_nonfinite(self, family=None):
+        """Give rows holding NaN or infinity zero weight; the new weights are persisted on the
+        cluster. Returns how many rows there are. Given a ``family`` that checks its support,
+        the same pass raises ValueError at the first finite row outside it, as locally."""
+        bad = self._nonfinite()
+        base = self.sample_weight
+        if base is None:
+            base = da.ones(self.n_samples, chunks=(self.X.chunks[0],))
+        checks = ([] if family is None or not family.checks_support
+                  else self._errors_per_block(family, omit=True))
+        with _lost_work():
+            weights, count, checks = dask.persist(da.where(bad, 0.0, base), bad.sum(), checks)
+            self._raise_first(checks)
+            self.n_omitted = int(count.compute())
+        self.sample_weight = weights
+        return self.n_omitted
+
+    def _errors_per_block(self, family, omit):
+        """Delayed per block: the ValueError for its first bad row (see data.screen), or None."""
+        first_invalid = dask.delayed(_first_invalid, pure=True)
+        job = _shared(family)
+        return [first_invalid(block, start, self.dtype, job, omit)
+                for block, _, start in self._blocks()]
+
+    @staticmethod
+    def _raise_first(errors):
+        """Raise the first of the blocks' errors (delayed or computed), in block order."""
+        with _lost_work():
+            errors, = dask.compute(errors)
+        for error in errors:
+            if error is not None:
+                raise error
+
+    def _nonfinite(self):
+        return self.X.map_blocks(_nonfinite_rows, dtype=bool, drop_axis=1)
+
+    def accumulate(self, family, packed, with_stats=True, resp_fn=None, nan_policy=None):
+        """One pass on the cluster: summed statistics vector and [lowest log p(x_i), its row].
+
+        ``resp_fn(start, block)``, when given, supplies each block's responsibilities on the
+        worker (initialisation), with ``start`` the block's global first row. ``nan_policy``
+        checks rows on the workers, in the same pass; the first bad row of all blocks is named.
+        """
+        job = _shared(Pass(family, packed, self.chunk_size, self.n_threads, with_stats,
+                           None if resp_fn is None else cloudpickle.dumps(resp_fn),
+                           nan_policy=nan_policy))
+        block_stats = dask.delayed(_block_stats, pure=True)
+        parts = [block_stats(block, weights, start, job)
+                 for block, weights, start in self._blocks()]
+        with _lost_work():
+            result, = dask.compute(_tree(parts, _merge_stats))
+        if result.error is not None:
+            raise result.error
+        if nan_policy is not None:
+            self.n_omitted = int(result.omitted)
+        return result.stats, result.worst
+
+    def _blocks(self):
+        """(delayed block, delayed weights or None, first row) for each row block."""
+        blocks = self.X.to_delayed().ravel()
+        weights = ([None] * len(blocks) if self.sample_weight is None
+                   else self.sample_weight.to_delayed().ravel())
+        return zip(blocks, weights, self.starts.tolist())
+
+    def predict(self, family, packed, outputs, nan_policy=None):
+        """Lazy per-row outputs by name (``fastem.data.PER_ROW``), blocked as X; ``outputs``
+        must map each name to None (a dask array is stored by the user, e.g. ``.to_zarr``).
+        ``nan_policy`` checks the rows in an eager pass first (see the module)."""
+        if any(out is not None for out in outputs.values()):
+            raise ValueError("out= is not supported for Dask input; store the returned "
+                             "Dask array instead (e.g. with .to_zarr)")
+        if nan_policy == "raise":
+            self.check_finite(family)
+        elif nan_policy == "omit":
+            self.omit_nonfinite(family)
+        return {what: self._predict_lazy(family, packed, what, nan_policy) for what in outputs}
+
+    def _predict_lazy(self, family, packed, what, nan_policy):
+        """Lazy per-row ``what``; rows holding NaN or infinity are marked under "omit"."""
+        job = _shared(Pass(family, packed, self.chunk_size, self.n_threads, what=what,
+                           nan_policy="omit" if nan_policy == "omit" else None))
+        k = packed.log_norm.shape[0]
+        shape, dtype = data.per_row_output(what, self.n_samples, k)
+        if len(shape) == 2:
+            return self.X.map_blocks(_predict_block, job, dtype=dtype,
+                                     chunks=(self.X.chunks[0], (k,)))
+        return self.X.map_blocks(_predict_block, job, dtype=dtype, drop_axis=1)
+
+    def column_max(self):
+        """The largest finite value of each column (-inf where there is none): one pass, the
+        blocks' maxima merged on the cluster."""
+        column_max = dask.delayed(_column_max, pure=True)
+        parts = [column_max(block, start) for block, _, start in self._blocks()]
+        with _lost_work():
+            top, = dask.compute(_tree(parts, np.maximum))
+        return top
+
+    def rows(self, indices):
+        """Rows of X as float64, in the order given (only the blocks holding them are read)."""
+        indices = np.asarray(indices, dtype=np.intp)
+        with _lost_work():
+            picked = self.X[indices].compute()
+        return np.asarray(picked, dtype=np.float64).reshape(indices.size, self.n_features)
+
+    def sample_rows(self, rng, size):
+        """At most ``size`` rows (float64), their weights and indices, as
+        :func:`fastem.sampling.sample_rows`: a weighted reservoir in each block on its worker,
+        merged by the same fixed tree. Data of at most ``size`` rows are read whole, as
+        locally."""
+        if self.n_samples <= size:
+            with _lost_work():
+                X, w = dask.compute(self.X, self.sample_weight)
+            return sampling.sample_rows(X, w, rng, size)
+        seed = int(rng.randint(0, 2**31 - 1))
+        block_sample = dask.delayed(_block_sample, pure=True)
+        parts = [block_sample(block, weights, start, seed, index, size)
+                 for index, (block, weights, start) in enumerate(self._blocks())]
+        with _lost_work():
+            sample, = dask.compute(_tree(parts, sampling.keep_largest, size))
+        return sampling.sample_from_keys(*sample)
+
+
+def _check_known_chunks(array, name):
+    if any(np.isnan(size) for sizes in array.chunks for size in sizes):
+        raise ValueError(f"{name} has unknown chunk sizes (e.g. after boolean indexing); call "
+                         f"{name}.compute_chunk_sizes() first")
+
+
+@contextlib.contextmanager
+def _lost_work():
+    """Turn Dask's cancellation of a pass (``client.restart()``, lost persisted data) into a
+    clear error; lost workers are recomputed by Dask itself and never get here."""
+    try:
+        yield
+    except concurrent.futures.CancelledError as exc:
+        raise RuntimeError(
+            f"the Dask cluster cancelled a pass over the data ({exc}); the estimator was not "
+            "updated by it. Fit again once the cluster is back (a restart drops persisted "
+            "arrays, such as persisted inputs)"
+        ) from exc
+
+
+def _shared(job):
+    """One task holding ``job`` that every block task of a pass depends on: sent once."""
+    return dask.delayed(job, traverse=False, name=f"fastem-pass-{uuid.uuid4().hex}")
+
+
+def _tree(parts, merge, *args):
+    """Merge delayed ``parts`` pairwise, neighbours first, into one: a fixed order of additions
+    however the tasks are scheduled."""
+    merge = dask.delayed(merge, pure=True)
+    while len(parts) > 1:
+        parts = [merge(*args, *parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
+# ---------------------------------------------------------------- run on the workers
+def _local(block, weights, job, start):
+    """A local driver over one block, after checking that the block holds numbers."""
+    return LocalDriver(_numeric(block, start), weights, job.chunk_size, job.n_threads)
+
+
+def _block_stats(block, weights, start, job):
+    """A block's :class:`BlockStats`, by the local driver, after checking its rows under
+    ``job.nan_policy`` (a bad row's error is returned, so the client names the first one)."""
+    block, omitted = _numeric(block, start), 0
+    if job.nan_policy is not None:
+        try:
+            bad = data.screen(np.asarray(block, dtype=job.packed.dtype), start, job.family,
+                              omit=job.nan_policy == "omit")
+        except ValueError as error:
+            return BlockStats(None, None, error=error)
+        if bad is not None:
+            weights, omitted = data.without_rows(weights, bad), int(bad.sum())
+    resp_fn = None
+    if job.resp_fn is not None:
+        given = cloudpickle.loads(job.resp_fn)
+
+        def resp_fn(offset, rows):
+            return given(start + offset, rows)
+
+    stats, worst = _local(block, weights, job).accumulate(
+        job.family, job.packed, job.with_stats, resp_fn)
+    if worst[1] >= 0:
+        worst[1] += start
+    return BlockStats(stats, worst, omitted)
+
+
+def _merge_stats(a, b):
+    """Two neighbouring blocks' statistics added; the earlier block's error or (on ties) worst
+    row wins."""
+    if a.error is not None or b.error is not None:
+        return a if a.error is not None else b
+    return BlockStats(a.stats + b.stats, a.worst if a.worst[0] <= b.worst[0] else b.worst,
+                      a.omitted + b.omitted)
+
+
+def _local(block, weights, job):
+    """A local driver over one (checked) block."""
+    return LocalDriver(block, weights, job.chunk_size, job.n_threads)
+
+
+def _block_sample(block, weights, start, seed, index, size):
+    """The weighted reservoir (keys, global indices, rows) of one block, from its own seed."""
+    blocks = ((start + offset, rows, w) for offset, rows, w
+              in data.iter_blocks(_numeric(block, start), data.BLOCK_ROWS, np.float64,
+                                  weights))
+    return sampling.reservoir(blocks, np.random.default_rng([seed, index]), size,
+                              block.shape[1])
+
+
+def _predict_block(block, job, block_info=None):
+    """Per-row output ``job.what`` of one block, by the local driver."""
+    start = block_info[0]["array-location"][0][0] if block_info else 0
+    local = _local(_numeric(block, start), None, job)
+    return local.predict(job.family, job.packed, {job.what: None}, job.nan_policy)[job.what]
+
+
+def _column_max(block, start):
+    """The largest finite value of each column of one block."""
+    return data.column_max(_numeric(block, start))
+
+
+def _numeric(block, start):
+    """The block, after checking that it holds numbers (its dtype, not just the array's)."""
+    data.working_dtype(block.dtype, name=f"X (block from row {start})")
+    return block
+
+
+def _nonfinite_rows(block, block_info=None):
+    """Which rows of a block hold NaN or infinity."""
+    start = block_info[0]["array-location"][0][0] if block_info else 0
+    return ~data.finite_rows(_numeric(block, start))
+
+
+def _first_invalid(block, start, dtype, family, omit):
+    """The ValueError for a block's first bad row (see :func:`fastem.data.screen`; global row
+    numbers), or None: returned, not raised, so that the client raises the first of all."""
+    try:
+        data.screen(np.ascontiguousarray(_numeric(block, start), dtype=dtype), start, family,
+                    omit=omit)
+    except ValueError as error:
+        return error
+    return None
+
+
+def _checked_weights(block):
+    """A block of weights, checked as the local driver checks them."""
+    return data.check_sample_weight(block, block.shape[0])

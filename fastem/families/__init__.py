@@ -1,0 +1,1 @@
+"""Emission families: one module per family of components (see ``base.Family``)."""
