@@ -7,13 +7,13 @@ threads, for data in memory or memory-mapped from disk.
 from .em import ConvergenceWarning
 from ._base import NotFittedError
 from .io import load, save
-from .mixture import GaussianMixture
-from .model import MixtureModel
 from .estimators import (
     BernoulliMixture,
     CategoricalMixture,
     ExponentialMixture,
     GammaMixture,
+    GaussianMixture,
+    MixtureModel,
     PoissonMixture,
 )
 

@@ -116,7 +116,7 @@ def load_model(args):
 
 def run_fit(args):
     from .io import load, save
-    from .mixture import GaussianMixture
+    from .estimators import GaussianMixture
 
     if args.n_init > 1 and (args.checkpoint or args.resume):
         raise ValueError("--checkpoint and --resume hold a single run: use them with --n-init 1")

@@ -29,7 +29,7 @@ def save(model, path):
     """Write a fitted model to ``path`` (.npz) atomically; returns the path written.
 
     GaussianMixture only, so far; the other families' estimators can be pickled by the user."""
-    from .mixture import GaussianMixture
+    from .estimators import GaussianMixture
 
     if not isinstance(model, GaussianMixture):
         raise TypeError(f"model files hold GaussianMixture models; got {type(model).__name__}")
@@ -63,7 +63,7 @@ def save(model, path):
 def load(path):
     """Read a model written by :func:`save`; ValueError for anything that is not one."""
     from .families.gaussian import GaussianParams
-    from .mixture import GaussianMixture
+    from .estimators import GaussianMixture
 
     path = os.fspath(path)
     try:

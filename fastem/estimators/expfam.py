@@ -8,10 +8,10 @@ import numbers
 
 import numpy as np
 
-from . import data
-from .driver import is_dask_array
-from .families.expfam import Bernoulli, Categorical, Exponential, Gamma, Poisson, ProductFamily
-from .model import MixtureModel
+from .. import data
+from ..driver import is_dask_array
+from ..families.expfam import Bernoulli, Categorical, Exponential, Gamma, Poisson, ProductFamily
+from ._base import MixtureModel
 
 _COMMON = """
     Parameters other than those below are those of :class:`fastem.MixtureModel` (threads,

@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from .families.gaussian import (
+from ..families.gaussian import (
     COVARIANCE_TYPES,
     GaussianFamily,
     GaussianParams,
@@ -13,8 +13,8 @@ from .families.gaussian import (
     covariances_from_cholesky,
     precisions_from_cholesky,
 )
-from .init import initial_params
-from .model import MixtureModel
+from ..init import initial_params
+from ._base import MixtureModel
 
 
 class GaussianMixture(MixtureModel):
@@ -126,14 +126,14 @@ class GaussianMixture(MixtureModel):
 
     def save(self, path):
         """Write the fitted model to a ``.npz`` file (atomically, no pickle); returns the path."""
-        from .io import save
+        from ..io import save
 
         return save(self, path)
 
     @classmethod
     def load(cls, path):
         """Read a model written by :meth:`save`; ValueError for a damaged or foreign file."""
-        from .io import load
+        from ..io import load
 
         return load(path)
 

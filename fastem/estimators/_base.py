@@ -10,13 +10,13 @@ import warnings
 
 import numpy as np
 
-from . import data
-from ._base import Estimator, not_fitted
-from ._config import single_threaded_blas
-from .driver import is_dask_array, make_driver
-from .em import ConvergenceWarning, EMResult, FitInterrupted, run_em
-from .families.base import Family
-from .init import INIT_METHODS, initial_params
+from .. import data
+from .._base import Estimator, not_fitted
+from .._config import single_threaded_blas
+from ..driver import is_dask_array, make_driver
+from ..em import ConvergenceWarning, EMResult, FitInterrupted, run_em
+from ..families.base import Family
+from ..init import INIT_METHODS, initial_params
 
 
 def check_random_state(seed):
