@@ -1,5 +1,5 @@
 """The scikit-learn estimators: thin classes over the EM engine (see ``_base``)."""
-from ._base import MixtureModel
+from .model import MixtureModel
 from .expfam import (
     BernoulliMixture,
     CategoricalMixture,

@@ -1,8 +1,9 @@
-"""MixtureModel: the scikit-learn estimator over the streaming EM engine, for any family.
+"""The base of every mixture estimator: scikit-learn's surface over the streaming EM engine.
 
-The estimator only validates arguments, makes a driver for the data (local threads, or Dask) and
-a family (its components), and runs the EM loop; subclasses such as ``GaussianMixture`` or
-``BernoulliMixture`` choose the family and name its fitted parameters.
+An estimator only validates arguments, makes a driver for the data (local threads, or Dask) and
+a family (its components), and runs the EM loop; subclasses (``MixtureModel`` for any family,
+``GaussianMixture``, ``BernoulliMixture``, ...) build the family from their own parameters and
+name its fitted parameters.
 """
 import numbers
 import time
@@ -15,7 +16,6 @@ from .._base import Estimator, not_fitted
 from .._config import single_threaded_blas
 from ..driver import is_dask_array, make_driver
 from ..em import ConvergenceWarning, EMResult, FitInterrupted, run_em
-from ..families.base import Family
 from ..init import INIT_METHODS, initial_params
 
 
@@ -30,60 +30,23 @@ def check_random_state(seed):
     raise ValueError(f"{seed!r} cannot be used to seed a numpy.random.RandomState instance")
 
 
-class MixtureModel(Estimator):
-    """A mixture of ``n_components`` components of ``family``, fitted by EM on streamed chunks.
+class _MixtureBase(Estimator):
+    """EM fitting, prediction, scoring, sampling and model files for a mixture of one family.
 
-    Parameters
-    ----------
-    family : fastem.families.base.Family
-        The components' family (built-in, e.g. ``fastem.families.expfam.PoissonFamily()``, or a
-        ``fastem.families.custom.CustomFamily`` compiled with Numba), with its prior and frozen
-        parameters.
-    n_components, tol, max_iter, n_init, init_params, random_state, warm_start, verbose,
-    verbose_interval :
-        As in ``sklearn.mixture.GaussianMixture``.
-    n_threads : int or None
-        Threads for every pass over the data (default: ``OMP_NUM_THREADS``, else the CPUs this
-        process may use). Results are bitwise identical for any value.
-    chunk_size : int or None
-        Rows per kernel chunk (default: chosen so a chunk stays in cache). Changes results only
-        by floating-point rounding.
-    progress : bool
-        Show a progress bar (tqdm, on stderr) for every pass over the data.
-    callback : callable or None
-        ``callback(model)`` after every EM iteration, with the model's fitted attributes set to
-        that iteration's parameters (for checkpoints or custom monitoring).
-    nan_policy : {"raise", "omit"}
-        Rows holding NaN or infinity raise a ValueError naming the first one ("raise"), or are
-        left out ("omit"): zero weight in ``fit`` and ``score`` (counted in
-        ``n_omitted_rows_``), label -1 and NaN log-likelihood and posteriors in predictions.
-    m_step : {"exact", "partial"}
-        "exact": the closed-form (or, with a prior, MAP) M-step. "partial": generalized EM,
-        ``m_step_iters`` Newton steps with backtracking, each kept only if the objective does not
-        decrease.
-    m_step_iters : int
-        Newton steps per partial M-step.
-
-    ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
-    array, an ``np.memmap``, a path to a ``.npy`` file (memory-mapped), an h5py/zarr dataset or
-    a Dask array; it is never copied whole and no (n_samples, n_components) array exists during
-    ``fit``.
-
-    Attributes
-    ----------
-    params_ : the family's parameters object
-    weights_ : ndarray (n_components,)
-    converged_, n_iter_, n_features_in_, n_omitted_rows_
-    lower_bound_ : float
-        Weighted mean log-likelihood per sample of the best run, as in scikit-learn; with a
-        prior, the log-posterior (log-likelihood + log p(theta)) per unit of weight.
-    lower_bounds_ : list of float
-        ``lower_bound`` after every iteration of the best run (never decreasing).
+    A subclass builds its family from its own constructor parameters (:meth:`_make_family`)
+    and names its fitted parameters; the family fitted with (data-based prior defaults
+    included) is kept as ``family_`` for prediction, model files and ``warm_start``.
     """
+
+    # model files (fastem.io): the fitted state of every mixture, the attributes holding a
+    # subclass's fitted parameters, and parameters that are hooks of the running program
+    _fitted_state = ("family_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_",
+                     "n_features_in_", "n_omitted_rows_")
+    _fitted_arrays = ("params_",)
+    _unsaved_params = ("callback",)
 
     def __init__(
         self,
-        family=None,
         n_components=1,
         *,
         tol=1e-3,
@@ -102,7 +65,6 @@ class MixtureModel(Estimator):
         m_step="exact",
         m_step_iters=1,
     ):
-        self.family = family
         self.n_components = n_components
         self.tol = tol
         self.max_iter = max_iter
@@ -119,6 +81,24 @@ class MixtureModel(Estimator):
         self.nan_policy = nan_policy
         self.m_step = m_step
         self.m_step_iters = m_step_iters
+
+    # ------------------------------------------------------------------ files
+    def save(self, path):
+        """Write the fitted model to a ``.npz`` file (atomically, no pickle); returns the path."""
+        from ..io import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`; ValueError for a damaged or foreign file, or one
+        holding another estimator class."""
+        from ..io import load
+
+        model = load(path)
+        if not isinstance(model, cls):
+            raise ValueError(f"{path!r} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -137,8 +117,10 @@ class MixtureModel(Estimator):
         _, driver = self._prepare(X, sample_weight, reset=True)
         self.n_omitted_rows_ = driver.n_omitted
         rng = check_random_state(self.random_state)
-        family = self._build_family(driver, rng)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if do_init:  # a warm start continues with the fitted family and its data-based priors
+            self.family_ = self._build_family(driver, rng)
+        family = self.family_
         best = None
         for init in range(self.n_init if do_init else 1):
             self._say(1, f"Initialization {init}")
@@ -203,7 +185,7 @@ class MixtureModel(Estimator):
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-likelihood per row (streamed; no per-row array)."""
         _, driver = self._prepare(X, sample_weight, reset=False)
-        family = self._family()
+        family = self.family_
         stats, _ = driver.accumulate(family, family.pack(self._fitted_params(), driver.dtype),
                                      with_stats=False)
         return float(stats[0] / stats[1])
@@ -227,7 +209,7 @@ class MixtureModel(Estimator):
                 "one sample."
             )
         rng = check_random_state(self.random_state)
-        return self._family().sample(self._fitted_params(), int(n_samples), rng)
+        return self.family_.sample(self._fitted_params(), int(n_samples), rng)
 
     # ----------------------------------------------------------------- helpers
     def _prepare(self, X, sample_weight, reset):
@@ -243,7 +225,7 @@ class MixtureModel(Estimator):
             self._check_parameters(source.shape[1])
         elif self.nan_policy not in ("raise", "omit"):
             raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
-        family = self._family() if reset else None  # its support is checked when fitting
+        family = self._make_family(source.shape[1]) if reset else None  # support: when fitting
         if self.nan_policy == "raise":
             driver.check_finite(family)
         else:
@@ -270,7 +252,7 @@ class MixtureModel(Estimator):
 
     def _per_row(self, X, what, out):
         _, driver = self._prepare(X, None, reset=False)
-        family = self._family()
+        family = self.family_
         packed = family.pack(self._fitted_params(), driver.dtype)
         if getattr(driver, "lazy", False):  # Dask: a lazy array of the same per-row output
             if out is not None:
@@ -308,19 +290,19 @@ class MixtureModel(Estimator):
         self._check_family_parameters(n_features)
 
     # ---------------------------------------------------------- family hooks
-    # Subclasses override these to build their family from their own parameters and to name
-    # the fitted parameters; the defaults serve a family given as ``family``.
+    # Subclasses build their family from their own parameters and name the fitted parameters;
+    # the defaults keep the family's parameters object in ``params_``.
+    def _make_family(self, n_features):
+        """The family for ``n_features`` columns, from the constructor parameters alone (pure:
+        it also checks them)."""
+        raise NotImplementedError
+
     def _check_family_parameters(self, n_features):
-        if not isinstance(self.family, Family):
-            raise ValueError("family must be a fastem.families.base.Family instance, got "
-                             f"{self.family!r}")
+        self._make_family(n_features)
 
     def _build_family(self, driver, rng):
         """The family to fit with (subclasses add priors with data-based defaults here)."""
-        return self._family()
-
-    def _family(self):
-        return self.family
+        return self._make_family(driver.n_features)
 
     def _initial_params(self, family, driver, rng):
         return initial_params(self.init_params, family, driver, self.n_components, rng)
@@ -334,7 +316,7 @@ class MixtureModel(Estimator):
 
     def _n_parameters(self):
         self._check_fitted()
-        return self._family().n_parameters(self.n_features_in_, self.n_components)
+        return self.family_.n_parameters(self.n_features_in_, self.n_components)
 
     def _check_fitted(self):
         if not hasattr(self, "n_features_in_"):

@@ -14,10 +14,10 @@ from ..families.gaussian import (
     precisions_from_cholesky,
 )
 from ..init import initial_params
-from ._base import MixtureModel
+from ._base import _MixtureBase
 
 
-class GaussianMixture(MixtureModel):
+class GaussianMixture(_MixtureBase):
     """Gaussian mixture fitted by EM on streamed chunks; a drop-in for scikit-learn's.
 
     Parameters are those of ``sklearn.mixture.GaussianMixture``, plus:
@@ -71,7 +71,12 @@ class GaussianMixture(MixtureModel):
     lower_bounds_ : list of float
         ``lower_bound`` after every iteration of the best run (never decreasing).
     n_features_in_ : int
+    family_ : fastem.families.gaussian.GaussianFamily
+        The family fitted with, its prior's data-based defaults included; a warm start
+        continues with it.
     """
+
+    _fitted_arrays = ("weights_", "means_", "covariances_", "precisions_cholesky_")
 
     def __init__(
         self,
@@ -105,13 +110,12 @@ class GaussianMixture(MixtureModel):
         frozen=(),
     ):
         super().__init__(
-            None, n_components, tol=tol, max_iter=max_iter, n_init=n_init,
+            n_components, tol=tol, max_iter=max_iter, n_init=n_init,
             init_params=init_params, random_state=random_state, warm_start=warm_start,
             verbose=verbose, verbose_interval=verbose_interval, n_threads=n_threads,
             chunk_size=chunk_size, progress=progress, callback=callback, nan_policy=nan_policy,
             m_step=m_step, m_step_iters=m_step_iters,
         )
-        del self.family  # not a parameter of this estimator: the family follows from the rest
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.weights_init = weights_init
@@ -123,19 +127,6 @@ class GaussianMixture(MixtureModel):
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
         self.frozen = frozen
-
-    def save(self, path):
-        """Write the fitted model to a ``.npz`` file (atomically, no pickle); returns the path."""
-        from ..io import save
-
-        return save(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by :meth:`save`; ValueError for a damaged or foreign file."""
-        from ..io import load
-
-        return load(path)
 
     # ---------------------------------------------------------- family hooks
     def _check_family_parameters(self, n_features):
@@ -155,7 +146,7 @@ class GaussianMixture(MixtureModel):
             value = getattr(self, name)
             if value is not None and not (_is_real(value) and np.isfinite(value)):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
-        self._family()  # checks frozen
+        self._make_family(n_features)  # checks frozen
         self._check_inits(n_features)
 
     def _check_inits(self, d):
@@ -198,7 +189,7 @@ class GaussianMixture(MixtureModel):
             covariances = covariances_from_cholesky(chol, self.covariance_type)
         return GaussianParams(self.covariance_type, weights, means, covariances, chol)
 
-    def _family(self):
+    def _make_family(self, n_features):
         return GaussianFamily(self.covariance_type, self.reg_covar,
                               weight_concentration=self._weight_concentration(),
                               frozen=self.frozen)
@@ -212,7 +203,7 @@ class GaussianMixture(MixtureModel):
         given = (self.mean_prior, self.mean_precision_prior, self.degrees_of_freedom_prior,
                  self.covariance_prior)
         if all(v is None for v in given):
-            return self._family()
+            return self._make_family(driver.n_features)
         prior = self._prior(driver, rng)
         return GaussianFamily(self.covariance_type, self.reg_covar, prior,
                               self._weight_concentration(), self.frozen)
