@@ -4,8 +4,9 @@ The header names the estimator's class (``fastem._base.ESTIMATORS``: every estim
 users' subclasses included), its constructor parameters (``get_params()``) and its fitted state
 (the attributes the class declares in ``_fitted_state`` and ``_fitted_arrays``). Values are
 stored by type: numbers (numpy scalars with their dtype), strings, lists, tuples and sets in the
-JSON; numpy arrays as arrays of the archive that the JSON refers to by name; built-in families, their columns and priors, and
-parameters objects as their class name and constructor arguments. A ``RandomState`` and the
+JSON; numpy arrays as arrays of the archive that the JSON refers to by name; built-in families,
+their columns and priors, and parameters objects as their class name and constructor arguments
+(read back from their attributes of the same names). A ``RandomState`` and the
 parameters a class declares as hooks of the running program (``_unsaved_params``, e.g.
 ``callback``) are stored as None; a family of user Python functions (``CustomFamily``) is
 refused, as it cannot be stored without pickle.

@@ -293,8 +293,9 @@ class _MixtureBase(Estimator):
     # Subclasses build their family from their own parameters and name the fitted parameters;
     # the defaults keep the family's parameters object in ``params_``.
     def _make_family(self, n_features):
-        """The family for ``n_features`` columns, from the constructor parameters alone (pure:
-        it also checks them)."""
+        """The family for ``n_features`` columns from the constructor parameters (and
+        CategoricalMixture's ``n_categories_``, counted as its fit starts); it checks them and
+        changes no state."""
         raise NotImplementedError
 
     def _check_family_parameters(self, n_features):

@@ -22,6 +22,9 @@ _COMMON = """
     frozen : tuple
         "weights" and/or column indices whose parameters every M-step keeps at their initial
         values.
+
+    ``params_`` holds the fitted parameters and ``family_`` the ProductFamily fitted with (a
+    warm start continues with it).
 """
 
 

@@ -72,8 +72,9 @@ class GaussianMixture(_MixtureBase):
         ``lower_bound`` after every iteration of the best run (never decreasing).
     n_features_in_ : int
     family_ : fastem.families.gaussian.GaussianFamily
-        The family fitted with, its prior's data-based defaults included; a warm start
-        continues with it.
+        The family fitted with, its prior's data-based defaults included. A warm start
+        continues with it: parameters that define the family (``covariance_type``,
+        ``reg_covar``, the priors, ``frozen``) take effect at the next fit from scratch.
     """
 
     _fitted_arrays = ("weights_", "means_", "covariances_", "precisions_cholesky_")
@@ -189,10 +190,9 @@ class GaussianMixture(_MixtureBase):
             covariances = covariances_from_cholesky(chol, self.covariance_type)
         return GaussianParams(self.covariance_type, weights, means, covariances, chol)
 
-    def _make_family(self, n_features):
-        return GaussianFamily(self.covariance_type, self.reg_covar,
-                              weight_concentration=self._weight_concentration(),
-                              frozen=self.frozen)
+    def _make_family(self, n_features, prior=None):
+        return GaussianFamily(self.covariance_type, self.reg_covar, prior,
+                              self._weight_concentration(), self.frozen)
 
     def _weight_concentration(self):
         alpha = self.weight_concentration_prior
@@ -202,11 +202,8 @@ class GaussianMixture(_MixtureBase):
         """The family to fit with: with a component prior, its unset fields come from data."""
         given = (self.mean_prior, self.mean_precision_prior, self.degrees_of_freedom_prior,
                  self.covariance_prior)
-        if all(v is None for v in given):
-            return self._make_family(driver.n_features)
-        prior = self._prior(driver, rng)
-        return GaussianFamily(self.covariance_type, self.reg_covar, prior,
-                              self._weight_concentration(), self.frozen)
+        prior = None if all(v is None for v in given) else self._prior(driver, rng)
+        return self._make_family(driver.n_features, prior)
 
     def _prior(self, driver, rng):
         t, d = self.covariance_type, driver.n_features

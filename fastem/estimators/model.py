@@ -13,9 +13,12 @@ class MixtureModel(_MixtureBase):
         Poisson()])``, or a ``fastem.families.custom.CustomFamily`` compiled with Numba), with
         its prior and frozen parameters. Model files (:func:`fastem.save`) hold built-in
         families only: a CustomFamily's Python functions cannot be stored without pickle.
-    n_components, tol, max_iter, n_init, init_params, random_state, warm_start, verbose,
-    verbose_interval :
+    n_components, tol, max_iter, n_init, init_params, random_state, verbose, verbose_interval :
         As in ``sklearn.mixture.GaussianMixture``.
+    warm_start : bool
+        As in scikit-learn, a second ``fit`` starts from the fitted parameters; it also keeps
+        the fitted family ``family_`` (with any data-based prior defaults), so parameters that
+        define the family take effect at the next fit from scratch.
     n_threads : int or None
         Threads for every pass over the data (default: ``OMP_NUM_THREADS``, else the CPUs this
         process may use). Results are bitwise identical for any value.
