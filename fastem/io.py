@@ -102,7 +102,7 @@ def load(path):
         raise ValueError(f"{path!r} has a damaged header ({exc})") from None
     try:
         _check_params(model)
-    except ValueError as exc:
+    except (ValueError, TypeError, AttributeError) as exc:  # the last two: foreign structures
         raise ValueError(f"{path!r}: {exc}") from None
     model._set_params(model._fitted_params())  # attributes derived from them (precisions_, ...)
     return model

@@ -30,6 +30,11 @@ def test_round_trip_predicts_identically(fitted, tmp_path, covariance_type):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def _header(path):
+    with np.load(path, allow_pickle=False) as archive:
+        return json.loads(str(archive["header"][()]))
+
+
 def _rewrite(path, out, **changes):
     with np.load(path, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
@@ -51,6 +56,7 @@ def _rewrite(path, out, **changes):
      "damaged header"),
     ({"params": {"n_components": {"tuple": [2], "set": []}}}, "damaged header"),
     ({"covariances_": np.zeros((2, 3, 3), dtype=np.float32)}, "covariances_ has shape"),
+    ({"fitted": {"means_": 3}}, "damaged header"),
     ({"means_": np.zeros((3, 3))}, "means_ has shape"),
     ({"weights_": np.array([0.5, np.nan])}, "NaN or infinity"),
     ({"weights_": np.array([0.9, 0.9])}, "not a valid mixture"),
@@ -59,6 +65,24 @@ def test_tampered_files_are_refused(fitted, tmp_path, change, message):
     _, models = fitted
     path = models["full"].save(tmp_path / "model.npz")
     bad = tmp_path / "bad.npz"
+    _rewrite(path, bad, **change)
+    with pytest.raises(ValueError, match=message):
+        fastem.load(bad)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"params_.columns.1": np.ones((3, 1))}, r"params_.columns.1 has shape \(3, 1\)"),
+    ({"params_.weights": np.array([0.5, -0.5])}, "not a valid mixture"),
+    ({"fitted": {"params_": 3}}, "damaged header"),  # attributes missing
+    ({"fitted.params_": 3}, "'int' object has no attribute"),
+])
+def test_tampered_files_of_other_estimators_are_refused(tmp_path, change, message):
+    X = _data()["counts"]
+    model = fastem.PoissonMixture(2, random_state=0).fit(X)
+    path = model.save(tmp_path / "model.npz")
+    bad = tmp_path / "bad.npz"
+    if "fitted.params_" in change:  # one fitted value replaced
+        change = {"fitted": {**_header(path)["fitted"], "params_": 3}}
     _rewrite(path, bad, **change)
     with pytest.raises(ValueError, match=message):
         fastem.load(bad)
