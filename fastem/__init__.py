@@ -11,16 +11,16 @@ from .estimators import (
     CategoricalMixture,
     ExponentialMixture,
     GammaMixture,
+    GaussianMixture,
+    MixtureModel,
     PoissonMixture,
 )
 from .io import load, save
-from .mixture import GaussianMixture
-from .model import MixtureModel
 
 __version__ = "0.1.0"
 __all__ = ["GaussianMixture", "MixtureModel", "BernoulliMixture", "CategoricalMixture",
-           "ExponentialMixture", "GammaMixture", "PoissonMixture", "ConvergenceWarning", "NotFittedError", "load", "save",
-           "get_include", "kernels", "__version__"]
+           "ExponentialMixture", "GammaMixture", "PoissonMixture", "ConvergenceWarning",
+           "NotFittedError", "load", "save", "get_include", "kernels", "__version__"]
 
 
 def get_include():

@@ -6,9 +6,20 @@ scikit-learn itself asks for them.
 """
 import inspect
 
+ESTIMATORS = {}  # every Estimator class by its registry name, for model files (fastem.io)
+
 
 class Estimator:
-    """Constructor arguments are stored as given; fitted attributes end in ``_``."""
+    """Constructor arguments are stored as given; fitted attributes end in ``_``.
+
+    Every subclass is registered in ``ESTIMATORS`` when it is defined, so that a model file can
+    name its class without pickle: fastem's own by their public name (files survive internal
+    moves), others by module and name (a user's subclass loads once its module is imported).
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        ESTIMATORS[registry_name(cls)] = cls
 
     @classmethod
     def _param_names(cls):
@@ -63,6 +74,13 @@ class Estimator:
             regressor_tags=None,
             classifier_tags=None,
         )
+
+
+def registry_name(cls):
+    """The name a model file gives the class ``cls``."""
+    if cls.__module__.split(".")[0] == "fastem":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class NotFittedError(ValueError, AttributeError):

@@ -115,8 +115,8 @@ def load_model(args):
 
 
 def run_fit(args):
+    from .estimators import GaussianMixture
     from .io import load, save
-    from .mixture import GaussianMixture
 
     if args.n_init > 1 and (args.checkpoint or args.resume):
         raise ValueError("--checkpoint and --resume hold a single run: use them with --n-init 1")
@@ -229,13 +229,16 @@ def run_info(args):
     from .io import load
 
     model = load(args.model)
+    kind = f", {model.covariance_type} covariances" if hasattr(model, "covariance_type") else ""
     print(f"{type(model).__name__}: {model.n_components} components, {model.n_features_in_} "
-          f"features, {model.covariance_type} covariances")
+          f"features{kind}")
     print(f"fitted: {model.n_iter_} iterations, converged: {model.converged_}, mean "
           f"log-likelihood {model.lower_bound_:.10g}")
     with np.printoptions(precision=4, suppress=True, linewidth=100):
         print(f"weights: {model.weights_}")
-        print(f"means:\n{model.means_}")
+        for name in ("means_", "probabilities_", "shapes_", "rates_"):  # whichever it has
+            if hasattr(model, name):
+                print(f"{name[:-1]}:\n{getattr(model, name)}")
     return 0
 
 

@@ -1,11 +1,28 @@
 """Model files: a ``.npz`` of plain arrays plus a JSON header, never pickle.
 
-Loading uses ``allow_pickle=False``, so a tampered file cannot execute code; every array is
-checked against the header (shapes, finiteness, positive precision factors) so that a damaged
-or foreign file is refused with a clear error instead of giving a model that predicts garbage.
-Saving writes a temporary file in the target folder and renames it, so a crash or Ctrl-C
-never leaves a half-written model behind.
+The header names the estimator's class (``fastem._base.ESTIMATORS``: every estimator class,
+users' subclasses included), its constructor parameters (``get_params()``) and its fitted state
+(the attributes the class declares in ``_fitted_state`` and ``_fitted_arrays``). Values are
+stored by type: numbers (numpy scalars with their dtype), strings, lists, tuples and sets in the
+JSON; numpy arrays as arrays of the archive that the JSON refers to by name; built-in families,
+their columns and priors, and parameters objects as their class name and constructor arguments
+(read back from their attributes of the same names). A ``RandomState`` and the
+parameters a class declares as hooks of the running program (``_unsaved_params``, e.g.
+``callback``) are stored as None; a family of user Python functions (``CustomFamily``) is
+refused, as it cannot be stored without pickle.
+
+Loading uses ``allow_pickle=False``, so a tampered file cannot execute code, and instantiates
+only registered classes; every array is checked against the header (shapes, finiteness, a valid
+mixture) so that a damaged or foreign file is refused with a clear error instead of giving a
+model that predicts garbage. Saving writes a temporary file in the target folder and renames it,
+so a crash or Ctrl-C never leaves a half-written model behind.
+
+Format version 2 (this one) stores every constructor parameter and the fitted family. Version 1
+files (GaussianMixture only) lacked ``mean_prior``, ``covariance_prior``, the ``*_init`` arrays
+and the family's data-based prior, so they cannot be read back exactly: they are refused with a
+message saying so (refit and save again).
 """
+import inspect
 import json
 import os
 import tempfile
@@ -13,46 +30,31 @@ import zipfile
 
 import numpy as np
 
+from ._base import ESTIMATORS, Estimator, registry_name
+
 FORMAT = "fastem-model"
-FORMAT_VERSION = 1
-_PARAMS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
-           "init_params", "random_state", "warm_start", "verbose", "verbose_interval",
-           "n_threads", "chunk_size", "progress", "nan_policy", "m_step", "m_step_iters",
-           "weight_concentration_prior", "mean_precision_prior", "degrees_of_freedom_prior",
-           "frozen")
-_FITTED = ("converged_", "n_iter_", "lower_bound_", "lower_bounds_", "n_features_in_",
-           "n_omitted_rows_")
-_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+FORMAT_VERSION = 2
 
 
 def save(model, path):
-    """Write a fitted model to ``path`` (.npz) atomically; returns the path written.
-
-    GaussianMixture only, so far; the other families' estimators can be pickled by the user."""
-    from .mixture import GaussianMixture
-
-    if not isinstance(model, GaussianMixture):
-        raise TypeError(f"model files hold GaussianMixture models; got {type(model).__name__}")
+    """Write a fitted estimator to ``path`` (.npz) atomically; returns the path written."""
+    if not (isinstance(model, Estimator) and hasattr(model, "_fitted_arrays")):
+        raise TypeError(f"model files hold fastem estimators; got {type(model).__name__}")
     model._check_fitted()
     path = os.fspath(path)
     if not path.endswith(".npz"):
         path += ".npz"
-    params = {name: _jsonable(getattr(model, name)) for name in _PARAMS if name != "random_state"}
-    seed = model.random_state  # a RandomState instance cannot be stored; its fit is
-    params["random_state"] = seed if seed is None or isinstance(seed, int) else None
-    header = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "estimator": type(model).__name__,
-        "params": params,
-        "fitted": {name: _jsonable(getattr(model, name)) for name in _FITTED},
-    }
-    arrays = {name: np.asarray(getattr(model, name), dtype=np.float64) for name in _ARRAYS}
+    writer = _Writer()
+    params = {name: writer.encode(_stored_param(model, name, value), name)
+              for name, value in model.get_params().items()}
+    fitted = {name: writer.encode(getattr(model, name), name) for name in _fitted_names(model)}
+    header = {"format": FORMAT, "version": FORMAT_VERSION, "estimator": registry_name(type(model)),
+              "params": params, "fitted": fitted}
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, header=np.array(json.dumps(header)), **arrays)
+            np.savez(f, header=np.array(json.dumps(header)), **writer.arrays)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -62,69 +64,188 @@ def save(model, path):
 
 def load(path):
     """Read a model written by :func:`save`; ValueError for anything that is not one."""
-    from .families.gaussian import GaussianParams
-    from .latent.mixture import MixtureParams
-    from .mixture import GaussianMixture
-
     path = os.fspath(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
-            header = json.loads(str(archive["header"][()]))
-            arrays = {name: archive[name] for name in _ARRAYS}
+            arrays = {name: archive[name] for name in archive.files}
+        header = json.loads(str(arrays.pop("header")[()]))
     except FileNotFoundError:
         raise ValueError(f"no such model file: {path!r}") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError,
             json.JSONDecodeError, TypeError) as exc:
         raise ValueError(f"{path!r} is not a readable fastem model file ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{path!r} is not a fastem model file")
+    if header.get("version") == 1:
+        raise ValueError(f"{path!r} has model format version 1, which did not store every "
+                         "parameter (mean_prior, covariance_prior, the *_init arrays) nor the "
+                         f"fitted family; this fastem reads version {FORMAT_VERSION}: refit the "
+                         "model and save it again")
     if header.get("version") != FORMAT_VERSION:
         raise ValueError(f"{path!r} has model format version {header.get('version')!r}; this "
                          f"fastem reads version {FORMAT_VERSION}")
-    if header.get("estimator") != GaussianMixture.__name__:
-        raise ValueError(f"{path!r} holds an unknown estimator {header.get('estimator')!r}")
+    name = header.get("estimator")
+    cls = ESTIMATORS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"{path!r} holds an unknown estimator {name!r} (for a subclass, import "
+                         "the module that defines it before loading)")
+    reader = _Reader(arrays)
     try:
-        params = dict(header["params"])
-        if "frozen" in params:  # JSON has no tuples
-            params["frozen"] = tuple(params["frozen"])
-        model = GaussianMixture(**params)
-        for name, value in header["fitted"].items():
-            if name not in _FITTED:
-                raise KeyError(name)
-            setattr(model, name, value)
-    except (KeyError, TypeError) as exc:
+        model = cls(**{key: reader.decode(value) for key, value in header["params"].items()})
+        fitted = header["fitted"]
+        expected = set(_fitted_names(model))
+        if set(fitted) != expected:
+            raise KeyError(f"fitted attributes {sorted(set(fitted) ^ expected)}")
+        for key in expected:
+            setattr(model, key, reader.decode(fitted[key]))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path!r} has a damaged header ({exc})") from None
-    _check_arrays(path, model, arrays)
-    weights, *components = (arrays[name] for name in _ARRAYS)
-    model._set_params(MixtureParams(weights, GaussianParams(model.covariance_type, *components)))
+    try:
+        _check_params(model)
+    except (ValueError, TypeError, AttributeError) as exc:  # the last two: foreign structures
+        raise ValueError(f"{path!r}: {exc}") from None
+    model._set_params(model._fitted_params())  # attributes derived from them (precisions_, ...)
     return model
 
 
-def _check_arrays(path, model, arrays):
-    from .families.gaussian import covariance_shape
+def _fitted_names(model):
+    return tuple(model._fitted_state) + tuple(model._fitted_arrays)
 
-    k, d, t = model.n_components, model.n_features_in_, model.covariance_type
-    shapes = {"weights_": (k,), "means_": (k, d), "covariances_": covariance_shape(t, k, d),
-              "precisions_cholesky_": covariance_shape(t, k, d)}
-    for name, array in arrays.items():
-        if array.shape != shapes[name] or array.dtype != np.float64:
-            raise ValueError(f"{path!r}: {name} has shape {array.shape} and dtype {array.dtype}, "
-                             f"expected {shapes[name]} float64")
+
+def _stored_param(model, name, value):
+    """A parameter as stored: a random state's state and hooks of the program are not."""
+    if name in model._unsaved_params or isinstance(value, np.random.RandomState):
+        return None
+    return value
+
+
+def _storable_classes():
+    """The classes other than estimators that a file may hold, by name: built-in families, their
+    columns and priors, and their parameters objects (each rebuilt from constructor arguments
+    read from its attributes of the same names)."""
+    from .families import expfam, gaussian
+
+    classes = (gaussian.GaussianFamily, gaussian.GaussianPrior, gaussian.GaussianParams,
+               expfam.ProductFamily, expfam.ExpFamParams, expfam.Bernoulli, expfam.Categorical,
+               expfam.Poisson, expfam.Exponential, expfam.Gamma, expfam.Normal)
+    return {cls.__name__: cls for cls in classes}
+
+
+def _arg_names(cls):
+    return [p.name for p in inspect.signature(cls).parameters.values()]
+
+
+class _Writer:
+    """Encodes values for the JSON header, collecting their arrays under their path."""
+
+    def __init__(self):
+        self.arrays = {}
+        self.classes = _storable_classes()
+
+    def encode(self, value, path):
+        if isinstance(value, np.ndarray) and not value.dtype.hasobject:
+            self.arrays[path] = value
+            return {"array": path}
+        if isinstance(value, np.generic) and not value.dtype.hasobject:
+            return {"scalar": [value.dtype.str, self.encode(value.item(), path)]}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, list):
+            return self._items(value, path)
+        for kind in (tuple, set, frozenset):
+            if isinstance(value, kind):
+                items = value if kind is tuple else sorted(value, key=repr)
+                return {kind.__name__: self._items(items, path)}
+        name = type(value).__name__
+        if self.classes.get(name) is type(value):
+            return {"object": {"class": name, "args": {
+                arg: self.encode(getattr(value, arg), f"{path}.{arg}")
+                for arg in _arg_names(type(value))}}}
+        from .families.base import Family
+
+        if isinstance(value, Family):
+            raise TypeError(f"cannot save {path}, a {name}: a family of user Python functions "
+                            "cannot be stored in a model file without pickle (built-in families "
+                            "can: GaussianFamily, ProductFamily)")
+        raise TypeError(f"cannot store {path} ({name}) in a model file")
+
+    def _items(self, values, path):
+        return [self.encode(v, f"{path}.{i}") for i, v in enumerate(values)]
+
+
+class _Reader:
+    """Decodes header values written by :class:`_Writer`, taking arrays from the archive."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+        self.classes = _storable_classes()
+
+    def decode(self, value):
+        if isinstance(value, list):
+            return [self.decode(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        (tag, content), = value.items()
+        if tag == "array":
+            return self.arrays[content]
+        if tag == "scalar":
+            dtype, number = np.dtype(content[0]), content[1]
+            if dtype.hasobject or not isinstance(number, (bool, int, float)):
+                raise TypeError(f"a {dtype} scalar of {number!r}")
+            return dtype.type(number)
+        if tag in ("tuple", "set", "frozenset"):
+            return {"tuple": tuple, "set": set, "frozenset": frozenset}[tag](self.decode(content))
+        if tag == "object":
+            cls = self.classes[content["class"]]
+            return cls(**{arg: self.decode(v) for arg, v in content["args"].items()})
+        raise KeyError(f"unknown value tag {tag!r}")
+
+
+def _check_params(model):
+    """ValueError unless the fitted parameters are a valid mixture of the fitted family."""
+    from .families.expfam import ProductFamily
+    from .families.gaussian import GaussianFamily, covariance_shape
+
+    params, family = model._fitted_params(), model.family_
+    k, d = model.n_components, model.n_features_in_
+    expected = {"weights": (k,)}
+    if isinstance(family, GaussianFamily):
+        t = family.covariance_type
+        if params.covariance_type != t:
+            raise ValueError(f"parameters of covariance type {params.covariance_type!r} for a "
+                             f"{t!r} family")
+        expected.update(means=(k, d), covariances=covariance_shape(t, k, d),
+                        precisions_cholesky=covariance_shape(t, k, d))
+    elif isinstance(family, ProductFamily):
+        if not family.n_features == len(params.columns) == d:
+            raise ValueError(f"{family.n_features} family columns and {len(params.columns)} "
+                             f"parameter columns for {d} features")
+        expected.update({f"columns.{j}": (k, c.n_params) for j, c in enumerate(family.columns)})
+    else:
+        raise ValueError(f"family_ is a {type(family).__name__}, which model files do not hold")
+    for field, shape in expected.items():
+        name = f"{field}_" if f"{field}_" in model._fitted_arrays else f"params_.{field}"
+        array = _field(params, field)
+        if not (isinstance(array, np.ndarray) and array.shape == shape
+                and array.dtype == np.float64):
+            raise ValueError(f"{name} has shape {np.shape(array)} and dtype "
+                             f"{getattr(array, 'dtype', type(array).__name__)}, expected "
+                             f"{shape} float64")
         if not np.isfinite(array).all():
-            raise ValueError(f"{path!r}: {name} contains NaN or infinity")
-    chol = arrays["precisions_cholesky_"]
-    diagonal = np.diagonal(chol, axis1=-2, axis2=-1) if t in ("full", "tied") else chol
-    if (diagonal <= 0).any() or (arrays["weights_"] < 0).any() or not np.isclose(
-            arrays["weights_"].sum(), 1.0):
-        raise ValueError(f"{path!r}: parameters are not a valid mixture")
+            raise ValueError(f"{name} contains NaN or infinity")
+    weights = params.weights
+    valid = (weights >= 0).all() and np.isclose(weights.sum(), 1.0)
+    if isinstance(family, GaussianFamily):
+        chol = params.precisions_cholesky
+        diagonal = (np.diagonal(chol, axis1=-2, axis2=-1)
+                    if family.covariance_type in ("full", "tied") else chol)
+        valid = valid and (diagonal > 0).all()
+    if not valid:
+        raise ValueError("parameters are not a valid mixture")
 
 
-def _jsonable(value):
-    """Plain Python for JSON; numpy scalars become numbers, anything else must already be."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    raise TypeError(f"cannot store {type(value).__name__} in a model file")
+def _field(params, field):
+    """``params.means`` for "means", ``params.columns[3]`` for "columns.3"."""
+    name, _, index = field.partition(".")
+    value = getattr(params, name)
+    return value[int(index)] if index else value

@@ -50,6 +50,20 @@ def test_fit_info_predict_score_sample(data_file, tmp_path):
     assert np.load(tmp_path / "drawn.npy").shape == (50, 3)
 
 
+def test_other_estimators_files_work_with_the_commands(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.poisson([1.0, 5.0], size=(600, 2)).astype(float)
+    np.save(tmp_path / "counts.npy", X)
+    model = fastem.PoissonMixture(2, random_state=0).fit(X)
+    model_path = model.save(tmp_path / "poisson.npz")
+    info = fastem_cli("info", model_path).stdout
+    assert "PoissonMixture: 2 components, 2 features\n" in info and "rates:" in info
+    score = fastem_cli("score", model_path, tmp_path / "counts.npy").stdout
+    assert f"BIC: {model.bic(X):.10g}" in score
+    fastem_cli("sample", model_path, "-n", 20, "-o", tmp_path / "drawn.npy", "--seed", 3)
+    assert np.load(tmp_path / "drawn.npy").shape == (20, 2)
+
+
 def test_raw_binary_file(data_file, tmp_path):
     _, X = data_file
     raw = tmp_path / "data.f32"

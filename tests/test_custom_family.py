@@ -475,6 +475,21 @@ def test_plain_numpy_functions_work(circle_data):
     np.testing.assert_allclose(numpy_stats, numba_stats, rtol=1e-12)
 
 
+def test_a_model_of_a_custom_family_is_not_saved(tmp_path):
+    """Its functions cannot be stored without pickle: saving says so instead of writing."""
+    from fastem import MixtureModel
+
+    X, _ = vm.make_data(n=2000, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MixtureModel(vm.make_family(2), 3, random_state=0, max_iter=2).fit(X)
+    with pytest.raises(TypeError, match="save family, a CustomFamily: a family of user Python "
+                                        "functions cannot be stored in a model file without "
+                                        "pickle"):
+        model.save(tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+
+
 def test_fits_through_mixture_model():
     from fastem import MixtureModel
 

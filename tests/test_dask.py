@@ -254,7 +254,7 @@ def test_drivers_honour_one_contract(client, data):
     from fastem.drivers import make_driver
 
     model = fastem.GaussianMixture(3, covariance_type="diag", random_state=0).fit(data)
-    family = model._family()
+    family = model.family_
     X = data.copy()
     X[[700, 4100]] = np.nan
     X[4500, 1] = np.inf

@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from .families.gaussian import (
+from ..families.gaussian import (
     COVARIANCE_TYPES,
     GaussianFamily,
     GaussianParams,
@@ -13,12 +13,12 @@ from .families.gaussian import (
     covariances_from_cholesky,
     precisions_from_cholesky,
 )
-from .initialization import initial_params
-from .latent.mixture import MixtureParams
-from .model import MixtureModel
+from ..initialization import initial_params
+from ..latent.mixture import MixtureParams
+from ._base import _MixtureBase
 
 
-class GaussianMixture(MixtureModel):
+class GaussianMixture(_MixtureBase):
     """Gaussian mixture fitted by EM on streamed chunks; a drop-in for scikit-learn's.
 
     Parameters are those of ``sklearn.mixture.GaussianMixture``, plus:
@@ -72,7 +72,13 @@ class GaussianMixture(MixtureModel):
     lower_bounds_ : list of float
         ``lower_bound`` after every iteration of the best run (never decreasing).
     n_features_in_ : int
+    family_ : fastem.families.gaussian.GaussianFamily
+        The family fitted with, its prior's data-based defaults included. A warm start
+        continues with it: parameters that define the family (``covariance_type``,
+        ``reg_covar``, the priors, ``frozen``) take effect at the next fit from scratch.
     """
+
+    _fitted_arrays = ("weights_", "means_", "covariances_", "precisions_cholesky_")
 
     def __init__(
         self,
@@ -106,13 +112,12 @@ class GaussianMixture(MixtureModel):
         frozen=(),
     ):
         super().__init__(
-            None, n_components, tol=tol, max_iter=max_iter, n_init=n_init,
+            n_components, tol=tol, max_iter=max_iter, n_init=n_init,
             init_params=init_params, random_state=random_state, warm_start=warm_start,
             verbose=verbose, verbose_interval=verbose_interval, n_threads=n_threads,
             chunk_size=chunk_size, progress=progress, callback=callback, nan_policy=nan_policy,
             m_step=m_step, m_step_iters=m_step_iters,
         )
-        del self.family  # not a parameter of this estimator: the family follows from the rest
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.weights_init = weights_init
@@ -124,19 +129,6 @@ class GaussianMixture(MixtureModel):
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
         self.frozen = frozen
-
-    def save(self, path):
-        """Write the fitted model to a ``.npz`` file (atomically, no pickle); returns the path."""
-        from .io import save
-
-        return save(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by :meth:`save`; ValueError for a damaged or foreign file."""
-        from .io import load
-
-        return load(path)
 
     # ---------------------------------------------------------- family hooks
     def _check_family_parameters(self, n_features):
@@ -206,19 +198,16 @@ class GaussianMixture(MixtureModel):
         return MixtureParams(weights, GaussianParams(self.covariance_type, means, covariances,
                                                      chol))
 
-    def _family(self):
-        return GaussianFamily(self.covariance_type, self.reg_covar,
-                              frozen=self._component_frozen())
+    def _make_family(self, n_features, prior=None):
+        return GaussianFamily(self.covariance_type, self.reg_covar, prior,
+                              self._component_frozen())
 
     def _build_family(self, driver, rng):
         """The family to fit with: with a component prior, its unset fields come from data."""
         given = (self.mean_prior, self.mean_precision_prior, self.degrees_of_freedom_prior,
                  self.covariance_prior)
-        if all(v is None for v in given):
-            return self._family()
-        prior = self._prior(driver, rng)
-        return GaussianFamily(self.covariance_type, self.reg_covar, prior,
-                              self._component_frozen())
+        prior = None if all(v is None for v in given) else self._prior(driver, rng)
+        return self._make_family(driver.n_features, prior)
 
     def _prior(self, driver, rng):
         t, d = self.covariance_type, driver.n_features

@@ -1,15 +1,15 @@
 """Mixtures of exponential-family components, with GaussianMixture's scikit-learn surface.
 
-Each estimator is a :class:`fastem.MixtureModel` over a :class:`fastem.families.expfam.
-ProductFamily` whose columns are all of one type; for tables mixing column types, use
+Each estimator fits a :class:`fastem.families.expfam.ProductFamily` whose columns are all of
+one type, built from its own parameters; for tables mixing column types, use
 ``MixtureModel(ProductFamily([...]), n_components)`` directly.
 """
 import numbers
 
 import numpy as np
 
-from .families.expfam import Bernoulli, Categorical, Exponential, Gamma, Poisson, ProductFamily
-from .model import MixtureModel
+from ..families.expfam import Bernoulli, Categorical, Exponential, Gamma, Poisson, ProductFamily
+from ._base import _MixtureBase
 
 _COMMON = """
     Parameters other than those below are those of :class:`fastem.MixtureModel` (threads,
@@ -20,10 +20,13 @@ _COMMON = """
     frozen : tuple
         "weights" and/or column indices whose parameters every M-step keeps at their initial
         values.
+
+    ``params_`` holds the fitted parameters and ``family_`` the ProductFamily fitted with (a
+    warm start continues with it).
 """
 
 
-class _ColumnMixture(MixtureModel):
+class _ColumnMixture(_MixtureBase):
     """A mixture whose components are products of one column type over every feature."""
 
     _column_type = None  # the Column class of every feature
@@ -35,12 +38,11 @@ class _ColumnMixture(MixtureModel):
                  callback=None, nan_policy="raise", m_step="exact", m_step_iters=1,
                  weight_concentration_prior=None, prior=None, frozen=()):
         super().__init__(
-            None, n_components, tol=tol, max_iter=max_iter, n_init=n_init,
+            n_components, tol=tol, max_iter=max_iter, n_init=n_init,
             init_params=init_params, random_state=random_state, warm_start=warm_start,
             verbose=verbose, verbose_interval=verbose_interval, n_threads=n_threads,
             chunk_size=chunk_size, progress=progress, callback=callback, nan_policy=nan_policy,
             m_step=m_step, m_step_iters=m_step_iters)
-        del self.family  # follows from the parameters below
         self.weight_concentration_prior = weight_concentration_prior
         self.prior = prior
         self.frozen = frozen
@@ -55,12 +57,10 @@ class _ColumnMixture(MixtureModel):
         alpha = self.weight_concentration_prior
         if alpha is not None and not (isinstance(alpha, numbers.Real) and alpha >= 1):
             raise ValueError(f"weight_concentration_prior must be >= 1, got {alpha!r}")
-        self._n_columns = n_features
-        self._family()
+        self._make_family(n_features)
 
-    def _family(self):
-        n = self._n_columns  # set by every fit, before any use
-        return ProductFamily(self._columns(n), self._component_frozen())
+    def _make_family(self, n_features):
+        return ProductFamily(self._columns(n_features), self._component_frozen())
 
     def _set_params(self, params):
         super()._set_params(params)
@@ -176,6 +176,7 @@ class CategoricalMixture(_ColumnMixture):
     """ + _COMMON
     _column_type = Categorical
     _positive_only = True
+    _fitted_arrays = ("weights_", "params_", "n_categories_")
 
     def __init__(self, n_components=1, *, n_categories=None, tol=1e-3, max_iter=100, n_init=1,
                  init_params="random", random_state=None, warm_start=False, verbose=0,
@@ -211,5 +212,5 @@ class CategoricalMixture(_ColumnMixture):
         return [Categorical(int(c), alpha) for c in self.n_categories_]
 
     def _set_params(self, params):
-        MixtureModel._set_params(self, params)
+        _MixtureBase._set_params(self, params)
         self.probabilities_ = list(params.components.columns)

@@ -1,8 +1,9 @@
-"""MixtureModel: the scikit-learn estimator over the streaming EM engine, for any family.
+"""The base of every mixture estimator: scikit-learn's surface over the streaming EM engine.
 
-The estimator only validates arguments, makes a driver for the data (local threads, or Dask), a
+An estimator only validates arguments, makes a driver for the data (local threads, or Dask), a
 family (its components) and the mixture (``fastem.latent.mixture``: the weights), and runs the
-EM loop; subclasses such as ``GaussianMixture`` or ``BernoulliMixture`` choose the family and
+EM loop; subclasses (``MixtureModel`` for any family, ``GaussianMixture``,
+``BernoulliMixture``, ...) build the family from their own parameters and
 name its fitted parameters.
 """
 import numbers
@@ -11,15 +12,14 @@ import warnings
 
 import numpy as np
 
-from . import data
-from ._base import Estimator, not_fitted
-from ._config import single_threaded_blas
-from .drivers import is_dask_array, make_driver
-from .em import ConvergenceWarning, EMResult, FitInterrupted, run_em
-from .families.base import Family
-from .frame import Statistics
-from .initialization import INIT_METHODS, initial_params
-from .latent.mixture import Mixture, MixtureParams
+from .. import data
+from .._base import Estimator, not_fitted
+from .._config import single_threaded_blas
+from ..drivers import is_dask_array, make_driver
+from ..em import ConvergenceWarning, EMResult, FitInterrupted, run_em
+from ..frame import Statistics
+from ..initialization import INIT_METHODS, initial_params
+from ..latent.mixture import Mixture, MixtureParams
 
 
 def check_random_state(seed):
@@ -33,65 +33,23 @@ def check_random_state(seed):
     raise ValueError(f"{seed!r} cannot be used to seed a numpy.random.RandomState instance")
 
 
-class MixtureModel(Estimator):
-    """A mixture of ``n_components`` components of ``family``, fitted by EM on streamed chunks.
+class _MixtureBase(Estimator):
+    """EM fitting, prediction, scoring, sampling and model files for a mixture of one family.
 
-    Parameters
-    ----------
-    family : fastem.families.base.Family
-        The components' family (built-in, e.g. ``fastem.families.expfam.PoissonFamily()``, or a
-        ``fastem.families.custom.CustomFamily`` compiled with Numba), with its prior and frozen
-        parameters.
-    n_components, tol, max_iter, n_init, init_params, random_state, warm_start, verbose,
-    verbose_interval :
-        As in ``sklearn.mixture.GaussianMixture``.
-    n_threads : int or None
-        Threads for every pass over the data (default: ``OMP_NUM_THREADS``, else the CPUs this
-        process may use). Results are bitwise identical for any value.
-    chunk_size : int or None
-        Rows per kernel chunk (default: chosen so a chunk stays in cache). Changes results only
-        by floating-point rounding.
-    progress : bool
-        Show a progress bar (tqdm, on stderr) for every pass over the data.
-    callback : callable or None
-        ``callback(model)`` after every EM iteration, with the model's fitted attributes set to
-        that iteration's parameters (for checkpoints or custom monitoring).
-    nan_policy : {"raise", "omit"}
-        Rows holding NaN or infinity raise a ValueError naming the first one ("raise"), or are
-        left out ("omit"): zero weight in ``fit`` and ``score`` (counted in
-        ``n_omitted_rows_``), label -1 and NaN log-likelihood and posteriors in predictions.
-    m_step : {"exact", "partial"}
-        "exact": the closed-form (or, with a prior, MAP) M-step. "partial": generalized EM,
-        ``m_step_iters`` Newton steps with backtracking, each kept only if the objective does not
-        decrease.
-    m_step_iters : int
-        Newton steps per partial M-step.
-    weight_concentration_prior : float or None
-        Symmetric Dirichlet prior on the weights (MAP-EM; >= 1, None or 1: none).
-    frozen : tuple of str
-        ``("weights",)`` keeps the weights at their initial values through every M-step (the
-        family's own ``frozen`` holds component parameters).
-
-    ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
-    array, an ``np.memmap``, a path to a ``.npy`` file (memory-mapped), an h5py/zarr dataset or
-    a Dask array; it is never copied whole and no (n_samples, n_components) array exists during
-    ``fit``.
-
-    Attributes
-    ----------
-    params_ : the family's parameters object
-    weights_ : ndarray (n_components,)
-    converged_, n_iter_, n_features_in_, n_omitted_rows_
-    lower_bound_ : float
-        Weighted mean log-likelihood per sample of the best run, as in scikit-learn; with a
-        prior, the log-posterior (log-likelihood + log p(theta)) per unit of weight.
-    lower_bounds_ : list of float
-        ``lower_bound`` after every iteration of the best run (never decreasing).
+    A subclass builds its family from its own constructor parameters (:meth:`_make_family`)
+    and names its fitted parameters; the family fitted with (data-based prior defaults
+    included) is kept as ``family_`` for prediction, model files and ``warm_start``.
     """
+
+    # model files (fastem.io): the fitted state of every mixture, the attributes holding a
+    # subclass's fitted parameters, and parameters that are hooks of the running program
+    _fitted_state = ("family_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_",
+                     "n_features_in_", "n_omitted_rows_")
+    _fitted_arrays = ("weights_", "params_")
+    _unsaved_params = ("callback",)
 
     def __init__(
         self,
-        family=None,
         n_components=1,
         *,
         tol=1e-3,
@@ -112,7 +70,6 @@ class MixtureModel(Estimator):
         weight_concentration_prior=None,
         frozen=(),
     ):
-        self.family = family
         self.n_components = n_components
         self.tol = tol
         self.max_iter = max_iter
@@ -132,6 +89,24 @@ class MixtureModel(Estimator):
         self.weight_concentration_prior = weight_concentration_prior
         self.frozen = frozen
 
+    # ------------------------------------------------------------------ files
+    def save(self, path):
+        """Write the fitted model to a ``.npz`` file (atomically, no pickle); returns the path."""
+        from ..io import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`; ValueError for a damaged or foreign file, or one
+        holding another estimator class."""
+        from ..io import load
+
+        model = load(path)
+        if not isinstance(model, cls):
+            raise ValueError(f"{path!r} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
         """Estimate the parameters by EM, keeping the best of ``n_init`` runs. Returns self."""
@@ -149,9 +124,10 @@ class MixtureModel(Estimator):
         _, driver = self._prepare(X, sample_weight, reset=True)
         self.n_omitted_rows_ = driver.n_omitted
         rng = check_random_state(self.random_state)
-        family = self._build_family(driver, rng)
-        latent = self._latent()
         do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if do_init:  # a warm start continues with the fitted family and its data-based priors
+            self.family_ = self._build_family(driver, rng)
+        family, latent = self.family_, self._latent()
         best = None
         for init in range(self.n_init if do_init else 1):
             self._say(1, f"Initialization {init}")
@@ -217,7 +193,7 @@ class MixtureModel(Estimator):
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-likelihood per row (streamed; no per-row array)."""
         _, driver = self._prepare(X, sample_weight, reset=False)
-        family = self._family()
+        family = self.family_
         packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
         stats, _ = driver.accumulate(family, packed, with_stats=False, nan_policy=self.nan_policy)
         self._warn_omitted(driver.n_omitted)
@@ -245,7 +221,7 @@ class MixtureModel(Estimator):
                 "one sample."
             )
         rng = check_random_state(self.random_state)
-        return self._latent().sample(self._family(), self._fitted_params(), int(n_samples), rng)
+        return self._latent().sample(self.family_, self._fitted_params(), int(n_samples), rng)
 
     # ----------------------------------------------------------------- helpers
     def _prepare(self, X, sample_weight, reset):
@@ -263,10 +239,11 @@ class MixtureModel(Estimator):
         if reset:
             self._data_parameters(driver)
             self._check_parameters(source.shape[1])
+            family = self._make_family(source.shape[1])  # its support is checked here
             if self.nan_policy == "raise":
-                driver.check_finite(self._family())
+                driver.check_finite(family)
             else:
-                self._warn_omitted(driver.omit_nonfinite(self._family()))
+                self._warn_omitted(driver.omit_nonfinite(family))
         elif self.nan_policy not in ("raise", "omit"):
             raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
         if driver.sample_weight is not None and not driver.sample_weight.sum() > 0:
@@ -294,7 +271,7 @@ class MixtureModel(Estimator):
 
     def _per_row(self, X, what, out):
         _, driver = self._prepare(X, None, reset=False)
-        family = self._family()
+        family = self.family_
         packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
         result = driver.predict(family, packed, {what: out}, self.nan_policy)[what]
         self._warn_omitted(driver.n_omitted)
@@ -324,27 +301,24 @@ class MixtureModel(Estimator):
         self._check_family_parameters(n_features)
 
     # ---------------------------------------------------------- family hooks
-    # Subclasses override these to build their family from their own parameters and to name
-    # the fitted parameters; the defaults serve a family given as ``family``.
+    # Subclasses build their family from their own parameters and name the fitted parameters;
+    # the defaults keep the family's parameters object in ``params_``.
     def _data_parameters(self, driver):
         """Set parameters that a fit reads from the data before anything else (e.g. the
         category counts of ``CategoricalMixture``), through ``driver``."""
 
+    def _make_family(self, n_features):
+        """The family for ``n_features`` columns from the constructor parameters (and
+        CategoricalMixture's ``n_categories_``, counted as its fit starts); it checks them and
+        changes no state."""
+        raise NotImplementedError
+
     def _check_family_parameters(self, n_features):
-        if not isinstance(self.family, Family):
-            raise ValueError("family must be a fastem.families.base.Family instance, got "
-                             f"{self.family!r}")
-        if self._component_frozen():
-            raise ValueError("frozen may only name 'weights' (the family's own frozen holds "
-                             f"component parameters); got {self.frozen!r}")
-        self._latent()  # checks weight_concentration_prior
+        self._make_family(n_features)
 
     def _build_family(self, driver, rng):
         """The family to fit with (subclasses add priors with data-based defaults here)."""
-        return self._family()
-
-    def _family(self):
-        return self.family
+        return self._make_family(driver.n_features)
 
     def _latent(self):
         """The mixture's weights: Dirichlet prior and frozen weights from the parameters."""
@@ -368,7 +342,7 @@ class MixtureModel(Estimator):
 
     def _n_parameters(self):
         self._check_fitted()
-        return self._latent().n_parameters(self._family(), self.n_features_in_,
+        return self._latent().n_parameters(self.family_, self.n_features_in_,
                                            self.n_components)
 
     def _check_fitted(self):
