@@ -591,7 +591,9 @@ def _executor(n_threads):
 
 def _run_chunks(chunk, n_chunks, n_threads):
     """Call ``chunk(thread, c)`` for every chunk ``c``: one task per thread, chunks handed out
-    in order by a shared counter (dynamic scheduling; ``next`` on it is atomic under the GIL)."""
+    in order by a shared counter (dynamic scheduling; ``next`` on it is atomic under the GIL).
+    The Python counterpart of the compiled families' skeleton (``_kernels/_blocks.pyx``); why
+    custom families do not run that one: docs/kernels.md."""
     n_tasks = min(n_threads, n_chunks)
     if n_tasks <= 1:
         for c in range(n_chunks):
