@@ -6,19 +6,20 @@ from collections import defaultdict
 import numpy as np
 import pytest
 from scipy import stats as st
+from test_kernels import random_params
 
-import fastem.families.gaussian as gaussian
+from fastem.families import gaussian
 from fastem.families.expfam import (
     Bernoulli,
     Categorical,
-    Exponential,
     ExpFamParams,
+    Exponential,
     Gamma,
     Normal,
     Poisson,
     ProductFamily,
 )
-from fastem.families.gaussian import GaussianFamily, GaussianParams, covariance_shape
+from fastem.families.gaussian import GaussianFamily
 
 TOLERANCE = {np.float64: 1e-10, np.float32: 2e-3}
 CHUNK = 16  # rows per chunk: several chunks per block, a short last one
@@ -38,17 +39,6 @@ def without_weights(packed, weights):
     return packed._replace(log_norm=packed.log_norm - np.log(weights))
 
 
-def gaussian_params(covariance_type, k, d, rng):
-    shape = covariance_shape(covariance_type, k, d)
-    if covariance_type in ("full", "tied"):
-        a = rng.randn(*shape[:-2], d, d) * 0.3 + np.eye(d)
-        cov = a @ np.swapaxes(a, -1, -2)
-    else:
-        cov = rng.uniform(0.5, 2.0, size=shape)
-    return GaussianParams.from_covariances(covariance_type, rng.dirichlet(np.ones(k)),
-                                           2 * rng.randn(k, d), cov)
-
-
 def gaussian_reference(X, params):
     """(n, K) log N(x_i | mu_k, Sigma_k) by scipy.stats."""
     t, d = params.covariance_type, X.shape[1]
@@ -64,7 +54,7 @@ def gaussian_reference(X, params):
 @pytest.mark.parametrize("form", ["expfam", "exact"])
 def test_gaussian_log_density_block(covariance_type, form, dtype, monkeypatch):
     rng = np.random.RandomState(3)
-    params = gaussian_params(covariance_type, 5, 4, rng)
+    params = random_params(covariance_type, 5, 4, rng)
     X = (2 * rng.randn(203, 4)).astype(dtype)
     bound = 1.0 if form == "expfam" else 0.0  # the rounding bound that picks the kernel kind
     monkeypatch.setattr(gaussian, "EXPFAM_MAX_ERROR", defaultdict(lambda: bound))
@@ -89,7 +79,7 @@ def test_gaussian_log_density_block(covariance_type, form, dtype, monkeypatch):
 def test_gaussian_log_density_block_checks_out():
     rng = np.random.RandomState(0)
     family = GaussianFamily("diag")
-    packed = family.pack(gaussian_params("diag", 3, 2, rng), np.float64)
+    packed = family.pack(random_params("diag", 3, 2, rng), np.float64)
     work = family.workspace(packed, CHUNK, 1, 1)
     with pytest.raises(ValueError, match="shape"):
         family.log_density_block(packed, rng.randn(10, 2), CHUNK, 1, work, np.empty((10, 2)))

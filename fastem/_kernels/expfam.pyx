@@ -272,7 +272,7 @@ cdef void fit_chunk(
     const floating* x, Py_ssize_t n,   # IN  chunk rows (n, d)
     const double* weights,             # IN  (n,) sample weights, or NULL for ones
     const double* resp_in,             # IN  (n, k) given responsibilities, or NULL
-    bint with_stats,
+    bint with_stats,                   # IN  accumulate s0, S (else only ll, W)
     double* resp, double* lse,         # TMP (n, k), (n,)
     double* scratch,                   # TMP features and base measure, see ExpFamPass
     double* slot,                      # OUT zeroed statistics vector (stats_size)
@@ -298,7 +298,7 @@ cdef void log_density_chunk(
     chunk_log_prob(scratch, base, n, p.f, p.natural, p.log_norm, p.k, logp)
 
 
-cdef ExpFamPass expfam_pass(
+cdef int fill_pass(
     Py_ssize_t n, Py_ssize_t d,        # IN  shape of the block
     const int[::1] col_kind,           # IN  (d,) COL_* of each column
     const Py_ssize_t[::1] col_offset,  # IN  (d + 1,) feature range of each column; f = [d]
@@ -306,21 +306,20 @@ cdef ExpFamPass expfam_pass(
     const double[:, ::1] natural,      # IN  (f, k) natural parameters
     const double[::1] log_norm,        # IN  (k,)
     Py_ssize_t chunk_size,
-    emission_t* e,                     # OUT the emission of this pass, params = the result
-) except *:
-    """The pass's parameters for the skeleton, checked (check_layout); ``e.params`` must be
-    pointed at the result."""
+    ExpFamPass* p,                     # OUT the pass's parameters
+    emission_t* e,                     # OUT the emission of the pass, over p
+) except -1:
+    """The pass's parameters, checked (check_layout), and their emission for the skeleton."""
     check_layout(n, d, col_kind, col_offset, col_shift, natural, log_norm)
-    cdef ExpFamPass p
     p.d, p.f, p.k, p.chunk_size = d, col_offset[d], log_norm.shape[0], chunk_size
     p.col_kind, p.col_offset, p.col_shift = &col_kind[0], &col_offset[0], &col_shift[0]
     p.natural, p.log_norm = &natural[0, 0], &log_norm[0]
-    e.d, e.k = d, p.k
+    e.params, e.d, e.k = p, d, p.k
     e.stats_size = stats_size(p.f, p.k)
     e.workspace = workspace_size(chunk_size, p.f, p.k)
     e.fit_f32, e.fit_f64 = fit_chunk[float], fit_chunk[double]
     e.log_density_f32, e.log_density_f64 = log_density_chunk[float], log_density_chunk[double]
-    return p
+    return 0
 
 
 def fit_block(
@@ -349,10 +348,9 @@ def fit_block(
     nothing but its weight. Zero-weight rows add nothing at all.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
+    cdef ExpFamPass p
     cdef emission_t e
-    cdef ExpFamPass p = expfam_pass(n, d, col_kind, col_offset, col_shift, natural, log_norm,
-                                    chunk_size, &e)
-    e.params = &p
+    fill_pass(n, d, col_kind, col_offset, col_shift, natural, log_norm, chunk_size, &p, &e)
     cdef bint given = resp_in.shape[0] > 0
     if stats.shape[0] != e.stats_size or worst.shape[0] != 2:
         raise ValueError("fastem: stats must have stats_size(f, k) entries and worst two")
@@ -385,10 +383,9 @@ def predict_block(
     A row out of support gets log p = -inf, all-zero posteriors and label 0.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
+    cdef ExpFamPass p
     cdef emission_t e
-    cdef ExpFamPass p = expfam_pass(n, d, col_kind, col_offset, col_shift, natural, log_norm,
-                                    chunk_size, &e)
-    e.params = &p
+    fill_pass(n, d, col_kind, col_offset, col_shift, natural, log_norm, chunk_size, &p, &e)
     cdef bint want_resp = resp.shape[0] > 0
     if (log_prob.shape[0] not in (0, n) or labels.shape[0] not in (0, n)
             or (want_resp and (resp.shape[0] != n or resp.shape[1] != k))):
@@ -417,10 +414,9 @@ def log_density_block(
     """Per-row component log-densities of a block, written into ``out`` (any order); a row out
     of support gets -inf for every component."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef ExpFamPass p
     cdef emission_t e
-    cdef ExpFamPass p = expfam_pass(n, d, col_kind, col_offset, col_shift, natural, log_norm,
-                                    chunk_size, &e)
-    e.params = &p
+    fill_pass(n, d, col_kind, col_offset, col_shift, natural, log_norm, chunk_size, &p, &e)
     if out.shape[0] != n or out.shape[1] != p.k:
         raise ValueError("fastem: out must have shape (n, k)")
     if n == 0:

@@ -378,7 +378,7 @@ cdef void fit_chunk(
     const floating* x, Py_ssize_t n,   # IN  chunk rows (n, d)
     const double* weights,             # IN  (n,) sample weights, or NULL for ones
     const double* resp_in,             # IN  (n, k) given responsibilities, or NULL
-    bint with_stats,
+    bint with_stats,                   # IN  accumulate s0, s1, s2 (else only loglik)
     double* resp, double* lse,         # TMP (n, k), (n,)
     double* scratch,                   # TMP y and z, see GaussianPass
     double* slot,                      # OUT zeroed statistics vector (stats_size)
@@ -408,25 +408,24 @@ cdef void log_density_chunk(
                    p.log_norm, p.k, y, logp)
 
 
-cdef GaussianPass gaussian_pass(
+cdef void fill_pass(
     int kind,
     const floating[:, ::1] proj,       # IN  see chunk_log_prob
     const floating[:, ::1] center,
     const double[::1] log_norm,        # IN  (k,)
     const floating[:, ::1] pivot,      # IN  (k, d)
     Py_ssize_t chunk_size,
-    emission_t* e,                     # OUT the emission of this pass, params = the result
-):
-    """The pass's parameters for the skeleton; ``e.params`` must be pointed at the result."""
-    cdef GaussianPass p
+    GaussianPass* p,                   # OUT the pass's parameters
+    emission_t* e,                     # OUT the emission of the pass, over p
+) noexcept:
+    """The pass's parameters and their emission for the skeleton."""
     p.kind, p.d, p.k, p.chunk_size = kind, pivot.shape[1], log_norm.shape[0], chunk_size
     p.proj, p.center, p.pivot, p.log_norm = &proj[0, 0], &center[0, 0], &pivot[0, 0], &log_norm[0]
-    e.d, e.k = p.d, p.k
+    e.params, e.d, e.k = p, p.d, p.k
     e.stats_size = stats_size(kind, p.d, p.k)
     e.workspace = workspace_size(kind, chunk_size, p.d, p.k)
     e.fit_f32, e.fit_f64 = fit_chunk[float], fit_chunk[double]
     e.log_density_f32, e.log_density_f64 = log_density_chunk[float], log_density_chunk[double]
-    return p
 
 
 def fit_block(
@@ -448,9 +447,9 @@ def fit_block(
     Py_ssize_t row_offset,
 ):
     """One E-step (and statistics) over a block; adds into ``stats`` in chunk order."""
+    cdef GaussianPass p
     cdef emission_t e
-    cdef GaussianPass p = gaussian_pass(kind, proj, center, log_norm, pivot, chunk_size, &e)
-    e.params = &p
+    fill_pass(kind, proj, center, log_norm, pivot, chunk_size, &p, &e)
     if X.shape[0] == 0:
         return
     fit_chunks(&e, &X[0, 0], X.shape[0], &weights[0] if weights.shape[0] else NULL,
@@ -474,9 +473,9 @@ def predict_block(
     double[:, ::1] out_log_joint=None, # OUT (n, k) log p(x_i, z = k), or None to skip
 ):
     """Per-row log-likelihood, posteriors and labels for a block (no reduction, any order)."""
+    cdef GaussianPass p
     cdef emission_t e
-    cdef GaussianPass p = gaussian_pass(kind, proj, center, log_norm, pivot, chunk_size, &e)
-    e.params = &p
+    fill_pass(kind, proj, center, log_norm, pivot, chunk_size, &p, &e)
     if X.shape[0] == 0:
         return
     predict_chunks(&e, &X[0, 0], X.shape[0], chunk_size, n_threads, workspace,
@@ -499,9 +498,9 @@ def log_density_block(
     double[:, ::1] out,                # OUT (n, k) log_norm[k] + log N(x_i | mu_k, Sigma_k)
 ):
     """Per-row component log-densities of a block, written into ``out`` (any order)."""
+    cdef GaussianPass p
     cdef emission_t e
-    cdef GaussianPass p = gaussian_pass(kind, proj, center, log_norm, pivot, chunk_size, &e)
-    e.params = &p
+    fill_pass(kind, proj, center, log_norm, pivot, chunk_size, &p, &e)
     if out.shape[0] != X.shape[0] or out.shape[1] != p.k:
         raise ValueError("fastem: out must have shape (n, k)")
     if X.shape[0] == 0:
