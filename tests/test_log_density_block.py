@@ -160,3 +160,43 @@ def test_product_rows_out_of_support_get_minus_inf():
     out = log_density(family, family.pack(params, X.dtype), X, 2)
     assert np.all(out[[5, 9, 11]] == -np.inf)
     assert np.isfinite(np.delete(out, [5, 9, 11], axis=0)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gaussian_predict_with_log_joint_gives_both(dtype):
+    """predict_block asked for the log-densities and the posteriors at once (the skeleton
+    writes the first into the caller's buffer and normalises a copy) gives what the two
+    passes give alone."""
+    from fastem._kernels import gaussian as kernel
+
+    rng = np.random.RandomState(4)
+    family = GaussianFamily("full")
+    packed = family.pack(random_params("full", 3, 2, rng), dtype)
+    X = (2 * rng.randn(101, 2)).astype(packed.dtype)
+    work = family.workspace(packed, CHUNK, 2, 1)[0]
+    joint, log_prob, resp = np.empty((101, 3)), np.empty(101), np.empty((101, 3))
+    labels = np.empty(101, dtype=np.intp)
+    args = (packed.kind, X, packed.proj, packed.center, packed.log_norm, packed.pivot, CHUNK, 2,
+            work)
+    kernel.predict_block(*args, log_prob, resp, labels, joint)
+    np.testing.assert_array_equal(joint, log_density(family, packed, X, 2))
+    alone = np.empty(101), np.empty((101, 3)), np.empty(101, dtype=np.intp)
+    kernel.predict_block(*args, *alone)
+    for a, b in zip((log_prob, resp, labels), alone):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_log_density_block_checks_scratch():
+    rng = np.random.RandomState(0)
+    family = GaussianFamily("diag")
+    packed = family.pack(random_params("diag", 3, 2, rng), np.float64)
+    small = (np.empty((1, 10)), None)
+    with pytest.raises(ValueError, match="workspace too small"):
+        family.log_density_block(packed, rng.randn(40, 2), CHUNK, 1, small, np.empty((40, 3)))
+    product, params, X = product_table(np.random.default_rng(0), 3, 40)
+    packed = product.pack(params, X.dtype)
+    work = product.workspace(packed, CHUNK, 1, 1)
+    with pytest.raises(ValueError, match="workspace too small"):
+        product.log_density_block(packed, X, CHUNK, 2, work, np.empty((40, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        product.log_density_block(packed, X, CHUNK, 1, work, np.empty((40, 2)))
