@@ -296,6 +296,39 @@ def test_predict_matches_reference(circle_data):
     np.testing.assert_array_equal(labels, logp.argmax(axis=1))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_log_density_block_matches_reference(dtype):
+    """The component log-densities (zero log_norm) and log p(x, z = k) (as packed), chunked on
+    the pool: the same for 1 and 2 threads."""
+    rng = np.random.default_rng(5)
+    k, d, n = 3, 4, 1000
+    X = rng.normal(size=(n, d)).astype(dtype)
+    family = diag_family(d=d, min_chunk_rows=1)
+    params = mixture_params(rng.dirichlet(np.ones(k)), family.make_params(
+        Diag(rng.normal(size=(k, d)), rng.uniform(0.5, 2, (k, d)))))
+    x = X.astype(np.float64)
+    expected = np.stack([-0.5 * (np.log(2 * np.pi * params.components.var[c])
+                                 + (x - params.components.mean[c]) ** 2
+                                 / params.components.var[c]).sum(axis=1)
+                         for c in range(k)], axis=1)
+    packed = MIXTURE.pack(family, params, dtype)
+    pure = family.pack(params.components, dtype)
+    outs = []
+    for n_threads in (1, 2):
+        work = family.workspace(pure, 64, n_threads, -(-n // 64))
+        out = np.full((n, k), np.nan)
+        family.log_density_block(pure, X, 64, n_threads, work, out)
+        outs.append(out)
+    np.testing.assert_allclose(outs[1], expected, rtol=1e-12)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    work = family.workspace(packed, 64, 2, -(-n // 64))
+    joint = np.full((n, k), np.nan)
+    family.log_density_block(packed, X, 64, 2, work, joint)
+    np.testing.assert_allclose(joint, expected + np.log(params.weights), rtol=1e-12)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        family.log_density_block(packed, X, 64, 2, work, np.empty((n, k + 1)))
+
+
 def test_agrees_with_builtin_diagonal_gaussian():
     rng = np.random.default_rng(0)
     k, d = 3, 4

@@ -21,21 +21,21 @@
 # and zero responsibilities never meet an infinite feature in r.T @ T. A NaN log-density (only
 # from NaN parameters) becomes -inf.
 #
-# Scratch: per thread, workspace_size(chunk_size, F, K) doubles holding the chunk's features
-# (chunk, F), log-probabilities turned responsibilities (chunk, K), log-sum-exp (chunk,) and base
-# measure (chunk,); per chunk, a slot of stats_size + 2 doubles (the statistics, then the chunk's
-# lowest log p(x_i) and its row).
+# Scratch: per thread, workspace_size(chunk_size, F, K) doubles holding the chunk's
+# log-probabilities turned responsibilities (chunk, K), log-sum-exp (chunk,), features (chunk, F)
+# and base measure (chunk,); per chunk, a slot of stats_size + 2 doubles (the statistics, then
+# the chunk's lowest log p(x_i) and its row).
 #
-# Determinism: every chunk writes its statistics into its own slot, and slots are added in chunk
-# order after the parallel loop, so results are bitwise identical for any number of threads.
+# Threads and determinism: the block skeleton (_blocks.pyx) runs the chunks on threads; every
+# chunk writes its statistics into its own slot, and slots are added in chunk order after the
+# parallel loop, so results are bitwise identical for any number of threads.
 from cython cimport floating
-from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, floor, lgamma, log
 from libc.string cimport memcpy, memset
 
-from ._blocks cimport add_slots, check_scratch
+from ._blocks cimport emission_t, fit_chunks, predict_chunks
 from ._linalg cimport gemm_rowmajor, gemm_tn_rowmajor
-from .logsumexp cimport normalize_log_rows, posterior_outputs
+from .logsumexp cimport normalize_log_rows
 
 # The column kinds and the signatures of the per-chunk functions are declared in expfam.pxd,
 # the public C-level API of this module.
@@ -64,7 +64,8 @@ cpdef Py_ssize_t stats_size(Py_ssize_t f, Py_ssize_t k):
 
 cpdef Py_ssize_t workspace_size(Py_ssize_t chunk_size, Py_ssize_t f, Py_ssize_t k):
     """float64 elements of per-thread scratch for chunks of ``chunk_size`` rows (any dtype):
-    features (chunk, f), responsibilities (chunk, k), log-sum-exp and base measure (chunk,)."""
+    responsibilities (chunk, k), log-sum-exp (chunk,), features (chunk, f), base measure
+    (chunk,)."""
     return chunk_size * (f + k + 2)
 
 
@@ -253,6 +254,74 @@ cdef check_layout(Py_ssize_t n, Py_ssize_t d, const int[::1] col_kind,
         raise ValueError("fastem: at least one component is needed")
 
 
+# The block skeleton (_blocks.pyx) runs the chunks; a pass's parameters reach the per-chunk
+# functions below as an ExpFamPass behind the emission's void pointer.
+ctypedef struct ExpFamPass:
+    Py_ssize_t d, f, k
+    Py_ssize_t chunk_size              # rows per chunk: lays out the family's scratch, which is
+                                       # features (chunk_size, f), then base (chunk_size,)
+    const int* col_kind                # column layout, see features
+    const Py_ssize_t* col_offset
+    const double* col_shift
+    const double* natural              # (f, k)
+    const double* log_norm             # (k,)
+
+
+cdef void fit_chunk(
+    const void* params,                # IN  ExpFamPass
+    const floating* x, Py_ssize_t n,   # IN  chunk rows (n, d)
+    const double* weights,             # IN  (n,) sample weights, or NULL for ones
+    const double* resp_in,             # IN  (n, k) given responsibilities, or NULL
+    bint with_stats,                   # IN  accumulate s0, S (else only ll, W)
+    double* resp, double* lse,         # TMP (n, k), (n,)
+    double* scratch,                   # TMP features and base measure, see ExpFamPass
+    double* slot,                      # OUT zeroed statistics vector (stats_size)
+    double* worst,                     # OUT [lowest log p(x_i), its row in the chunk]
+) noexcept nogil:
+    """The skeleton's fit of one chunk: chunk_fit with the pass's parameters."""
+    cdef const ExpFamPass* p = <const ExpFamPass*> params
+    chunk_fit(x, n, p.d, p.col_kind, p.col_offset, p.col_shift, weights, resp_in, p.natural,
+              p.log_norm, p.f, p.k, with_stats, scratch, resp, lse,
+              scratch + p.chunk_size * p.f, slot, worst)
+
+
+cdef void log_density_chunk(
+    const void* params,                # IN  ExpFamPass
+    const floating* x, Py_ssize_t n,   # IN  chunk rows (n, d)
+    double* scratch,                   # TMP features and base measure, see ExpFamPass
+    double* logp,                      # OUT (n, k) log_norm[k] + log p(x_i | k)
+) noexcept nogil:
+    """The skeleton's log-densities of one chunk: features, then chunk_log_prob."""
+    cdef const ExpFamPass* p = <const ExpFamPass*> params
+    cdef double* base = scratch + p.chunk_size * p.f
+    features(x, n, p.d, p.col_kind, p.col_offset, p.col_shift, scratch, base)
+    chunk_log_prob(scratch, base, n, p.f, p.natural, p.log_norm, p.k, logp)
+
+
+cdef int fill_pass(
+    Py_ssize_t n, Py_ssize_t d,        # IN  shape of the block
+    const int[::1] col_kind,           # IN  (d,) COL_* of each column
+    const Py_ssize_t[::1] col_offset,  # IN  (d + 1,) feature range of each column; f = [d]
+    const double[::1] col_shift,       # IN  (d,) centre s_j of COL_GAUSSIAN columns
+    const double[:, ::1] natural,      # IN  (f, k) natural parameters
+    const double[::1] log_norm,        # IN  (k,)
+    Py_ssize_t chunk_size,
+    ExpFamPass* p,                     # OUT the pass's parameters
+    emission_t* e,                     # OUT the emission of the pass, over p
+) except -1:
+    """The pass's parameters, checked (check_layout), and their emission for the skeleton."""
+    check_layout(n, d, col_kind, col_offset, col_shift, natural, log_norm)
+    p.d, p.f, p.k, p.chunk_size = d, col_offset[d], log_norm.shape[0], chunk_size
+    p.col_kind, p.col_offset, p.col_shift = &col_kind[0], &col_offset[0], &col_shift[0]
+    p.natural, p.log_norm = &natural[0, 0], &log_norm[0]
+    e.params, e.d, e.k = p, d, p.k
+    e.stats_size = stats_size(p.f, p.k)
+    e.workspace = workspace_size(chunk_size, p.f, p.k)
+    e.fit_f32, e.fit_f64 = fit_chunk[float], fit_chunk[double]
+    e.log_density_f32, e.log_density_f64 = log_density_chunk[float], log_density_chunk[double]
+    return 0
+
+
 def fit_block(
     const floating[:, ::1] X,          # IN  (n, d) block of rows
     const double[::1] weights,         # IN  (n,) or (0,) for unit weights
@@ -279,41 +348,20 @@ def fit_block(
     nothing but its weight. Zero-weight rows add nothing at all.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
-    check_layout(n, d, col_kind, col_offset, col_shift, natural, log_norm)
-    cdef Py_ssize_t f = col_offset[d]
-    cdef Py_ssize_t size = stats_size(f, k)
-    cdef Py_ssize_t c, start, rows
-    cdef double* ws
-    cdef double* slot
-    cdef const double* w_ptr = &weights[0] if weights.shape[0] else NULL
+    cdef ExpFamPass p
+    cdef emission_t e
+    fill_pass(n, d, col_kind, col_offset, col_shift, natural, log_norm, chunk_size, &p, &e)
     cdef bint given = resp_in.shape[0] > 0
-    if stats.shape[0] != size or worst.shape[0] != 2:
+    if stats.shape[0] != e.stats_size or worst.shape[0] != 2:
         raise ValueError("fastem: stats must have stats_size(f, k) entries and worst two")
     if weights.shape[0] not in (0, n) or (given and (resp_in.shape[0] != n
                                                      or resp_in.shape[1] != k)):
         raise ValueError("fastem: weights must be (n,) or empty, resp_in (n, k) or empty")
     if n == 0:
         return
-    if chunk_size < 1:
-        raise ValueError("fastem: chunk_size must be positive")
-    cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
-    check_scratch(chunk_size, n_threads, workspace_size(chunk_size, f, k), workspace, n_chunks,
-                  size + 2, slots)
-    with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
-        ws = &workspace[threadid(), 0]
-        for c in prange(n_chunks, schedule="dynamic"):
-            start = c * chunk_size
-            rows = min(chunk_size, n - start)
-            slot = &slots[c, 0]
-            memset(slot, 0, (size + 2) * sizeof(double))
-            chunk_fit(&X[start, 0], rows, d, &col_kind[0], &col_offset[0], &col_shift[0],
-                      (w_ptr + start) if w_ptr != NULL else NULL,
-                      &resp_in[start, 0] if given else NULL,
-                      &natural[0, 0], &log_norm[0], f, k, with_stats,
-                      ws, ws + chunk_size * f, ws + chunk_size * (f + k),
-                      ws + chunk_size * (f + k + 1),
-                      slot, slot + size)
-    add_slots(slots, n_chunks, size, chunk_size, row_offset, stats, worst)
+    fit_chunks(&e, &X[0, 0], n, &weights[0] if weights.shape[0] else NULL,
+               &resp_in[0, 0] if given else NULL, with_stats, chunk_size, n_threads, workspace,
+               slots, stats, worst, row_offset)
 
 
 def predict_block(
@@ -335,36 +383,43 @@ def predict_block(
     A row out of support gets log p = -inf, all-zero posteriors and label 0.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
-    check_layout(n, d, col_kind, col_offset, col_shift, natural, log_norm)
-    cdef Py_ssize_t f = col_offset[d]
-    cdef Py_ssize_t c, start, rows
-    cdef double* t
-    cdef double* logp
-    cdef double* lse
-    cdef double* base
-    cdef bint want_lp = log_prob.shape[0] > 0, want_resp = resp.shape[0] > 0
-    cdef bint want_label = labels.shape[0] > 0
+    cdef ExpFamPass p
+    cdef emission_t e
+    fill_pass(n, d, col_kind, col_offset, col_shift, natural, log_norm, chunk_size, &p, &e)
+    cdef bint want_resp = resp.shape[0] > 0
     if (log_prob.shape[0] not in (0, n) or labels.shape[0] not in (0, n)
             or (want_resp and (resp.shape[0] != n or resp.shape[1] != k))):
         raise ValueError("fastem: outputs must be (n,), (n, k), (n,) or empty")
     if n == 0:
         return
-    if chunk_size < 1:
-        raise ValueError("fastem: chunk_size must be positive")
-    cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
-    check_scratch(chunk_size, n_threads, workspace_size(chunk_size, f, k), workspace, 0, 0,
-                  workspace)
-    with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
-        t = &workspace[threadid(), 0]
-        logp = t + chunk_size * f
-        lse = logp + chunk_size * k
-        base = lse + chunk_size
-        for c in prange(n_chunks, schedule="dynamic"):
-            start = c * chunk_size
-            rows = min(chunk_size, n - start)
-            features(&X[start, 0], rows, d, &col_kind[0], &col_offset[0], &col_shift[0], t,
-                     base)
-            chunk_log_prob(t, base, rows, f, &natural[0, 0], &log_norm[0], k, logp)
-            posterior_outputs(logp, rows, k, lse, &log_prob[start] if want_lp else NULL,
-                              &resp[start, 0] if want_resp else NULL,
-                              &labels[start] if want_label else NULL)
+    predict_chunks(&e, &X[0, 0], n, chunk_size, n_threads, workspace,
+                   &log_prob[0] if log_prob.shape[0] else NULL,
+                   &resp[0, 0] if want_resp else NULL,
+                   &labels[0] if labels.shape[0] else NULL, NULL)
+
+
+def log_density_block(
+    const floating[:, ::1] X,          # IN  (n, d) block of rows
+    const int[::1] col_kind,           # IN  (d,) COL_* of each column
+    const Py_ssize_t[::1] col_offset,  # IN  (d + 1,) feature range of each column; f = [d]
+    const double[::1] col_shift,       # IN  (d,) centre s_j of COL_GAUSSIAN columns
+    const double[:, ::1] natural,      # IN  (f, k) natural parameters
+    const double[::1] log_norm,        # IN  (k,) -A(natural_k), without log w_k: component
+                                       #     log-densities
+    Py_ssize_t chunk_size,
+    int n_threads,
+    double[:, ::1] workspace,          # TMP (>= n_threads, workspace_size) per-thread scratch
+    double[:, ::1] out,                # OUT (n, k) log_norm[k] + log p(x_i | natural_k)
+):
+    """Per-row component log-densities of a block, written into ``out`` (any order); a row out
+    of support gets -inf for every component."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef ExpFamPass p
+    cdef emission_t e
+    fill_pass(n, d, col_kind, col_offset, col_shift, natural, log_norm, chunk_size, &p, &e)
+    if out.shape[0] != n or out.shape[1] != p.k:
+        raise ValueError("fastem: out must have shape (n, k)")
+    if n == 0:
+        return
+    predict_chunks(&e, &X[0, 0], n, chunk_size, n_threads, workspace, NULL, NULL, NULL,
+                   &out[0, 0])

@@ -32,16 +32,16 @@
 #          each mu_k. full, tied and diag are the fallbacks where the expfam bound is too large
 #          even in float64 (components far apart relative to their spread).
 #
-# Determinism: every chunk writes its statistics into its own slot, and slots are added in chunk
-# order after the parallel loop, so results are bitwise identical for any number of threads.
+# Threads and determinism: the block skeleton (_blocks.pyx) runs the chunks on threads; every
+# chunk writes its statistics into its own slot, and slots are added in chunk order after the
+# parallel loop, so results are bitwise identical for any number of threads.
 from cython cimport floating
-from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, sqrt
 from libc.string cimport memcpy, memset
 
-from ._blocks cimport add_slots, check_scratch
+from ._blocks cimport emission_t, fit_chunks, predict_chunks
 from ._linalg cimport gemm_colmajor, gemm_rowmajor, syrk_rowmajor
-from .logsumexp cimport normalize_log_rows, posterior_outputs
+from .logsumexp cimport normalize_log_rows
 
 # The kernel kinds, the buffer-size helpers and the signatures of the per-chunk functions
 # are declared in gaussian.pxd, the public C-level API of this module.
@@ -353,9 +353,79 @@ cdef void chunk_fit(
 
 
 cpdef Py_ssize_t workspace_size(int kind, Py_ssize_t chunk_size, Py_ssize_t d, Py_ssize_t k):
-    """float64 elements of per-thread scratch for chunks of ``chunk_size`` rows (any dtype)."""
+    """float64 elements of per-thread scratch for chunks of ``chunk_size`` rows (any dtype):
+    the skeleton's log-densities and log-sum-exp (chunk, k + 1), then y and z (GaussianPass)."""
     return chunk_size * (k + 1) + chunk_size * projection_width(kind, d, k) + 1 + scratch_size(
         kind, chunk_size, d, k)
+
+
+# The block skeleton (_blocks.pyx) runs the chunks; a pass's parameters reach the per-chunk
+# functions below as a GaussianPass behind the emission's void pointer.
+ctypedef struct GaussianPass:
+    int kind
+    Py_ssize_t d, k
+    Py_ssize_t chunk_size              # rows per chunk: lays out the family's scratch, which is
+                                       # y (chunk_size, projection_width) + 1, then z
+                                       # (scratch_size), in the data's dtype
+    const void* proj                   # (see chunk_log_prob), in the data's dtype
+    const void* center
+    const void* pivot
+    const double* log_norm
+
+
+cdef void fit_chunk(
+    const void* params,                # IN  GaussianPass
+    const floating* x, Py_ssize_t n,   # IN  chunk rows (n, d)
+    const double* weights,             # IN  (n,) sample weights, or NULL for ones
+    const double* resp_in,             # IN  (n, k) given responsibilities, or NULL
+    bint with_stats,                   # IN  accumulate s0, s1, s2 (else only loglik)
+    double* resp, double* lse,         # TMP (n, k), (n,)
+    double* scratch,                   # TMP y and z, see GaussianPass
+    double* slot,                      # OUT zeroed statistics vector (stats_size)
+    double* worst,                     # OUT [lowest log p(x_i), its row in the chunk]
+) noexcept nogil:
+    """The skeleton's fit of one chunk: chunk_fit with the pass's parameters."""
+    cdef const GaussianPass* p = <const GaussianPass*> params
+    cdef floating* y = <floating*> scratch
+    chunk_fit(p.kind, x, n, p.d, weights, resp_in, <const floating*> p.proj,
+              <const floating*> p.center, p.log_norm, p.k, <const floating*> p.pivot, with_stats,
+              resp, lse, y, y + p.chunk_size * projection_width(p.kind, p.d, p.k) + 1, slot,
+              worst)
+
+
+cdef void log_density_chunk(
+    const void* params,                # IN  GaussianPass
+    const floating* x, Py_ssize_t n,   # IN  chunk rows (n, d)
+    double* scratch,                   # TMP y, see GaussianPass
+    double* logp,                      # OUT (n, k) log_norm[k] + log N(x_i | mu_k, Sigma_k)
+) noexcept nogil:
+    """The skeleton's log-densities of one chunk: features (expfam kinds), chunk_log_prob."""
+    cdef const GaussianPass* p = <const GaussianPass*> params
+    cdef floating* y = <floating*> scratch
+    if is_expfam(p.kind):
+        features(p.kind, x, n, p.d, <const floating*> p.pivot, y)
+    chunk_log_prob(p.kind, x, n, p.d, <const floating*> p.proj, <const floating*> p.center,
+                   p.log_norm, p.k, y, logp)
+
+
+cdef void fill_pass(
+    int kind,
+    const floating[:, ::1] proj,       # IN  see chunk_log_prob
+    const floating[:, ::1] center,
+    const double[::1] log_norm,        # IN  (k,)
+    const floating[:, ::1] pivot,      # IN  (k, d)
+    Py_ssize_t chunk_size,
+    GaussianPass* p,                   # OUT the pass's parameters
+    emission_t* e,                     # OUT the emission of the pass, over p
+) noexcept:
+    """The pass's parameters and their emission for the skeleton."""
+    p.kind, p.d, p.k, p.chunk_size = kind, pivot.shape[1], log_norm.shape[0], chunk_size
+    p.proj, p.center, p.pivot, p.log_norm = &proj[0, 0], &center[0, 0], &pivot[0, 0], &log_norm[0]
+    e.params, e.d, e.k = p, p.d, p.k
+    e.stats_size = stats_size(kind, p.d, p.k)
+    e.workspace = workspace_size(kind, chunk_size, p.d, p.k)
+    e.fit_f32, e.fit_f64 = fit_chunk[float], fit_chunk[double]
+    e.log_density_f32, e.log_density_f64 = log_density_chunk[float], log_density_chunk[double]
 
 
 def fit_block(
@@ -377,33 +447,14 @@ def fit_block(
     Py_ssize_t row_offset,
 ):
     """One E-step (and statistics) over a block; adds into ``stats`` in chunk order."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
-    cdef Py_ssize_t size = stats_size(kind, d, k), width = projection_width(kind, d, k)
-    cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
-    cdef Py_ssize_t c, start, rows
-    cdef double* ws
-    cdef double* slot
-    cdef const double* w_ptr = &weights[0] if weights.shape[0] else NULL
-    cdef bint given = resp_in.shape[0] > 0
-    if n == 0:
+    cdef GaussianPass p
+    cdef emission_t e
+    fill_pass(kind, proj, center, log_norm, pivot, chunk_size, &p, &e)
+    if X.shape[0] == 0:
         return
-    check_scratch(chunk_size, n_threads, workspace_size(kind, chunk_size, d, k), workspace,
-                  n_chunks, size + 2, slots)
-    with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
-        ws = &workspace[threadid(), 0]
-        for c in prange(n_chunks, schedule="dynamic"):
-            start = c * chunk_size
-            rows = min(chunk_size, n - start)
-            slot = &slots[c, 0]
-            memset(slot, 0, (size + 2) * sizeof(double))
-            chunk_fit(kind, &X[start, 0], rows, d,
-                      (w_ptr + start) if w_ptr != NULL else NULL,
-                      &resp_in[start, 0] if given else NULL,
-                      &proj[0, 0], &center[0, 0], &log_norm[0], k, &pivot[0, 0], with_stats,
-                      ws, ws + chunk_size * k, <floating*> (ws + chunk_size * (k + 1)),
-                      <floating*> (ws + chunk_size * (k + 1)) + chunk_size * width + 1,
-                      slot, slot + size)
-    add_slots(slots, n_chunks, size, chunk_size, row_offset, stats, worst)
+    fit_chunks(&e, &X[0, 0], X.shape[0], &weights[0] if weights.shape[0] else NULL,
+               &resp_in[0, 0] if resp_in.shape[0] else NULL, with_stats, chunk_size, n_threads,
+               workspace, slots, stats, worst, row_offset)
 
 
 def predict_block(
@@ -422,31 +473,37 @@ def predict_block(
     double[:, ::1] out_log_joint=None, # OUT (n, k) log p(x_i, z = k), or None to skip
 ):
     """Per-row log-likelihood, posteriors and labels for a block (no reduction, any order)."""
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = log_norm.shape[0]
-    cdef Py_ssize_t n_chunks = (n + chunk_size - 1) // chunk_size
-    cdef Py_ssize_t c, start, rows
-    cdef double* logp
-    cdef double* lse
-    cdef floating* y
-    cdef bint want_lp = out_log_prob.shape[0] > 0, want_resp = out_resp.shape[0] > 0
-    cdef bint want_label = out_label.shape[0] > 0, want_joint = out_log_joint is not None
-    if n == 0:
+    cdef GaussianPass p
+    cdef emission_t e
+    fill_pass(kind, proj, center, log_norm, pivot, chunk_size, &p, &e)
+    if X.shape[0] == 0:
         return
-    check_scratch(chunk_size, n_threads, workspace_size(kind, chunk_size, d, k), workspace,
-                  0, 0, workspace)
-    with nogil, parallel(num_threads=min(n_threads, n_chunks)):  # no idle threads
-        logp = &workspace[threadid(), 0]
-        lse = logp + chunk_size * k
-        y = <floating*> (lse + chunk_size)
-        for c in prange(n_chunks, schedule="dynamic"):
-            start = c * chunk_size
-            rows = min(chunk_size, n - start)
-            if is_expfam(kind):
-                features(kind, &X[start, 0], rows, d, &pivot[0, 0], y)
-            chunk_log_prob(kind, &X[start, 0], rows, d, &proj[0, 0], &center[0, 0],
-                           &log_norm[0], k, y, logp)
-            if want_joint:
-                memcpy(&out_log_joint[start, 0], logp, rows * k * sizeof(double))
-            posterior_outputs(logp, rows, k, lse, &out_log_prob[start] if want_lp else NULL,
-                              &out_resp[start, 0] if want_resp else NULL,
-                              &out_label[start] if want_label else NULL)
+    predict_chunks(&e, &X[0, 0], X.shape[0], chunk_size, n_threads, workspace,
+                   &out_log_prob[0] if out_log_prob.shape[0] else NULL,
+                   &out_resp[0, 0] if out_resp.shape[0] else NULL,
+                   &out_label[0] if out_label.shape[0] else NULL,
+                   &out_log_joint[0, 0] if out_log_joint is not None else NULL)
+
+
+def log_density_block(
+    int kind,
+    const floating[:, ::1] X,          # IN  (n, d) block of rows
+    const floating[:, ::1] proj,       # IN  see chunk_log_prob
+    const floating[:, ::1] center,
+    const double[::1] log_norm,        # IN  (k,) without log w_k: component log-densities
+    const floating[:, ::1] pivot,      # IN  (k, d); expfam: the centre of t(x)
+    Py_ssize_t chunk_size,
+    int n_threads,
+    double[:, ::1] workspace,          # TMP (>= n_threads, workspace_size) per-thread scratch
+    double[:, ::1] out,                # OUT (n, k) log_norm[k] + log N(x_i | mu_k, Sigma_k)
+):
+    """Per-row component log-densities of a block, written into ``out`` (any order)."""
+    cdef GaussianPass p
+    cdef emission_t e
+    fill_pass(kind, proj, center, log_norm, pivot, chunk_size, &p, &e)
+    if out.shape[0] != X.shape[0] or out.shape[1] != p.k:
+        raise ValueError("fastem: out must have shape (n, k)")
+    if X.shape[0] == 0:
+        return
+    predict_chunks(&e, &X[0, 0], X.shape[0], chunk_size, n_threads, workspace, NULL, NULL, NULL,
+                   &out[0, 0])

@@ -76,6 +76,12 @@ class Family:
         """Write per-row log p(x), posteriors and labels of a block (each output may be None)."""
         raise NotImplementedError
 
+    def log_density_block(self, packed, X, chunk_size, n_threads, work, out):
+        """Write ``log_norm_k + log p(x_i | k)`` of a block into ``out`` (n, K) float64, where
+        ``log_norm`` is the packed one (the component log-densities when it holds no
+        log-weights)."""
+        raise NotImplementedError
+
     def invalid_rows(self, block):
         """Boolean mask of the block's rows outside the family's support (finite values only);
         ``error_message`` says what is wrong with them."""

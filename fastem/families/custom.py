@@ -332,6 +332,26 @@ class CustomFamily(Family):
 
         _run_chunks(chunk, -(-n // rows), n_threads)
 
+    def log_density_block(self, packed, X, chunk_size, n_threads, work, out):
+        """Write ``packed.log_norm[k]`` plus the user's ``log_density`` of a block into ``out``
+        (n, K) C-contiguous float64, chunk by chunk on the pool: the component log-densities
+        when ``packed.log_norm`` is zero, log p(x_i, z = k) as packed by ``pack``."""
+        n, k = X.shape[0], packed.log_norm.shape[0]
+        if out.shape != (n, k) or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous ({n}, {k}) array")
+        if n == 0:
+            return
+        self._check_kernels(packed, X)
+        rows = _block_rows(work.rows, chunk_size, n)
+
+        def chunk(t, c):
+            logp = out[c * rows:(c + 1) * rows]  # a C-contiguous view
+            self.log_density(X[c * rows:(c + 1) * rows], packed.args, logp)
+            flat = logp.reshape(-1)
+            flat += work.log_norm_rows[:logp.size]
+
+        _run_chunks(chunk, -(-n // rows), n_threads)
+
     def invalid_rows(self, block):
         """The user's ``invalid_rows`` mask, or no row."""
         if self.user_invalid_rows is None:
@@ -555,7 +575,9 @@ def _executor(n_threads):
 
 def _run_chunks(chunk, n_chunks, n_threads):
     """Call ``chunk(thread, c)`` for every chunk ``c``: one task per thread, chunks handed out
-    in order by a shared counter (dynamic scheduling; ``next`` on it is atomic under the GIL)."""
+    in order by a shared counter (dynamic scheduling; ``next`` on it is atomic under the GIL).
+    The Python counterpart of the compiled families' skeleton (``_kernels/_blocks.pyx``); why
+    custom families do not run that one: docs/kernels.md."""
     n_tasks = min(n_threads, n_chunks)
     if n_tasks <= 1:
         for c in range(n_chunks):

@@ -481,6 +481,14 @@ class ProductFamily(Family):
             np.empty((0, k)) if resp is None else resp,
             _EMPTY_LABELS if labels is None else labels)
 
+    def log_density_block(self, packed, X, chunk_size, n_threads, work, out):
+        """Write ``packed.log_norm[k] + log p(x_i | natural_k)`` of a block into ``out`` (n, K)
+        C-contiguous float64: the component log-densities when ``packed.log_norm`` holds no
+        log-weights; -inf for rows out of support."""
+        _kernel().log_density_block(
+            X, packed.col_kind, packed.col_offset, packed.col_shift, packed.natural,
+            packed.log_norm, chunk_size, n_threads, work[0], out)
+
     def invalid_rows(self, block):
         block = np.asarray(block)
         bad = np.zeros(block.shape[0], dtype=bool)

@@ -371,6 +371,13 @@ class GaussianFamily(Family):
             _EMPTY_LABELS if labels is None else labels,
         )
 
+    def log_density_block(self, packed, X, chunk_size, n_threads, work, out):
+        """Write ``packed.log_norm[k] + log N(x_i | mu_k, Sigma_k)`` of a block (of the packed
+        dtype) into ``out`` (n, K) C-contiguous float64: the component log-densities when
+        ``packed.log_norm`` holds no log-weights, log p(x_i, z = k) as packed by ``pack``."""
+        _kernel().log_density_block(packed.kind, X, packed.proj, packed.center, packed.log_norm,
+                                    packed.pivot, chunk_size, n_threads, work[0], out)
+
     def m_step(self, stats, packed, params=None):
         """Exact (or MAP, under ``prior``) M-step of the components.
 
