@@ -59,12 +59,13 @@ def main():
     args = parser.parse_args()
     sys.path[:0] = [ROOT, HERE]
     from benchmarks.bench_gaussian import initial_parameters, make_data
-    from fastem.driver import default_chunk_size
 
     from fastem import GaussianMixture
     from fastem._config import single_threaded_blas
     from fastem._kernels import gaussian as new
+    from fastem.drivers.local import default_chunk_size
     from fastem.families.gaussian import GaussianFamily, GaussianParams
+    from fastem.latent.mixture import Mixture, MixtureParams
 
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,9 +80,9 @@ def main():
             X = make_data(1_000_000, 16, 16, dt)
             model = GaussianMixture(16, covariance_type=t, tol=0, max_iter=2, n_threads=th,
                                     **initial_parameters(X, 16, t)).fit(X)
-            params = GaussianParams.from_covariances(t, model.weights_, model.means_,
-                                                     model.covariances_)
-            p = GaussianFamily(t).pack(params, np.dtype(dt))
+            params = MixtureParams(model.weights_, GaussianParams.from_covariances(
+                t, model.means_, model.covariances_))
+            p = Mixture().pack(GaussianFamily(t), params, np.dtype(dt))
             X = X.astype(p.dtype)
             k, d = p.pivot.shape
             chunk = default_chunk_size(d, k)
