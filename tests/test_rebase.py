@@ -77,14 +77,25 @@ def test_gaussian_statistics_rebase(covariance_type, dtype):
         check_rebase(family, [packings[0], packings[2], packings[1]], X, resp, weights, rtol)
 
 
-def test_pooled_statistics_cannot_be_split():
+@pytest.mark.parametrize("covariance_type", ["tied", "spherical"])
+def test_pooled_statistics_restated_per_component_give_the_same_m_step(covariance_type):
+    """Moments pooled over components (tied) or dimensions (spherical) cannot be split again;
+    restated in the exact kernels' per-component frame, they give the M-step of a pass made in
+    that frame."""
     rng = np.random.default_rng(1)
-    family = GaussianFamily("tied")
-    pooled = MIXTURE.pack(family, gaussian_params("tied", rng, 0.0), np.float64)
-    per_component = family.pack_pivot(rng.normal(size=(K, 3)), np.float64)
-    stats = np.zeros(family.stats_size(pooled))
-    with pytest.raises(ValueError, match="pooled over components"):
-        family.rebase(stats, pooled, per_component)
+    X = rng.normal(size=(N, 3)) * 2 + 1
+    resp = rng.dirichlet(np.ones(K), N)
+    weights = rng.uniform(0, 2, N)
+    family = GaussianFamily(covariance_type)
+    pooled = MIXTURE.pack(family, gaussian_params(covariance_type, rng, 0.0), np.float64)
+    exact = family.pack_pivot(rng.normal(size=(K, 3)), np.float64)
+    assert pooled.kind in (KIND_EXPFAM_TIED, KIND_EXPFAM_SPHERICAL)
+    rebased = family.rebase(pass_with(family, pooled, X, resp, weights), pooled, exact)
+    direct = pass_with(family, exact, X, resp, weights)
+    ours, theirs = (MIXTURE.m_step(family, s, exact)[0] for s in (rebased, direct))
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-12,
+                                   err_msg=name)
 
 
 def product_table(rng):

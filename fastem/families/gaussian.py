@@ -321,8 +321,10 @@ class GaussianFamily(Family):
         moments are shifted from one pivot to the other (Chan et al.'s update: with
         d = p_from - p_to, s1' = s1 + s0 d and S' = S + s1 d' + d s1' + s0 d d'), then laid
         out as ``to_packed``'s kind stores them. Statistics pooled over components (the
-        exponential-family tied kind) or over dimensions (spherical) cannot be split again:
-        restating those in a per-component or per-dimension kind raises ValueError."""
+        exponential-family tied kind) or summed over dimensions (spherical) cannot be split
+        again; restated in a per-component or per-dimension kind, the pooled sum sits in the
+        first component's (or dimension's) slot, which is all the tied (spherical) M-step,
+        objective and Newton step read: their sum."""
         k, d = to_packed.pivot.shape
         view = Statistics(stats, k)
         s1, second = unpack_moments(view.family, from_packed.kind, k, d)
@@ -630,16 +632,15 @@ def unpack_moments(moments, kind, k, d):
 def pack_moments(s1, second, kind):
     """The kernel layout of ``kind`` for first moments (k, d) and second moments (k, d, d),
     (1, d, d) pooled, (k, d) diagonals or (k, 1) summed over dimensions: the inverse of
-    :func:`unpack_moments`. Pooled or summed moments cannot be split per component or per
-    dimension (ValueError)."""
+    :func:`unpack_moments`. Pooled (summed) moments restated per component (dimension) go to
+    the first slot, zeros elsewhere: the same sum, which the tied (spherical) updates read."""
     k, d = s1.shape
     if kind in (KIND_EXPFAM_TIED, KIND_FULL, KIND_TIED, KIND_EXPFAM_FULL) and second.ndim != 3:
         raise ValueError("diagonal second moments cannot be restated as full matrices")
     if kind == KIND_EXPFAM_TIED:
         return np.concatenate([s1.ravel(), second.sum(axis=0).ravel()])
-    if second.shape[0] != k:
-        raise ValueError("second moments pooled over components cannot be restated per "
-                         "component")
+    if second.shape[0] != k:  # pooled over components (tied)
+        second = np.concatenate([second, np.zeros((k - 1, d, d))])
     if kind in (KIND_FULL, KIND_TIED):  # lower triangles, as SYRK writes them
         return np.concatenate([s1.ravel(), np.tril(second).ravel()])
     if kind == KIND_EXPFAM_FULL:
@@ -649,9 +650,8 @@ def pack_moments(s1, second, kind):
         second = np.diagonal(second, axis1=1, axis2=2)
     if kind == KIND_EXPFAM_SPHERICAL:
         return np.hstack([s1, second.sum(axis=1, keepdims=True)]).ravel()
-    if second.shape[1] != d:
-        raise ValueError("second moments summed over dimensions cannot be restated per "
-                         "dimension")
+    if second.shape[1] != d:  # summed over dimensions (spherical)
+        second = np.hstack([second, np.zeros((k, d - 1))])
     return np.hstack([s1, second]).ravel()
 
 
