@@ -24,7 +24,7 @@ import numpy as np
 
 from . import data
 from ._config import resolve_n_threads, single_threaded_blas
-from .drivers.local import LocalDriver, default_chunk_size
+from .drivers.local import PREDICT_CHUNKS, LocalDriver, default_chunk_size
 from .families.gaussian import (
     COVARIANCE_TYPES,
     GaussianFamily,
@@ -123,7 +123,7 @@ def gaussian_log_prob(X, means, precisions_cholesky, covariance_type, *, weights
     work = family.workspace(packed, chunk, threads, 0)[0]
     no_rows, no_resp, no_labels = np.empty(0), np.empty((0, k)), np.empty(0, dtype=np.intp)
     with single_threaded_blas():
-        for start, block, _ in data.iter_blocks(X, 64 * chunk, packed.dtype):
+        for start, block, _ in data.iter_blocks(X, PREDICT_CHUNKS * chunk, packed.dtype):
             _kernel("gaussian").predict_block(
                 packed.kind, block, packed.proj, packed.center, packed.log_norm, packed.pivot,
                 chunk, threads, work, no_rows, no_resp, no_labels,

@@ -1,4 +1,6 @@
-"""Compiled kernels (Cython, GIL released). Private: the stable surface is built on top of them.
+"""Compiled kernels (Cython, GIL released). Their Python functions are internal (the stable
+Python surface is ``fastem.kernels``); the installed ``.pxd`` files are the public C-level API
+for compiled consumers (docs/kernels.md).
 
 OpenMP threads that wait at the end of a parallel region sleep instead of spinning, unless the
 user chose otherwise: with another busy process on the machine, libgomp's default spinning made

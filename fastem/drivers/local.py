@@ -11,6 +11,7 @@ from .. import data, sampling
 from .._config import resolve_n_threads, single_threaded_blas
 
 SLOT_BUDGET_BYTES = 8 << 20  # per-block buffer of chunk statistics
+PREDICT_CHUNKS = 64  # chunks per block of a predict pass (no statistics slots to bound)
 
 
 def default_chunk_size(n_features, n_components):
@@ -121,7 +122,8 @@ class LocalDriver:
         work = family.workspace(packed, chunk, self.n_threads, 0)
         omitted = 0
         with single_threaded_blas(), self.bar("predict") as bar:
-            for start, block, _ in data.iter_blocks(self.X, 64 * chunk, packed.dtype, bar=bar):
+            for start, block, _ in data.iter_blocks(self.X, PREDICT_CHUNKS * chunk, packed.dtype,
+                                                    bar=bar):
                 bad = self._screen(block, start, family, nan_policy)
                 rows = slice(start, start + block.shape[0])
                 views = [targets[what][rows] if what in targets else None

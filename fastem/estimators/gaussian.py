@@ -13,7 +13,7 @@ from ..families.gaussian import (
     covariances_from_cholesky,
     precisions_from_cholesky,
 )
-from ..initialization import initial_params
+from ..initialization import MAX_SAMPLE, initial_params
 from ..latent.mixture import MixtureParams
 from ._base import _MixtureBase
 
@@ -211,7 +211,7 @@ class GaussianMixture(_MixtureBase):
 
     def _prior(self, driver, rng):
         t, d = self.covariance_type, driver.n_features
-        sample, weights, _ = driver.sample_rows(rng, 1 << 16)
+        sample, weights, _ = driver.sample_rows(rng, MAX_SAMPLE)
         mean = np.average(sample, axis=0, weights=weights)
         cov = np.atleast_2d(np.cov(sample, rowvar=False, aweights=weights))
         default_psi = {"full": cov, "tied": cov, "diag": np.diag(cov).copy(),
