@@ -120,6 +120,8 @@ def run_fit(args):
 
     if args.n_init > 1 and (args.checkpoint or args.resume):
         raise ValueError("--checkpoint and --resume hold a single run: use them with --n-init 1")
+    check_outputs([model_file(args.output), args.checkpoint and model_file(args.checkpoint)],
+                  [args.data])
     X = open_data(args)
     if args.resume:
         model = load(args.resume)
@@ -146,6 +148,20 @@ def run_fit(args):
                       f"({done + model.n_iter_}) to {args.output}", file=sys.stderr)
             return 130
     return report(args, model, done + model.n_iter_, run.save(model, args.output))
+
+
+def model_file(path):
+    """The path ``fastem.io.save`` writes for ``path`` (it appends .npz)."""
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def check_outputs(outputs, inputs):
+    """Before anything is read or written: ValueError when an output (None: not given) is the
+    same file as an input, links included (writing it would destroy the input)."""
+    from .data import check_output_path
+
+    for path in filter(None, outputs):
+        check_output_path(path, filter(None, inputs), name="output")
 
 
 def report(args, model, n_iter, path):
@@ -191,6 +207,7 @@ class FitRun:
 
 
 def run_predict(args):
+    check_outputs([args.output], [args.data, args.model])
     model = load_model(args)
     X = open_data(args)
     if args.proba:
@@ -216,12 +233,16 @@ def run_score(args):
 
 
 def run_sample(args):
+    from .data import new_file
     from .io import load
 
+    path = args.output if args.output.endswith(".npy") else args.output + ".npy"  # as np.save
+    check_outputs([path], [args.model])
     model = load(args.model).set_params(random_state=args.seed)
     points, labels = model.sample(args.n_samples)
-    np.save(args.output, points)
-    print(f"wrote {args.n_samples:,} points to {args.output}")
+    with new_file(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, points)
+    print(f"wrote {args.n_samples:,} points to {path}")
     return 0
 
 

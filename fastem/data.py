@@ -6,8 +6,10 @@ arrays, ``np.memmap``, a path to a ``.npy`` file (memory-mapped, never loaded), 
 handed to the kernels as views when they are already C-contiguous in the working dtype, and
 converted one block at a time otherwise.
 """
+import contextlib
 import mmap
 import os
+import secrets
 
 import numpy as np
 
@@ -238,14 +240,20 @@ def per_row_output(what, n_samples, n_components):
     return (n_samples,), np.dtype(np.intp if what == "labels" else np.float64)
 
 
-def output_array(out, shape, dtype, name="out"):
+def output_array(out, shape, dtype, name="out", files=None, inputs=()):
     """Where per-row results go: a new array (None), a new ``.npy`` file (a path, memory-mapped,
-    so results larger than memory stream to disk) or a given writeable array of that shape."""
+    so results larger than memory stream to disk) or a given writeable array of that shape.
+
+    A path is refused when it is the same file as one of ``inputs`` (sources or paths), before
+    anything is opened for writing; given ``files`` (:class:`NewFiles`), the file is written
+    under a temporary name that ``files`` renames when the pass completes."""
     dtype = np.dtype(dtype)
     if out is None:
         return np.empty(shape, dtype=dtype)
     if isinstance(out, (str, os.PathLike)):
-        return np.lib.format.open_memmap(os.fspath(out), mode="w+", dtype=dtype, shape=shape)
+        check_output_path(out, inputs, name)
+        path = os.fspath(out) if files is None else files.create(out)
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
     if (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype
             or not out.flags.c_contiguous or not out.flags.writeable):
         flags = getattr(out, "flags", None)
@@ -256,7 +264,118 @@ def output_array(out, shape, dtype, name="out"):
             f"got {type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}"
             f"{layout}"
         )
+    if any(isinstance(x, np.ndarray) and np.may_share_memory(out, x) for x in inputs):
+        raise ValueError(f"{name} shares memory with the input: writing it would overwrite the "
+                         "data being read; pass another array")
     return out
+
+
+def source_path(X):
+    """The file a source reads (a path, a memmap or a view of one, an h5py dataset), or None."""
+    if isinstance(X, (str, bytes, os.PathLike)):
+        return os.fsdecode(X)
+    while isinstance(X, np.ndarray) and not isinstance(X, np.memmap) and X.base is not None:
+        X = X.base
+    name = getattr(X, "filename", None)
+    if name is None:
+        name = getattr(getattr(X, "file", None), "filename", None)  # h5py
+    return name if isinstance(name, str) else None
+
+
+def same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file: the same real path (symbolic links), or the
+    same device and inode (hard links)."""
+    a, b = os.fsdecode(a), os.fsdecode(b)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def check_output_path(path, inputs, name="out"):
+    """ValueError when the output ``path`` is the same file as one of ``inputs`` (paths or
+    sources): writing it would destroy the data being read (a mapped file truncated under a
+    pass kills the process with SIGBUS)."""
+    for source in inputs:
+        src = source_path(source)
+        if src is not None and same_file(path, src):
+            raise ValueError(f"{name}: {os.fsdecode(path)!r} is the input file {src!r}; writing "
+                             "it would destroy the input: choose another output path")
+
+
+class NewFiles:
+    """New files written under temporary names in their own folders (so the rename is atomic)
+    and renamed to their paths when the ``with`` block completes, or removed when it fails or
+    is interrupted: a path never holds a partial, complete-looking file.
+
+    Temporary files are created with mode 0666 less the umask, as ``open`` would create the
+    file itself, and are named ``.{name}.{pid}.{random}.tmp``; those of processes that no
+    longer exist (killed while writing) are removed when the same path is written again."""
+
+    def __init__(self):
+        self.pending = []  # (temporary path, final path)
+
+    def create(self, path):
+        """A new empty temporary file for ``path``; returns its name."""
+        path = os.path.abspath(os.fsdecode(path))
+        folder, base = os.path.split(path)
+        remove_stale_temporaries(folder, base)
+        while True:
+            tmp = os.path.join(folder, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            try:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            except FileExistsError:
+                continue
+            self.pending.append((tmp, path))
+            return tmp
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            for tmp, path in self.pending:
+                os.replace(tmp, path)
+        else:
+            for tmp, _ in self.pending:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        return False
+
+
+@contextlib.contextmanager
+def new_file(path):
+    """Yield a temporary name for the new file ``path``, renamed to it when the block completes
+    (see :class:`NewFiles`)."""
+    with NewFiles() as files:
+        yield files.create(path)
+
+
+def remove_stale_temporaries(folder, base):
+    """Remove temporary files of :class:`NewFiles` for ``base`` left by dead processes."""
+    prefix = f".{base}."
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def open_raw(path, dtype, n_features, offset=0):

@@ -25,12 +25,12 @@ message saying so (refit and save again).
 import inspect
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from ._base import ESTIMATORS, Estimator, registry_name
+from .data import new_file
 
 FORMAT = "fastem-model"
 FORMAT_VERSION = 2
@@ -50,15 +50,8 @@ def save(model, path):
     fitted = {name: writer.encode(getattr(model, name), name) for name in _fitted_names(model)}
     header = {"format": FORMAT, "version": FORMAT_VERSION, "estimator": registry_name(type(model)),
               "params": params, "fitted": fitted}
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, header=np.array(json.dumps(header)), **writer.arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with new_file(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, header=np.array(json.dumps(header)), **writer.arrays)
     return path
 
 

@@ -5,6 +5,8 @@ each block into chunks over threads and adds their statistics in chunk order. Re
 therefore bitwise identical for any ``n_threads`` (and any block size) at a given
 ``chunk_size``.
 """
+import os
+
 import numpy as np
 
 from .. import data, sampling
@@ -115,24 +117,32 @@ class LocalDriver:
         :data:`fastem.data.PER_ROW` to None (a new array), a path (a new ``.npy`` file,
         memory-mapped) or an array to fill; returns the filled arrays by name."""
         k = packed.log_norm.shape[0]
-        targets = {what: data.output_array(out, *data.per_row_output(what, self.n_samples, k))
-                   for what, out in outputs.items()}
-        chunk = self._chunk(k)
-        work = family.workspace(packed, chunk, self.n_threads, 0)
-        omitted = 0
-        with single_threaded_blas(), self.bar("predict") as bar:
-            for start, block, _ in data.iter_blocks(self.X, 64 * chunk, packed.dtype, bar=bar):
-                bad = self._screen(block, start, family, nan_policy)
-                rows = slice(start, start + block.shape[0])
-                views = [targets[what][rows] if what in targets else None
-                         for what in ("log_prob", "resp", "labels")]
-                family.predict_block(packed, block, chunk, self.n_threads, work, *views)
-                if bad is not None:
-                    mark_omitted(bad, *views)
-                    omitted += int(bad.sum())
+        with data.NewFiles() as files:  # paths: written under temporary names, renamed at the end
+            targets = {what: data.output_array(out, *data.per_row_output(what, self.n_samples, k),
+                                               files=files, inputs=(self.X,))
+                       for what, out in outputs.items()}
+            chunk = self._chunk(k)
+            work = family.workspace(packed, chunk, self.n_threads, 0)
+            omitted = 0
+            with single_threaded_blas(), self.bar("predict") as bar:
+                for start, block, _ in data.iter_blocks(self.X, 64 * chunk, packed.dtype,
+                                                        bar=bar):
+                    bad = self._screen(block, start, family, nan_policy)
+                    rows = slice(start, start + block.shape[0])
+                    views = [targets[what][rows] if what in targets else None
+                             for what in ("log_prob", "resp", "labels")]
+                    family.predict_block(packed, block, chunk, self.n_threads, work, *views)
+                    if bad is not None:
+                        mark_omitted(bad, *views)
+                        omitted += int(bad.sum())
+            for target in targets.values():
+                if isinstance(target, np.memmap):
+                    target.flush()
         if nan_policy is not None:
             self.n_omitted = omitted
-        return targets
+        return {what: np.load(os.fspath(outputs[what]), mmap_mode="r+")
+                if isinstance(outputs[what], (str, os.PathLike)) else target
+                for what, target in targets.items()}
 
     @staticmethod
     def _screen(block, start, family, nan_policy):

@@ -1,0 +1,99 @@
+"""Hardening (issue 15): outputs never destroy inputs, files changing under a pass, file-system
+errors, interrupted resumes, column checks on every method, resources and messages."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastem import GaussianMixture
+
+
+def fastem_cli(*args):
+    return subprocess.run([sys.executable, "-m", "fastem.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.RandomState(0)
+    return np.vstack([rng.randn(400, 3), rng.randn(400, 3) + 5])
+
+
+@pytest.fixture(scope="module")
+def model(blobs):
+    return GaussianMixture(2, random_state=0).fit(blobs)
+
+
+# ---------------------------------------------------------------- 1. an output over an input
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples"])
+def test_output_over_the_input_is_refused(model, blobs, tmp_path, link, method):
+    data = tmp_path / "data.npy"
+    np.save(data, blobs)
+    out = data if link == "same" else tmp_path / "out.npy"
+    if link == "symlink":
+        os.symlink(data, out)
+    elif link == "hardlink":
+        os.link(data, out)
+    with pytest.raises(ValueError, match="is the input file"):
+        getattr(model, method)(str(data), out=out)
+    np.testing.assert_array_equal(np.load(data), blobs)  # untouched
+
+
+def test_output_array_sharing_the_input_memory_is_refused(model, blobs):
+    X = blobs.copy()
+    with pytest.raises(ValueError, match="shares memory with the input"):
+        model.score_samples(X, out=X.reshape(-1)[:X.shape[0]])
+
+
+def test_interrupted_predict_leaves_no_file(model, blobs, tmp_path):
+    class Bar:
+        def __init__(self, desc, total):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            raise KeyboardInterrupt
+
+    import fastem.estimators._base as base
+
+    X = np.repeat(blobs, 200, axis=0)
+    m = GaussianMixture(2, random_state=0, chunk_size=64).fit(blobs)
+    m.progress = True
+    original, base.progress_bars = base.progress_bars, Bar
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            m.predict_proba(X, out=tmp_path / "proba.npy")
+    finally:
+        base.progress_bars = original
+    assert os.listdir(tmp_path) == []
+    out = model.predict_proba(X, out=tmp_path / "proba.npy")
+    assert out.filename == str(tmp_path / "proba.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "proba.npy"), model.predict_proba(X))
+    assert os.listdir(tmp_path) == ["proba.npy"]
+
+
+@pytest.mark.parametrize("command", ["predict", "fit"])
+def test_cli_refuses_an_output_over_the_data(blobs, model, tmp_path, command):
+    data = tmp_path / "data.npy"
+    np.save(data, blobs)
+    os.link(data, tmp_path / "alias.npz")
+    args = (["predict", model.save(tmp_path / "m.npz"), data, "-o", data] if command == "predict"
+            else ["fit", data, "-o", tmp_path / "alias"])
+    result = fastem_cli(*args)
+    assert result.returncode == 2 and "is the input file" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    np.testing.assert_array_equal(np.load(data), blobs)
+
+
+def test_cli_sample_reports_the_path_it_wrote(model, tmp_path):
+    result = fastem_cli("sample", model.save(tmp_path / "m.npz"), "-n", 5, "-o", tmp_path / "pts")
+    assert result.returncode == 0 and f"to {tmp_path / 'pts.npy'}" in result.stdout
+    assert np.load(tmp_path / "pts.npy").shape == (5, 3)
