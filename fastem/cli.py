@@ -115,6 +115,7 @@ def load_model(args):
 
 
 def run_fit(args):
+    from .data import SourceChanged
     from .estimators import GaussianMixture
     from .io import load, save
 
@@ -141,12 +142,13 @@ def run_fit(args):
     with sigint_as_keyboard_interrupt():
         try:
             model.fit(X)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SourceChanged) as exc:
+            stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
             if hasattr(model, "n_features_in_"):
                 run.save(model, args.output)
-                print(f"interrupted: wrote the last completed iteration "
+                print(f"{stopped}; wrote the last completed iteration "
                       f"({done + model.n_iter_}) to {args.output}", file=sys.stderr)
-            return 130
+            return 130 if isinstance(exc, KeyboardInterrupt) else 1
     return report(args, model, done + model.n_iter_, run.save(model, args.output))
 
 

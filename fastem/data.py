@@ -105,14 +105,44 @@ def iter_blocks(X, block_rows, dtype, sample_weight=None, bar=None):
     """
     n = X.shape[0]
     read_ahead = ReadAhead.for_source(X)
+    check_size = size_check(X)
     for start in range(0, n, block_rows):
         stop = min(start + block_rows, n)
+        check_size()
         read_ahead(stop)
         block = np.ascontiguousarray(X[start:stop], dtype=dtype)
         weights = None if sample_weight is None else sample_weight[start:stop]
         yield start, block, weights
         if bar is not None:
             bar.update(stop - start)
+
+
+class SourceChanged(OSError):
+    """A memory-mapped source file shrank (truncated by another process): reading the rows it
+    lost would kill the process with SIGBUS. ``result``, set by the EM loop, holds the last
+    completed iteration."""
+
+    result = None
+
+
+def size_check(X):
+    """A function raising :class:`SourceChanged` when the file under a memory-mapped source
+    (``np.memmap``, a ``.npy`` path, a raw file, or a view of one) is now shorter than its
+    mapping; a no-op for other sources. One ``fstat`` of the mapped file per call."""
+    while isinstance(X, np.ndarray):
+        if isinstance(X, np.memmap) and isinstance(X.base, mmap.mmap):
+            mapping, path = X.base, os.fsdecode(X.filename)
+            needed = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY + len(mapping)
+
+            def check():
+                size = mapping.size()  # the mapped file's size now (fstat of its descriptor)
+                if size < needed:
+                    raise SourceChanged(f"{path!r} shrank to {size} bytes while being read (it "
+                                        f"held {needed}): was it truncated or rewritten by "
+                                        "another process? Its rows can no longer be read")
+            return check
+        X = X.base
+    return lambda: None
 
 
 class ReadAhead:

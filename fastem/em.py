@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .data import SourceChanged
 from .frame import Statistics
 
 MAX_HALVINGS = 30  # backtracking halves the step at most this often (2**-30 ~ 1e-9)
@@ -83,6 +84,9 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
                 break
     except KeyboardInterrupt:
         raise FitInterrupted(result) from None
+    except SourceChanged as exc:  # the data file shrank: the estimator keeps this iteration
+        exc.result = result
+        raise
     return result
 
 

@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+import fastem
+import fastem.data
 from fastem import GaussianMixture
 
 
@@ -97,3 +99,61 @@ def test_cli_sample_reports_the_path_it_wrote(model, tmp_path):
     result = fastem_cli("sample", model.save(tmp_path / "m.npz"), "-n", 5, "-o", tmp_path / "pts")
     assert result.returncode == 0 and f"to {tmp_path / 'pts.npy'}" in result.stdout
     assert np.load(tmp_path / "pts.npy").shape == (5, 3)
+
+
+# ---------------------------------------------------------- 2. a file that shrinks in a pass
+@pytest.mark.parametrize("kind", ["npy path", "memmap", "raw", "view"])
+def test_a_file_shrinking_during_a_fit_is_an_error_and_keeps_the_last_iteration(
+        blobs, tmp_path, kind):
+    path = tmp_path / "data.npy"
+    np.save(path, np.repeat(blobs, 5, axis=0))
+    size = os.path.getsize(path)
+    if kind == "raw":
+        X = fastem.data.open_raw(path, np.float64, 3, offset=128)
+    elif kind == "memmap":
+        X = np.load(path, mmap_mode="r")
+    elif kind == "view":
+        X = np.load(path, mmap_mode="r")[10:]
+    else:
+        X = str(path)
+
+    def truncate(model):
+        if model.n_iter_ == 2:
+            os.truncate(path, size // 2)
+
+    m = GaussianMixture(2, random_state=0, tol=0, max_iter=10, callback=truncate)
+    with pytest.warns(RuntimeWarning, match=r"last completed iteration \(2\)"):
+        with pytest.raises(fastem.data.SourceChanged, match="data.npy' shrank"):
+            m.fit(X)
+    assert m.n_iter_ == 2 and len(m.lower_bounds_) == 2 and np.isfinite(m.means_).all()
+
+
+def test_a_file_shrinking_during_predict_is_an_error(model, blobs, tmp_path):
+    path = tmp_path / "data.npy"
+    np.save(path, np.repeat(blobs, 50, axis=0))
+    X = np.load(path, mmap_mode="r")
+    os.truncate(path, os.path.getsize(path) // 3)
+    for method in (model.predict, model.score):
+        with pytest.raises(OSError, match="shrank"):
+            method(X)
+
+
+def test_cli_fit_on_a_shrinking_file_keeps_the_last_iteration(blobs, tmp_path, monkeypatch):
+    from fastem import cli
+
+    path = tmp_path / "data.npy"
+    np.save(path, np.repeat(blobs, 5, axis=0))
+    calls = []
+    original = cli.FitRun.after_iteration
+
+    def after_iteration(self, model):
+        original(self, model)
+        calls.append(1)
+        if len(calls) == 3:
+            os.truncate(path, 1000)
+    monkeypatch.setattr(cli.FitRun, "after_iteration", after_iteration)
+    code = cli.main(["fit", str(path), "-k", "2", "--tol", "0", "--seed", "0", "-q",
+                     "-o", str(tmp_path / "m.npz")])
+    assert code == 1
+    saved = fastem.load(tmp_path / "m.npz")
+    assert saved.n_iter_ == 3 and len(saved.lower_bounds_) == 3

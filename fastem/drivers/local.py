@@ -180,6 +180,7 @@ class LocalDriver:
         indices), else one slice per row for sources that take only slices.
         """
         unique, inverse = np.unique(np.asarray(indices, dtype=np.intp), return_inverse=True)
+        data.size_check(self.X)()
         try:
             picked = self.X[unique]
         except Exception:  # refused index arrays; a real read error recurs in the slices below

@@ -113,11 +113,13 @@ class _MixtureBase(Estimator):
         with single_threaded_blas():  # small M-step BLAS calls must not leave spinning threads
             try:
                 return self._fit(X, sample_weight)
-            except FitInterrupted as interrupt:
-                if interrupt.result.n_iter:  # keep what was computed, then stop as asked
-                    self._set_result(interrupt.result, interrupt.result.params.n_features)
-                    warnings.warn(f"{interrupt}; the model holds that iteration's parameters",
-                                  RuntimeWarning, stacklevel=2)
+            except (FitInterrupted, data.SourceChanged) as interrupt:
+                result = interrupt.result
+                if result is not None and result.n_iter:  # keep what was computed, then stop
+                    self._set_result(result, result.params.n_features)
+                    warnings.warn(f"{interrupt}; the model holds the parameters of the last "
+                                  f"completed iteration ({result.n_iter})", RuntimeWarning,
+                                  stacklevel=2)
                 raise
 
     def _fit(self, X, sample_weight):
