@@ -143,10 +143,10 @@ def run_fit(args):
         try:
             model.fit(X)
         except (KeyboardInterrupt, SourceChanged) as exc:
-            stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
+            stopped = "interrupted:" if isinstance(exc, KeyboardInterrupt) else f"error: {exc};"
             if hasattr(model, "n_features_in_"):
                 run.save(model, args.output)
-                print(f"{stopped}; wrote the last completed iteration "
+                print(f"{stopped} wrote the last completed iteration "
                       f"({done + model.n_iter_}) to {args.output}", file=sys.stderr)
             return 130 if isinstance(exc, KeyboardInterrupt) else 1
     return report(args, model, done + model.n_iter_, run.save(model, args.output))
