@@ -4,8 +4,10 @@ Data are ``.npy`` files (memory-mapped, never loaded whole) or raw binary files 
 ``--dtype``, ``--n-features`` and ``--offset``. Models are ``.npz`` files (no pickle).
 """
 import argparse
+import os
 import signal
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -20,6 +22,9 @@ def main(argv=None):
     except ValueError as exc:  # bad input: one clear line, no traceback
         print(f"fastem {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file that cannot be read or written, said in one line
+        print(f"fastem {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def build_parser():
@@ -121,8 +126,8 @@ def run_fit(args):
 
     if args.n_init > 1 and (args.checkpoint or args.resume):
         raise ValueError("--checkpoint and --resume hold a single run: use them with --n-init 1")
-    check_outputs([model_file(args.output), args.checkpoint and model_file(args.checkpoint)],
-                  [args.data])
+    check_outputs([args.output, model_file(args.output), args.checkpoint,
+                   args.checkpoint and model_file(args.checkpoint)], [args.data])
     X = open_data(args)
     if args.resume:
         model = load(args.resume)
@@ -145,11 +150,12 @@ def run_fit(args):
         except (KeyboardInterrupt, SourceChanged) as exc:
             stopped = "interrupted:" if isinstance(exc, KeyboardInterrupt) else f"error: {exc};"
             if hasattr(model, "n_features_in_"):
-                run.save(model, args.output)
+                save_or_keep(run, model, args.output, args.checkpoint)
                 print(f"{stopped} wrote the last completed iteration "
                       f"({done + model.n_iter_}) to {args.output}", file=sys.stderr)
             return 130 if isinstance(exc, KeyboardInterrupt) else 1
-    return report(args, model, done + model.n_iter_, run.save(model, args.output))
+    return report(args, model, done + model.n_iter_,
+                  save_or_keep(run, model, args.output, args.checkpoint))
 
 
 def model_file(path):
@@ -159,11 +165,34 @@ def model_file(path):
 
 def check_outputs(outputs, inputs):
     """Before anything is read or written: ValueError when an output (None: not given) is the
-    same file as an input, links included (writing it would destroy the input)."""
-    from .data import check_output_path
+    same file as an input, links included (writing it would destroy the input), or cannot be
+    created (a directory, a missing or read-only folder), so that no fit runs for nothing."""
+    from .data import NewFiles, check_output_path
 
     for path in filter(None, outputs):
         check_output_path(path, filter(None, inputs), name="output")
+        if os.path.isdir(path):
+            raise ValueError(f"output {path!r} is a directory; give a file name")
+        try:  # a real creation (permissions, quotas, ...) of the temporary file, then removed
+            os.unlink(NewFiles().create(path))
+        except OSError as exc:
+            raise ValueError(f"cannot create the output {path!r}: "
+                             f"{exc.strerror or exc}") from None
+
+
+def save_or_keep(run, model, path, keep_near=None):
+    """Write ``model`` to ``path``; when that fails (the folder went away, the disk is full),
+    keep it in a new file next to ``keep_near`` (the checkpoint) or in the temporary folder
+    and raise an OSError saying both paths, rather than lose the fit."""
+    try:
+        return run.save(model, path)
+    except OSError as exc:
+        folder = os.path.dirname(os.path.abspath(keep_near)) if keep_near else None
+        fd, kept = tempfile.mkstemp(prefix="fastem-model-", suffix=".npz", dir=folder)
+        os.close(fd)
+        run.save(model, kept)
+        raise OSError(f"cannot write {path!r} ({exc.strerror or exc}); the fitted model was "
+                      f"kept in {kept}") from None
 
 
 def report(args, model, n_iter, path):
@@ -239,7 +268,7 @@ def run_sample(args):
     from .io import load
 
     path = args.output if args.output.endswith(".npy") else args.output + ".npy"  # as np.save
-    check_outputs([path], [args.model])
+    check_outputs([args.output, path], [args.model])
     model = load(args.model).set_params(random_state=args.seed)
     points, labels = model.sample(args.n_samples)
     with new_file(path) as tmp, open(tmp, "wb") as f:

@@ -23,6 +23,8 @@ def open_source(X, name="X"):
         path = os.fspath(X)
         if not os.path.exists(path):
             raise ValueError(f"{name}: no such file: {path!r}")
+        if os.path.isdir(path):
+            raise ValueError(f"{name}: {path!r} is a directory, not a data file")
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as exc:
@@ -419,6 +421,8 @@ def open_raw(path, dtype, n_features, offset=0):
     working_dtype(dtype, name=path)
     if not os.path.exists(path):
         raise ValueError(f"no such file: {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a data file")
     if n_features < 1 or offset < 0:
         raise ValueError("n_features must be >= 1 and offset >= 0")
     payload = os.path.getsize(path) - offset

@@ -157,3 +157,57 @@ def test_cli_fit_on_a_shrinking_file_keeps_the_last_iteration(blobs, tmp_path, m
     assert code == 1
     saved = fastem.load(tmp_path / "m.npz")
     assert saved.n_iter_ == 3 and len(saved.lower_bounds_) == 3
+
+
+# ------------------------------------------------------------ 3. file-system errors in the CLI
+@pytest.mark.parametrize("where", ["missing folder", "unwritable folder", "directory"])
+@pytest.mark.parametrize("command", ["fit", "predict", "sample"])
+def test_cli_outputs_that_cannot_be_created_fail_before_any_work(
+        blobs, model, tmp_path, where, command):
+    data = tmp_path / "data.npy"
+    np.save(data, blobs)
+    out = {"missing folder": tmp_path / "nowhere" / "out.npz",
+           "unwritable folder": "/proc/out.npz", "directory": tmp_path}[where]
+    m = model.save(tmp_path / "m.npz")
+    args = {"fit": ["fit", data, "-k", 2], "predict": ["predict", m, data],
+            "sample": ["sample", m, "-n", 3]}[command]
+    result = fastem_cli(*args, "-o", out)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and str(out) in result.stderr
+    assert "iteration" not in result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_a_directory_as_data_is_a_clear_error(model, tmp_path):
+    for args in (["fit", tmp_path, "-o", tmp_path / "m.npz"],
+                 ["score", model.save(tmp_path / "m.npz"), tmp_path],
+                 ["score", tmp_path / "m.npz", tmp_path, "--dtype", "float64",
+                  "--n-features", 3]):
+        result = fastem_cli(*args)
+        assert result.returncode == 2 and "is a directory" in result.stderr, result.stderr
+
+
+def test_cli_keeps_the_model_when_the_output_fails_at_the_end(blobs, tmp_path, monkeypatch,
+                                                              capsys):
+    import shutil
+
+    from fastem import cli
+
+    data = tmp_path / "data.npy"
+    np.save(data, blobs)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "ck").mkdir()
+    original = cli.FitRun.after_iteration
+
+    def after_iteration(self, model):  # the output folder goes away during the fit
+        original(self, model)
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+    monkeypatch.setattr(cli.FitRun, "after_iteration", after_iteration)
+    code = cli.main(["fit", str(data), "-k", "2", "--seed", "0", "-q", "-o",
+                     str(tmp_path / "out" / "m.npz"), "--checkpoint", str(tmp_path / "ck" / "c")])
+    err = capsys.readouterr().err
+    assert code == 1 and "out/m.npz" in err and "kept in" in err
+    assert len(err.strip().splitlines()) == 1
+    kept = err.strip().split("kept in ")[1]
+    assert os.path.dirname(kept) == str(tmp_path / "ck")
+    assert fastem.load(kept).n_iter_ >= 1
