@@ -135,6 +135,9 @@ def run_fit(args):
         if done >= args.max_iter:  # nothing left to run; a 0-iteration fit would reset the bound
             return report(args, model, done, save(model, args.output))
         model.set_params(warm_start=True, max_iter=max(0, args.max_iter - done))
+        # this run's iterations only: FitRun adds ``done`` and ``history`` when saving, also
+        # when the run is interrupted before its first iteration completes
+        model.n_iter_, model.lower_bounds_ = 0, []
     else:
         model = GaussianMixture(args.n_components, covariance_type=args.covariance,
                                 tol=args.tol, reg_covar=args.reg_covar, max_iter=args.max_iter,
@@ -226,11 +229,11 @@ class FitRun:
         from .io import save
 
         kept = (model.n_iter_, model.lower_bounds_, model.get_params())
-        model.n_iter_ = self.done + model.n_iter_
-        model.lower_bounds_ = self.history + list(model.lower_bounds_)
-        model.set_params(callback=None, warm_start=False, max_iter=self.args.max_iter,
-                         progress=False, n_threads=None, chunk_size=None)
-        try:
+        try:  # restored even when Ctrl-C comes while the counts are shifted
+            model.n_iter_ = self.done + model.n_iter_
+            model.lower_bounds_ = self.history + list(model.lower_bounds_)
+            model.set_params(callback=None, warm_start=False, max_iter=self.args.max_iter,
+                             progress=False, n_threads=None, chunk_size=None)
             return save(model, path)
         finally:
             model.n_iter_, model.lower_bounds_ = kept[0], kept[1]

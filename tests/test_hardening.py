@@ -211,3 +211,61 @@ def test_cli_keeps_the_model_when_the_output_fails_at_the_end(blobs, tmp_path, m
     kept = err.strip().split("kept in ")[1]
     assert os.path.dirname(kept) == str(tmp_path / "ck")
     assert fastem.load(kept).n_iter_ >= 1
+
+
+# ------------------------------------------------------- 4. Ctrl-C anywhere in a resumed fit
+def test_ctrl_c_at_every_point_of_a_resumed_fit_writes_consistent_files(
+        blobs, tmp_path, monkeypatch):
+    from fastem import cli, data
+
+    path = tmp_path / "data.npy"
+    np.save(path, blobs)
+    first = tmp_path / "first.npz"
+    assert cli.main(["fit", str(path), "-k", "2", "--seed", "0", "--tol", "0", "--max-iter", "3",
+                     "-q", "-o", str(first)]) == 0
+    history = fastem.load(first).lower_bounds_
+    assert len(history) == 3
+
+    resume = ["fit", str(path), "--resume", str(first), "--tol", "0", "--max-iter", "6", "-q",
+              "--chunk-size", "64"]
+    assert cli.main(resume + ["-o", str(tmp_path / "full.npz")]) == 0
+    full = fastem.load(tmp_path / "full.npz").lower_bounds_
+    assert len(full) == 6 and full[:3] == history
+
+    iter_blocks, save = data.iter_blocks, cli.FitRun.save
+    points = {"left": 0}
+
+    def point():
+        points["left"] -= 1
+        if points["left"] == 0:
+            raise KeyboardInterrupt
+
+    def interrupting_blocks(*args, **kwargs):
+        for item in iter_blocks(*args, **kwargs):
+            point()
+            yield item
+
+    def interrupting_save(self, model, path):
+        if path == self.args.checkpoint:
+            point()
+        return save(self, model, path)
+    monkeypatch.setattr(data, "iter_blocks", interrupting_blocks)
+    monkeypatch.setattr(cli.FitRun, "save", interrupting_save)
+    n, reached_end = 0, False
+    while not reached_end:
+        n += 1
+        points["left"] = n
+        out = tmp_path / f"out{n}.npz"
+        code = cli.main(resume + ["-o", str(out), "--checkpoint", str(tmp_path / f"ck{n}.npz")])
+        reached_end = code == 0
+        assert code in (0, 130)
+        model = fastem.load(out)
+        assert 3 <= model.n_iter_ <= 6
+        assert len(model.lower_bounds_) == model.n_iter_, (n, model.n_iter_)
+        assert model.lower_bounds_ == full[:model.n_iter_], n  # no repeated history
+        assert model.n_iter_ == 6 or not reached_end
+        if os.path.exists(tmp_path / f"ck{n}.npz"):
+            ck = fastem.load(tmp_path / f"ck{n}.npz")
+            assert 3 < ck.n_iter_ <= model.n_iter_ and ck.lower_bounds_ == full[:ck.n_iter_]
+    assert n > 6
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
