@@ -33,8 +33,9 @@ def build_parser():
 
     fit = commands.add_parser("fit", help="fit a Gaussian mixture to a data file")
     add_data_arguments(fit)
-    fit.add_argument("-k", "--n-components", type=int, default=1)
-    fit.add_argument("--covariance", default="full", choices=["full", "tied", "diag", "spherical"])
+    fit.add_argument("-k", "--n-components", type=int, default=None, help="default: 1")
+    fit.add_argument("--covariance", default=None, choices=["full", "tied", "diag", "spherical"],
+                     help="default: full")
     fit.add_argument("--max-iter", type=int, default=100)
     fit.add_argument("--tol", type=float, default=1e-3)
     fit.add_argument("--reg-covar", type=float, default=1e-6)
@@ -131,6 +132,7 @@ def run_fit(args):
     X = open_data(args)
     if args.resume:
         model = load(args.resume)
+        check_resumable(args, model, X)
         done, history = model.n_iter_, list(model.lower_bounds_)
         if done >= args.max_iter:  # nothing left to run; a 0-iteration fit would reset the bound
             return report(args, model, done, save(model, args.output))
@@ -139,7 +141,8 @@ def run_fit(args):
         # when the run is interrupted before its first iteration completes
         model.n_iter_, model.lower_bounds_ = 0, []
     else:
-        model = GaussianMixture(args.n_components, covariance_type=args.covariance,
+        k = 1 if args.n_components is None else args.n_components
+        model = GaussianMixture(k, covariance_type=args.covariance or "full",
                                 tol=args.tol, reg_covar=args.reg_covar, max_iter=args.max_iter,
                                 n_init=args.n_init, init_params=args.init,
                                 random_state=args.seed)
@@ -159,6 +162,20 @@ def run_fit(args):
             return 130 if isinstance(exc, KeyboardInterrupt) else 1
     return report(args, model, done + model.n_iter_,
                   save_or_keep(run, model, args.output, args.checkpoint))
+
+
+def check_resumable(args, model, X):
+    """ValueError when the options of ``fastem fit --resume`` contradict the checkpoint (they
+    cannot change a fit under way) or the data ``X`` have other columns than the checkpoint's."""
+    if X.shape[1] != model.n_features_in_:
+        raise ValueError(f"{args.data!r} has {X.shape[1]} columns but {args.resume!r} was fitted "
+                         f"on {model.n_features_in_}: resume on the data it was fitted on")
+    given = {"-k": (args.n_components, model.n_components),
+             "--covariance": (args.covariance, getattr(model, "covariance_type", None))}
+    for option, (value, stored) in given.items():
+        if value is not None and value != stored:
+            raise ValueError(f"{option} {value} contradicts {args.resume!r}, which holds "
+                             f"{stored}: leave {option} out to resume, or start a new fit")
 
 
 def model_file(path):

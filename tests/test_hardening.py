@@ -269,3 +269,48 @@ def test_ctrl_c_at_every_point_of_a_resumed_fit_writes_consistent_files(
             assert 3 < ck.n_iter_ <= model.n_iter_ and ck.lower_bounds_ == full[:ck.n_iter_]
     assert n > 6
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+# ------------------------------------------------- 5. every method checks the column count
+def _every_estimator():
+    from fastem.families.expfam import Poisson, ProductFamily
+
+    return [GaussianMixture(2, random_state=0), fastem.BernoulliMixture(2, random_state=0),
+            fastem.PoissonMixture(2, random_state=0), fastem.ExponentialMixture(2, random_state=0),
+            fastem.GammaMixture(2, random_state=0), fastem.CategoricalMixture(2, random_state=0),
+            fastem.MixtureModel(ProductFamily([Poisson(), Poisson(), Poisson()]), 2,
+                                random_state=0)]
+
+
+@pytest.mark.parametrize("estimator", _every_estimator(), ids=lambda e: type(e).__name__)
+def test_every_method_and_warm_refit_checks_the_columns(estimator):
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 2, size=(200, 3)).astype(float) + 0.5 * (
+        type(estimator).__name__ in ("GammaMixture",))
+    estimator.set_params(max_iter=5).fit(X)
+    other = np.hstack([X, X[:, :1]])
+    name = type(estimator).__name__
+    for method in ("predict", "predict_proba", "score_samples", "score"):
+        with pytest.raises(ValueError, match=f"X has 4 features, but {name} is expecting 3"):
+            getattr(estimator, method)(other)
+    estimator.set_params(warm_start=True)
+    with pytest.raises(ValueError, match=f"X has 4 features, but {name} is expecting 3"):
+        estimator.fit(other)
+    estimator.fit(X)  # the same columns continue
+
+
+def test_cli_resume_refuses_other_columns_and_conflicting_options(blobs, tmp_path):
+    data, wide = tmp_path / "data.npy", tmp_path / "wide.npy"
+    np.save(data, blobs)
+    np.save(wide, np.hstack([blobs, blobs]))
+    first = tmp_path / "first.npz"
+    assert fastem_cli("fit", data, "-k", 2, "--covariance", "diag", "--max-iter", 2, "--tol", 0,
+                      "-q", "-o", first).returncode == 0
+    for args, message in (([wide], "has 6 columns but"), ([data, "-k", 3], "-k 3 contradicts"),
+                          ([data, "--covariance", "full"], "--covariance full contradicts")):
+        result = fastem_cli("fit", *args, "--resume", first, "-o", tmp_path / "m.npz")
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    result = fastem_cli("fit", data, "-k", 2, "--covariance", "diag", "--resume", first,
+                        "--max-iter", 4, "--tol", 0, "-q", "-o", tmp_path / "m.npz")
+    assert result.returncode == 0, result.stderr
+    assert fastem.load(tmp_path / "m.npz").n_iter_ == 4

@@ -126,7 +126,7 @@ class _MixtureBase(Estimator):
         _, driver = self._prepare(X, sample_weight, reset=True)
         self.n_omitted_rows_ = driver.n_omitted
         rng = check_random_state(self.random_state)
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        do_init = not self._continues(reset=True)
         if do_init:  # a warm start continues with the fitted family and its data-based priors
             self.family_ = self._build_family(driver, rng)
         family, latent = self.family_, self._latent()
@@ -235,7 +235,7 @@ class _MixtureBase(Estimator):
         driver = make_driver(X, sample_weight, self.chunk_size, self.n_threads,
                              progress=progress_bars if self.progress else None,
                              min_samples=2 if reset else 1,
-                             n_features=None if reset else self.n_features_in_,
+                             n_features=self.n_features_in_ if self._continues(reset) else None,
                              estimator=type(self).__name__)
         source = driver.X
         if reset:
@@ -260,6 +260,11 @@ class _MixtureBase(Estimator):
                     + ("" if w is None else " (rows with positive sample_weight)")
                 )
         return source, driver
+
+    def _continues(self, reset):
+        """Whether a pass starts from the fitted parameters (predicting, scoring, or a warm
+        start), so the data must have the fitted number of columns."""
+        return not reset or (self.warm_start and hasattr(self, "converged_"))
 
     @staticmethod
     def _warn_omitted(count):
