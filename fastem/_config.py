@@ -45,11 +45,13 @@ def available_cpus():
 
 
 def resolve_n_threads(n_threads=None):
-    """Threads for a pass: ``n_threads`` if given, else ``OMP_NUM_THREADS``, else the usable CPUs."""
+    """Threads for a pass: ``n_threads`` if given, else ``OMP_NUM_THREADS``, else the usable CPUs;
+    never more than the usable CPUs, as each thread has its own buffers (results are the same
+    for any thread count, so more threads than cores would only cost memory)."""
     if n_threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
         if env.isdigit() and int(env) > 0:
-            return int(env)
+            return min(int(env), available_cpus())
         return available_cpus()
     try:
         value = operator.index(n_threads)
@@ -57,7 +59,7 @@ def resolve_n_threads(n_threads=None):
         value = 0
     if isinstance(n_threads, bool) or value < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
-    return value
+    return min(value, available_cpus())
 
 
 @contextlib.contextmanager

@@ -314,3 +314,28 @@ def test_cli_resume_refuses_other_columns_and_conflicting_options(blobs, tmp_pat
                         "--max-iter", 4, "--tol", 0, "-q", "-o", tmp_path / "m.npz")
     assert result.returncode == 0, result.stderr
     assert fastem.load(tmp_path / "m.npz").n_iter_ == 4
+
+
+# ------------------------------------------------ 8. resources sized by the data and machine
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_huge_chunk_size_and_thread_count_are_clamped(blobs, covariance_type):
+    import tracemalloc
+
+    from fastem._config import available_cpus
+    from fastem.drivers import make_driver
+
+    driver = make_driver(blobs, chunk_size=10**9, n_threads=10**6)
+    assert driver.n_threads == min(10**6, available_cpus()) and driver._chunk(2) == len(blobs)
+    tracemalloc.start()
+    try:
+        m = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
+                            chunk_size=10**9, n_threads=10**6).fit(blobs)
+        m.predict(blobs)
+        m.score(blobs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20
+    reference = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
+                                chunk_size=len(blobs), n_threads=1).fit(blobs)
+    np.testing.assert_array_equal(m.means_, reference.means_)

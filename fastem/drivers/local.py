@@ -71,7 +71,9 @@ class LocalDriver:
         return count
 
     def _chunk(self, n_components):
-        return self.chunk_size or default_chunk_size(self.n_features, n_components)
+        """Rows per chunk, at most the rows there are (buffers are sized by chunks)."""
+        chunk = self.chunk_size or default_chunk_size(self.n_features, n_components)
+        return max(1, min(chunk, self.n_samples))
 
     def _chunks_per_block(self, stats_size, dtype):
         """Chunks per block, within SLOT_BUDGET_BYTES of per-chunk statistics. Threads idle
