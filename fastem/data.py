@@ -19,16 +19,18 @@ BLOCK_ROWS = 1 << 16  # rows per block of the passes that run no kernel (checks,
 
 def open_source(X, name="X"):
     """Return ``X`` as a row-sliceable 2-D array-like without reading it; memory-map ``.npy`` paths."""
-    if isinstance(X, (str, os.PathLike)):
-        path = os.fspath(X)
+    if isinstance(X, (str, bytes, os.PathLike)):
+        path = os.fsdecode(X)
         if not os.path.exists(path):
             raise ValueError(f"{name}: no such file: {path!r}")
         if os.path.isdir(path):
             raise ValueError(f"{name}: {path!r} is a directory, not a data file")
+        check_npy_magic(path, name)
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"{name}: cannot memory-map {path!r} as a .npy array: {exc}") from None
+        except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, ...
+            raise ValueError(f"{name}: cannot memory-map {path!r} as a .npy array (a damaged "
+                             f"header, a truncated file or object data): {exc}") from None
     if type(X).__module__.startswith("scipy.sparse"):
         raise TypeError(
             f"{name}: sparse data is not supported, dense data is required; convert it with "
@@ -39,6 +41,21 @@ def open_source(X, name="X"):
     if X.dtype == object:
         X = np.asarray(X, dtype=np.float64)  # in memory already; numpy names unconvertible items
     return X
+
+
+def check_npy_magic(path, name="X"):
+    """ValueError naming what ``path`` is when it does not start as a ``.npy`` file does (numpy
+    would call any such file "pickled data")."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head == b"\x93NUMPY":
+        return
+    if head.startswith(b"PK\x03\x04"):
+        raise ValueError(f"{name}: {path!r} is a .npz archive (or another zip file), not a .npy "
+                         "array: pass one of its arrays, np.load(path)[name]")
+    raise ValueError(f"{name}: {path!r} is not a .npy file (it does not start with the .npy "
+                     "header); a headerless binary file is read with fastem.data.open_raw (CLI: "
+                     "--dtype and --n-features)")
 
 
 def working_dtype(dtype, name="X"):

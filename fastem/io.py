@@ -59,6 +59,17 @@ def load(path):
     """Read a model written by :func:`save`; ValueError for anything that is not one."""
     path = os.fspath(path)
     try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except FileNotFoundError:
+        raise ValueError(f"no such model file: {path!r}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read the model file {path!r}: {exc.strerror or exc}") from None
+    if head == b"\x93NUMPY":
+        raise ValueError(f"{path!r} is a .npy data array, not a fastem model file (.npz)")
+    if not head.startswith(b"PK"):
+        raise ValueError(f"{path!r} is not a fastem model file (not a .npz archive)")
+    try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         header = json.loads(str(arrays.pop("header")[()]))

@@ -339,3 +339,79 @@ def test_huge_chunk_size_and_thread_count_are_clamped(blobs, covariance_type):
     reference = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
                                 chunk_size=len(blobs), n_threads=1).fit(blobs)
     np.testing.assert_array_equal(m.means_, reference.means_)
+
+
+# ------------------------------------------------------------ 9. messages that name the problem
+def _bad_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.npy"
+    if kind == "text":
+        path.write_text("1 2 3\n4 5 6\n")
+    elif kind == "random":
+        path.write_bytes(np.random.RandomState(0).bytes(1000))
+    elif kind == "header":
+        np.save(path, np.ones((10, 2)))
+        raw = path.read_bytes()
+        path.write_bytes(raw[:12] + b"{garbage((" + raw[22:])
+    else:
+        np.savez(path, a=np.ones((10, 2)))
+        path = tmp_path / f"{kind}.npy.npz"
+    return path
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("text", "is not a .npy file"), ("random", "is not a .npy file"),
+    ("header", "damaged header"), ("npz", "is a .npz archive")])
+def test_bad_data_files_say_what_they_are(tmp_path, kind, message):
+    path = _bad_file(tmp_path, kind)
+    with pytest.raises(ValueError, match=message) as info:
+        GaussianMixture(2).fit(path)
+    assert "pickled" not in str(info.value)
+    result = fastem_cli("fit", path, "-o", tmp_path / "m.npz")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_a_bytes_path_is_a_path(blobs, tmp_path):
+    np.save(tmp_path / "d.npy", blobs)
+    m = GaussianMixture(2, random_state=0).fit(os.fsencode(tmp_path / "d.npy"))
+    assert m.n_features_in_ == 3
+
+
+def test_model_commands_on_data_files_say_so(blobs, tmp_path):
+    np.save(tmp_path / "d.npy", blobs)
+    result = fastem_cli("info", tmp_path / "d.npy")
+    assert result.returncode == 2 and "is a .npy data array, not a fastem model" in result.stderr
+    (tmp_path / "t.npz").write_text("hello")
+    with pytest.raises(ValueError, match="not a fastem model file"):
+        fastem.load(tmp_path / "t.npz")
+
+
+@pytest.mark.parametrize("estimator", _every_estimator(), ids=lambda e: type(e).__name__)
+def test_infinite_weight_concentration_is_refused(estimator):
+    X = np.random.RandomState(0).randint(1, 3, size=(50, 3)).astype(float)
+    with pytest.raises(ValueError, match="weight_concentration_prior must be a finite"):
+        estimator.set_params(weight_concentration_prior=np.inf).fit(X)
+
+
+def test_categorical_inputs_named():
+    X = np.random.RandomState(0).randint(0, 3, size=(50, 3)).astype(float)
+    X[4, 1] = 1e20
+    with pytest.raises(ValueError, match="column 1 holds the code 1e\\+20"):
+        fastem.CategoricalMixture(2).fit(X)
+    with pytest.raises(ValueError, match="n_categories has 2 entries for 3 columns"):
+        fastem.CategoricalMixture(2, n_categories=[3, 3]).fit(X[:4])
+
+
+def test_product_family_column_mismatch_is_named():
+    from fastem.families.expfam import Poisson, ProductFamily
+
+    X = np.ones((20, 3))
+    with pytest.raises(ValueError, match="the family has 2 columns but X has 3 features"):
+        fastem.MixtureModel(ProductFamily([Poisson(), Poisson()]), 2).fit(X)
+
+
+@pytest.mark.parametrize("option", ["chunk_size", "n_threads"])
+@pytest.mark.parametrize("value", [2.5, 64.0, "64", True, 0])
+def test_chunk_size_and_n_threads_follow_one_rule(blobs, option, value):
+    with pytest.raises(ValueError, match=f"{option} must be a positive integer"):
+        GaussianMixture(2, **{option: value}).fit(blobs)
+    GaussianMixture(2, **{option: np.int64(2)}).fit(blobs)

@@ -5,6 +5,7 @@ each block into chunks over threads and adds their statistics in chunk order. Re
 therefore bitwise identical for any ``n_threads`` (and any block size) at a given
 ``chunk_size``.
 """
+import operator
 import os
 
 import numpy as np
@@ -30,9 +31,15 @@ def default_chunk_size(n_features, n_components):
 def check_options(chunk_size, n_threads):
     """``chunk_size`` (a positive integer or None) and ``n_threads`` resolved: checked once,
     here, for every driver."""
-    if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-    return None if chunk_size is None else int(chunk_size), resolve_n_threads(n_threads)
+    if chunk_size is not None:  # integers only, as n_threads: 2.5 is refused, not truncated
+        try:
+            value = operator.index(chunk_size)
+        except TypeError:
+            value = 0
+        if isinstance(chunk_size, bool) or value < 1:
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        chunk_size = value
+    return chunk_size, resolve_n_threads(n_threads)
 
 
 class LocalDriver:

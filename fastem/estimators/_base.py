@@ -330,6 +330,10 @@ class _MixtureBase(Estimator):
     def _latent(self):
         """The mixture's weights: Dirichlet prior and frozen weights from the parameters."""
         alpha = self.weight_concentration_prior
+        if alpha is not None and not (isinstance(alpha, numbers.Real) and np.isfinite(alpha)
+                                      and alpha >= 1):
+            raise ValueError("weight_concentration_prior must be a finite number >= 1 (the MAP "
+                             f"weights exist), got {alpha!r}")
         return Mixture(1.0 if alpha is None else float(alpha), "weights" in self.frozen)
 
     def _component_frozen(self):
