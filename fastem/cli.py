@@ -46,7 +46,7 @@ def build_parser():
     fit.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     fit.add_argument("--checkpoint", help="model file rewritten every --checkpoint-every "
                                           "iterations (atomically)")
-    fit.add_argument("--checkpoint-every", type=int, default=1)
+    fit.add_argument("--checkpoint-every", type=positive_int, default=1, metavar="N")
     fit.add_argument("--resume", help="continue from this model or checkpoint file")
     fit.set_defaults(run=run_fit)
 
@@ -89,11 +89,20 @@ def build_parser():
     return parser
 
 
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def add_data_arguments(parser):
     parser.add_argument("data", help=".npy file, or raw binary with --dtype/--n-features")
     parser.add_argument("--dtype", help="dtype of a raw binary data file (e.g. float32)")
     parser.add_argument("--n-features", type=int, help="columns of a raw binary data file")
-    parser.add_argument("--offset", type=int, default=0, help="header bytes of a raw file")
+    parser.add_argument("--offset", type=int, default=None,
+                        help="header bytes of a raw file (default 0)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--nan-policy", default="raise", choices=["raise", "omit"],
@@ -108,7 +117,10 @@ def open_data(args):
     if args.dtype or args.n_features:
         if not (args.dtype and args.n_features):
             raise ValueError("a raw data file needs both --dtype and --n-features")
-        return open_raw(args.data, args.dtype, args.n_features, args.offset)
+        return open_raw(args.data, args.dtype, args.n_features, args.offset or 0)
+    if args.offset is not None:
+        raise ValueError("--offset applies to raw data files (with --dtype and --n-features); "
+                         f"{args.data!r} is read as .npy, whose header gives the offset")
     return open_source(args.data, name=args.data)
 
 

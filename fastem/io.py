@@ -246,6 +246,26 @@ def _check_params(model):
         valid = valid and (diagonal > 0).all()
     if not valid:
         raise ValueError("parameters are not a valid mixture")
+    if isinstance(family, GaussianFamily):
+        _check_covariances(params.covariances, params.precisions_cholesky,
+                           family.covariance_type)
+
+
+def _check_covariances(covariances, chol, covariance_type):
+    """ValueError unless ``covariances`` are the inverses of the precisions ``chol`` factors (a
+    model predicts with the factors but reports the covariances: they must agree). The bound,
+    1e-5 of each component's largest entry, leaves room for the rounding of ill-conditioned
+    fits (condition numbers up to ~1e10)."""
+    if covariance_type in ("full", "tied"):  # precision = chol chol^T, whichever triangle
+        rebuilt = np.linalg.inv(chol @ np.swapaxes(chol, -1, -2))
+    else:
+        rebuilt = 1.0 / chol**2
+    k = covariances.shape[0] if covariance_type != "tied" else 1
+    error = np.abs(rebuilt - covariances).reshape(k, -1).max(axis=1)
+    scale = np.abs(covariances).reshape(k, -1).max(axis=1)
+    if not (error <= 1e-5 * scale).all():
+        raise ValueError("covariances_ disagree with precisions_cholesky_ (they must be "
+                         "inverses of each other): a damaged or edited file")
 
 
 def _field(params, field):

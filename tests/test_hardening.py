@@ -415,3 +415,66 @@ def test_chunk_size_and_n_threads_follow_one_rule(blobs, option, value):
     with pytest.raises(ValueError, match=f"{option} must be a positive integer"):
         GaussianMixture(2, **{option: value}).fit(blobs)
     GaussianMixture(2, **{option: np.int64(2)}).fit(blobs)
+
+
+# --------------------------------------------------------------------- 10. small ones
+@pytest.mark.parametrize("every", [0, -1])
+def test_checkpoint_every_must_be_positive(blobs, tmp_path, every):
+    np.save(tmp_path / "d.npy", blobs)
+    result = fastem_cli("fit", tmp_path / "d.npy", "-o", tmp_path / "m.npz", "--checkpoint",
+                        tmp_path / "ck.npz", "--checkpoint-every", every)
+    assert result.returncode == 2 and "must be a positive integer" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_offset_with_npy_data_is_an_error(blobs, model, tmp_path):
+    np.save(tmp_path / "d.npy", blobs)
+    result = fastem_cli("score", model.save(tmp_path / "m.npz"), tmp_path / "d.npy",
+                        "--offset", 16)
+    assert result.returncode == 2 and "--offset applies to raw data files" in result.stderr
+
+
+def test_files_respect_the_umask(blobs, model, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        model.save(tmp_path / "m.npz")
+        model.predict(blobs, out=tmp_path / "labels.npy")
+    finally:
+        os.umask(previous)
+    for name in ("m.npz", "labels.npy"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o644
+
+
+def test_a_model_whose_covariances_disagree_with_its_factors_is_refused(model, tmp_path):
+    import json
+    import zipfile
+
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["covariances_"] = arrays["covariances_"] * 2
+    np.savez(tmp_path / "edited.npz", **arrays)
+    assert json.loads(str(arrays["header"][()]))["format"] == "fastem-model"
+    assert zipfile.is_zipfile(tmp_path / "edited.npz")
+    with pytest.raises(ValueError, match="covariances_ disagree with precisions_cholesky_"):
+        fastem.load(tmp_path / "edited.npz")
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_ill_conditioned_fits_still_load(tmp_path, covariance_type):
+    rng = np.random.RandomState(0)
+    X = rng.randn(500, 3) * [1e4, 1.0, 1e-3]
+    m = GaussianMixture(2, covariance_type=covariance_type, random_state=0, reg_covar=1e-12)
+    m.fit(X)
+    fastem.load(m.save(tmp_path / "m.npz"))
+
+
+def test_a_killed_writer_leaves_no_temporary_file_behind(model, tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".ck.npz.{dead.pid}.0123abcd.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    mine = tmp_path / f".ck.npz.{os.getpid()}.0123abcd.tmp"  # a live writer's: kept
+    mine.write_bytes(b"")
+    model.save(tmp_path / "ck.npz")
+    assert sorted(os.listdir(tmp_path)) == sorted(["ck.npz", mine.name])
