@@ -478,3 +478,18 @@ def test_a_killed_writer_leaves_no_temporary_file_behind(model, tmp_path):
     mine.write_bytes(b"")
     model.save(tmp_path / "ck.npz")
     assert sorted(os.listdir(tmp_path)) == sorted(["ck.npz", mine.name])
+
+
+# --------------------------------------------------- 7. float32 far from the origin keeps 1e-3
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("shift, scale", [(0, 1), (1e3, 1), (1e6, 1), (1e6, 1e-3), (1e4, 1e-2),
+                                          (0, 1e-4), (0, 1e4), (-1e5, 10)])
+def test_float32_log_densities_within_the_readme_bound(covariance_type, shift, scale):
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(1000, 3), rng.randn(1000, 3) * 0.5 + 4]) * scale + shift
+    X32 = X.astype(np.float32)
+    m = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X32)
+    exact = m.score_samples(X32.astype(np.float64))  # float64 on the same (rounded) values
+    for method in ("score_samples", "predict_proba"):
+        assert np.isfinite(getattr(m, method)(X32)).all()
+    assert np.abs(m.score_samples(X32) - exact).max() < 1e-3
