@@ -44,7 +44,7 @@ class FitInterrupted(KeyboardInterrupt):
 
 
 def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf,
-           callback=None, m_step="exact", m_step_iters=1):
+           callback=None, m_step="exact", m_step_iters=1, symmetric_start=False):
     """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
 
     ``latent`` (e.g. ``fastem.latent.mixture.Mixture``) owns what couples the ``family``'s
@@ -53,8 +53,13 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
 
     ``callback(result, change, seconds)`` is called after every iteration. A
     KeyboardInterrupt becomes :class:`FitInterrupted` carrying the last completed iteration.
+
+    ``symmetric_start``: the parameters start near a symmetric saddle (from near-uniform random
+    responsibilities), where EM first moves away slowly, its changes growing each iteration;
+    it then stops only once two changes are known and the last did not grow.
     """
     result = EMResult(params, lower_bound)
+    previous_change = np.nan  # the last finite change (NaN: none yet)
     try:
         for n_iter in range(1, max_iter + 1):
             tic = time.perf_counter()
@@ -79,9 +84,11 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
             result = EMResult(params, current, result.lower_bounds + [current], n_iter, False)
             if callback is not None:
                 callback(result, change, time.perf_counter() - tic)
-            if abs(change) < tol:
+            escaping = symmetric_start and not abs(change) <= previous_change
+            if abs(change) < tol and not escaping:
                 result.converged = True
                 break
+            previous_change = abs(change) if np.isfinite(change) else np.nan
     except KeyboardInterrupt:
         raise FitInterrupted(result) from None
     except SourceChanged as exc:  # the data file shrank: the estimator keeps this iteration

@@ -144,7 +144,8 @@ class _MixtureBase(Estimator):
                 result = run_em(latent, family, driver, params, tol=self.tol,
                                 max_iter=self.max_iter,
                                 rng=rng, lower_bound=lower_bound, callback=self._report,
-                                m_step=self.m_step, m_step_iters=self.m_step_iters)
+                                m_step=self.m_step, m_step_iters=self.m_step_iters,
+                                symmetric_start=do_init and self.init_params == "random")
                 status = "converged" if result.converged else "did not converge"
                 self._say(1, f"Initialization {status}.", verbose_only=1)
                 self._say(2, f"Initialization {status}. time lapse "
