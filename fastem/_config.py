@@ -7,8 +7,12 @@ over the data therefore runs inside :func:`single_threaded_blas`.
 import contextlib
 import operator
 import os
+import threading
 
 _controller = None
+_lock = threading.Lock()
+_users = 0  # blocks of single_threaded_blas running now, in any thread
+_limit = None  # their threadpoolctl limiter, set by the first to enter
 
 
 def _cgroup_cpu_limit():
@@ -64,13 +68,31 @@ def resolve_n_threads(n_threads=None):
 
 @contextlib.contextmanager
 def single_threaded_blas():
-    """Limit BLAS to one thread for the duration of the block, restoring it even on error."""
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
+    """Limit BLAS to one thread for the duration of the block, restoring it even on error.
 
-        from ._kernels import gaussian  # noqa: F401  (loads scipy's BLAS before we inspect)
+    Blocks may overlap (fits in several threads): the first to enter limits BLAS and the last
+    to leave restores it, so overlapping fits never leave BLAS at one thread for good (each
+    restoring what the other had set)."""
+    global _controller, _limit, _users
+    with _lock:
+        if _controller is None:
+            from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
+            from ._kernels import gaussian  # noqa: F401  (loads scipy's BLAS before we inspect)
+
+            _controller = ThreadpoolController()
+        _users += 1
+        if _users == 1:
+            try:
+                _limit = _controller.limit(limits=1, user_api="blas")
+            except BaseException:
+                _users -= 1
+                raise
+    try:
         yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                _limit.restore_original_limits()
+                _limit = None

@@ -548,3 +548,22 @@ def test_random_starts_do_not_stop_at_the_symmetric_saddle():
     X, true = _two_classes("categorical", np.random.RandomState(0))
     model = fastem.CategoricalMixture(2, random_state=0).fit(X)
     assert model.n_iter_ > 2 and np.diff(model.lower_bounds_)[0] < 1e-3  # it did start slowly
+
+
+def test_overlapping_fits_restore_blas_threads():
+    from threadpoolctl import threadpool_info
+
+    from fastem._config import single_threaded_blas
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    GaussianMixture(1).fit(np.random.RandomState(0).randn(50, 2))  # BLAS loaded
+    before = blas_threads()
+    first, second = single_threaded_blas(), single_threaded_blas()
+    first.__enter__()
+    second.__enter__()  # another fit starts in another thread ...
+    first.__exit__(None, None, None)  # ... and outlives the first
+    assert blas_threads() == {1}
+    second.__exit__(None, None, None)
+    assert blas_threads() == before
