@@ -171,6 +171,8 @@ def run_fit(args):
                 save_or_keep(run, model, args.output, args.checkpoint)
                 print(f"{stopped} wrote the last completed iteration "
                       f"({done + model.n_iter_}) to {args.output}", file=sys.stderr)
+            elif isinstance(exc, SourceChanged):  # before any iteration: nothing to keep
+                raise
             return 130 if isinstance(exc, KeyboardInterrupt) else 1
     return report(args, model, done + model.n_iter_,
                   save_or_keep(run, model, args.output, args.checkpoint))

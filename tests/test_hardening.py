@@ -567,3 +567,21 @@ def test_overlapping_fits_restore_blas_threads():
     assert blas_threads() == {1}
     second.__exit__(None, None, None)
     assert blas_threads() == before
+
+
+def test_cli_fit_on_a_file_shrinking_before_any_iteration_says_so(blobs, tmp_path, monkeypatch,
+                                                                  capsys):
+    from fastem import cli, data
+
+    path = tmp_path / "data.npy"
+    np.save(path, np.repeat(blobs, 5, axis=0))
+    check_finite = data.check_finite
+
+    def shrinking_check(X, *args, **kwargs):  # the file is cut right after the check pass
+        check_finite(X, *args, **kwargs)
+        os.truncate(path, 1000)
+    monkeypatch.setattr(data, "check_finite", shrinking_check)
+    code = cli.main(["fit", str(path), "-k", "2", "-q", "-o", str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    assert code == 1 and "data.npy' shrank" in err and len(err.strip().splitlines()) == 1
+    assert not os.path.exists(tmp_path / "m.npz")
