@@ -56,11 +56,7 @@ class _ColumnMixture(_MixtureBase):
         return None if self.prior is None else _pair(self.prior, "prior")
 
     def _check_family_parameters(self, n_features):
-        alpha = self.weight_concentration_prior
-        if alpha is not None and not (isinstance(alpha, numbers.Real) and np.isfinite(alpha)
-                                      and alpha >= 1):
-            raise ValueError(f"weight_concentration_prior must be a finite number >= 1 (the MAP "
-                             f"weights exist), got {alpha!r}")
+        self._latent()  # checks weight_concentration_prior
         self._make_family(n_features)
 
     def _make_family(self, n_features):
