@@ -111,6 +111,9 @@ def check_sample_weight(sample_weight, n_samples):
         raise ValueError("sample_weight contains NaN or infinity")
     if (w < 0).any():
         raise ValueError("sample_weight contains negative values")
+    if not np.isfinite(w.sum()):
+        raise ValueError(f"sample_weight sums to {w.sum()} in float64 (largest weight "
+                         f"{w.max():g}): rescale the weights")
     return np.ascontiguousarray(w)
 
 

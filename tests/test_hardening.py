@@ -585,3 +585,11 @@ def test_cli_fit_on_a_file_shrinking_before_any_iteration_says_so(blobs, tmp_pat
     err = capsys.readouterr().err
     assert code == 1 and "data.npy' shrank" in err and len(err.strip().splitlines()) == 1
     assert not os.path.exists(tmp_path / "m.npz")
+
+
+def test_weights_summing_past_float64_are_named(blobs):
+    w = np.full(len(blobs), 1e308)
+    for call in (lambda: GaussianMixture(2).fit(blobs, sample_weight=w),
+                 lambda: GaussianMixture(2).fit(blobs).score(blobs, sample_weight=w)):
+        with pytest.raises(ValueError, match="sample_weight sums to inf in float64"):
+            call()
