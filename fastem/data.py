@@ -331,7 +331,7 @@ def source_path(X):
     name = getattr(X, "filename", None)
     if name is None:
         name = getattr(getattr(X, "file", None), "filename", None)  # h5py
-    return name if isinstance(name, str) else None
+    return os.fsdecode(name) if isinstance(name, (str, os.PathLike)) else None
 
 
 def same_file(a, b):

@@ -39,8 +39,9 @@ def test_output_over_the_input_is_refused(model, blobs, tmp_path, link, method):
         os.symlink(data, out)
     elif link == "hardlink":
         os.link(data, out)
-    with pytest.raises(ValueError, match="is the input file"):
-        getattr(model, method)(str(data), out=out)
+    for source in (str(data), data, np.load(data, mmap_mode="r")):  # a memmap's name is a Path
+        with pytest.raises(ValueError, match="is the input file"):
+            getattr(model, method)(source, out=out)
     np.testing.assert_array_equal(np.load(data), blobs)  # untouched
 
 
@@ -593,3 +594,17 @@ def test_weights_summing_past_float64_are_named(blobs):
                  lambda: GaussianMixture(2).fit(blobs).score(blobs, sample_weight=w)):
         with pytest.raises(ValueError, match="sample_weight sums to inf in float64"):
             call()
+
+
+def test_kernel_api_outputs_over_their_input_are_refused(model, blobs, tmp_path):
+    from fastem import kernels
+
+    path = tmp_path / "d.npy"
+    np.save(path, blobs)
+    X = np.load(path, mmap_mode="r")
+    with pytest.raises(ValueError, match="is the input file"):
+        kernels.gaussian_log_prob(X, model.means_, model.precisions_cholesky_, "full",
+                                  out=str(path))
+    with pytest.raises(ValueError, match="is the input file"):
+        kernels.family_predict(X, model.family_, model._fitted_params(), resp_out=str(path))
+    np.testing.assert_array_equal(np.load(path), blobs)
