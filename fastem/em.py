@@ -10,6 +10,7 @@ a prior it is the log-posterior, (log-likelihood + log p(theta)) / total weight.
 generalized EM all guarantee it never decreases (Dempster, Laird & Rubin 1977), except at an
 iteration where an empty component is re-seeded, which is reported in a warning.
 """
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,7 +24,27 @@ MAX_HALVINGS = 30  # backtracking halves the step at most this often (2**-30 ~ 1
 
 
 class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the objective changed by less than ``tol``."""
+    """EM stopped at ``max_iter`` before the objective changed by less than ``tol``.
+
+    Issued through :func:`convergence_warning`, so that it is also a
+    ``sklearn.exceptions.ConvergenceWarning`` when scikit-learn is loaded."""
+
+
+_both_warnings = {}
+
+
+def convergence_warning():
+    """The class to warn with: :class:`ConvergenceWarning`, also a subclass of scikit-learn's
+    when scikit-learn is loaded (filters and ``pytest.warns`` written for scikit-learn then
+    catch fastem's); scikit-learn is never imported for it."""
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    theirs = getattr(sklearn_exceptions, "ConvergenceWarning", None)
+    if theirs is None:
+        return ConvergenceWarning
+    if theirs not in _both_warnings:
+        _both_warnings[theirs] = type("ConvergenceWarning", (ConvergenceWarning, theirs), {
+            "__module__": __name__, "__doc__": ConvergenceWarning.__doc__})
+    return _both_warnings[theirs]
 
 
 @dataclass

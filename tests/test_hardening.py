@@ -608,3 +608,12 @@ def test_kernel_api_outputs_over_their_input_are_refused(model, blobs, tmp_path)
     with pytest.raises(ValueError, match="is the input file"):
         kernels.family_predict(X, model.family_, model._fitted_params(), resp_out=str(path))
     np.testing.assert_array_equal(np.load(path), blobs)
+
+
+# ------------------------------------------------------------ 12. scikit-learn's warning class
+def test_convergence_warning_is_scikit_learns_too(blobs):
+    from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+
+    for catch in (SklearnConvergenceWarning, fastem.ConvergenceWarning):
+        with pytest.warns(catch, match="did not converge"):
+            GaussianMixture(2, max_iter=1, random_state=0).fit(blobs)

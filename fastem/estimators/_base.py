@@ -16,7 +16,7 @@ from .. import data
 from .._base import Estimator, not_fitted
 from .._config import single_threaded_blas
 from ..drivers import is_dask_array, make_driver
-from ..em import ConvergenceWarning, EMResult, FitInterrupted, run_em
+from ..em import EMResult, FitInterrupted, convergence_warning, run_em
 from ..frame import Statistics
 from ..initialization import INIT_METHODS, initial_params
 from ..latent.mixture import Mixture, MixtureParams
@@ -157,7 +157,7 @@ class _MixtureBase(Estimator):
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
+                convergence_warning(),
                 stacklevel=2,
             )
         self._set_result(best, driver.n_features)
