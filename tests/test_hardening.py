@@ -617,3 +617,13 @@ def test_convergence_warning_is_scikit_learns_too(blobs):
     for catch in (SklearnConvergenceWarning, fastem.ConvergenceWarning):
         with pytest.warns(catch, match="did not converge"):
             GaussianMixture(2, max_iter=1, random_state=0).fit(blobs)
+
+
+# ------------------------------------------------- 11. float32 weights_init summing to 1 in float32
+def test_float32_weights_init_summing_to_one_in_float32_are_accepted(blobs):
+    w = np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32)
+    assert abs(float(w.astype(np.float64).sum()) - 1) > 1e-8  # refused before
+    m = GaussianMixture(4, weights_init=w, max_iter=1, random_state=0).fit(blobs)
+    assert np.isclose(m.weights_.sum(), 1.0)
+    with pytest.raises(ValueError, match="weights_init must sum to 1"):
+        GaussianMixture(4, weights_init=w * 1.01, random_state=0).fit(blobs)
