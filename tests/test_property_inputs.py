@@ -122,3 +122,59 @@ def test_every_estimator_returns_a_sane_result_or_a_clear_error(case, tmp_path):
     assert logp.shape == (n,) and not np.isnan(logp).any() and (logp < np.inf).all()
     if np.isfinite(logp).all():
         assert score == pytest.approx(logp.mean(), rel=1e-6, abs=1e-6)
+
+
+@st.composite
+def cli_cases(draw):
+    command = draw(st.sampled_from(["fit", "predict", "score", "sample", "info"]))
+    data = draw(st.sampled_from(["good", "int", "text", "npz", "dir", "missing", "nan", "raw"]))
+    options = draw(st.lists(st.sampled_from([
+        ["-k", "0"], ["-k", "3"], ["--threads", "0"], ["--threads", "2"], ["--chunk-size", "0"],
+        ["--chunk-size", "7"], ["--offset", "8"], ["--dtype", "float32"], ["--n-features", "3"],
+        ["--covariance", "diag"], ["--max-iter", "0"], ["--nan-policy", "omit"],
+        ["--checkpoint-every", "0"], ["--proba"], ["-n", "0"], ["-n", "5"]]), max_size=3))
+    output = draw(st.sampled_from(["new", "data", "model", "dir", "missing-folder"]))
+    return command, data, [o for option in options for o in option], output
+
+
+@settings(max_examples=80, deadline=20_000, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(case=cli_cases())
+def test_the_command_line_exits_cleanly_on_any_input(case, tmp_path_factory, capsys):
+    from fastem import cli
+
+    command, kind, options, output = case
+    tmp = tmp_path_factory.mktemp("cli")
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.randn(60, 3), rng.randn(60, 3) + 4])
+    data = {"good": tmp / "d.npy", "int": tmp / "d.npy", "text": tmp / "t.npy",
+            "npz": tmp / "z.npz", "dir": tmp, "missing": tmp / "none.npy", "nan": tmp / "d.npy",
+            "raw": tmp / "d.bin"}[kind]
+    if kind in ("good", "int", "nan"):
+        if kind == "nan":
+            X[5, 1] = np.nan
+        np.save(data, X.astype(int) if kind == "int" else X)
+    elif kind == "text":
+        data.write_text("1 2 3\n")
+    elif kind == "npz":
+        np.savez(data, a=X)
+    elif kind == "raw":
+        X.astype(np.float32).tofile(data)
+    model = fastem.GaussianMixture(2, random_state=0).fit(X[:, :3] if kind != "nan" else
+                                                           np.nan_to_num(X)).save(tmp / "m.npz")
+    out = {"new": tmp / "out.npy", "data": data, "model": model, "dir": tmp,
+           "missing-folder": tmp / "no" / "out.npy"}[output]
+    argv = {"fit": ["fit", data, "-o", out, "--max-iter", "3"],
+            "predict": ["predict", model, data, "-o", out],
+            "score": ["score", model, data], "sample": ["sample", model, "-o", out, "-n", "3"],
+            "info": ["info", model]}[command] + options
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse: unknown or invalid options for this command
+        code = exc.code
+    captured = capsys.readouterr()
+    assert code in (0, 1, 2, 130), code
+    assert "Traceback" not in captured.err
+    if code in (1, 2) and "usage:" not in captured.err:  # one line naming the problem
+        lines = captured.err.replace("\r", "\n").splitlines()
+        assert any(line.startswith(f"fastem {command}: error: ") for line in lines), lines
