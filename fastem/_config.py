@@ -7,8 +7,12 @@ over the data therefore runs inside :func:`single_threaded_blas`.
 import contextlib
 import operator
 import os
+import threading
 
 _controller = None
+_lock = threading.Lock()
+_users = 0  # blocks of single_threaded_blas running now, in any thread
+_limit = None  # their threadpoolctl limiter, set by the first to enter
 
 
 def _cgroup_cpu_limit():
@@ -45,11 +49,13 @@ def available_cpus():
 
 
 def resolve_n_threads(n_threads=None):
-    """Threads for a pass: ``n_threads`` if given, else ``OMP_NUM_THREADS``, else the usable CPUs."""
+    """Threads for a pass: ``n_threads`` if given, else ``OMP_NUM_THREADS``, else the usable CPUs;
+    never more than the usable CPUs, as each thread has its own buffers (results are the same
+    for any thread count, so more threads than cores would only cost memory)."""
     if n_threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
         if env.isdigit() and int(env) > 0:
-            return int(env)
+            return min(int(env), available_cpus())
         return available_cpus()
     try:
         value = operator.index(n_threads)
@@ -57,18 +63,36 @@ def resolve_n_threads(n_threads=None):
         value = 0
     if isinstance(n_threads, bool) or value < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
-    return value
+    return min(value, available_cpus())
 
 
 @contextlib.contextmanager
 def single_threaded_blas():
-    """Limit BLAS to one thread for the duration of the block, restoring it even on error."""
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
+    """Limit BLAS to one thread for the duration of the block, restoring it even on error.
 
-        from ._kernels import gaussian  # noqa: F401  (loads scipy's BLAS before we inspect)
+    Blocks may overlap (fits in several threads): the first to enter limits BLAS and the last
+    to leave restores it, so overlapping fits never leave BLAS at one thread for good (each
+    restoring what the other had set)."""
+    global _controller, _limit, _users
+    with _lock:
+        if _controller is None:
+            from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
+            from ._kernels import gaussian  # noqa: F401  (loads scipy's BLAS before we inspect)
+
+            _controller = ThreadpoolController()
+        _users += 1
+        if _users == 1:
+            try:
+                _limit = _controller.limit(limits=1, user_api="blas")
+            except BaseException:
+                _users -= 1
+                raise
+    try:
         yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                _limit.restore_original_limits()
+                _limit = None

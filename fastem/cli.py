@@ -4,8 +4,10 @@ Data are ``.npy`` files (memory-mapped, never loaded whole) or raw binary files 
 ``--dtype``, ``--n-features`` and ``--offset``. Models are ``.npz`` files (no pickle).
 """
 import argparse
+import os
 import signal
 import sys
+import tempfile
 import warnings
 
 import numpy as np
@@ -20,6 +22,9 @@ def main(argv=None):
     except ValueError as exc:  # bad input: one clear line, no traceback
         print(f"fastem {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file that cannot be read or written, said in one line
+        print(f"fastem {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def build_parser():
@@ -28,8 +33,9 @@ def build_parser():
 
     fit = commands.add_parser("fit", help="fit a Gaussian mixture to a data file")
     add_data_arguments(fit)
-    fit.add_argument("-k", "--n-components", type=int, default=1)
-    fit.add_argument("--covariance", default="full", choices=["full", "tied", "diag", "spherical"])
+    fit.add_argument("-k", "--n-components", type=int, default=None, help="default: 1")
+    fit.add_argument("--covariance", default=None, choices=["full", "tied", "diag", "spherical"],
+                     help="default: full")
     fit.add_argument("--max-iter", type=int, default=100)
     fit.add_argument("--tol", type=float, default=1e-3)
     fit.add_argument("--reg-covar", type=float, default=1e-6)
@@ -40,7 +46,7 @@ def build_parser():
     fit.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     fit.add_argument("--checkpoint", help="model file rewritten every --checkpoint-every "
                                           "iterations (atomically)")
-    fit.add_argument("--checkpoint-every", type=int, default=1)
+    fit.add_argument("--checkpoint-every", type=positive_int, default=1, metavar="N")
     fit.add_argument("--resume", help="continue from this model or checkpoint file")
     fit.set_defaults(run=run_fit)
 
@@ -83,11 +89,20 @@ def build_parser():
     return parser
 
 
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def add_data_arguments(parser):
     parser.add_argument("data", help=".npy file, or raw binary with --dtype/--n-features")
     parser.add_argument("--dtype", help="dtype of a raw binary data file (e.g. float32)")
     parser.add_argument("--n-features", type=int, help="columns of a raw binary data file")
-    parser.add_argument("--offset", type=int, default=0, help="header bytes of a raw file")
+    parser.add_argument("--offset", type=int, default=None,
+                        help="header bytes of a raw file (default 0)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--nan-policy", default="raise", choices=["raise", "omit"],
@@ -102,7 +117,10 @@ def open_data(args):
     if args.dtype or args.n_features:
         if not (args.dtype and args.n_features):
             raise ValueError("a raw data file needs both --dtype and --n-features")
-        return open_raw(args.data, args.dtype, args.n_features, args.offset)
+        return open_raw(args.data, args.dtype, args.n_features, args.offset or 0)
+    if args.offset is not None:
+        raise ValueError("--offset applies to raw data files (with --dtype and --n-features); "
+                         f"{args.data!r} is read as .npy, whose header gives the offset")
     return open_source(args.data, name=args.data)
 
 
@@ -115,20 +133,28 @@ def load_model(args):
 
 
 def run_fit(args):
+    from .data import SourceChanged
     from .estimators import GaussianMixture
     from .io import load, save
 
     if args.n_init > 1 and (args.checkpoint or args.resume):
         raise ValueError("--checkpoint and --resume hold a single run: use them with --n-init 1")
+    check_outputs([args.output, model_file(args.output), args.checkpoint,
+                   args.checkpoint and model_file(args.checkpoint)], [args.data])
     X = open_data(args)
     if args.resume:
         model = load(args.resume)
+        check_resumable(args, model, X)
         done, history = model.n_iter_, list(model.lower_bounds_)
         if done >= args.max_iter:  # nothing left to run; a 0-iteration fit would reset the bound
             return report(args, model, done, save(model, args.output))
         model.set_params(warm_start=True, max_iter=max(0, args.max_iter - done))
+        # this run's iterations only: FitRun adds ``done`` and ``history`` when saving, also
+        # when the run is interrupted before its first iteration completes
+        model.n_iter_, model.lower_bounds_ = 0, []
     else:
-        model = GaussianMixture(args.n_components, covariance_type=args.covariance,
+        k = 1 if args.n_components is None else args.n_components
+        model = GaussianMixture(k, covariance_type=args.covariance or "full",
                                 tol=args.tol, reg_covar=args.reg_covar, max_iter=args.max_iter,
                                 n_init=args.n_init, init_params=args.init,
                                 random_state=args.seed)
@@ -139,13 +165,68 @@ def run_fit(args):
     with sigint_as_keyboard_interrupt():
         try:
             model.fit(X)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SourceChanged) as exc:
+            stopped = "interrupted:" if isinstance(exc, KeyboardInterrupt) else f"error: {exc};"
             if hasattr(model, "n_features_in_"):
-                run.save(model, args.output)
-                print(f"interrupted: wrote the last completed iteration "
+                save_or_keep(run, model, args.output, args.checkpoint)
+                print(f"{stopped} wrote the last completed iteration "
                       f"({done + model.n_iter_}) to {args.output}", file=sys.stderr)
-            return 130
-    return report(args, model, done + model.n_iter_, run.save(model, args.output))
+            elif isinstance(exc, SourceChanged):  # before any iteration: nothing to keep
+                raise
+            return 130 if isinstance(exc, KeyboardInterrupt) else 1
+    return report(args, model, done + model.n_iter_,
+                  save_or_keep(run, model, args.output, args.checkpoint))
+
+
+def check_resumable(args, model, X):
+    """ValueError when the options of ``fastem fit --resume`` contradict the checkpoint (they
+    cannot change a fit under way) or the data ``X`` have other columns than the checkpoint's."""
+    if X.shape[1] != model.n_features_in_:
+        raise ValueError(f"{args.data!r} has {X.shape[1]} columns but {args.resume!r} was fitted "
+                         f"on {model.n_features_in_}: resume on the data it was fitted on")
+    given = {"-k": (args.n_components, model.n_components),
+             "--covariance": (args.covariance, getattr(model, "covariance_type", None))}
+    for option, (value, stored) in given.items():
+        if value is not None and value != stored:
+            raise ValueError(f"{option} {value} contradicts {args.resume!r}, which holds "
+                             f"{stored}: leave {option} out to resume, or start a new fit")
+
+
+def model_file(path):
+    """The path ``fastem.io.save`` writes for ``path`` (it appends .npz)."""
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def check_outputs(outputs, inputs):
+    """Before anything is read or written: ValueError when an output (None: not given) is the
+    same file as an input, links included (writing it would destroy the input), or cannot be
+    created (a directory, a missing or read-only folder), so that no fit runs for nothing."""
+    from .data import NewFiles, check_output_path
+
+    for path in filter(None, outputs):
+        check_output_path(path, filter(None, inputs), name="output")
+        if os.path.isdir(path):
+            raise ValueError(f"output {path!r} is a directory; give a file name")
+        try:  # a real creation (permissions, quotas, ...) of the temporary file, then removed
+            os.unlink(NewFiles().create(path))
+        except OSError as exc:
+            raise ValueError(f"cannot create the output {path!r}: "
+                             f"{exc.strerror or exc}") from None
+
+
+def save_or_keep(run, model, path, keep_near=None):
+    """Write ``model`` to ``path``; when that fails (the folder went away, the disk is full),
+    keep it in a new file next to ``keep_near`` (the checkpoint) or in the temporary folder
+    and raise an OSError saying both paths, rather than lose the fit."""
+    try:
+        return run.save(model, path)
+    except OSError as exc:
+        folder = os.path.dirname(os.path.abspath(keep_near)) if keep_near else None
+        fd, kept = tempfile.mkstemp(prefix="fastem-model-", suffix=".npz", dir=folder)
+        os.close(fd)
+        run.save(model, kept)
+        raise OSError(f"cannot write {path!r} ({exc.strerror or exc}); the fitted model was "
+                      f"kept in {kept}") from None
 
 
 def report(args, model, n_iter, path):
@@ -179,11 +260,11 @@ class FitRun:
         from .io import save
 
         kept = (model.n_iter_, model.lower_bounds_, model.get_params())
-        model.n_iter_ = self.done + model.n_iter_
-        model.lower_bounds_ = self.history + list(model.lower_bounds_)
-        model.set_params(callback=None, warm_start=False, max_iter=self.args.max_iter,
-                         progress=False, n_threads=None, chunk_size=None)
-        try:
+        try:  # restored even when Ctrl-C comes while the counts are shifted
+            model.n_iter_ = self.done + model.n_iter_
+            model.lower_bounds_ = self.history + list(model.lower_bounds_)
+            model.set_params(callback=None, warm_start=False, max_iter=self.args.max_iter,
+                             progress=False, n_threads=None, chunk_size=None)
             return save(model, path)
         finally:
             model.n_iter_, model.lower_bounds_ = kept[0], kept[1]
@@ -191,6 +272,7 @@ class FitRun:
 
 
 def run_predict(args):
+    check_outputs([args.output], [args.data, args.model])
     model = load_model(args)
     X = open_data(args)
     if args.proba:
@@ -216,12 +298,16 @@ def run_score(args):
 
 
 def run_sample(args):
+    from .data import new_file
     from .io import load
 
+    path = args.output if args.output.endswith(".npy") else args.output + ".npy"  # as np.save
+    check_outputs([args.output, path], [args.model])
     model = load(args.model).set_params(random_state=args.seed)
     points, labels = model.sample(args.n_samples)
-    np.save(args.output, points)
-    print(f"wrote {args.n_samples:,} points to {args.output}")
+    with new_file(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, points)
+    print(f"wrote {args.n_samples:,} points to {path}")
     return 0
 
 

@@ -6,8 +6,10 @@ arrays, ``np.memmap``, a path to a ``.npy`` file (memory-mapped, never loaded), 
 handed to the kernels as views when they are already C-contiguous in the working dtype, and
 converted one block at a time otherwise.
 """
+import contextlib
 import mmap
 import os
+import secrets
 
 import numpy as np
 
@@ -17,14 +19,18 @@ BLOCK_ROWS = 1 << 16  # rows per block of the passes that run no kernel (checks,
 
 def open_source(X, name="X"):
     """Return ``X`` as a row-sliceable 2-D array-like without reading it; memory-map ``.npy`` paths."""
-    if isinstance(X, (str, os.PathLike)):
-        path = os.fspath(X)
+    if isinstance(X, (str, bytes, os.PathLike)):
+        path = os.fsdecode(X)
         if not os.path.exists(path):
             raise ValueError(f"{name}: no such file: {path!r}")
+        if os.path.isdir(path):
+            raise ValueError(f"{name}: {path!r} is a directory, not a data file")
+        check_npy_magic(path, name)
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"{name}: cannot memory-map {path!r} as a .npy array: {exc}") from None
+        except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, ...
+            raise ValueError(f"{name}: cannot memory-map {path!r} as a .npy array (a damaged "
+                             f"header, a truncated file or object data): {exc}") from None
     if type(X).__module__.startswith("scipy.sparse"):
         raise TypeError(
             f"{name}: sparse data is not supported, dense data is required; convert it with "
@@ -35,6 +41,21 @@ def open_source(X, name="X"):
     if X.dtype == object:
         X = np.asarray(X, dtype=np.float64)  # in memory already; numpy names unconvertible items
     return X
+
+
+def check_npy_magic(path, name="X"):
+    """ValueError naming what ``path`` is when it does not start as a ``.npy`` file does (numpy
+    would call any such file "pickled data")."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head == b"\x93NUMPY":
+        return
+    if head.startswith(b"PK\x03\x04"):
+        raise ValueError(f"{name}: {path!r} is a .npz archive (or another zip file), not a .npy "
+                         "array: pass one of its arrays, np.load(path)[name]")
+    raise ValueError(f"{name}: {path!r} is not a .npy file (it does not start with the .npy "
+                     "header); a headerless binary file is read with fastem.data.open_raw (CLI: "
+                     "--dtype and --n-features)")
 
 
 def working_dtype(dtype, name="X"):
@@ -90,6 +111,9 @@ def check_sample_weight(sample_weight, n_samples):
         raise ValueError("sample_weight contains NaN or infinity")
     if (w < 0).any():
         raise ValueError("sample_weight contains negative values")
+    if not np.isfinite(w.sum()):
+        raise ValueError(f"sample_weight sums to {w.sum()} in float64 (largest weight "
+                         f"{w.max():g}): rescale the weights")
     return np.ascontiguousarray(w)
 
 
@@ -103,14 +127,44 @@ def iter_blocks(X, block_rows, dtype, sample_weight=None, bar=None):
     """
     n = X.shape[0]
     read_ahead = ReadAhead.for_source(X)
+    check_size = size_check(X)
     for start in range(0, n, block_rows):
         stop = min(start + block_rows, n)
+        check_size()
         read_ahead(stop)
         block = np.ascontiguousarray(X[start:stop], dtype=dtype)
         weights = None if sample_weight is None else sample_weight[start:stop]
         yield start, block, weights
         if bar is not None:
             bar.update(stop - start)
+
+
+class SourceChanged(OSError):
+    """A memory-mapped source file shrank (truncated by another process): reading the rows it
+    lost would kill the process with SIGBUS. ``result``, set by the EM loop, holds the last
+    completed iteration."""
+
+    result = None
+
+
+def size_check(X):
+    """A function raising :class:`SourceChanged` when the file under a memory-mapped source
+    (``np.memmap``, a ``.npy`` path, a raw file, or a view of one) is now shorter than its
+    mapping; a no-op for other sources. One ``fstat`` of the mapped file per call."""
+    while isinstance(X, np.ndarray):
+        if isinstance(X, np.memmap) and isinstance(X.base, mmap.mmap):
+            mapping, path = X.base, os.fsdecode(X.filename)
+            needed = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY + len(mapping)
+
+            def check():
+                size = mapping.size()  # the mapped file's size now (fstat of its descriptor)
+                if size < needed:
+                    raise SourceChanged(f"{path!r} shrank to {size} bytes while being read (it "
+                                        f"held {needed}): was it truncated or rewritten by "
+                                        "another process? Its rows can no longer be read")
+            return check
+        X = X.base
+    return lambda: None
 
 
 class ReadAhead:
@@ -238,14 +292,20 @@ def per_row_output(what, n_samples, n_components):
     return (n_samples,), np.dtype(np.intp if what == "labels" else np.float64)
 
 
-def output_array(out, shape, dtype, name="out"):
+def output_array(out, shape, dtype, name="out", files=None, inputs=()):
     """Where per-row results go: a new array (None), a new ``.npy`` file (a path, memory-mapped,
-    so results larger than memory stream to disk) or a given writeable array of that shape."""
+    so results larger than memory stream to disk) or a given writeable array of that shape.
+
+    A path is refused when it is the same file as one of ``inputs`` (sources or paths), before
+    anything is opened for writing; given ``files`` (:class:`NewFiles`), the file is written
+    under a temporary name that ``files`` renames when the pass completes."""
     dtype = np.dtype(dtype)
     if out is None:
         return np.empty(shape, dtype=dtype)
     if isinstance(out, (str, os.PathLike)):
-        return np.lib.format.open_memmap(os.fspath(out), mode="w+", dtype=dtype, shape=shape)
+        check_output_path(out, inputs, name)
+        path = os.fspath(out) if files is None else files.create(out)
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
     if (not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype
             or not out.flags.c_contiguous or not out.flags.writeable):
         flags = getattr(out, "flags", None)
@@ -256,7 +316,118 @@ def output_array(out, shape, dtype, name="out"):
             f"got {type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}"
             f"{layout}"
         )
+    if any(isinstance(x, np.ndarray) and np.may_share_memory(out, x) for x in inputs):
+        raise ValueError(f"{name} shares memory with the input: writing it would overwrite the "
+                         "data being read; pass another array")
     return out
+
+
+def source_path(X):
+    """The file a source reads (a path, a memmap or a view of one, an h5py dataset), or None."""
+    if isinstance(X, (str, bytes, os.PathLike)):
+        return os.fsdecode(X)
+    while isinstance(X, np.ndarray) and not isinstance(X, np.memmap) and X.base is not None:
+        X = X.base
+    name = getattr(X, "filename", None)
+    if name is None:
+        name = getattr(getattr(X, "file", None), "filename", None)  # h5py
+    return os.fsdecode(name) if isinstance(name, (str, os.PathLike)) else None
+
+
+def same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file: the same real path (symbolic links), or the
+    same device and inode (hard links)."""
+    a, b = os.fsdecode(a), os.fsdecode(b)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def check_output_path(path, inputs, name="out"):
+    """ValueError when the output ``path`` is the same file as one of ``inputs`` (paths or
+    sources): writing it would destroy the data being read (a mapped file truncated under a
+    pass kills the process with SIGBUS)."""
+    for source in inputs:
+        src = source_path(source)
+        if src is not None and same_file(path, src):
+            raise ValueError(f"{name}: {os.fsdecode(path)!r} is the input file {src!r}; writing "
+                             "it would destroy the input: choose another output path")
+
+
+class NewFiles:
+    """New files written under temporary names in their own folders (so the rename is atomic)
+    and renamed to their paths when the ``with`` block completes, or removed when it fails or
+    is interrupted: a path never holds a partial, complete-looking file.
+
+    Temporary files are created with mode 0666 less the umask, as ``open`` would create the
+    file itself, and are named ``.{name}.{pid}.{random}.tmp``; those of processes that no
+    longer exist (killed while writing) are removed when the same path is written again."""
+
+    def __init__(self):
+        self.pending = []  # (temporary path, final path)
+
+    def create(self, path):
+        """A new empty temporary file for ``path``; returns its name."""
+        path = os.path.abspath(os.fsdecode(path))
+        folder, base = os.path.split(path)
+        remove_stale_temporaries(folder, base)
+        while True:
+            tmp = os.path.join(folder, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            try:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            except FileExistsError:
+                continue
+            self.pending.append((tmp, path))
+            return tmp
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            for tmp, path in self.pending:
+                os.replace(tmp, path)
+        else:
+            for tmp, _ in self.pending:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        return False
+
+
+@contextlib.contextmanager
+def new_file(path):
+    """Yield a temporary name for the new file ``path``, renamed to it when the block completes
+    (see :class:`NewFiles`)."""
+    with NewFiles() as files:
+        yield files.create(path)
+
+
+def remove_stale_temporaries(folder, base):
+    """Remove temporary files of :class:`NewFiles` for ``base`` left by dead processes."""
+    prefix = f".{base}."
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def open_raw(path, dtype, n_features, offset=0):
@@ -270,6 +441,8 @@ def open_raw(path, dtype, n_features, offset=0):
     working_dtype(dtype, name=path)
     if not os.path.exists(path):
         raise ValueError(f"no such file: {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a data file")
     if n_features < 1 or offset < 0:
         raise ValueError("n_features must be >= 1 and offset >= 0")
     payload = os.path.getsize(path) - offset

@@ -10,19 +10,41 @@ a prior it is the log-posterior, (log-likelihood + log p(theta)) / total weight.
 generalized EM all guarantee it never decreases (Dempster, Laird & Rubin 1977), except at an
 iteration where an empty component is re-seeded, which is reported in a warning.
 """
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .data import SourceChanged
 from .frame import Statistics
 
 MAX_HALVINGS = 30  # backtracking halves the step at most this often (2**-30 ~ 1e-9)
 
 
 class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the objective changed by less than ``tol``."""
+    """EM stopped at ``max_iter`` before the objective changed by less than ``tol``.
+
+    Issued through :func:`convergence_warning`, so that it is also a
+    ``sklearn.exceptions.ConvergenceWarning`` when scikit-learn is loaded."""
+
+
+_both_warnings = {}
+
+
+def convergence_warning():
+    """The class to warn with: :class:`ConvergenceWarning`, also a subclass of scikit-learn's
+    when scikit-learn is loaded (filters and ``pytest.warns`` written for scikit-learn then
+    catch fastem's); scikit-learn is never imported for it."""
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    theirs = getattr(sklearn_exceptions, "ConvergenceWarning", None)
+    if theirs is None:
+        return ConvergenceWarning
+    if theirs not in _both_warnings:
+        _both_warnings[theirs] = type("ConvergenceWarning", (ConvergenceWarning, theirs), {
+            "__module__": __name__, "__doc__": ConvergenceWarning.__doc__})
+    return _both_warnings[theirs]
 
 
 @dataclass
@@ -43,7 +65,7 @@ class FitInterrupted(KeyboardInterrupt):
 
 
 def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf,
-           callback=None, m_step="exact", m_step_iters=1):
+           callback=None, m_step="exact", m_step_iters=1, symmetric_start=False):
     """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
 
     ``latent`` (e.g. ``fastem.latent.mixture.Mixture``) owns what couples the ``family``'s
@@ -52,8 +74,13 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
 
     ``callback(result, change, seconds)`` is called after every iteration. A
     KeyboardInterrupt becomes :class:`FitInterrupted` carrying the last completed iteration.
+
+    ``symmetric_start``: the parameters start near a symmetric saddle (from near-uniform random
+    responsibilities), where EM first moves away slowly, its changes growing each iteration;
+    it then stops only once two changes are known and the last did not grow.
     """
     result = EMResult(params, lower_bound)
+    previous_change = np.nan  # the last finite change (NaN: none yet)
     try:
         for n_iter in range(1, max_iter + 1):
             tic = time.perf_counter()
@@ -78,11 +105,16 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
             result = EMResult(params, current, result.lower_bounds + [current], n_iter, False)
             if callback is not None:
                 callback(result, change, time.perf_counter() - tic)
-            if abs(change) < tol:
+            escaping = symmetric_start and not abs(change) <= previous_change
+            if abs(change) < tol and not escaping:
                 result.converged = True
                 break
+            previous_change = abs(change) if np.isfinite(change) else np.nan
     except KeyboardInterrupt:
         raise FitInterrupted(result) from None
+    except SourceChanged as exc:  # the data file shrank: the estimator keeps this iteration
+        exc.result = result
+        raise
     return result
 
 

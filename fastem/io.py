@@ -25,12 +25,12 @@ message saying so (refit and save again).
 import inspect
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from ._base import ESTIMATORS, Estimator, registry_name
+from .data import new_file
 
 FORMAT = "fastem-model"
 FORMAT_VERSION = 2
@@ -50,21 +50,25 @@ def save(model, path):
     fitted = {name: writer.encode(getattr(model, name), name) for name in _fitted_names(model)}
     header = {"format": FORMAT, "version": FORMAT_VERSION, "estimator": registry_name(type(model)),
               "params": params, "fitted": fitted}
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, header=np.array(json.dumps(header)), **writer.arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with new_file(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, header=np.array(json.dumps(header)), **writer.arrays)
     return path
 
 
 def load(path):
     """Read a model written by :func:`save`; ValueError for anything that is not one."""
     path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except FileNotFoundError:
+        raise ValueError(f"no such model file: {path!r}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read the model file {path!r}: {exc.strerror or exc}") from None
+    if head == b"\x93NUMPY":
+        raise ValueError(f"{path!r} is a .npy data array, not a fastem model file (.npz)")
+    if not head.startswith(b"PK"):
+        raise ValueError(f"{path!r} is not a fastem model file (not a .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
@@ -242,6 +246,26 @@ def _check_params(model):
         valid = valid and (diagonal > 0).all()
     if not valid:
         raise ValueError("parameters are not a valid mixture")
+    if isinstance(family, GaussianFamily):
+        _check_covariances(params.covariances, params.precisions_cholesky,
+                           family.covariance_type)
+
+
+def _check_covariances(covariances, chol, covariance_type):
+    """ValueError unless ``covariances`` are the inverses of the precisions ``chol`` factors (a
+    model predicts with the factors but reports the covariances: they must agree). The bound,
+    1e-5 of each component's largest entry, leaves room for the rounding of ill-conditioned
+    fits (condition numbers up to ~1e10)."""
+    if covariance_type in ("full", "tied"):  # precision = chol chol^T, whichever triangle
+        rebuilt = np.linalg.inv(chol @ np.swapaxes(chol, -1, -2))
+    else:
+        rebuilt = 1.0 / chol**2
+    k = covariances.shape[0] if covariance_type != "tied" else 1
+    error = np.abs(rebuilt - covariances).reshape(k, -1).max(axis=1)
+    scale = np.abs(covariances).reshape(k, -1).max(axis=1)
+    if not (error <= 1e-5 * scale).all():
+        raise ValueError("covariances_ disagree with precisions_cholesky_ (they must be "
+                         "inverses of each other): a damaged or edited file")
 
 
 def _field(params, field):

@@ -117,7 +117,7 @@ def gaussian_log_prob(X, means, precisions_cholesky, covariance_type, *, weights
     params = _gaussian_params(weights, means, precisions_cholesky, covariance_type, X.shape[1])
     family, packed = _pack(params, X.dtype)
     (n, d), k = X.shape, params.n_components
-    out = data.output_array(out, (n, k), np.float64, "out")
+    out = data.output_array(out, (n, k), np.float64, "out", inputs=(X,))
     driver = _driver(X, None, chunk_size, n_threads)
     threads, chunk = driver.n_threads, driver.chunk_size or default_chunk_size(d, k)
     work = family.workspace(packed, chunk, threads, 0)[0]
@@ -293,8 +293,8 @@ def family_predict(X, family, params, *, log_prob_out=None, resp_out=None, n_thr
     ``(log_prob, resp)``, written into the given outputs (float64 arrays or ``.npy`` paths)."""
     X, packed = _family_input(X, family, params)
     n, k = X.shape[0], packed.log_norm.shape[0]
-    log_prob = data.output_array(log_prob_out, (n,), np.float64, "log_prob_out")
-    resp = data.output_array(resp_out, (n, k), np.float64, "resp_out")
+    log_prob = data.output_array(log_prob_out, (n,), np.float64, "log_prob_out", inputs=(X,))
+    resp = data.output_array(resp_out, (n, k), np.float64, "resp_out", inputs=(X,))
     _driver(X, None, chunk_size, n_threads).predict(family, packed,
                                                     {"log_prob": log_prob, "resp": resp})
     return log_prob, resp

@@ -154,7 +154,7 @@ def test_sigint_writes_the_last_completed_model(tmp_path):
 
 @pytest.mark.parametrize("make, message", [
     (lambda p: None, "no such file"),
-    (lambda p: p.write_bytes(b"garbage"), "cannot memory-map"),
+    (lambda p: p.write_bytes(b"garbage"), "is not a .npy file"),
     (lambda p: np.save(p, np.array([["a", "b"]] * 3)), "expected numeric data"),
 ])
 def test_bad_data_files_exit_with_a_clear_message(tmp_path, make, message):

@@ -149,7 +149,7 @@ def test_missing_or_bad_npy_file(tmp_path):
         GaussianMixture(2).fit(tmp_path / "missing.npy")
     junk = tmp_path / "junk.npy"
     junk.write_bytes(b"not a numpy file at all")
-    with pytest.raises(ValueError, match="cannot memory-map"):
+    with pytest.raises(ValueError, match="is not a .npy file"):
         GaussianMixture(2).fit(junk)
     truncated = tmp_path / "truncated.npy"
     np.save(truncated, X)

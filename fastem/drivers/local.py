@@ -5,6 +5,9 @@ each block into chunks over threads and adds their statistics in chunk order. Re
 therefore bitwise identical for any ``n_threads`` (and any block size) at a given
 ``chunk_size``.
 """
+import operator
+import os
+
 import numpy as np
 
 from .. import data, sampling
@@ -29,9 +32,15 @@ def default_chunk_size(n_features, n_components):
 def check_options(chunk_size, n_threads):
     """``chunk_size`` (a positive integer or None) and ``n_threads`` resolved: checked once,
     here, for every driver."""
-    if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
-        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-    return None if chunk_size is None else int(chunk_size), resolve_n_threads(n_threads)
+    if chunk_size is not None:  # integers only, as n_threads: 2.5 is refused, not truncated
+        try:
+            value = operator.index(chunk_size)
+        except TypeError:
+            value = 0
+        if isinstance(chunk_size, bool) or value < 1:
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        chunk_size = value
+    return chunk_size, resolve_n_threads(n_threads)
 
 
 class LocalDriver:
@@ -70,7 +79,9 @@ class LocalDriver:
         return count
 
     def _chunk(self, n_components):
-        return self.chunk_size or default_chunk_size(self.n_features, n_components)
+        """Rows per chunk, at most the rows there are (buffers are sized by chunks)."""
+        chunk = self.chunk_size or default_chunk_size(self.n_features, n_components)
+        return max(1, min(chunk, self.n_samples))
 
     def _chunks_per_block(self, stats_size, dtype):
         """Chunks per block, within SLOT_BUDGET_BYTES of per-chunk statistics. Threads idle
@@ -116,25 +127,32 @@ class LocalDriver:
         :data:`fastem.data.PER_ROW` to None (a new array), a path (a new ``.npy`` file,
         memory-mapped) or an array to fill; returns the filled arrays by name."""
         k = packed.log_norm.shape[0]
-        targets = {what: data.output_array(out, *data.per_row_output(what, self.n_samples, k))
-                   for what, out in outputs.items()}
-        chunk = self._chunk(k)
-        work = family.workspace(packed, chunk, self.n_threads, 0)
-        omitted = 0
-        with single_threaded_blas(), self.bar("predict") as bar:
-            for start, block, _ in data.iter_blocks(self.X, PREDICT_CHUNKS * chunk, packed.dtype,
-                                                    bar=bar):
-                bad = self._screen(block, start, family, nan_policy)
-                rows = slice(start, start + block.shape[0])
-                views = [targets[what][rows] if what in targets else None
-                         for what in ("log_prob", "resp", "labels")]
-                family.predict_block(packed, block, chunk, self.n_threads, work, *views)
-                if bad is not None:
-                    mark_omitted(bad, *views)
-                    omitted += int(bad.sum())
+        with data.NewFiles() as files:  # paths: written under temporary names, renamed at the end
+            targets = {what: data.output_array(out, *data.per_row_output(what, self.n_samples, k),
+                                               files=files, inputs=(self.X,))
+                       for what, out in outputs.items()}
+            chunk = self._chunk(k)
+            work = family.workspace(packed, chunk, self.n_threads, 0)
+            omitted = 0
+            with single_threaded_blas(), self.bar("predict") as bar:
+                for start, block, _ in data.iter_blocks(self.X, PREDICT_CHUNKS * chunk,
+                                                        packed.dtype, bar=bar):
+                    bad = self._screen(block, start, family, nan_policy)
+                    rows = slice(start, start + block.shape[0])
+                    views = [targets[what][rows] if what in targets else None
+                             for what in ("log_prob", "resp", "labels")]
+                    family.predict_block(packed, block, chunk, self.n_threads, work, *views)
+                    if bad is not None:
+                        mark_omitted(bad, *views)
+                        omitted += int(bad.sum())
+            for target in targets.values():
+                if isinstance(target, np.memmap):
+                    target.flush()
         if nan_policy is not None:
             self.n_omitted = omitted
-        return targets
+        return {what: np.load(os.fspath(outputs[what]), mmap_mode="r+")
+                if isinstance(outputs[what], (str, os.PathLike)) else target
+                for what, target in targets.items()}
 
     @staticmethod
     def _screen(block, start, family, nan_policy):
@@ -172,6 +190,7 @@ class LocalDriver:
         indices), else one slice per row for sources that take only slices.
         """
         unique, inverse = np.unique(np.asarray(indices, dtype=np.intp), return_inverse=True)
+        data.size_check(self.X)()
         try:
             picked = self.X[unique]
         except Exception:  # refused index arrays; a real read error recurs in the slices below

@@ -16,7 +16,7 @@ from .. import data
 from .._base import Estimator, not_fitted
 from .._config import single_threaded_blas
 from ..drivers import is_dask_array, make_driver
-from ..em import ConvergenceWarning, EMResult, FitInterrupted, run_em
+from ..em import EMResult, FitInterrupted, convergence_warning, run_em
 from ..frame import Statistics
 from ..initialization import INIT_METHODS, initial_params
 from ..latent.mixture import Mixture, MixtureParams
@@ -113,18 +113,20 @@ class _MixtureBase(Estimator):
         with single_threaded_blas():  # small M-step BLAS calls must not leave spinning threads
             try:
                 return self._fit(X, sample_weight)
-            except FitInterrupted as interrupt:
-                if interrupt.result.n_iter:  # keep what was computed, then stop as asked
-                    self._set_result(interrupt.result, interrupt.result.params.n_features)
-                    warnings.warn(f"{interrupt}; the model holds that iteration's parameters",
-                                  RuntimeWarning, stacklevel=2)
+            except (FitInterrupted, data.SourceChanged) as interrupt:
+                result = interrupt.result
+                if result is not None and result.n_iter:  # keep what was computed, then stop
+                    self._set_result(result, result.params.n_features)
+                    warnings.warn(f"{interrupt}; the model holds the parameters of the last "
+                                  f"completed iteration ({result.n_iter})", RuntimeWarning,
+                                  stacklevel=2)
                 raise
 
     def _fit(self, X, sample_weight):
         _, driver = self._prepare(X, sample_weight, reset=True)
         self.n_omitted_rows_ = driver.n_omitted
         rng = check_random_state(self.random_state)
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        do_init = not self._continues(reset=True)
         if do_init:  # a warm start continues with the fitted family and its data-based priors
             self.family_ = self._build_family(driver, rng)
         family, latent = self.family_, self._latent()
@@ -142,7 +144,8 @@ class _MixtureBase(Estimator):
                 result = run_em(latent, family, driver, params, tol=self.tol,
                                 max_iter=self.max_iter,
                                 rng=rng, lower_bound=lower_bound, callback=self._report,
-                                m_step=self.m_step, m_step_iters=self.m_step_iters)
+                                m_step=self.m_step, m_step_iters=self.m_step_iters,
+                                symmetric_start=do_init and self.init_params == "random")
                 status = "converged" if result.converged else "did not converge"
                 self._say(1, f"Initialization {status}.", verbose_only=1)
                 self._say(2, f"Initialization {status}. time lapse "
@@ -154,7 +157,7 @@ class _MixtureBase(Estimator):
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
+                convergence_warning(),
                 stacklevel=2,
             )
         self._set_result(best, driver.n_features)
@@ -233,7 +236,7 @@ class _MixtureBase(Estimator):
         driver = make_driver(X, sample_weight, self.chunk_size, self.n_threads,
                              progress=progress_bars if self.progress else None,
                              min_samples=2 if reset else 1,
-                             n_features=None if reset else self.n_features_in_,
+                             n_features=self.n_features_in_ if self._continues(reset) else None,
                              estimator=type(self).__name__)
         source = driver.X
         if reset:
@@ -258,6 +261,11 @@ class _MixtureBase(Estimator):
                     + ("" if w is None else " (rows with positive sample_weight)")
                 )
         return source, driver
+
+    def _continues(self, reset):
+        """Whether a pass starts from the fitted parameters (predicting, scoring, or a warm
+        start), so the data must have the fitted number of columns."""
+        return not reset or (self.warm_start and hasattr(self, "converged_"))
 
     @staticmethod
     def _warn_omitted(count):
@@ -323,6 +331,10 @@ class _MixtureBase(Estimator):
     def _latent(self):
         """The mixture's weights: Dirichlet prior and frozen weights from the parameters."""
         alpha = self.weight_concentration_prior
+        if alpha is not None and not (isinstance(alpha, numbers.Real) and np.isfinite(alpha)
+                                      and alpha >= 1):
+            raise ValueError("weight_concentration_prior must be a finite number >= 1 (the MAP "
+                             f"weights exist), got {alpha!r}")
         return Mixture(1.0 if alpha is None else float(alpha), "weights" in self.frozen)
 
     def _component_frozen(self):

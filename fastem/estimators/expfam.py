@@ -11,6 +11,8 @@ import numpy as np
 from ..families.expfam import Bernoulli, Categorical, Exponential, Gamma, Poisson, ProductFamily
 from ._base import _MixtureBase
 
+MAX_CATEGORIES = 1 << 24  # per column: 2**24 probabilities take 128 MiB per component
+
 _COMMON = """
     Parameters other than those below are those of :class:`fastem.MixtureModel` (threads,
     chunks, files and Dask arrays, ``nan_policy``, ``m_step="exact"|"partial"``, ...).
@@ -54,9 +56,7 @@ class _ColumnMixture(_MixtureBase):
         return None if self.prior is None else _pair(self.prior, "prior")
 
     def _check_family_parameters(self, n_features):
-        alpha = self.weight_concentration_prior
-        if alpha is not None and not (isinstance(alpha, numbers.Real) and alpha >= 1):
-            raise ValueError(f"weight_concentration_prior must be >= 1, got {alpha!r}")
+        self._latent()  # checks weight_concentration_prior
         self._make_family(n_features)
 
     def _make_family(self, n_features):
@@ -199,7 +199,16 @@ class CategoricalMixture(_ColumnMixture):
         given = self.n_categories
         if given is None:  # one pass; NaN and infinity are reported by the finite check
             top = driver.column_max()
-            return np.maximum(np.where(np.isfinite(top), top, 0), 0).astype(np.intp) + 1
+            top = np.maximum(np.where(np.isfinite(top), top, 0), 0)
+            if (top >= MAX_CATEGORIES).any():
+                j = int(np.argmax(top >= MAX_CATEGORIES))
+                raise ValueError(f"X column {j} holds the code {top[j]:g}: category codes must be "
+                                 f"integers 0 .. n_categories - 1, at most {MAX_CATEGORIES} "
+                                 "categories per column")
+            return top.astype(np.intp) + 1
+        if np.ndim(given) == 1 and len(given) != driver.n_features:
+            raise ValueError(f"n_categories has {len(given)} entries for {driver.n_features} "
+                             "columns: give one per column, or one number for all")
         counts = np.broadcast_to(np.asarray(given), (driver.n_features,))
         if not np.issubdtype(counts.dtype, np.integer) or (counts < 1).any():
             raise ValueError(f"n_categories must be positive integers, got {given!r}")

@@ -162,7 +162,9 @@ class GaussianMixture(_MixtureBase):
             if (w < 0).any() or (w > 1).any():
                 raise ValueError("weights_init must lie in [0, 1], got "
                                  f"min {w.min():.5f}, max {w.max():.5f}")
-            if not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-8):
+            given = np.asarray(self.weights_init).dtype  # float32 weights: float32 rounding
+            eps = np.finfo(given).eps if given == np.float32 else 0.0
+            if not np.isclose(w.sum(), 1.0, rtol=0, atol=max(1e-8, k * eps)):
                 raise ValueError(f"weights_init must sum to 1, got sum(weights_init) = {w.sum():.5f}")
         if self.means_init is not None:
             _init_array("means_init", self.means_init, (k, d))
@@ -186,8 +188,9 @@ class GaussianMixture(_MixtureBase):
             means, covariances, chol = (
                 components.means, components.covariances, components.precisions_cholesky
             )
-        if self.weights_init is not None:
-            weights = np.asarray(self.weights_init, dtype=np.float64).copy()
+        if self.weights_init is not None:  # exactly normalised (float32 ones sum to 1 +- eps)
+            weights = np.asarray(self.weights_init, dtype=np.float64)
+            weights = weights / weights.sum()
         if self.means_init is not None:
             means = np.asarray(self.means_init, dtype=np.float64).copy()
         if self.precisions_init is not None:

@@ -104,4 +104,7 @@ class MixtureModel(_MixtureBase):
             raise ValueError("frozen may only name 'weights' (the family's own frozen holds "
                              f"component parameters); got {self.frozen!r}")
         self._latent()  # checks weight_concentration_prior
+        columns = getattr(self.family, "n_features", None)  # a ProductFamily's column count
+        if isinstance(columns, int) and columns != n_features:
+            raise ValueError(f"the family has {columns} columns but X has {n_features} features")
         return self.family

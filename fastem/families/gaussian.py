@@ -259,7 +259,9 @@ class GaussianFamily(Family):
         t, means, chol = self.covariance_type, params.means, params.precisions_cholesky
         k, d = means.shape
         log_norm = np.broadcast_to(params.log_det_cholesky() - 0.5 * d * np.log(2 * np.pi), (k,))
-        centre = np.average(means, axis=0, weights=mass)
+        # the kernel subtracts the pivot in the data's dtype: the offsets must be from that very
+        # (rounded) centre, else float32 data far from the origin are off by |P mu'| eps |s|
+        centre = np.average(means, axis=0, weights=mass).astype(dtype).astype(np.float64)
         offset = means - centre
         if t in ("full", "tied"):
             precision = precisions_from_cholesky(chol, t)

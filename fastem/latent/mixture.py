@@ -51,7 +51,8 @@ class Mixture:
 
     def __init__(self, weight_concentration=1.0, frozen_weights=False):
         if not (np.isfinite(weight_concentration) and weight_concentration >= 1.0):
-            raise ValueError(f"weight_concentration must be >= 1, got {weight_concentration!r}")
+            raise ValueError("weight_concentration must be a finite number >= 1, got "
+                             f"{weight_concentration!r}")
         self.weight_concentration = float(weight_concentration)
         self.frozen_weights = bool(frozen_weights)
 
