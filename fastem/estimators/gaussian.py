@@ -110,13 +110,19 @@ class GaussianMixture(_MixtureBase):
         degrees_of_freedom_prior=None,
         covariance_prior=None,
         frozen=(),
+        algorithm="batch",
+        batch_size=10_000,
+        learning_offset=10.0,
+        learning_decay=0.7,
     ):
         super().__init__(
             n_components, tol=tol, max_iter=max_iter, n_init=n_init,
             init_params=init_params, random_state=random_state, warm_start=warm_start,
             verbose=verbose, verbose_interval=verbose_interval, n_threads=n_threads,
             chunk_size=chunk_size, progress=progress, callback=callback, nan_policy=nan_policy,
-            m_step=m_step, m_step_iters=m_step_iters,
+            m_step=m_step, m_step_iters=m_step_iters, algorithm=algorithm,
+            batch_size=batch_size, learning_offset=learning_offset,
+            learning_decay=learning_decay,
         )
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar

@@ -86,6 +86,10 @@ class MixtureModel(_MixtureBase):
         m_step_iters=1,
         weight_concentration_prior=None,
         frozen=(),
+        algorithm="batch",
+        batch_size=10_000,
+        learning_offset=10.0,
+        learning_decay=0.7,
     ):
         super().__init__(
             n_components, tol=tol, max_iter=max_iter, n_init=n_init, init_params=init_params,
@@ -93,7 +97,8 @@ class MixtureModel(_MixtureBase):
             verbose_interval=verbose_interval, n_threads=n_threads, chunk_size=chunk_size,
             progress=progress, callback=callback, nan_policy=nan_policy, m_step=m_step,
             m_step_iters=m_step_iters, weight_concentration_prior=weight_concentration_prior,
-            frozen=frozen)
+            frozen=frozen, algorithm=algorithm, batch_size=batch_size,
+            learning_offset=learning_offset, learning_decay=learning_decay)
         self.family = family
 
     def _make_family(self, n_features):
