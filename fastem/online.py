@@ -104,12 +104,14 @@ def batch_estep(latent, family, driver, params, n_step):
     return packed, stats, worst
 
 
-def m_step_scaled(latent, family, driver, params, stats, packed, size, worst, rng, n_step):
+def m_step_scaled(latent, family, driver, params, stats, packed, size, worst, rng, n_step,
+                  reseed_empty=True):
     """The M-step on ``stats`` scaled to total weight ``size`` (MAP scaling, see the module),
-    then empty components re-seeded on rows of the current block (``driver``)."""
+    then empty components re-seeded on rows of the current block (``driver``) if
+    ``reseed_empty``."""
     scaled = stats * (size / Statistics(stats, packed.log_norm.shape[0]).total)
     new, lost = latent.m_step(family, scaled, packed, params)
-    if lost.size:
+    if lost.size and reseed_empty:
         new = reseed(latent, family, driver, new, lost, int(worst[1]), rng, n_step)
     return new
 
@@ -177,12 +179,13 @@ class IncrementalStatistics:
 def incremental_update(latent, family, driver, params, index, kept, size, rng, n_step):
     """Neal & Hinton's step for block ``index`` (rows of ``driver``): its E-step replaces its
     statistics in ``kept``, then the M-step on the sum. Returns ``(params, block ll, block
-    weight)``."""
+    weight)``. Until every block has been seen, a component without data so far is not
+    re-seeded (the blocks still to come may hold its data)."""
     packed, stats, worst = batch_estep(latent, family, driver, params, n_step)
     view = Statistics(stats, packed.log_norm.shape[0])
     summed = kept.replace(index, family, stats, packed)
     params = m_step_scaled(latent, family, driver, params, summed, packed, size, worst, rng,
-                           n_step)
+                           n_step, reseed_empty=bool(kept.seen.all()))
     return params, float(view.log_likelihood), float(view.total)
 
 
