@@ -282,3 +282,27 @@ def test_dask_blocks_equal_local_blocks():
         b = remote.block(start, stop).accumulate(family, packed)
         np.testing.assert_allclose(a[0], b[0], rtol=1e-12)
         np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("algorithm", ["stepwise", "incremental"])
+def test_cli_checkpoint_and_resume(algorithm, tmp_path, capsys):
+    """``fastem fit --algorithm ... --batch-size N`` writes checkpoints every pass; a resumed
+    fit continues from one (its running statistics rebuilt) to the batch optimum."""
+    from fastem import cli, load
+
+    X, _, _ = make_blobs(n=4000, d=2, k=3)
+    path = tmp_path / "x.npy"
+    np.save(path, X.astype(np.float32))
+    common = [str(path), "-k", "3", "--seed", "0", "--tol", "0", "-q", "--algorithm", algorithm,
+              "--batch-size", "500"]
+    assert cli.main(["fit", *common, "--max-iter", "4", "-o", str(tmp_path / "first.npz"),
+                     "--checkpoint", str(tmp_path / "ck.npz"), "--checkpoint-every", "3"]) == 0
+    checkpoint = load(tmp_path / "ck.npz")
+    assert checkpoint.n_iter_ == 3 and checkpoint.algorithm == algorithm
+    assert checkpoint.batch_size == 500
+    assert cli.main(["fit", *common, "--max-iter", "8", "--resume", str(tmp_path / "ck.npz"),
+                     "-o", str(tmp_path / "resumed.npz")]) == 0
+    resumed = load(tmp_path / "resumed.npz")
+    assert resumed.n_iter_ == 8 and len(resumed.lower_bounds_) == 8
+    batch = GaussianMixture(3, random_state=0, tol=1e-8, max_iter=500).fit(X)
+    assert batch.score(X) - resumed.score(X) < 1e-3

@@ -45,7 +45,7 @@ class _MixtureBase(OnlineMixin, Estimator):
     # model files (fastem.io): the fitted state of every mixture, the attributes holding a
     # subclass's fitted parameters, and parameters that are hooks of the running program
     _fitted_state = ("family_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_",
-                     "n_features_in_", "n_omitted_rows_")
+                     "n_features_in_", "n_omitted_rows_", "n_steps_", "stats_nbytes_")
     _fitted_arrays = ("weights_", "params_")
     _unsaved_params = ("callback",)
 

@@ -53,13 +53,13 @@ class OnlineMixin:
             latent, family, driver, params, algorithm=self.algorithm,
             batch_size=self.batch_size, tol=self.tol, max_iter=self.max_iter, rng=rng,
             learning_offset=self.learning_offset, learning_decay=self.learning_decay,
-            n_steps=getattr(self, "n_steps_", 0) if warm else 0, lower_bound=lower_bound,
+            n_steps=self.n_steps_ if warm else 0, lower_bound=lower_bound,
             callback=self._report)
 
     def _set_online_result(self, result):
         """The online counters of a fit (``n_steps_``: M-steps; ``stats_nbytes_``)."""
-        self.n_steps_ = getattr(result, "n_steps", result.n_iter)
-        self.stats_nbytes_ = getattr(result, "stats_nbytes", 0)
+        self.n_steps_ = int(getattr(result, "n_steps", result.n_iter))
+        self.stats_nbytes_ = int(getattr(result, "stats_nbytes", 0))
         self._online_state = None  # partial_fit after fit starts fresh running statistics
 
     def _partial_fit(self, X, sample_weight, rng):
@@ -72,7 +72,7 @@ class OnlineMixin:
                 driver, omitted = self._checked_batch(X, sample_weight)
                 family, latent = self.family_, self._latent()
                 state = getattr(self, "_online_state", None) or online.StepwiseState(
-                    self._fitted_params(), n_steps=getattr(self, "n_steps_", 0))
+                    self._fitted_params(), n_steps=self.n_steps_)
             else:
                 _, driver = self._prepare(X, sample_weight, reset=True)
                 omitted, latent = driver.n_omitted, self._latent()
@@ -89,7 +89,7 @@ class OnlineMixin:
         self.lower_bounds_ = (list(self.lower_bounds_) if fitted else []) + [bound]
         self.lower_bound_, self.converged_ = bound, False
         self.n_features_in_, self.n_omitted_rows_ = driver.n_features, omitted
-        self.n_steps_, self.stats_nbytes_ = state.n_steps, state.stats.nbytes
+        self.n_steps_, self.stats_nbytes_ = state.n_steps, int(state.stats.nbytes)
         self._online_state = state
         if self.callback is not None:
             self.callback(self)
