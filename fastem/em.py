@@ -76,14 +76,21 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
                 params = reseed(latent, family, driver, params, lost, int(worst[1]), rng, n_iter)
             change = current - result.lower_bound
             result = EMResult(params, current, result.lower_bounds + [current], n_iter, False)
-            if callback is not None:
-                callback(result, change, time.perf_counter() - tic)
-            if abs(change) < tol:
-                result.converged = True
+            if end_iteration(result, change, tic, callback, tol):
                 break
     except KeyboardInterrupt:
         raise FitInterrupted(result) from None
     return result
+
+
+def end_iteration(result, change, tic, callback, tol):
+    """Report a completed iteration (started at ``time.perf_counter() == tic``) to
+    ``callback(result, change, seconds)``; mark ``result`` converged and return True when the
+    objective changed by less than ``tol``."""
+    if callback is not None:
+        callback(result, change, time.perf_counter() - tic)
+    result.converged = bool(abs(change) < tol)
+    return result.converged
 
 
 def check_statistics(stats, dtype):

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .em import EMResult, FitInterrupted, check_statistics, reseed
+from .em import EMResult, FitInterrupted, check_statistics, end_iteration, reseed
 from .frame import Statistics
 
 ALGORITHMS = ("batch", "incremental", "stepwise")
@@ -242,10 +242,7 @@ def run_online(latent, family, driver, params, *, algorithm, batch_size, tol, ma
             change = current - result.lower_bound
             result = OnlineResult(params, current, result.lower_bounds + [current], n_iter,
                                   False, result.n_steps, result.stats_nbytes)
-            if callback is not None:
-                callback(result, change, time.perf_counter() - tic)
-            if abs(change) < tol:
-                result.converged = True
+            if end_iteration(result, change, tic, callback, tol):
                 break
     except KeyboardInterrupt:
         raise FitInterrupted(result) from None

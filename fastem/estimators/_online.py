@@ -49,12 +49,16 @@ class OnlineMixin:
                           rng=rng, lower_bound=lower_bound, callback=self._report,
                           m_step=self.m_step, m_step_iters=self.m_step_iters)
         self._say(1, f"{self.algorithm} EM over blocks of {self.batch_size} rows")
-        return online.run_online(
+        result = online.run_online(
             latent, family, driver, params, algorithm=self.algorithm,
             batch_size=self.batch_size, tol=self.tol, max_iter=self.max_iter, rng=rng,
             learning_offset=self.learning_offset, learning_decay=self.learning_decay,
             n_steps=self.n_steps_ if warm else 0, lower_bound=lower_bound,
             callback=self._report)
+        if result.stats_nbytes:
+            self._say(1, f"incremental EM kept {result.stats_nbytes / 2**20:.2f} MiB of block "
+                         "statistics")
+        return result
 
     def _set_online_result(self, result):
         """The online counters of a fit (``n_steps_``: M-steps; ``stats_nbytes_``)."""
