@@ -21,6 +21,12 @@ _COMMON = """
         "weights" and/or column indices whose parameters every M-step keeps at their initial
         values.
 
+    algorithm, batch_size, learning_offset, learning_decay
+        ``algorithm="incremental"`` or ``"stepwise"`` makes ``fit`` run online EM over blocks of
+        ``batch_size`` rows (an M-step per block; ``max_iter`` and ``n_iter_`` count passes);
+        ``partial_fit(X)`` makes one stepwise update per batch, with steps
+        ``(t + learning_offset) ** -learning_decay``. See :mod:`fastem.online`.
+
     ``params_`` holds the fitted parameters and ``family_`` the ProductFamily fitted with (a
     warm start continues with it).
 """

@@ -55,6 +55,12 @@ class GaussianMixture(_MixtureBase):
         "covariances" (a tuple, or one name as a string); set them with ``weights_init``,
         ``means_init``, ``precisions_init``, else they keep the initialisation's values.
 
+    algorithm, batch_size, learning_offset, learning_decay
+        ``algorithm="incremental"`` or ``"stepwise"`` makes ``fit`` run online EM over blocks of
+        ``batch_size`` rows (an M-step per block; ``max_iter`` and ``n_iter_`` count passes);
+        ``partial_fit(X)`` makes one stepwise update per batch, with steps
+        ``(t + learning_offset) ** -learning_decay``. See :mod:`fastem.online`.
+
     ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
     array, an ``np.memmap`` or a path to a ``.npy`` file (memory-mapped); it is never copied
     whole and no (n_samples, n_components) array exists during ``fit``.

@@ -46,6 +46,12 @@ class MixtureModel(_MixtureBase):
         ``("weights",)`` keeps the weights at their initial values through every M-step (the
         family's own ``frozen`` holds component parameters).
 
+    algorithm, batch_size, learning_offset, learning_decay
+        ``algorithm="incremental"`` or ``"stepwise"`` makes ``fit`` run online EM over blocks of
+        ``batch_size`` rows (an M-step per block; ``max_iter`` and ``n_iter_`` count passes);
+        ``partial_fit(X)`` makes one stepwise update per batch, with steps
+        ``(t + learning_offset) ** -learning_decay``. See :mod:`fastem.online`.
+
     ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
     array, an ``np.memmap``, a path to a ``.npy`` file (memory-mapped), an h5py/zarr dataset or
     a Dask array; it is never copied whole and no (n_samples, n_components) array exists during
