@@ -89,10 +89,11 @@ class OnlineResult(EMResult):
     stats_nbytes: int = 0
 
 
-def batch_estep(latent, family, driver, params, n_step):
+def batch_estep(latent, family, driver, params, n_step, packed=None):
     """A block's E-step: ``(packed, statistics, worst)``, raising as batch EM does when the
-    log-likelihood is not finite or the statistics overflow."""
-    packed = latent.pack(family, params, driver.dtype)
+    log-likelihood is not finite or the statistics overflow. ``packed``: the parameters'
+    packing, when already made."""
+    packed = latent.pack(family, params, driver.dtype) if packed is None else packed
     stats, worst = driver.accumulate(family, packed)
     view = Statistics(stats, packed.log_norm.shape[0])
     if not np.isfinite(view.log_likelihood):
@@ -119,11 +120,14 @@ def m_step_scaled(latent, family, driver, params, stats, packed, size, worst, rn
 @dataclass
 class StepwiseState:
     """Where stepwise EM stands: the parameters, the running statistics per unit weight in the
-    frame of their packing (None before the first update), the weight seen and the updates
-    made. Replaced, never modified, by an update: a failed update leaves it as it was."""
+    frame of the parameters' packing ``packed`` for data of ``dtype`` (None before the first
+    update), the weight seen and the updates made. Replaced, never modified, by an update: a
+    failed update leaves it as it was."""
 
     params: object
     stats: np.ndarray = None
+    packed: object = None
+    dtype: object = None
     seen: float = 0.0
     n_steps: int = 0
 
@@ -134,18 +138,25 @@ def stepwise_update(latent, family, driver, state, *, learning_offset, learning_
     log-likelihood, block weight)``. ``size``: the effective sample size the M-step's
     statistics are scaled to (None: the weight seen so far, as in ``partial_fit``)."""
     n_step = state.n_steps + 1
-    packed, stats, worst = batch_estep(latent, family, driver, state.params, n_step)
+    reuse = state.packed if state.dtype == driver.dtype else None  # batches of another dtype
+    packed, stats, worst = batch_estep(latent, family, driver, state.params, n_step, reuse)
     view = Statistics(stats, packed.log_norm.shape[0])
     total, ll = float(view.total), float(view.log_likelihood)
     if not total > 0:
         raise ValueError("the batch's sample_weight sums to zero: no data to update with")
     rho = learning_rate(state.n_steps, learning_offset, learning_decay)
-    running = stats / total if state.stats is None else (1 - rho) * state.stats + rho * stats / total
+    if state.stats is None:
+        running = stats / total
+    else:
+        kept = state.stats if packed is state.packed else family.rebase(state.stats,
+                                                                        state.packed, packed)
+        running = (1 - rho) * kept + rho * stats / total
     seen = state.seen + total
     params = m_step_scaled(latent, family, driver, state.params, running, packed,
                            seen if size is None else size, worst, rng, n_step)
-    running = family.rebase(running, packed, latent.pack(family, params, driver.dtype))
-    return StepwiseState(params, running, seen, n_step), ll, total
+    new_packed = latent.pack(family, params, driver.dtype)
+    running = family.rebase(running, packed, new_packed)
+    return StepwiseState(params, running, new_packed, driver.dtype, seen, n_step), ll, total
 
 
 class IncrementalStatistics:

@@ -167,8 +167,9 @@ def test_partial_fit_over_batches():
     batch = GaussianMixture(3, random_state=0, tol=1e-8, max_iter=500).fit(X)
     model = GaussianMixture(3, random_state=0)
     for _ in range(3):
-        for start in range(0, len(X), 1000):
-            model.partial_fit(X[start:start + 1000])
+        for start in range(0, len(X), 1000):  # float32 and float64 batches in turn
+            model.partial_fit(X[start:start + 1000].astype([np.float32, np.float64][
+                start // 1000 % 2]))
     assert model.n_iter_ == 18 and len(model.lower_bounds_) == 18
     assert batch.score(X) - model.score(X) < 1e-3
     with pytest.raises(ValueError, match="features"):
