@@ -307,3 +307,21 @@ def test_cli_checkpoint_and_resume(algorithm, tmp_path, capsys):
     assert resumed.n_iter_ == 8 and len(resumed.lower_bounds_) == 8
     batch = GaussianMixture(3, random_state=0, tol=1e-8, max_iter=500).fit(X)
     assert batch.score(X) - resumed.score(X) < 1e-3
+
+
+@pytest.mark.parametrize("algorithm", ["stepwise", "incremental", "partial_fit"])
+def test_empty_component_is_reseeded_from_the_current_batch(algorithm):
+    X, _, _ = make_blobs(n=2000, d=2, k=3)
+    means = X[[0, 1, 2]].copy()
+    means[2] = 1e3  # far from every row: it gets no responsibility
+    model = GaussianMixture(3, means_init=means, batch_size=500, max_iter=2, tol=0,
+                            random_state=0)
+    with pytest.warns(RuntimeWarning, match="re-seeded at data row"):
+        if algorithm == "partial_fit":
+            model.partial_fit(X[1000:1500])
+        else:
+            model.set_params(algorithm=algorithm).fit(X)
+    assert np.abs(model.means_).max() < np.abs(X).max() + 1
+    assert np.all(model.weights_ > 0.01)
+    if algorithm == "partial_fit":  # the update ended on the re-seeding: a row of the batch
+        assert (np.abs(X[1000:1500] - model.means_[2]).max(axis=1) == 0).any()
