@@ -48,6 +48,16 @@ def build_parser():
                                           "iterations (atomically)")
     fit.add_argument("--checkpoint-every", type=positive_int, default=1, metavar="N")
     fit.add_argument("--resume", help="continue from this model or checkpoint file")
+    fit.add_argument("--algorithm", default="batch", choices=["batch", "incremental", "stepwise"],
+                     help="EM with an M-step per pass (batch) or per block of --batch-size rows "
+                          "(iterations then count passes); a resumed online fit rebuilds its "
+                          "running statistics")
+    fit.add_argument("--batch-size", type=int, default=10_000,
+                     help="rows per block of incremental and stepwise EM")
+    fit.add_argument("--learning-offset", type=float, default=10.0,
+                     help="stepwise EM's tau in rho_t = (t + tau)^-kappa")
+    fit.add_argument("--learning-decay", type=float, default=0.7,
+                     help="stepwise EM's kappa, in (0.5, 1]")
     fit.set_defaults(run=run_fit)
 
     predict = commands.add_parser("predict", help="label rows (or --proba: posteriors)")
@@ -157,7 +167,10 @@ def run_fit(args):
         model = GaussianMixture(k, covariance_type=args.covariance or "full",
                                 tol=args.tol, reg_covar=args.reg_covar, max_iter=args.max_iter,
                                 n_init=args.n_init, init_params=args.init,
-                                random_state=args.seed)
+                                random_state=args.seed, algorithm=args.algorithm,
+                                batch_size=args.batch_size,
+                                learning_offset=args.learning_offset,
+                                learning_decay=args.learning_decay)
         done, history = 0, []
     run = FitRun(args, done, history)
     model.set_params(n_threads=args.threads, chunk_size=args.chunk_size, progress=not args.quiet,

@@ -103,11 +103,8 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
                 params = reseed(latent, family, driver, params, lost, int(worst[1]), rng, n_iter)
             change = current - result.lower_bound
             result = EMResult(params, current, result.lower_bounds + [current], n_iter, False)
-            if callback is not None:
-                callback(result, change, time.perf_counter() - tic)
             escaping = symmetric_start and not abs(change) <= previous_change
-            if abs(change) < tol and not escaping:
-                result.converged = True
+            if end_iteration(result, change, tic, callback, tol, escaping):
                 break
             previous_change = abs(change) if np.isfinite(change) else np.nan
     except KeyboardInterrupt:
@@ -116,6 +113,16 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
         exc.result = result
         raise
     return result
+
+
+def end_iteration(result, change, tic, callback, tol, escaping=False):
+    """Report a completed iteration (started at ``time.perf_counter() == tic``) to
+    ``callback(result, change, seconds)``; mark ``result`` converged and return True when the
+    objective changed by less than ``tol`` (unless it is still ``escaping`` a saddle)."""
+    if callback is not None:
+        callback(result, change, time.perf_counter() - tic)
+    result.converged = bool(abs(change) < tol) and not escaping
+    return result.converged
 
 
 def check_statistics(stats, dtype):

@@ -10,6 +10,8 @@ Attributes
     ``X`` (the source), ``dtype`` (the working dtype, float32 or float64), ``n_samples``,
     ``n_features``, ``sample_weight`` (float64 (n,) or None), ``n_omitted`` (rows left out by
     the last check).
+``block(start, stop)``
+    A driver of the same kind and options over rows [start, stop) (online EM's blocks).
 ``check_finite(family=None)``
     One pass raising ValueError at the first row holding NaN or infinity or, given a family,
     a value outside its support (:func:`fastem.data.screen`).

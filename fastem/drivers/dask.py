@@ -99,6 +99,12 @@ class DaskDriver:
         w = sample_weight.astype(np.float64).rechunk(row_chunks)
         return w.map_blocks(_checked_weights, dtype=np.float64)
 
+    def block(self, start, stop):
+        """A driver with the same options over rows [start, stop) (lazy slices of X and the
+        weights; row numbers in its errors and ``rows`` count from ``start``)."""
+        weights = None if self.sample_weight is None else self.sample_weight[start:stop]
+        return DaskDriver(self.X[start:stop], weights, self.chunk_size, self.n_threads)
+
     def check_finite(self, family=None):
         """Raise ValueError at the first row holding NaN or infinity or, given a ``family``, a
         value outside its support, as locally (one pass; a small answer per block)."""

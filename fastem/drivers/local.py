@@ -57,6 +57,13 @@ class LocalDriver:
         self.chunk_size, self.n_threads = check_options(chunk_size, n_threads)
         self.n_omitted = 0
 
+    def block(self, start, stop):
+        """A driver with the same options over rows [start, stop) (a view of the source where
+        it gives one; row numbers in its errors and ``rows`` count from ``start``)."""
+        weights = None if self.sample_weight is None else self.sample_weight[start:stop]
+        return LocalDriver(self.X[start:stop], weights, self.chunk_size, self.n_threads,
+                           self.progress)
+
     def check_finite(self, family=None):
         """Raise ValueError naming the first row that holds NaN or infinity or, given a
         ``family``, a value outside its support (e.g. a negative count); one pass."""

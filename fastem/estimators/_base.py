@@ -16,10 +16,11 @@ from .. import data
 from .._base import Estimator, not_fitted
 from .._config import single_threaded_blas
 from ..drivers import is_dask_array, make_driver
-from ..em import EMResult, FitInterrupted, convergence_warning, run_em
+from ..em import EMResult, FitInterrupted, convergence_warning
 from ..frame import Statistics
 from ..initialization import INIT_METHODS, initial_params
 from ..latent.mixture import Mixture, MixtureParams
+from ._online import OnlineMixin
 
 
 def check_random_state(seed):
@@ -33,7 +34,7 @@ def check_random_state(seed):
     raise ValueError(f"{seed!r} cannot be used to seed a numpy.random.RandomState instance")
 
 
-class _MixtureBase(Estimator):
+class _MixtureBase(OnlineMixin, Estimator):
     """EM fitting, prediction, scoring, sampling and model files for a mixture of one family.
 
     A subclass builds its family from its own constructor parameters (:meth:`_make_family`)
@@ -44,7 +45,7 @@ class _MixtureBase(Estimator):
     # model files (fastem.io): the fitted state of every mixture, the attributes holding a
     # subclass's fitted parameters, and parameters that are hooks of the running program
     _fitted_state = ("family_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_",
-                     "n_features_in_", "n_omitted_rows_")
+                     "n_features_in_", "n_omitted_rows_", "n_steps_", "stats_nbytes_")
     _fitted_arrays = ("weights_", "params_")
     _unsaved_params = ("callback",)
 
@@ -69,6 +70,10 @@ class _MixtureBase(Estimator):
         m_step_iters=1,
         weight_concentration_prior=None,
         frozen=(),
+        algorithm="batch",
+        batch_size=10_000,
+        learning_offset=10.0,
+        learning_decay=0.7,
     ):
         self.n_components = n_components
         self.tol = tol
@@ -88,6 +93,10 @@ class _MixtureBase(Estimator):
         self.m_step_iters = m_step_iters
         self.weight_concentration_prior = weight_concentration_prior
         self.frozen = frozen
+        self.algorithm = algorithm
+        self.batch_size = batch_size
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
 
     # ------------------------------------------------------------------ files
     def save(self, path):
@@ -115,12 +124,18 @@ class _MixtureBase(Estimator):
                 return self._fit(X, sample_weight)
             except (FitInterrupted, data.SourceChanged) as interrupt:
                 result = interrupt.result
-                if result is not None and result.n_iter:  # keep what was computed, then stop
+                # keep what was computed (online: the last completed update), then stop
+                if result is not None and (result.n_iter or getattr(result, "n_steps", 0)):
                     self._set_result(result, result.params.n_features)
                     warnings.warn(f"{interrupt}; the model holds the parameters of the last "
                                   f"completed iteration ({result.n_iter})", RuntimeWarning,
                                   stacklevel=2)
                 raise
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One stepwise-EM update from the batch ``X``: scikit-learn's incremental-learning
+        contract (see :mod:`fastem.estimators._online`). Returns self."""
+        return self._partial_fit(X, sample_weight, check_random_state(self.random_state))
 
     def _fit(self, X, sample_weight):
         _, driver = self._prepare(X, sample_weight, reset=True)
@@ -141,11 +156,9 @@ class _MixtureBase(Estimator):
             if self.max_iter == 0:
                 result = EMResult(params, -np.inf)
             else:
-                result = run_em(latent, family, driver, params, tol=self.tol,
-                                max_iter=self.max_iter,
-                                rng=rng, lower_bound=lower_bound, callback=self._report,
-                                m_step=self.m_step, m_step_iters=self.m_step_iters,
-                                symmetric_start=do_init and self.init_params == "random")
+                result = self._run(latent, family, driver, params, rng, lower_bound,
+                                   warm=not do_init,
+                                   symmetric_start=do_init and self.init_params == "random")
                 status = "converged" if result.converged else "did not converge"
                 self._say(1, f"Initialization {status}.", verbose_only=1)
                 self._say(2, f"Initialization {status}. time lapse "
@@ -170,6 +183,7 @@ class _MixtureBase(Estimator):
         self.lower_bound_ = result.lower_bound
         self.lower_bounds_ = list(result.lower_bounds)
         self.n_features_in_ = n_features
+        self._set_online_result(result)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then label every row with its most probable component."""
@@ -306,6 +320,7 @@ class _MixtureBase(Estimator):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        self._check_online_parameters()
         self._check_family_parameters(n_features)
 
     # ---------------------------------------------------------- family hooks

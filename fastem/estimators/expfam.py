@@ -23,6 +23,12 @@ _COMMON = """
         "weights" and/or column indices whose parameters every M-step keeps at their initial
         values.
 
+    algorithm, batch_size, learning_offset, learning_decay
+        ``algorithm="incremental"`` or ``"stepwise"`` makes ``fit`` run online EM over blocks of
+        ``batch_size`` rows (an M-step per block; ``max_iter`` and ``n_iter_`` count passes);
+        ``partial_fit(X)`` makes one stepwise update per batch, with steps
+        ``(t + learning_offset) ** -learning_decay``. See :mod:`fastem.online`.
+
     ``params_`` holds the fitted parameters and ``family_`` the ProductFamily fitted with (a
     warm start continues with it).
 """
@@ -38,13 +44,16 @@ class _ColumnMixture(_MixtureBase):
                  init_params="kmeans", random_state=None, warm_start=False, verbose=0,
                  verbose_interval=10, n_threads=None, chunk_size=None, progress=False,
                  callback=None, nan_policy="raise", m_step="exact", m_step_iters=1,
-                 weight_concentration_prior=None, prior=None, frozen=()):
+                 weight_concentration_prior=None, prior=None, frozen=(), algorithm="batch",
+                 batch_size=10_000, learning_offset=10.0, learning_decay=0.7):
         super().__init__(
             n_components, tol=tol, max_iter=max_iter, n_init=n_init,
             init_params=init_params, random_state=random_state, warm_start=warm_start,
             verbose=verbose, verbose_interval=verbose_interval, n_threads=n_threads,
             chunk_size=chunk_size, progress=progress, callback=callback, nan_policy=nan_policy,
-            m_step=m_step, m_step_iters=m_step_iters)
+            m_step=m_step, m_step_iters=m_step_iters, algorithm=algorithm,
+            batch_size=batch_size, learning_offset=learning_offset,
+            learning_decay=learning_decay)
         self.weight_concentration_prior = weight_concentration_prior
         self.prior = prior
         self.frozen = frozen
@@ -144,14 +153,16 @@ class GammaMixture(_ColumnMixture):
                  init_params="kmeans", random_state=None, warm_start=False, verbose=0,
                  verbose_interval=10, n_threads=None, chunk_size=None, progress=False,
                  callback=None, nan_policy="raise", m_step="partial", m_step_iters=1,
-                 weight_concentration_prior=None, prior=None, frozen=()):
+                 weight_concentration_prior=None, prior=None, frozen=(), algorithm="batch",
+                 batch_size=10_000, learning_offset=10.0, learning_decay=0.7):
         super().__init__(
             n_components, tol=tol, max_iter=max_iter, n_init=n_init, init_params=init_params,
             random_state=random_state, warm_start=warm_start, verbose=verbose,
             verbose_interval=verbose_interval, n_threads=n_threads, chunk_size=chunk_size,
             progress=progress, callback=callback, nan_policy=nan_policy, m_step=m_step,
             m_step_iters=m_step_iters, weight_concentration_prior=weight_concentration_prior,
-            prior=prior, frozen=frozen)
+            prior=prior, frozen=frozen, algorithm=algorithm, batch_size=batch_size,
+            learning_offset=learning_offset, learning_decay=learning_decay)
 
     def _columns(self, n_features):
         if self.prior is not None:
@@ -182,14 +193,16 @@ class CategoricalMixture(_ColumnMixture):
                  init_params="random", random_state=None, warm_start=False, verbose=0,
                  verbose_interval=10, n_threads=None, chunk_size=None, progress=False,
                  callback=None, nan_policy="raise", m_step="exact", m_step_iters=1,
-                 weight_concentration_prior=None, prior=None, frozen=()):
+                 weight_concentration_prior=None, prior=None, frozen=(), algorithm="batch",
+                 batch_size=10_000, learning_offset=10.0, learning_decay=0.7):
         super().__init__(
             n_components, tol=tol, max_iter=max_iter, n_init=n_init, init_params=init_params,
             random_state=random_state, warm_start=warm_start, verbose=verbose,
             verbose_interval=verbose_interval, n_threads=n_threads, chunk_size=chunk_size,
             progress=progress, callback=callback, nan_policy=nan_policy, m_step=m_step,
             m_step_iters=m_step_iters, weight_concentration_prior=weight_concentration_prior,
-            prior=prior, frozen=frozen)
+            prior=prior, frozen=frozen, algorithm=algorithm, batch_size=batch_size,
+            learning_offset=learning_offset, learning_decay=learning_decay)
         self.n_categories = n_categories
 
     def _data_parameters(self, driver):

@@ -55,6 +55,12 @@ class GaussianMixture(_MixtureBase):
         "covariances" (a tuple, or one name as a string); set them with ``weights_init``,
         ``means_init``, ``precisions_init``, else they keep the initialisation's values.
 
+    algorithm, batch_size, learning_offset, learning_decay
+        ``algorithm="incremental"`` or ``"stepwise"`` makes ``fit`` run online EM over blocks of
+        ``batch_size`` rows (an M-step per block; ``max_iter`` and ``n_iter_`` count passes);
+        ``partial_fit(X)`` makes one stepwise update per batch, with steps
+        ``(t + learning_offset) ** -learning_decay``. See :mod:`fastem.online`.
+
     ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
     array, an ``np.memmap`` or a path to a ``.npy`` file (memory-mapped); it is never copied
     whole and no (n_samples, n_components) array exists during ``fit``.
@@ -110,13 +116,19 @@ class GaussianMixture(_MixtureBase):
         degrees_of_freedom_prior=None,
         covariance_prior=None,
         frozen=(),
+        algorithm="batch",
+        batch_size=10_000,
+        learning_offset=10.0,
+        learning_decay=0.7,
     ):
         super().__init__(
             n_components, tol=tol, max_iter=max_iter, n_init=n_init,
             init_params=init_params, random_state=random_state, warm_start=warm_start,
             verbose=verbose, verbose_interval=verbose_interval, n_threads=n_threads,
             chunk_size=chunk_size, progress=progress, callback=callback, nan_policy=nan_policy,
-            m_step=m_step, m_step_iters=m_step_iters,
+            m_step=m_step, m_step_iters=m_step_iters, algorithm=algorithm,
+            batch_size=batch_size, learning_offset=learning_offset,
+            learning_decay=learning_decay,
         )
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar

@@ -46,6 +46,12 @@ class MixtureModel(_MixtureBase):
         ``("weights",)`` keeps the weights at their initial values through every M-step (the
         family's own ``frozen`` holds component parameters).
 
+    algorithm, batch_size, learning_offset, learning_decay
+        ``algorithm="incremental"`` or ``"stepwise"`` makes ``fit`` run online EM over blocks of
+        ``batch_size`` rows (an M-step per block; ``max_iter`` and ``n_iter_`` count passes);
+        ``partial_fit(X)`` makes one stepwise update per batch, with steps
+        ``(t + learning_offset) ** -learning_decay``. See :mod:`fastem.online`.
+
     ``fit``, ``fit_predict`` and ``score`` also accept ``sample_weight``. ``X`` may be a numpy
     array, an ``np.memmap``, a path to a ``.npy`` file (memory-mapped), an h5py/zarr dataset or
     a Dask array; it is never copied whole and no (n_samples, n_components) array exists during
@@ -86,6 +92,10 @@ class MixtureModel(_MixtureBase):
         m_step_iters=1,
         weight_concentration_prior=None,
         frozen=(),
+        algorithm="batch",
+        batch_size=10_000,
+        learning_offset=10.0,
+        learning_decay=0.7,
     ):
         super().__init__(
             n_components, tol=tol, max_iter=max_iter, n_init=n_init, init_params=init_params,
@@ -93,7 +103,8 @@ class MixtureModel(_MixtureBase):
             verbose_interval=verbose_interval, n_threads=n_threads, chunk_size=chunk_size,
             progress=progress, callback=callback, nan_policy=nan_policy, m_step=m_step,
             m_step_iters=m_step_iters, weight_concentration_prior=weight_concentration_prior,
-            frozen=frozen)
+            frozen=frozen, algorithm=algorithm, batch_size=batch_size,
+            learning_offset=learning_offset, learning_decay=learning_decay)
         self.family = family
 
     def _make_family(self, n_features):
