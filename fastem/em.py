@@ -59,23 +59,10 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
             tic = time.perf_counter()
             packed = latent.pack(family, params, driver.dtype)
             stats, worst = driver.accumulate(family, packed)
-            view = Statistics(stats, packed.log_norm.shape[0])
-            current = (view.log_likelihood + latent.log_prior(family, params)) / view.total
-            if not np.isfinite(current):
-                raise ValueError(
-                    f"the log-likelihood became {current} at iteration {n_iter} (row "
-                    f"{int(worst[1])} has zero density under every component); scale the data "
-                    "or increase reg_covar"
-                )
-            check_statistics(stats, driver.dtype)
-            if m_step == "partial":
-                params, lost = partial_m_step(latent, family, params, stats, packed, m_step_iters)
-            else:
-                params, lost = latent.m_step(family, stats, packed, params)
-            if lost.size:
-                params = reseed(latent, family, driver, params, lost, int(worst[1]), rng, n_iter)
-            change = current - result.lower_bound
-            result = EMResult(params, current, result.lower_bounds + [current], n_iter, False)
+            current, params = em_update(latent, family, driver, params, packed, stats, worst,
+                                        rng=rng, n_iter=n_iter, m_step=m_step,
+                                        m_step_iters=m_step_iters)
+            result, change = advance(result, params, current)
             if callback is not None:
                 callback(result, change, time.perf_counter() - tic)
             if abs(change) < tol:
@@ -84,6 +71,38 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
     except KeyboardInterrupt:
         raise FitInterrupted(result) from None
     return result
+
+
+def em_update(latent, family, driver, params, packed, stats, worst, *, rng, n_iter, m_step,
+              m_step_iters):
+    """The rest of one EM iteration once a pass with ``packed`` (the packing of ``params``)
+    gave ``stats`` and ``worst``: ``(objective of params, parameters after the M-step)``, with
+    empty components re-seeded. Shared by :func:`run_em` and the lock-step loop of
+    ``fastem.lockstep``, which runs many candidates over one pass."""
+    view = Statistics(stats, packed.log_norm.shape[0])
+    current = (view.log_likelihood + latent.log_prior(family, params)) / view.total
+    if not np.isfinite(current):
+        raise ValueError(
+            f"the log-likelihood became {current} at iteration {n_iter} (row "
+            f"{int(worst[1])} has zero density under every component); scale the data "
+            "or increase reg_covar"
+        )
+    check_statistics(stats, driver.dtype)
+    if m_step == "partial":
+        params, lost = partial_m_step(latent, family, params, stats, packed, m_step_iters)
+    else:
+        params, lost = latent.m_step(family, stats, packed, params)
+    if lost.size:
+        params = reseed(latent, family, driver, params, lost, int(worst[1]), rng, n_iter)
+    return current, params
+
+
+def advance(result, params, current):
+    """The result after one more iteration, and the change of the objective that the
+    convergence rule (``abs(change) < tol``) tests."""
+    change = current - result.lower_bound
+    return EMResult(params, current, result.lower_bounds + [current], result.n_iter + 1,
+                    False), change
 
 
 def check_statistics(stats, dtype):
@@ -148,6 +167,6 @@ def reseed(latent, family, driver, params, lost, worst_row, rng, n_iter):
         f"component(s) {lost.tolist()} lost all responsibility at iteration {n_iter} and were "
         f"re-seeded at data row(s) {rows}; the log-likelihood may drop at this iteration",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return latent.reseed(family, params, lost, driver.rows(rows))

@@ -52,6 +52,7 @@ class Pass(NamedTuple):
     resp_fn: bytes = None  # cloudpickled, so that each block unpickles its own copy
     what: str = None  # per-row output of a prediction pass
     nan_policy: str = None  # rows checked on the workers (see fastem.drivers)
+    jobs: tuple = None  # the (family, packed) pairs of a pass serving several fits
 
 
 class BlockStats(NamedTuple):
@@ -160,6 +161,28 @@ class DaskDriver:
         if nan_policy is not None:
             self.n_omitted = int(result.omitted)
         return result.stats, result.worst
+
+    def accumulate_many(self, jobs):
+        """One pass serving several fits: each block's task runs the local driver's
+        :meth:`~fastem.drivers.local.LocalDriver.accumulate_many` on its worker, and the
+        per-job results are merged by the same fixed tree, job by job."""
+        return [(part.stats, part.worst) for part in self._per_block(_block_stats_many, jobs,
+                                                                      _merge_many)]
+
+    def score_many(self, jobs):
+        """One pass: the local driver's :meth:`~fastem.drivers.local.LocalDriver.score_many`
+        on every block, added in block order."""
+        return self._per_block(_block_score_many, jobs, np.add)
+
+    def _per_block(self, task, jobs, merge):
+        """``task(block, weights, start, pass)`` over every block, merged by ``merge``."""
+        job = _shared(Pass(None, None, self.chunk_size, self.n_threads, jobs=tuple(jobs)))
+        block_task = dask.delayed(task, pure=True)
+        parts = [block_task(block, weights, start, job)
+                 for block, weights, start in self._blocks()]
+        with _lost_work():
+            result, = dask.compute(_tree(parts, merge))
+        return result
 
     def _blocks(self):
         """(delayed block, delayed weights or None, first row) for each row block."""
@@ -291,6 +314,25 @@ def _block_stats(block, weights, start, job):
     if worst[1] >= 0:
         worst[1] += start
     return BlockStats(stats, worst, omitted)
+
+
+def _block_stats_many(block, weights, start, job):
+    """Each job's :class:`BlockStats` of one block."""
+    results = _local(_numeric(block, start), weights, job).accumulate_many(job.jobs)
+    for _, worst in results:
+        if worst[1] >= 0:
+            worst[1] += start
+    return [BlockStats(stats, worst) for stats, worst in results]
+
+
+def _merge_many(a, b):
+    """Two neighbouring blocks' per-job statistics, merged job by job."""
+    return [_merge_stats(x, y) for x, y in zip(a, b)]
+
+
+def _block_score_many(block, weights, start, job):
+    """Each job's [log-likelihood, entropy] sums over one block."""
+    return _local(_numeric(block, start), weights, job).score_many(job.jobs)
 
 
 def _merge_stats(a, b):

@@ -6,6 +6,7 @@ therefore bitwise identical for any ``n_threads`` (and any block size) at a give
 ``chunk_size``.
 """
 import numpy as np
+from scipy.special import xlogy
 
 from .. import data, sampling
 from .._config import resolve_n_threads, single_threaded_blas
@@ -110,6 +111,57 @@ class LocalDriver:
             self.n_omitted = omitted
         return stats, worst
 
+    def accumulate_many(self, jobs):
+        """One pass serving several fits (``fastem.lockstep``): for each ``(family, packed)`` of
+        ``jobs``, the summed statistics and [lowest log p(x_i), its row] that
+        :meth:`accumulate` gives, computed block by block while the block is in cache. Each
+        job keeps its own chunk size, and chunks are added in the same order, so each result
+        equals its own pass's."""
+        chunks = [self._chunk(packed.log_norm.shape[0]) for _, packed in jobs]
+        stats = [np.zeros(family.stats_size(packed)) for family, packed in jobs]
+        worsts = [np.array([np.inf, -1.0]) for _ in jobs]
+        dtype = jobs[0][1].dtype
+        rows = self._shared_block_rows(chunks, [s.size for s in stats], dtype)
+        works = [family.workspace(packed, chunk, self.n_threads, rows // chunk)
+                 for (family, packed), chunk in zip(jobs, chunks)]
+        with single_threaded_blas(), self.bar(f"E-step x{len(jobs)}") as bar:
+            for start, block, weights in data.iter_blocks(self.X, rows, dtype,
+                                                          self.sample_weight, bar):
+                for (family, packed), chunk, work, s, worst in zip(jobs, chunks, works, stats,
+                                                                   worsts):
+                    family.fit_block(packed, block, weights, None, True, chunk, self.n_threads,
+                                     work, s, worst, start)
+        return list(zip(stats, worsts))
+
+    def _shared_block_rows(self, chunks, stats_sizes, dtype):
+        """Rows per block of a pass serving several fits: a multiple of every job's chunk
+        (default chunks are powers of two, so of the largest) within every job's budget of
+        chunk statistics (:meth:`_chunks_per_block`)."""
+        largest = max(chunks)
+        rows = min(self._chunks_per_block(size, dtype) * chunk
+                   for chunk, size in zip(chunks, stats_sizes))
+        return max(largest, rows // largest * largest)
+
+    def score_many(self, jobs):
+        """One pass: for each ``(family, packed)`` of ``jobs``, ``[sum_i w_i log p(x_i),
+        sum_i w_i H(r_i)]`` with H(r_i) = -sum_k r_ik log r_ik the entropy of row i's
+        posteriors (for ICL), as a (len(jobs), 2) array. Posteriors exist one block at a time,
+        never for all rows; rows of zero weight (omitted) are left out."""
+        chunks = [self._chunk(packed.log_norm.shape[0]) for _, packed in jobs]
+        works = [family.workspace(packed, chunk, self.n_threads, 0)
+                 for (family, packed), chunk in zip(jobs, chunks)]
+        totals = np.zeros((len(jobs), 2))
+        with single_threaded_blas(), self.bar(f"score x{len(jobs)}") as bar:
+            for _, block, weights in data.iter_blocks(self.X, 64 * max(chunks), jobs[0][1].dtype,
+                                                      self.sample_weight, bar):
+                for j, ((family, packed), chunk, work) in enumerate(zip(jobs, chunks, works)):
+                    log_prob = np.empty(block.shape[0])
+                    resp = np.empty((block.shape[0], packed.log_norm.shape[0]))
+                    family.predict_block(packed, block, chunk, self.n_threads, work, log_prob,
+                                         resp, None)
+                    totals[j] += block_score(log_prob, resp, weights)
+        return totals
+
     def predict(self, family, packed, outputs, nan_policy=None):
         """Per-row outputs over the whole source, in one pass: ``outputs`` maps names of
         :data:`fastem.data.PER_ROW` to None (a new array), a path (a new ``.npy`` file,
@@ -175,6 +227,15 @@ class LocalDriver:
         except Exception:  # refused index arrays; a real read error recurs in the slices below
             picked = np.concatenate([self.X[i:i + 1] for i in unique])
         return np.asarray(picked, dtype=np.float64)[inverse]
+
+
+def block_score(log_prob, resp, weights):
+    """``[sum_i w_i log p(x_i), sum_i w_i H(r_i)]`` of one block, rows of zero weight left
+    out (their values may be NaN)."""
+    w = np.ones(log_prob.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    keep = w > 0
+    entropy = -xlogy(resp[keep], resp[keep]).sum(axis=1)
+    return np.array([w[keep] @ log_prob[keep], w[keep] @ entropy])
 
 
 def mark_omitted(bad, log_prob, resp, labels):
