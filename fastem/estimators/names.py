@@ -71,8 +71,9 @@ def _columns(item, spec):
     name, _, repeat = item.partition("*")
     name, _, count = name.partition(":")
     if name not in COLUMNS:
-        raise ValueError(f"unknown column type {name!r} in the family spec {spec!r}; expected "
-                         f"one of {sorted(COLUMNS)}")
+        raise ValueError(f"unknown column type {name!r} in the family spec {spec!r}: a spec "
+                         f"lists column types of {sorted(COLUMNS)}; a family name is one of "
+                         f"{sorted(FAMILIES)}")
     if (name == "categorical") != bool(count):
         raise ValueError(f"{item!r} in the family spec {spec!r}: give categorical columns "
                          "their number of categories (categorical:N), and no other column")
