@@ -160,7 +160,8 @@ def select(X, n_components=range(1, 21), covariance_type=("full", "diag"), crite
         shared = _check_rows(estimators[0], driver)
         for est in estimators:
             vars(est).update(shared)
-        runs = [_start(est, driver) for est in estimators]
+        seeding = SharedSamples(driver)
+        runs = [_start(est, seeding) for est in estimators]
         n_passes = run_lockstep([fit for fits in runs for fit in fits], driver, callback)
         finished = [_finish(est, fits, driver) for est, fits in zip(estimators, runs)]
         table = _score(estimators, finished, driver)
@@ -225,6 +226,29 @@ def _check_rows(est, driver):
     else:
         est._warn_omitted(driver.omit_nonfinite(family))
     return shared
+
+
+class SharedSamples:
+    """The driver for initialisations, with :meth:`sample_rows` shared: candidates whose
+    generators are in the same state (every candidate of one integer ``random_state``) draw
+    the same sample, so it is read once and each generator is left where its own draw would
+    have left it. Everything else goes to the driver."""
+
+    def __init__(self, driver):
+        self._driver, self._samples = driver, {}
+
+    def __getattr__(self, name):
+        return getattr(self._driver, name)
+
+    def sample_rows(self, rng, size):
+        _, key, pos, has_gauss, gauss = rng.get_state()
+        state = (size, key.tobytes(), pos, has_gauss, gauss)
+        if state not in self._samples:
+            sample = self._driver.sample_rows(rng, size)
+            self._samples[state] = sample, rng.get_state()
+        sample, after = self._samples[state]
+        rng.set_state(after)
+        return tuple(part.copy() for part in sample)
 
 
 def _start(est, driver):

@@ -82,6 +82,26 @@ def test_one_pass_per_iteration_serves_every_candidate(X, monkeypatch):
     assert all(b[1] - a[1] == len(X) for a, b in zip(seen, seen[1:]))
 
 
+def test_seeding_sample_is_read_once_for_every_candidate(X, monkeypatch):
+    import fastem.initialization
+
+    monkeypatch.setattr(fastem.initialization, "MAX_SAMPLE", 500)  # a reservoir pass
+    calls = []
+    original = LocalDriver.sample_rows
+
+    def counting(self, rng, size):
+        calls.append(size)
+        return original(self, rng, size)
+
+    monkeypatch.setattr(LocalDriver, "sample_rows", counting)
+    result = select(X, range(1, 4), ("full", "diag"), random_state=3)
+    assert len(calls) == 1
+    for row, est in zip(result.table, result.estimators):
+        alone = fastem.GaussianMixture(row.n_components, covariance_type=row.covariance_type,
+                                       random_state=3).fit(X)
+        assert_same(est, alone, GAUSSIAN)
+
+
 class CountingSource:
     """A sliceable source that counts the rows read from it."""
 
