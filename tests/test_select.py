@@ -10,6 +10,7 @@ from scipy.special import logsumexp, xlogy
 from scipy.stats import multivariate_normal
 
 import fastem
+from fastem.demo import write_mixture
 from fastem.drivers.local import LocalDriver
 from fastem.families.expfam import Normal, Poisson, ProductFamily
 from fastem.select import select
@@ -44,6 +45,27 @@ def test_grid_equals_separate_fits(X):
         np.testing.assert_allclose(row.log_likelihood, alone.score(X) * len(X), rtol=RTOL)
     assert result.best.name == "full K=3"
     assert result.best_ is result.estimators[result.best_index]
+
+
+def test_float32_file_with_candidates_computing_in_float64(tmp_path, monkeypatch):
+    """Some packings of float32 data compute in float64 (fastem.families.gaussian's rounding
+    bounds): one pass then serves both dtypes, each block converted once."""
+    path = tmp_path / "mixture.npy"
+    write_mixture(path, 3000, 8, 6, np.dtype(np.float32), np.random.default_rng(0))
+    dtypes = set()
+    original = LocalDriver.accumulate_many
+
+    def spy(self, jobs):
+        dtypes.update(np.dtype(packed.dtype).name for _, packed in jobs)
+        return original(self, jobs)
+
+    monkeypatch.setattr(LocalDriver, "accumulate_many", spy)
+    result = select(str(path), range(1, 9), "full", random_state=0)
+    assert dtypes == {"float32", "float64"}
+    for row, est in zip(result.table, result.estimators):
+        alone = fastem.GaussianMixture(row.n_components, random_state=0).fit(str(path))
+        assert_same(est, alone, GAUSSIAN)
+        np.testing.assert_allclose(row.bic, alone.bic(str(path)), rtol=RTOL)
 
 
 def test_other_families_equal_separate_fits():

@@ -6,10 +6,10 @@ therefore bitwise identical for any ``n_threads`` (and any block size) at a give
 ``chunk_size``.
 """
 import numpy as np
-from scipy.special import xlogy
 
 from .. import data, sampling
 from .._config import resolve_n_threads, single_threaded_blas
+from ..families.base import xlogy
 
 SLOT_BUDGET_BYTES = 8 << 20  # per-block buffer of chunk statistics
 
@@ -120,27 +120,37 @@ class LocalDriver:
         chunks = [self._chunk(packed.log_norm.shape[0]) for _, packed in jobs]
         stats = [np.zeros(family.stats_size(packed)) for family, packed in jobs]
         worsts = [np.array([np.inf, -1.0]) for _ in jobs]
-        dtype = jobs[0][1].dtype
-        rows = self._shared_block_rows(chunks, [s.size for s in stats], dtype)
+        rows = self._shared_block_rows(chunks, [s.size for s in stats],
+                                       [packed.dtype for _, packed in jobs])
         works = [family.workspace(packed, chunk, self.n_threads, rows // chunk)
                  for (family, packed), chunk in zip(jobs, chunks)]
         with single_threaded_blas(), self.bar(f"E-step x{len(jobs)}") as bar:
-            for start, block, weights in data.iter_blocks(self.X, rows, dtype,
-                                                          self.sample_weight, bar):
+            for start, blocks, weights in self._shared_blocks(jobs, rows, bar):
                 for (family, packed), chunk, work, s, worst in zip(jobs, chunks, works, stats,
                                                                    worsts):
+                    block = blocks[np.dtype(packed.dtype)]
                     family.fit_block(packed, block, weights, None, True, chunk, self.n_threads,
                                      work, s, worst, start)
         return list(zip(stats, worsts))
 
-    def _shared_block_rows(self, chunks, stats_sizes, dtype):
+    def _shared_block_rows(self, chunks, stats_sizes, dtypes):
         """Rows per block of a pass serving several fits: a multiple of every job's chunk
         (default chunks are powers of two, so of the largest) within every job's budget of
         chunk statistics (:meth:`_chunks_per_block`)."""
         largest = max(chunks)
         rows = min(self._chunks_per_block(size, dtype) * chunk
-                   for chunk, size in zip(chunks, stats_sizes))
+                   for chunk, size, dtype in zip(chunks, stats_sizes, dtypes))
         return max(largest, rows // largest * largest)
+
+    def _shared_blocks(self, jobs, rows, bar):
+        """``(start, {dtype: block}, weights)`` over the source: each block read once and
+        converted once to every dtype the jobs' packings compute in (a packing may run in
+        float64 on float32 data, see ``fastem.families.gaussian``)."""
+        dtypes = {np.dtype(packed.dtype) for _, packed in jobs}
+        for start, block, weights in data.iter_blocks(self.X, rows, self.dtype,
+                                                      self.sample_weight, bar):
+            yield start, {dtype: np.ascontiguousarray(block, dtype=dtype)
+                          for dtype in dtypes}, weights
 
     def score_many(self, jobs):
         """One pass: for each ``(family, packed)`` of ``jobs``, ``[sum_i w_i log p(x_i),
@@ -152,9 +162,9 @@ class LocalDriver:
                  for (family, packed), chunk in zip(jobs, chunks)]
         totals = np.zeros((len(jobs), 2))
         with single_threaded_blas(), self.bar(f"score x{len(jobs)}") as bar:
-            for _, block, weights in data.iter_blocks(self.X, 64 * max(chunks), jobs[0][1].dtype,
-                                                      self.sample_weight, bar):
+            for _, blocks, weights in self._shared_blocks(jobs, 64 * max(chunks), bar):
                 for j, ((family, packed), chunk, work) in enumerate(zip(jobs, chunks, works)):
+                    block = blocks[np.dtype(packed.dtype)]
                     log_prob = np.empty(block.shape[0])
                     resp = np.empty((block.shape[0], packed.log_norm.shape[0]))
                     family.predict_block(packed, block, chunk, self.n_threads, work, log_prob,
