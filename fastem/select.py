@@ -16,6 +16,7 @@ reports BIC with the opposite sign (higher is better); the choices agree.
 import math
 import numbers
 from dataclasses import dataclass, fields
+from functools import partial
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from .estimators import GaussianMixture, MixtureModel
 from .estimators._base import _MixtureBase, check_random_state, progress_bars
 from .estimators.names import estimator_class
 from .families.base import Family
-from .lockstep import FAILURES, Fit, run_lockstep
+from .lockstep import FAILURES, Fit, SharedInit, run_lockstep
 
 CRITERIA = ("bic", "aic", "icl")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -160,8 +161,7 @@ def select(X, n_components=range(1, 21), covariance_type=("full", "diag"), crite
         shared = _check_rows(estimators[0], driver)
         for est in estimators:
             vars(est).update(shared)
-        seeding = SharedSamples(driver)
-        runs = [_start(est, seeding) for est in estimators]
+        runs = SharedInit(driver).run([partial(_start, est) for est in estimators])
         n_passes = run_lockstep([fit for fits in runs for fit in fits], driver, callback)
         finished = [_finish(est, fits, driver) for est, fits in zip(estimators, runs)]
         table = _score(estimators, finished, driver)
@@ -228,32 +228,10 @@ def _check_rows(est, driver):
     return shared
 
 
-class SharedSamples:
-    """The driver for initialisations, with :meth:`sample_rows` shared: candidates whose
-    generators are in the same state (every candidate of one integer ``random_state``) draw
-    the same sample, so it is read once and each generator is left where its own draw would
-    have left it. Everything else goes to the driver."""
-
-    def __init__(self, driver):
-        self._driver, self._samples = driver, {}
-
-    def __getattr__(self, name):
-        return getattr(self._driver, name)
-
-    def sample_rows(self, rng, size):
-        _, key, pos, has_gauss, gauss = rng.get_state()
-        state = (size, key.tobytes(), pos, has_gauss, gauss)
-        if state not in self._samples:
-            sample = self._driver.sample_rows(rng, size)
-            self._samples[state] = sample, rng.get_state()
-        sample, after = self._samples[state]
-        rng.set_state(after)
-        return tuple(part.copy() for part in sample)
-
-
 def _start(est, driver):
     """A candidate's initialised EM runs (one per ``n_init``), as its ``fit`` makes them; a
-    candidate failing here gets one run holding the error."""
+    candidate failing here gets one run holding the error. Runs in its own thread, on a
+    :class:`~fastem.lockstep.SharedInit` driver."""
     rng = check_random_state(est.random_state)
     try:
         est._check_parameters(driver.n_features)

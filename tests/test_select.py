@@ -47,6 +47,16 @@ def test_grid_equals_separate_fits(X):
     assert result.best_ is result.estimators[result.best_index]
 
 
+@pytest.mark.parametrize("init", ["random", "k-means++", "random_from_data"])
+def test_every_initialisation_equals_separate_fits(X, init):
+    result = select(X, range(1, 4), ("full", "spherical"), random_state=5, init_params=init,
+                    max_iter=20)
+    for row, est in zip(result.table, result.estimators):
+        alone = fastem.GaussianMixture(row.n_components, covariance_type=row.covariance_type,
+                                       random_state=5, init_params=init, max_iter=20).fit(X)
+        assert_same(est, alone, GAUSSIAN)
+
+
 def test_float32_file_with_candidates_computing_in_float64(tmp_path, monkeypatch):
     """Some packings of float32 data compute in float64 (fastem.families.gaussian's rounding
     bounds): one pass then serves both dtypes, each block converted once."""
@@ -55,9 +65,9 @@ def test_float32_file_with_candidates_computing_in_float64(tmp_path, monkeypatch
     dtypes = set()
     original = LocalDriver.accumulate_many
 
-    def spy(self, jobs):
+    def spy(self, jobs, resp_fns=None):
         dtypes.update(np.dtype(packed.dtype).name for _, packed in jobs)
-        return original(self, jobs)
+        return original(self, jobs, resp_fns)
 
     monkeypatch.setattr(LocalDriver, "accumulate_many", spy)
     result = select(str(path), range(1, 9), "full", random_state=0)
@@ -85,12 +95,12 @@ def test_other_families_equal_separate_fits():
 
 
 def test_one_pass_per_iteration_serves_every_candidate(X, monkeypatch):
-    reads = []
+    reads, inits = [], []
     original = LocalDriver.accumulate_many
 
-    def counting(self, jobs):
-        reads.append(len(jobs))
-        return original(self, jobs)
+    def counting(self, jobs, resp_fns=None):
+        (reads if resp_fns is None else inits).append(len(jobs))
+        return original(self, jobs, resp_fns)
 
     monkeypatch.setattr(LocalDriver, "accumulate_many", counting)
     source = CountingSource(X)
@@ -100,6 +110,7 @@ def test_one_pass_per_iteration_serves_every_candidate(X, monkeypatch):
     longest = max(row.n_iter for row in result.table)
     assert result.n_passes == len(reads) == longest
     assert sum(reads) == sum(row.n_iter for row in result.table)  # each E-step once
+    assert inits == [12]  # the k-means labels of every candidate, in one pass
     # between two passes the source is read exactly once, whatever the candidates running
     assert all(b[1] - a[1] == len(X) for a, b in zip(seen, seen[1:]))
 

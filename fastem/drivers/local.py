@@ -111,12 +111,14 @@ class LocalDriver:
             self.n_omitted = omitted
         return stats, worst
 
-    def accumulate_many(self, jobs):
+    def accumulate_many(self, jobs, resp_fns=None):
         """One pass serving several fits (``fastem.lockstep``): for each ``(family, packed)`` of
         ``jobs``, the summed statistics and [lowest log p(x_i), its row] that
         :meth:`accumulate` gives, computed block by block while the block is in cache. Each
         job keeps its own chunk size, and chunks are added in the same order, so each result
-        equals its own pass's."""
+        equals its own pass's. ``resp_fns``, when given, holds each job's ``resp_fn`` (or
+        None for the E-step), as :meth:`accumulate` takes it."""
+        resp_fns = resp_fns or [None] * len(jobs)
         chunks = [self._chunk(packed.log_norm.shape[0]) for _, packed in jobs]
         stats = [np.zeros(family.stats_size(packed)) for family, packed in jobs]
         worsts = [np.array([np.inf, -1.0]) for _ in jobs]
@@ -126,10 +128,11 @@ class LocalDriver:
                  for (family, packed), chunk in zip(jobs, chunks)]
         with single_threaded_blas(), self.bar(f"E-step x{len(jobs)}") as bar:
             for start, blocks, weights in self._shared_blocks(jobs, rows, bar):
-                for (family, packed), chunk, work, s, worst in zip(jobs, chunks, works, stats,
-                                                                   worsts):
+                for (family, packed), resp_fn, chunk, work, s, worst in zip(
+                        jobs, resp_fns, chunks, works, stats, worsts):
                     block = blocks[np.dtype(packed.dtype)]
-                    family.fit_block(packed, block, weights, None, True, chunk, self.n_threads,
+                    resp = None if resp_fn is None else resp_fn(start, block)
+                    family.fit_block(packed, block, weights, resp, True, chunk, self.n_threads,
                                      work, s, worst, start)
         return list(zip(stats, worsts))
 
