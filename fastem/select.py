@@ -165,7 +165,7 @@ def select(X, n_components=range(1, 21), covariance_type=("full", "diag"), crite
         n_passes = run_lockstep([fit for fits in runs for fit in fits], driver, callback)
         finished = [_finish(est, fits, driver) for est, fits in zip(estimators, runs)]
         table = _score(estimators, finished, driver)
-    return Selection(table, [est if est is not None and row.error is None else None
+    return Selection(table, [est if row.error is None else None
                              for est, row in zip(estimators, table)], criterion, n_passes)
 
 

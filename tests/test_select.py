@@ -57,6 +57,23 @@ def test_every_initialisation_equals_separate_fits(X, init):
         assert_same(est, alone, GAUSSIAN)
 
 
+def test_sample_weight_and_omitted_rows_as_in_separate_fits(X):
+    Y = X.copy()
+    Y[[5, 50]] = np.nan
+    weights = np.random.RandomState(1).randint(0, 3, len(X)).astype(float)
+    with pytest.warns(RuntimeWarning, match="2 rows with NaN"):
+        result = select(Y, [2, 3], "diag", random_state=0, sample_weight=weights,
+                        nan_policy="omit")
+    for row, est in zip(result.table, result.estimators):
+        alone = fastem.GaussianMixture(row.n_components, covariance_type="diag",
+                                       random_state=0, nan_policy="omit")
+        with pytest.warns(RuntimeWarning):
+            alone.fit(Y, sample_weight=weights)
+            score = alone.score(Y, sample_weight=weights)
+        assert_same(est, alone, GAUSSIAN)
+        np.testing.assert_allclose(row.log_likelihood, score * len(Y), rtol=RTOL)
+
+
 def test_float32_file_with_candidates_computing_in_float64(tmp_path, monkeypatch):
     """Some packings of float32 data compute in float64 (fastem.families.gaussian's rounding
     bounds): one pass then serves both dtypes, each block converted once."""

@@ -9,7 +9,6 @@ import numpy as np
 
 from .. import data, sampling
 from .._config import resolve_n_threads, single_threaded_blas
-from ..families.base import xlogy
 
 SLOT_BUDGET_BYTES = 8 << 20  # per-block buffer of chunk statistics
 
@@ -244,11 +243,13 @@ class LocalDriver:
 
 def block_score(log_prob, resp, weights):
     """``[sum_i w_i log p(x_i), sum_i w_i H(r_i)]`` of one block, rows of zero weight left
-    out (their values may be NaN)."""
-    w = np.ones(log_prob.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    out (their values may be NaN); 0 log 0 counts as 0."""
+    entropy = -np.einsum("ij,ij->i", resp, np.log(np.maximum(resp, np.finfo(np.float64).tiny)))
+    if weights is None:
+        return np.array([log_prob.sum(), entropy.sum()])
+    w = np.asarray(weights, dtype=np.float64)
     keep = w > 0
-    entropy = -xlogy(resp[keep], resp[keep]).sum(axis=1)
-    return np.array([w[keep] @ log_prob[keep], w[keep] @ entropy])
+    return np.array([w[keep] @ log_prob[keep], w[keep] @ entropy[keep]])
 
 
 def mark_omitted(bad, log_prob, resp, labels):
