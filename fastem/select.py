@@ -15,6 +15,7 @@ reports BIC with the opposite sign (higher is better); the choices agree.
 """
 import math
 import numbers
+import warnings
 from dataclasses import dataclass, fields
 from functools import partial
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from ._config import single_threaded_blas
 from .drivers import make_driver
+from .em import ConvergenceWarning
 from .estimators import GaussianMixture, MixtureModel
 from .estimators._base import _MixtureBase, check_random_state, progress_bars
 from .estimators.names import estimator_class
@@ -165,6 +167,10 @@ def select(X, n_components=range(1, 21), covariance_type=("full", "diag"), crite
         n_passes = run_lockstep([fit for fits in runs for fit in fits], driver, callback)
         finished = [_finish(est, fits, driver) for est, fits in zip(estimators, runs)]
         table = _score(estimators, finished, driver)
+    stopped = [row.name for row in table if row.error is None and not row.converged]
+    if stopped and max_iter > 0:
+        warnings.warn(f"{len(stopped)} candidate(s) did not converge within max_iter: "
+                      f"{', '.join(stopped)}", ConvergenceWarning, stacklevel=2)
     return Selection(table, [est if row.error is None else None
                              for est, row in zip(estimators, table)], criterion, n_passes)
 
