@@ -200,6 +200,12 @@ def test_failing_candidate_is_reported_and_others_go_on():
         fastem.GaussianMixture(2, reg_covar=0.0, random_state=0).fit(X)
 
 
+def test_public_module():
+    import importlib
+
+    assert importlib.import_module("fastem").select.select is select
+
+
 def test_bad_input():
     X = np.random.RandomState(0).normal(size=(20, 2))
     with pytest.raises(ValueError, match="grid is empty"):
