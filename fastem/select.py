@@ -123,8 +123,8 @@ class Selection:
 
 
 def select(X, n_components=range(1, 21), covariance_type=("full", "diag"), criterion="bic", *,
-           family=None, n_init=1, random_state=None, sample_weight=None, tol=1e-3,
-           max_iter=100, init_params="kmeans", n_threads=None, chunk_size=None, progress=False,
+           family=None, n_init=1, random_state=None, sample_weight=None, tol=None,
+           max_iter=None, init_params=None, n_threads=None, chunk_size=None, progress=False,
            nan_policy="raise", callback=None, **params):
     """Fit every candidate of a grid on ``X`` in shared passes and pick one by ``criterion``.
 
@@ -133,7 +133,8 @@ def select(X, n_components=range(1, 21), covariance_type=("full", "diag"), crite
     estimator class, or a :class:`~fastem.families.base.Family` (a MixtureModel of it). The
     covariance grid applies to estimators that have ``covariance_type``. ``X`` is any source
     an estimator takes (arrays, memmaps, ``.npy`` paths, h5py/zarr, Dask arrays). Other
-    ``params`` go to every candidate's estimator (e.g. ``reg_covar``).
+    ``params`` go to every candidate's estimator (e.g. ``reg_covar``); ``tol``, ``max_iter``
+    and ``init_params`` left at None keep the estimator's defaults.
 
     Each candidate's result equals a separate ``fit`` with the same ``random_state`` (an int or
     None; for ``n_init > 1``, as long as no component is re-seeded, since a separate fit draws
@@ -145,9 +146,10 @@ def select(X, n_components=range(1, 21), covariance_type=("full", "diag"), crite
     cls, fixed = _estimator(family)
     ks = _check_grid(n_components)
     kinds = _covariance_grid(cls, covariance_type)
-    options = dict(fixed, tol=tol, max_iter=max_iter, n_init=n_init, init_params=init_params,
-                   random_state=random_state, n_threads=n_threads, chunk_size=chunk_size,
-                   nan_policy=nan_policy, **params)
+    given = {"tol": tol, "max_iter": max_iter, "init_params": init_params}
+    options = dict(fixed, n_init=n_init, random_state=random_state, n_threads=n_threads,
+                   chunk_size=chunk_size, nan_policy=nan_policy, **params,
+                   **{name: value for name, value in given.items() if value is not None})
     driver = make_driver(X, sample_weight, chunk_size, n_threads,
                          progress=progress_bars if progress else None, min_samples=2,
                          estimator="select")
@@ -168,7 +170,7 @@ def select(X, n_components=range(1, 21), covariance_type=("full", "diag"), crite
         finished = [_finish(est, fits, driver) for est, fits in zip(estimators, runs)]
         table = _score(estimators, finished, driver)
     stopped = [row.name for row in table if row.error is None and not row.converged]
-    if stopped and max_iter > 0:
+    if stopped and estimators[0].max_iter > 0:
         warnings.warn(f"{len(stopped)} candidate(s) did not converge within max_iter: "
                       f"{', '.join(stopped)}", ConvergenceWarning, stacklevel=2)
     return Selection(table, [est if row.error is None else None

@@ -109,6 +109,12 @@ def test_other_families_equal_separate_fits():
         alone = fastem.PoissonMixture(row.n_components, random_state=1).fit(counts)
         assert_same(est, alone, ("weights_", "rates_"))
     assert result.best.n_components == 2
+    codes = np.vstack([rng.choice(3, (300, 4), p=[.8, .1, .1]),
+                       rng.choice(3, (300, 4), p=[.1, .1, .8])]).astype(float)
+    result = select(codes, [1, 2, 3], family="categorical", random_state=0)  # "random" starts
+    for row, est in zip(result.table, result.estimators):
+        alone = fastem.CategoricalMixture(row.n_components, random_state=0).fit(codes)
+        assert_same(est, alone, ("weights_",))
     table = np.column_stack([rng.normal(size=700), counts[:, 0]])
     family = ProductFamily([Normal(), Poisson()])
     result = select(table, [1, 2], family=family, random_state=1)
