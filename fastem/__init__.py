@@ -20,7 +20,7 @@ from .io import load, save
 __version__ = "0.1.0"
 __all__ = ["GaussianMixture", "MixtureModel", "BernoulliMixture", "CategoricalMixture",
            "ExponentialMixture", "GammaMixture", "PoissonMixture", "ConvergenceWarning",
-           "NotFittedError", "load", "save", "get_include", "kernels", "__version__"]
+           "NotFittedError", "load", "save", "get_include", "kernels", "select", "__version__"]
 
 
 def get_include():
@@ -33,9 +33,10 @@ def get_include():
 
 
 def __getattr__(name):
-    """Import ``fastem.kernels`` on first access, so ``import fastem`` stays fast."""
-    if name == "kernels":
+    """Import ``fastem.kernels`` and ``fastem.select`` (model selection) on first access, so
+    ``import fastem`` stays fast."""
+    if name in ("kernels", "select"):
         import importlib
 
-        return importlib.import_module("fastem.kernels")
+        return importlib.import_module(f"fastem.{name}")
     raise AttributeError(f"module 'fastem' has no attribute {name!r}")

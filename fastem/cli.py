@@ -1,4 +1,8 @@
-"""The ``fastem`` command: fit, predict, score, sample and inspect Gaussian mixtures on files.
+"""The ``fastem`` command: fit, select, predict, score, sample and inspect mixtures on files.
+
+``fit --family`` takes a family name (gaussian, bernoulli, categorical, poisson, exponential,
+gamma) or a product of columns (``normal,poisson,categorical:3`` or a JSON file of such names);
+``select`` fits a grid of candidates in shared passes and keeps the best by BIC, AIC or ICL.
 
 Data are ``.npy`` files (memory-mapped, never loaded whole) or raw binary files described by
 ``--dtype``, ``--n-features`` and ``--offset``. Models are ``.npz`` files (no pickle).
@@ -31,18 +35,13 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="fastem", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="fit a Gaussian mixture to a data file")
+    fit = commands.add_parser("fit", help="fit a mixture to a data file")
     add_data_arguments(fit)
     fit.add_argument("-k", "--n-components", type=int, default=None, help="default: 1")
-    fit.add_argument("--covariance", default=None, choices=["full", "tied", "diag", "spherical"],
-                     help="default: full")
-    fit.add_argument("--max-iter", type=int, default=100)
-    fit.add_argument("--tol", type=float, default=1e-3)
-    fit.add_argument("--reg-covar", type=float, default=1e-6)
-    fit.add_argument("--init", default="kmeans",
-                     choices=["kmeans", "k-means++", "random", "random_from_data"])
-    fit.add_argument("--n-init", type=int, default=1)
-    fit.add_argument("--seed", type=int, default=None)
+    fit.add_argument("--covariance", default=None,
+                     choices=["full", "tied", "diag", "spherical"],
+                     help="Gaussian covariance type (default: full)")
+    add_model_arguments(fit)
     fit.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     fit.add_argument("--checkpoint", help="model file rewritten every --checkpoint-every "
                                           "iterations (atomically)")
@@ -59,6 +58,19 @@ def build_parser():
     fit.add_argument("--learning-decay", type=float, default=0.7,
                      help="stepwise EM's kappa, in (0.5, 1]")
     fit.set_defaults(run=run_fit)
+
+    select = commands.add_parser("select", help="fit a grid of mixtures in shared passes and "
+                                                "keep the best by BIC, AIC or ICL")
+    add_data_arguments(select)
+    select.add_argument("-k", "--n-components", default="1-9",
+                        help="numbers of components: a range 1-20, a list 2,4,8, or one")
+    select.add_argument("--covariance", default="full,tied,diag,spherical",
+                        help="Gaussian covariance types, comma-separated")
+    select.add_argument("--criterion", default="bic", choices=["bic", "aic", "icl"])
+    add_model_arguments(select)
+    select.add_argument("-o", "--output", required=True, help="best model file to write (.npz)")
+    select.add_argument("--plot", help="image file of the criterion against K (matplotlib)")
+    select.set_defaults(run=run_select)
 
     predict = commands.add_parser("predict", help="label rows (or --proba: posteriors)")
     predict.add_argument("model")
@@ -120,6 +132,46 @@ def add_data_arguments(parser):
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
+def add_model_arguments(parser):
+    """Options of the family and of EM, shared by ``fit`` and ``select``."""
+    parser.add_argument("--family", default="gaussian",
+                        help="gaussian, bernoulli, categorical, poisson, exponential, gamma, "
+                             "or one column type per feature: normal,poisson,categorical:3 "
+                             "(name*R repeats a column) or a JSON file of such names")
+    parser.add_argument("--max-iter", type=int, default=100)
+    parser.add_argument("--tol", type=float, default=1e-3)
+    parser.add_argument("--reg-covar", type=float, default=None,
+                        help="Gaussian covariance regularisation (default: 1e-6)")
+    parser.add_argument("--init", default=None,
+                        choices=["kmeans", "k-means++", "random", "random_from_data"],
+                        help="initialisation (default: the estimator's)")
+    parser.add_argument("--n-init", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=None)
+
+
+def model_choice(args, n_features):
+    """``(estimator class, its parameters)`` for ``--family`` and the EM options; Gaussian
+    options with another family are an error."""
+    from .estimators import MixtureModel
+    from .estimators.names import FAMILIES, product_family
+
+    params = {"tol": args.tol, "max_iter": args.max_iter, "n_init": args.n_init,
+              "random_state": args.seed}
+    if args.init is not None:
+        params["init_params"] = args.init
+    gaussian = args.family == "gaussian"
+    if not gaussian and (args.command == "fit" and args.covariance is not None
+                         or args.reg_covar is not None):
+        raise ValueError(f"--covariance and --reg-covar apply to --family gaussian, not "
+                         f"{args.family!r}")
+    if gaussian and args.reg_covar is not None:
+        params["reg_covar"] = args.reg_covar
+    if args.family in FAMILIES:
+        return FAMILIES[args.family], params
+    params["family"] = product_family(args.family, n_features)
+    return MixtureModel, params
+
+
 def open_data(args):
     """The data file as a memory-mapped array (raw files need --dtype and --n-features)."""
     from .data import open_raw, open_source
@@ -144,7 +196,6 @@ def load_model(args):
 
 def run_fit(args):
     from .data import SourceChanged
-    from .estimators import GaussianMixture
     from .io import load, save
 
     if args.n_init > 1 and (args.checkpoint or args.resume):
@@ -163,14 +214,13 @@ def run_fit(args):
         # when the run is interrupted before its first iteration completes
         model.n_iter_, model.lower_bounds_ = 0, []
     else:
-        k = 1 if args.n_components is None else args.n_components
-        model = GaussianMixture(k, covariance_type=args.covariance or "full",
-                                tol=args.tol, reg_covar=args.reg_covar, max_iter=args.max_iter,
-                                n_init=args.n_init, init_params=args.init,
-                                random_state=args.seed, algorithm=args.algorithm,
-                                batch_size=args.batch_size,
-                                learning_offset=args.learning_offset,
-                                learning_decay=args.learning_decay)
+        cls, params = model_choice(args, X.shape[1])
+        if args.covariance is not None:
+            params["covariance_type"] = args.covariance
+        model = cls(n_components=1 if args.n_components is None else args.n_components,
+                    algorithm=args.algorithm, batch_size=args.batch_size,
+                    learning_offset=args.learning_offset, learning_decay=args.learning_decay,
+                    **params)
         done, history = 0, []
     run = FitRun(args, done, history)
     model.set_params(n_threads=args.threads, chunk_size=args.chunk_size, progress=not args.quiet,
@@ -284,6 +334,51 @@ class FitRun:
             model.set_params(**kept[2])
 
 
+def run_select(args):
+    """``fastem select``: the table (a line per shared pass on stderr unless --quiet), the
+    best model written, and the plot."""
+    from .io import save
+    from .select import select
+
+    check_outputs([args.output, model_file(args.output), args.plot], [args.data])
+    X = open_data(args)
+    cls, params = model_choice(args, X.shape[1])
+
+    def progress(n_passes, running):
+        if not args.quiet:
+            print(f"pass {n_passes}: {len(running)} candidates running", file=sys.stderr,
+                  flush=True)
+
+    result = select(X, parse_components(args.n_components), args.covariance.split(","),
+                    args.criterion, family=cls, n_threads=args.threads,
+                    chunk_size=args.chunk_size, progress=not args.quiet,
+                    nan_policy=args.nan_policy, callback=progress, **params)
+    print(result)
+    best = result.best_.set_params(n_threads=None, chunk_size=None, progress=False,
+                                   callback=None)
+    print(f"wrote {save(best, args.output)}")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        result.plot().figure.savefig(args.plot, bbox_inches="tight", dpi=120)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def parse_components(text):
+    """Numbers of components from "1-20", "2,4,8" or "3"."""
+    values = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            values += range(int(low), int(high or low) + 1)
+    except ValueError:
+        raise ValueError(f"-k must be a range (1-20), a list (2,4,8) or a number, got "
+                         f"{text!r}") from None
+    return values
+
+
 def run_predict(args):
     check_outputs([args.output], [args.data, args.model])
     model = load_model(args)
@@ -331,6 +426,8 @@ def run_info(args):
     kind = f", {model.covariance_type} covariances" if hasattr(model, "covariance_type") else ""
     print(f"{type(model).__name__}: {model.n_components} components, {model.n_features_in_} "
           f"features{kind}")
+    if type(model).__name__ == "MixtureModel" and hasattr(model.family_, "columns"):
+        print("columns: " + ", ".join(repr(column) for column in model.family_.columns))
     print(f"fitted: {model.n_iter_} iterations, converged: {model.converged_}, mean "
           f"log-likelihood {model.lower_bound_:.10g}")
     with np.printoptions(precision=4, suppress=True, linewidth=100):

@@ -75,38 +75,20 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
     ``callback(result, change, seconds)`` is called after every iteration. A
     KeyboardInterrupt becomes :class:`FitInterrupted` carrying the last completed iteration.
 
-    ``symmetric_start``: the parameters start near a symmetric saddle (from near-uniform random
-    responsibilities), where EM first moves away slowly, its changes growing each iteration;
-    it then stops only once two changes are known and the last did not grow.
+    ``symmetric_start``: see :class:`StoppingRule`.
     """
-    result = EMResult(params, lower_bound)
-    previous_change = np.nan  # the last finite change (NaN: none yet)
+    result, rule = EMResult(params, lower_bound), StoppingRule(tol, symmetric_start)
     try:
         for n_iter in range(1, max_iter + 1):
             tic = time.perf_counter()
             packed = latent.pack(family, params, driver.dtype)
             stats, worst = driver.accumulate(family, packed)
-            view = Statistics(stats, packed.log_norm.shape[0])
-            current = (view.log_likelihood + latent.log_prior(family, params)) / view.total
-            if not np.isfinite(current):
-                raise ValueError(
-                    f"the log-likelihood became {current} at iteration {n_iter} (row "
-                    f"{int(worst[1])} has zero density under every component); scale the data "
-                    "or increase reg_covar"
-                )
-            check_statistics(stats, driver.dtype)
-            if m_step == "partial":
-                params, lost = partial_m_step(latent, family, params, stats, packed, m_step_iters)
-            else:
-                params, lost = latent.m_step(family, stats, packed, params)
-            if lost.size:
-                params = reseed(latent, family, driver, params, lost, int(worst[1]), rng, n_iter)
-            change = current - result.lower_bound
-            result = EMResult(params, current, result.lower_bounds + [current], n_iter, False)
-            escaping = symmetric_start and not abs(change) <= previous_change
-            if end_iteration(result, change, tic, callback, tol, escaping):
+            current, params = em_update(latent, family, driver, params, packed, stats, worst,
+                                        rng=rng, n_iter=n_iter, m_step=m_step,
+                                        m_step_iters=m_step_iters)
+            result, change = advance(result, params, current)
+            if end_iteration(result, change, tic, callback, rule):
                 break
-            previous_change = abs(change) if np.isfinite(change) else np.nan
     except KeyboardInterrupt:
         raise FitInterrupted(result) from None
     except SourceChanged as exc:  # the data file shrank: the estimator keeps this iteration
@@ -115,14 +97,63 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
     return result
 
 
-def end_iteration(result, change, tic, callback, tol, escaping=False):
+class StoppingRule:
+    """EM's convergence rule: stop once the objective changed by less than ``tol``.
+
+    ``symmetric_start``: the parameters start near a symmetric saddle (from near-uniform random
+    responsibilities), where EM first moves away slowly, its changes growing each iteration;
+    then it stops only once two changes are known and the last did not grow."""
+
+    def __init__(self, tol, symmetric_start=False):
+        self.tol, self.symmetric_start = tol, symmetric_start
+        self.previous_change = np.nan  # the last finite change (NaN: none yet)
+
+    def done(self, change):
+        escaping = self.symmetric_start and not abs(change) <= self.previous_change
+        self.previous_change = abs(change) if np.isfinite(change) else np.nan
+        return bool(abs(change) < self.tol) and not escaping
+
+
+def end_iteration(result, change, tic, callback, rule):
     """Report a completed iteration (started at ``time.perf_counter() == tic``) to
     ``callback(result, change, seconds)``; mark ``result`` converged and return True when the
-    objective changed by less than ``tol`` (unless it is still ``escaping`` a saddle)."""
+    :class:`StoppingRule` ``rule`` says so."""
     if callback is not None:
         callback(result, change, time.perf_counter() - tic)
-    result.converged = bool(abs(change) < tol) and not escaping
+    result.converged = rule.done(change)
     return result.converged
+
+
+def em_update(latent, family, driver, params, packed, stats, worst, *, rng, n_iter, m_step,
+              m_step_iters):
+    """The rest of one EM iteration once a pass with ``packed`` (the packing of ``params``)
+    gave ``stats`` and ``worst``: ``(objective of params, parameters after the M-step)``, with
+    empty components re-seeded. Shared by :func:`run_em` and the lock-step loop of
+    ``fastem.lockstep``, which runs many candidates over one pass."""
+    view = Statistics(stats, packed.log_norm.shape[0])
+    current = (view.log_likelihood + latent.log_prior(family, params)) / view.total
+    if not np.isfinite(current):
+        raise ValueError(
+            f"the log-likelihood became {current} at iteration {n_iter} (row "
+            f"{int(worst[1])} has zero density under every component); scale the data "
+            "or increase reg_covar"
+        )
+    check_statistics(stats, driver.dtype)
+    if m_step == "partial":
+        params, lost = partial_m_step(latent, family, params, stats, packed, m_step_iters)
+    else:
+        params, lost = latent.m_step(family, stats, packed, params)
+    if lost.size:
+        params = reseed(latent, family, driver, params, lost, int(worst[1]), rng, n_iter)
+    return current, params
+
+
+def advance(result, params, current):
+    """The result after one more iteration, and the change of the objective that the
+    convergence rule (:class:`StoppingRule`) tests."""
+    change = current - result.lower_bound
+    return EMResult(params, current, result.lower_bounds + [current], result.n_iter + 1,
+                    False), change
 
 
 def check_statistics(stats, dtype):
@@ -187,6 +218,6 @@ def reseed(latent, family, driver, params, lost, worst_row, rng, n_iter):
         f"component(s) {lost.tolist()} lost all responsibility at iteration {n_iter} and were "
         f"re-seeded at data row(s) {rows}; the log-likelihood may drop at this iteration",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return latent.reseed(family, params, lost, driver.rows(rows))

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import SourceChanged
-from .em import EMResult, FitInterrupted, check_statistics, end_iteration, reseed
+from .em import EMResult, FitInterrupted, StoppingRule, check_statistics, end_iteration, reseed
 from .frame import Statistics
 
 ALGORITHMS = ("batch", "incremental", "stepwise")
@@ -220,6 +220,7 @@ def run_online(latent, family, driver, params, *, algorithm, batch_size, tol, ma
     size = float(driver.n_samples if driver.sample_weight is None
                  else np.asarray(driver.sample_weight).sum())
     result = OnlineResult(params, lower_bound, n_steps=n_steps)
+    rule = StoppingRule(tol)
     state = StepwiseState(params, n_steps=n_steps)
     kept = None
     try:
@@ -254,7 +255,7 @@ def run_online(latent, family, driver, params, *, algorithm, batch_size, tol, ma
             change = current - result.lower_bound
             result = OnlineResult(params, current, result.lower_bounds + [current], n_iter,
                                   False, result.n_steps, result.stats_nbytes)
-            if end_iteration(result, change, tic, callback, tol):
+            if end_iteration(result, change, tic, callback, rule):
                 break
     except KeyboardInterrupt:
         raise FitInterrupted(result) from None

@@ -305,3 +305,17 @@ def test_categories_are_counted_on_the_cluster_without_nan(client):
         remote = fastem.CategoricalMixture(2, **options).fit(da.from_array(X, chunks=800))
     np.testing.assert_array_equal(remote.n_categories_, [5, 5, 5])
     np.testing.assert_array_equal(local.n_categories_, [5, 5, 5])
+
+
+@pytest.mark.parametrize("init", ["kmeans", "random_from_data"])
+def test_select_on_the_cluster_equals_local(client, data, init):
+    from fastem.select import select
+
+    local = select(data, [1, 2, 3], ("full", "diag"), random_state=0, init_params=init)
+    remote = select(da.from_array(data, chunks=1500), [1, 2, 3], ("full", "diag"),
+                    random_state=0, init_params=init)
+    for a, b in zip(remote.estimators, local.estimators):
+        assert_same_model(a, b)
+    np.testing.assert_allclose([row.icl for row in remote.table],
+                               [row.icl for row in local.table], rtol=RTOL)
+    assert remote.n_passes == local.n_passes

@@ -49,9 +49,11 @@ class Pass(NamedTuple):
     chunk_size: Any
     n_threads: int
     with_stats: bool = True
-    resp_fn: bytes = None  # cloudpickled, so that each block unpickles its own copy
+    resp_fn: Any = None  # cloudpickled (one per job of a pass serving several fits), so that
+    # each block unpickles its own copy
     what: str = None  # per-row output of a prediction pass
     nan_policy: str = None  # rows checked on the workers (see fastem.drivers)
+    jobs: tuple = None  # the (family, packed) pairs of a pass serving several fits
 
 
 class BlockStats(NamedTuple):
@@ -166,6 +168,32 @@ class DaskDriver:
         if nan_policy is not None:
             self.n_omitted = int(result.omitted)
         return result.stats, result.worst
+
+    def accumulate_many(self, jobs, resp_fns=None):
+        """One pass serving several fits: each block's task runs the local driver's
+        :meth:`~fastem.drivers.local.LocalDriver.accumulate_many` on its worker, and the
+        per-job results are merged by the same fixed tree, job by job. ``resp_fns`` are
+        given to each block as :meth:`accumulate` gives its ``resp_fn``."""
+        pickled = None if resp_fns is None else tuple(
+            None if fn is None else cloudpickle.dumps(fn) for fn in resp_fns)
+        parts = self._per_block(_block_stats_many, jobs, _merge_many, resp_fn=pickled)
+        return [(part.stats, part.worst) for part in parts]
+
+    def score_many(self, jobs):
+        """One pass: the local driver's :meth:`~fastem.drivers.local.LocalDriver.score_many`
+        on every block, added in block order."""
+        return self._per_block(_block_score_many, jobs, np.add)
+
+    def _per_block(self, task, jobs, merge, resp_fn=None):
+        """``task(block, weights, start, pass)`` over every block, merged by ``merge``."""
+        job = _shared(Pass(None, None, self.chunk_size, self.n_threads, resp_fn=resp_fn,
+                           jobs=tuple(jobs)))
+        block_task = dask.delayed(task, pure=True)
+        parts = [block_task(block, weights, start, job)
+                 for block, weights, start in self._blocks()]
+        with _lost_work():
+            result, = dask.compute(_tree(parts, merge))
+        return result
 
     def _blocks(self):
         """(delayed block, delayed weights or None, first row) for each row block."""
@@ -285,18 +313,44 @@ def _block_stats(block, weights, start, job):
             return BlockStats(None, None, error=error)
         if bad is not None:
             weights, omitted = data.without_rows(weights, bad), int(bad.sum())
-    resp_fn = None
-    if job.resp_fn is not None:
-        given = cloudpickle.loads(job.resp_fn)
-
-        def resp_fn(offset, rows):
-            return given(start + offset, rows)
-
     stats, worst = _local(block, weights, job).accumulate(
-        job.family, job.packed, job.with_stats, resp_fn)
+        job.family, job.packed, job.with_stats, _block_resp_fn(job.resp_fn, start))
     if worst[1] >= 0:
         worst[1] += start
     return BlockStats(stats, worst, omitted)
+
+
+def _block_resp_fn(pickled, start):
+    """This block's own copy of a pickled ``resp_fn``, called with global rows (None: none)."""
+    if pickled is None:
+        return None
+    given = cloudpickle.loads(pickled)
+
+    def resp_fn(offset, rows):
+        return given(start + offset, rows)
+
+    return resp_fn
+
+
+def _block_stats_many(block, weights, start, job):
+    """Each job's :class:`BlockStats` of one block."""
+    resp_fns = None if job.resp_fn is None else [_block_resp_fn(fn, start)
+                                                 for fn in job.resp_fn]
+    results = _local(_numeric(block, start), weights, job).accumulate_many(job.jobs, resp_fns)
+    for _, worst in results:
+        if worst[1] >= 0:
+            worst[1] += start
+    return [BlockStats(stats, worst) for stats, worst in results]
+
+
+def _merge_many(a, b):
+    """Two neighbouring blocks' per-job statistics, merged job by job."""
+    return [_merge_stats(x, y) for x, y in zip(a, b)]
+
+
+def _block_score_many(block, weights, start, job):
+    """Each job's [log-likelihood, entropy] sums over one block."""
+    return _local(_numeric(block, start), weights, job).score_many(job.jobs)
 
 
 def _merge_stats(a, b):

@@ -129,6 +129,70 @@ class LocalDriver:
             self.n_omitted = omitted
         return stats, worst
 
+    def accumulate_many(self, jobs, resp_fns=None):
+        """One pass serving several fits (``fastem.lockstep``): for each ``(family, packed)`` of
+        ``jobs``, the summed statistics and [lowest log p(x_i), its row] that
+        :meth:`accumulate` gives, computed block by block while the block is in cache. Each
+        job keeps its own chunk size, and chunks are added in the same order, so each result
+        equals its own pass's. ``resp_fns``, when given, holds each job's ``resp_fn`` (or
+        None for the E-step), as :meth:`accumulate` takes it."""
+        resp_fns = resp_fns or [None] * len(jobs)
+        chunks = [self._chunk(packed.log_norm.shape[0]) for _, packed in jobs]
+        stats = [np.zeros(family.stats_size(packed)) for family, packed in jobs]
+        worsts = [np.array([np.inf, -1.0]) for _ in jobs]
+        rows = self._shared_block_rows(chunks, [s.size for s in stats],
+                                       [packed.dtype for _, packed in jobs])
+        works = [family.workspace(packed, chunk, self.n_threads, rows // chunk)
+                 for (family, packed), chunk in zip(jobs, chunks)]
+        with single_threaded_blas(), self.bar(f"E-step x{len(jobs)}") as bar:
+            for start, blocks, weights in self._shared_blocks(jobs, rows, bar):
+                for (family, packed), resp_fn, chunk, work, s, worst in zip(
+                        jobs, resp_fns, chunks, works, stats, worsts):
+                    block = blocks[np.dtype(packed.dtype)]
+                    resp = None if resp_fn is None else resp_fn(start, block)
+                    family.fit_block(packed, block, weights, resp, True, chunk, self.n_threads,
+                                     work, s, worst, start)
+        return list(zip(stats, worsts))
+
+    def _shared_block_rows(self, chunks, stats_sizes, dtypes):
+        """Rows per block of a pass serving several fits: a multiple of every job's chunk
+        (default chunks are powers of two, so of the largest) within every job's budget of
+        chunk statistics (:meth:`_chunks_per_block`)."""
+        largest = max(chunks)
+        rows = min(self._chunks_per_block(size, dtype) * chunk
+                   for chunk, size, dtype in zip(chunks, stats_sizes, dtypes))
+        return max(largest, rows // largest * largest)
+
+    def _shared_blocks(self, jobs, rows, bar):
+        """``(start, {dtype: block}, weights)`` over the source: each block read once and
+        converted once to every dtype the jobs' packings compute in (a packing may run in
+        float64 on float32 data, see ``fastem.families.gaussian``)."""
+        dtypes = {np.dtype(packed.dtype) for _, packed in jobs}
+        for start, block, weights in data.iter_blocks(self.X, rows, self.dtype,
+                                                      self.sample_weight, bar):
+            yield start, {dtype: np.ascontiguousarray(block, dtype=dtype)
+                          for dtype in dtypes}, weights
+
+    def score_many(self, jobs):
+        """One pass: for each ``(family, packed)`` of ``jobs``, ``[sum_i w_i log p(x_i),
+        sum_i w_i H(r_i)]`` with H(r_i) = -sum_k r_ik log r_ik the entropy of row i's
+        posteriors (for ICL), as a (len(jobs), 2) array. Posteriors exist one block at a time,
+        never for all rows; rows of zero weight (omitted) are left out."""
+        chunks = [self._chunk(packed.log_norm.shape[0]) for _, packed in jobs]
+        works = [family.workspace(packed, chunk, self.n_threads, 0)
+                 for (family, packed), chunk in zip(jobs, chunks)]
+        totals = np.zeros((len(jobs), 2))
+        with single_threaded_blas(), self.bar(f"score x{len(jobs)}") as bar:
+            for _, blocks, weights in self._shared_blocks(jobs, 64 * max(chunks), bar):
+                for j, ((family, packed), chunk, work) in enumerate(zip(jobs, chunks, works)):
+                    block = blocks[np.dtype(packed.dtype)]
+                    log_prob = np.empty(block.shape[0])
+                    resp = np.empty((block.shape[0], packed.log_norm.shape[0]))
+                    family.predict_block(packed, block, chunk, self.n_threads, work, log_prob,
+                                         resp, None)
+                    totals[j] += block_score(log_prob, resp, weights)
+        return totals
+
     def predict(self, family, packed, outputs, nan_policy=None):
         """Per-row outputs over the whole source, in one pass: ``outputs`` maps names of
         :data:`fastem.data.PER_ROW` to None (a new array), a path (a new ``.npy`` file,
@@ -203,6 +267,17 @@ class LocalDriver:
         except Exception:  # refused index arrays; a real read error recurs in the slices below
             picked = np.concatenate([self.X[i:i + 1] for i in unique])
         return np.asarray(picked, dtype=np.float64)[inverse]
+
+
+def block_score(log_prob, resp, weights):
+    """``[sum_i w_i log p(x_i), sum_i w_i H(r_i)]`` of one block, rows of zero weight left
+    out (their values may be NaN); 0 log 0 counts as 0."""
+    entropy = -np.einsum("ij,ij->i", resp, np.log(np.maximum(resp, np.finfo(np.float64).tiny)))
+    if weights is None:
+        return np.array([log_prob.sum(), entropy.sum()])
+    w = np.asarray(weights, dtype=np.float64)
+    keep = w > 0
+    return np.array([w[keep] @ log_prob[keep], w[keep] @ entropy[keep]])
 
 
 def mark_omitted(bad, log_prob, resp, labels):

@@ -1,0 +1,110 @@
+"""A model-selection grid in shared passes against the same candidates fitted one by one.
+
+    python benchmarks/model_selection.py --n-samples 1000000 --threads 2
+
+The grid of issue 17: K = 1..10 x (full, diag) on a float32 memory-mapped ``.npy`` file of
+D = 8 columns (written once, kept for reruns, from a random 6-component mixture). Every row
+read is counted, by wrapping ``fastem.data.iter_blocks`` (the one place that reads rows), so
+full reads of the file = rows read / n: for ``fastem.select`` per phase (check, seeding,
+EM, scoring), for the separate fits in total. Then both are timed, and the separate fits'
+parameters are compared with the grid's (same seeds: they must agree to 1e-10) and their
+BIC, one scoring pass each (timed apart), gives the choice of separate fitting.
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+
+from fastem import GaussianMixture, data
+from fastem.demo import write_mixture
+from fastem.select import select
+
+
+class RowCounter:
+    """Counts the rows every pass reads, through ``fastem.data.iter_blocks``."""
+
+    def __init__(self):
+        self.rows, self.original = 0, data.iter_blocks
+
+    def __enter__(self):
+        def counting(X, *args, **kwargs):
+            for start, block, weights in self.original(X, *args, **kwargs):
+                self.rows += block.shape[0]
+                yield start, block, weights
+
+        data.iter_blocks = counting
+        return self
+
+    def __exit__(self, *exc):
+        data.iter_blocks = self.original
+        return False
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-samples", type=int, default=1_000_000)
+    parser.add_argument("--n-features", type=int, default=8)
+    parser.add_argument("--max-k", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-iter", type=int, default=100)
+    parser.add_argument("--path", default=None)
+    args = parser.parse_args()
+    n = args.n_samples
+    path = args.path or f"/work/fastem-select-{n}x{args.n_features}-float32.npy"
+    if not os.path.exists(path):
+        write_mixture(path, n, args.n_features, 6, np.dtype(np.float32),
+                      np.random.default_rng(0))
+    ks, kinds = range(1, args.max_k + 1), ("full", "diag")
+    options = dict(random_state=0, max_iter=args.max_iter, n_threads=args.threads)
+    print(f"data: {path} ({os.path.getsize(path) / 1e9:.2f} GB), grid K=1..{args.max_k} x "
+          f"{kinds}, {args.threads} threads")
+
+    phases = []
+    with RowCounter() as counter:
+        tic = time.perf_counter()
+        marks = [(0.0, 0)]
+
+        def mark(n_passes, running):
+            if n_passes == 1:  # the first EM pass ends: everything before was check + seeding
+                marks.append((time.perf_counter() - tic, counter.rows - n))
+        result = select(path, ks, kinds, callback=mark, **options)
+        grid_seconds = time.perf_counter() - tic
+        phases = counter.rows
+    em_rows = result.n_passes * n
+    before_em = marks[1][1]
+    print(result)
+    longest = max(row.n_iter for row in result.table)
+    total_iter = sum(row.n_iter for row in result.table)
+    print(f"select: {grid_seconds:.1f} s; full reads {phases / n:.2f} = check, seeding and "
+          f"initialisation {before_em / n:.2f} + EM {em_rows / n:.0f} (longest candidate: "
+          f"{longest} iterations; all candidates: {total_iter}) + scoring "
+          f"{(phases - before_em - em_rows) / n:.2f}")
+
+    with RowCounter() as counter:
+        tic = time.perf_counter()
+        fits = [GaussianMixture(row.n_components, covariance_type=row.covariance_type,
+                                **options).fit(path) for row in result.table]
+        separate_seconds = time.perf_counter() - tic
+        fit_reads = counter.rows / n
+        bics = [alone.bic(path) for alone in fits]  # what choosing among them takes
+        scored_seconds = time.perf_counter() - tic
+    print(f"separate fits: {separate_seconds:.1f} s, full reads {fit_reads:.2f}; with their "
+          f"BIC (one scoring pass each): {scored_seconds:.1f} s, full reads "
+          f"{counter.rows / n:.2f}")
+    print(f"time ratio select / separate fits: {grid_seconds / separate_seconds:.2f}; "
+          f"select / separate fits and BIC: {grid_seconds / scored_seconds:.2f}")
+
+    worst = 0.0
+    for est, alone in zip(result.estimators, fits):
+        for name in ("weights_", "means_", "covariances_"):
+            a, b = getattr(est, name), getattr(alone, name)
+            worst = max(worst, float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300))))
+    chosen = result.table[int(np.argmin(bics))].name
+    print(f"largest relative difference of the parameters: {worst:.1e}; separate fits choose "
+          f"{chosen}, select chooses {result.best.name}")
+
+
+if __name__ == "__main__":
+    main()
