@@ -240,3 +240,33 @@ def test_bad_chain_and_letters():
         hmm.PoissonHMM(K).fit(-np.ones((10, 1)))
     with pytest.raises(ValueError, match="not fitted"):
         hmm.GaussianHMM(K).score(X)
+
+
+def test_blocks_of_sequences_and_long_sequences():
+    """Small chunks cut the data into many blocks of whole sequences, one sequence longer than
+    a block: bitwise the same for 1 and 2 threads, equal to one block to rounding."""
+    rng = np.random.default_rng(11)
+    X, _ = gaussian_data(11)
+    lengths = np.concatenate([rng.integers(1, 12, size=40), [0]])
+    lengths[-1] = X.shape[0] - lengths[:-1].sum()  # the last one spans several blocks
+    fits = [hmm.GaussianHMM(K, "diag", n_iter=8, tol=-np.inf, random_state=0, n_threads=n,
+                            chunk_size=chunk).fit(X, lengths)
+            for n, chunk in ((1, 2), (2, 2), (2, None))]
+    assert list(fits[0].monitor_.history) == list(fits[1].monitor_.history)
+    assert np.array_equal(fits[0].means_, fits[1].means_)
+    assert_close(fits[2].monitor_.history, fits[0].monitor_.history, rtol=1e-12)
+    assert_close(fits[2].means_, fits[0].means_, rtol=1e-10)
+    np.testing.assert_array_equal(fits[0].predict(X, lengths), fits[2].predict(X, lengths))
+
+
+def test_float32_and_memmap(tmp_path):
+    X, lengths = gaussian_data(12)
+    path = tmp_path / "x.npy"
+    np.save(path, X.astype(np.float32))
+    np.save(tmp_path / "lengths.npy", np.asarray(lengths))
+    on_disk = hmm.GaussianHMM(K, n_iter=5, random_state=0).fit(str(path),
+                                                                str(tmp_path / "lengths.npy"))
+    in_memory = hmm.GaussianHMM(K, n_iter=5, random_state=0).fit(X.astype(np.float32), lengths)
+    assert list(on_disk.monitor_.history) == list(in_memory.monitor_.history)
+    ref = hmm.GaussianHMM(K, n_iter=5, random_state=0).fit(X, lengths)
+    assert_close(ref.monitor_.history, in_memory.monitor_.history, rtol=1e-5)

@@ -21,9 +21,9 @@ class SequenceDriver(LocalDriver):
         super().__init__(X, None, chunk_size, n_threads, progress)
         self.lengths = data.check_lengths(lengths, self.n_samples)
 
-    def _blocks(self, family, packed, desc, block_chunks=64):
-        """``(work, iterator over (start, block, bounds))`` for one pass: blocks of about
-        ``block_chunks`` chunks of whole sequences, and buffers for the largest."""
+    def _blocks(self, family, packed, bar, block_chunks=64):
+        """``(chunk size, work, iterator over (start, block, bounds))`` for one pass: blocks
+        of about ``block_chunks`` chunks of whole sequences, and buffers for the largest."""
         k = packed.log_norm.shape[0]
         chunk = self._chunk(k)
         block_rows = block_chunks * chunk
@@ -31,7 +31,7 @@ class SequenceDriver(LocalDriver):
         n_seq = min(self.lengths.size, block_rows)  # sequences have at least one row each
         work = hmm.SequenceWork(family, packed, rows, n_seq, chunk, self.n_threads)
         return chunk, work, data.iter_sequence_blocks(self.X, self.lengths, block_rows,
-                                                      packed.dtype, self.bar(desc))
+                                                      packed.dtype, bar)
 
     def accumulate(self, family, packed):
         """One E-step pass: the statistics vector (the family's, then the chain's counts) and
@@ -39,22 +39,21 @@ class SequenceDriver(LocalDriver):
         k = packed.log_norm.shape[0]
         stats = np.zeros(family.stats_size(packed.emission) + hmm.chain_size(k))
         worst = np.array([np.inf, -1.0])
-        chunk, work, blocks = self._blocks(family, packed, "E-step")
-        with single_threaded_blas():
+        with single_threaded_blas(), self.bar("E-step") as bar:
+            chunk, work, blocks = self._blocks(family, packed, bar)
             for start, block, bounds in blocks:
                 hmm.fit_block(family, packed, block, bounds, chunk, self.n_threads, work, stats,
                               worst, start)
         return stats, worst
 
-    def posteriors(self, family, packed, out=None):
-        """``(log-likelihood per sequence, posteriors (n, K))``, the posteriors written into
-        ``out`` when given."""
+    def posteriors(self, family, packed):
+        """``(log-likelihood per sequence, posteriors (n, K))``."""
         k = packed.log_norm.shape[0]
-        gamma_all = np.empty((self.n_samples, k)) if out is None else out
+        gamma_all = np.empty((self.n_samples, k))
         seq_ll = np.empty(self.lengths.size)
-        chunk, work, blocks = self._blocks(family, packed, "posteriors")
         first = 0
-        with single_threaded_blas():
+        with single_threaded_blas(), self.bar("posteriors") as bar:
+            chunk, work, blocks = self._blocks(family, packed, bar)
             for start, block, bounds in blocks:
                 n_seq = bounds.size - 1
                 chain = np.zeros(1 + hmm.chain_size(k))
@@ -68,9 +67,9 @@ class SequenceDriver(LocalDriver):
     def viterbi(self, family, packed):
         """``(summed log p(x, best path), most likely state of each row)``."""
         states = np.empty(self.n_samples, dtype=np.intp)
-        chunk, work, blocks = self._blocks(family, packed, "decode")
         total = 0.0
-        with single_threaded_blas():
+        with single_threaded_blas(), self.bar("decode") as bar:
+            chunk, work, blocks = self._blocks(family, packed, bar)
             for start, block, bounds in blocks:
                 total += hmm.viterbi_block(family, packed, block, bounds, chunk, self.n_threads,
                                            work, states[start:start + block.shape[0]])
