@@ -9,13 +9,14 @@
 #
 # Forward-backward runs in the scaled (probability) domain, not the log domain (Rabiner 1989,
 # section V.A): each row of emission log-densities is shifted by its maximum m_t and
-# exponentiated once, b_tk = exp(L_tk - m_t) in (0, 1] with max_k b_tk = 1, and the forward
-# messages are renormalised to sum to one at every step by c_t, so
+# exponentiated once, b_tk = exp(L_tk - m_t) in [0, 1] with max_k b_tk = 1 (all rows of a
+# sequence at once, by the vectorised exp of _vexp.h, which flushes values below 2^-1022 to
+# zero), and the forward messages are renormalised to sum to one at every step by c_t, so
 #     alpha_t = b_t * (alpha_{t-1} A) / c_t,    log p(x_1..T) = sum_t (log c_t + m_t).
 # The recursions are then K x K multiply-adds per row instead of K x K exp/log pairs (a
 # log-domain recursion needs a log-sum-exp per state and row), and nothing under- or overflows:
 # alpha_{t-1} sums to one and the largest b_tk is 1, so c_t can only vanish when every state
-# reachable from alpha_{t-1} has an emission density exp(-745) times smaller than the row's best,
+# reachable from alpha_{t-1} has an emission density exp(-708) times smaller than the row's best,
 # in which case the sequence's log-likelihood is reported as -inf (the EM loop then raises).
 # The backward pass reuses the same scales, beta_{t-1} = A (b_t * beta_t) / c_t, and
 #     gamma_t = alpha_t * beta_t,    xi_{t-1,t}(j, k) = alpha_{t-1,j} A_jk b_tk beta_tk / c_t,
@@ -28,27 +29,32 @@
 # delta_t(k) = L_tk + max_j (delta_{t-1}(j) + log A_jk), with back-pointers (n, K) and the first
 # maximum taken on ties.
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport exp, log, INFINITY
+from libc.math cimport log, INFINITY
 from libc.string cimport memset
 
 
-cdef inline double scaled_row(
-    double* row,                       # IN  log-densities (k,); OUT exp(row - max) in (0, 1]
-    Py_ssize_t k,
+cdef extern from "fastem/_kernels/_vexp.h" nogil:
+    void fastem_exp_rows(double* a, Py_ssize_t n, Py_ssize_t k, const double* shift)
+
+
+cdef void scale_rows(
+    double* frame,                     # IN  log-densities (T, k); OUT exp(row - its max)
+    Py_ssize_t T, Py_ssize_t k,
+    double* shift,                     # OUT (T,) each row's maximum (0 for an all -inf row)
 ) noexcept nogil:
-    """Exponentiate a row of log-densities after shifting it by its maximum, which is returned
-    (-inf for a row of zero densities, left all zero)."""
-    cdef Py_ssize_t j
-    cdef double m = -INFINITY
-    for j in range(k):
-        if row[j] > m:
-            m = row[j]
-    if m == -INFINITY:
-        memset(row, 0, k * sizeof(double))
-        return m
-    for j in range(k):
-        row[j] = exp(row[j] - m)
-    return m
+    """Shift each row of log-densities by its maximum and exponentiate it (the vectorised exp
+    of _vexp.h): values in [0, 1], the largest 1; a row of zero densities stays all zero."""
+    cdef Py_ssize_t t, j
+    cdef double m
+    cdef double* row
+    for t in range(T):
+        row = frame + t * k
+        m = row[0]
+        for j in range(1, k):
+            if row[j] > m:
+                m = row[j]
+        shift[t] = m if m > -INFINITY else 0.0
+    fastem_exp_rows(frame, T, k, shift)
 
 
 cdef inline double normalize(double* a, Py_ssize_t k) noexcept nogil:
@@ -69,20 +75,20 @@ cdef void sequence_posteriors(
     const double* startprob,           # IN  (k,)
     const double* transmat,            # IN  (k, k), rows sum to one
     double* gamma,                     # OUT (T, k) posteriors p(z_t = k | x)
-    double* scale,                     # TMP (T,) c_t
+    double* scale,                     # TMP (T,) the rows' maxima m_t, then their scales c_t
     double* beta,                      # TMP (k,)
     double* w,                         # TMP (k,)
     double* slot,                      # OUT [log p(x), start counts (k), transition counts (k*k)]
 ) noexcept nogil:
     """Scaled forward-backward of one sequence into its zeroed ``slot`` (see the header)."""
     cdef Py_ssize_t t, i, j
-    cdef double m, c, a, s, ll = 0.0
+    cdef double c, a, s, ll = 0.0
     cdef double* alpha
     cdef double* prev
     cdef double* xi = slot + 1 + k
+    scale_rows(frame, T, k, scale)
     # forward: alpha_t (normalised) into gamma's rows
     for t in range(T):
-        m = scaled_row(frame + t * k, k)
         alpha = gamma + t * k
         if t == 0:
             for j in range(k):
@@ -102,8 +108,8 @@ cdef void sequence_posteriors(
             memset(slot, 0, (1 + k + k * k) * sizeof(double))
             slot[0] = -INFINITY
             return
+        ll += log(c) + scale[t]
         scale[t] = c
-        ll += log(c) + m
     slot[0] = ll
     # backward: beta_T = 1; gamma_{T-1} = alpha_{T-1} already
     for j in range(k):
