@@ -32,9 +32,17 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport log, INFINITY
 from libc.string cimport memset
 
+import numpy as np
+
 
 cdef extern from "fastem/_kernels/_vexp.h" nogil:
     void fastem_exp_rows(double* a, Py_ssize_t n, Py_ssize_t k, const double* shift)
+
+cdef extern from "fastem/_kernels/_chain.h" nogil:
+    void fastem_forward_row(const double* prev, const double* transmat, const double* b,
+                            Py_ssize_t k, double* alpha)
+    void fastem_backward_row(double* alpha, const double* transmat, const double* transmat_t,
+                             const double* w, Py_ssize_t k, double* beta, double* xi)
 
 
 cdef void scale_rows(
@@ -74,6 +82,7 @@ cdef void sequence_posteriors(
     Py_ssize_t T, Py_ssize_t k,
     const double* startprob,           # IN  (k,)
     const double* transmat,            # IN  (k, k), rows sum to one
+    const double* transmat_t,          # IN  (k, k) its transpose
     double* gamma,                     # OUT (T, k) posteriors p(z_t = k | x)
     double* scale,                     # TMP (T,) the rows' maxima m_t, then their scales c_t
     double* beta,                      # TMP (k,)
@@ -81,10 +90,9 @@ cdef void sequence_posteriors(
     double* slot,                      # OUT [log p(x), start counts (k), transition counts (k*k)]
 ) noexcept nogil:
     """Scaled forward-backward of one sequence into its zeroed ``slot`` (see the header)."""
-    cdef Py_ssize_t t, i, j
-    cdef double c, a, s, ll = 0.0
+    cdef Py_ssize_t t, j
+    cdef double c, inv, ll = 0.0
     cdef double* alpha
-    cdef double* prev
     cdef double* xi = slot + 1 + k
     scale_rows(frame, T, k, scale)
     # forward: alpha_t (normalised) into gamma's rows
@@ -94,14 +102,7 @@ cdef void sequence_posteriors(
             for j in range(k):
                 alpha[j] = startprob[j] * frame[j]
         else:
-            prev = gamma + (t - 1) * k
-            memset(alpha, 0, k * sizeof(double))
-            for i in range(k):
-                a = prev[i]
-                for j in range(k):
-                    alpha[j] += a * transmat[i * k + j]
-            for j in range(k):
-                alpha[j] *= frame[t * k + j]
+            fastem_forward_row(alpha - k, transmat, frame + t * k, k, alpha)
         c = normalize(alpha, k)
         if not c > 0.0:  # no state can emit this row: zero likelihood, no statistics
             memset(gamma, 0, T * k * sizeof(double))
@@ -115,18 +116,11 @@ cdef void sequence_posteriors(
     for j in range(k):
         beta[j] = 1.0
     for t in range(T - 1, 0, -1):
+        inv = 1.0 / scale[t]
         for j in range(k):
-            w[j] = frame[t * k + j] * beta[j] / scale[t]
-        prev = gamma + (t - 1) * k  # alpha_{t-1}, overwritten by gamma_{t-1} below
-        for i in range(k):
-            a = prev[i]
-            s = 0.0
-            for j in range(k):
-                xi[i * k + j] += a * transmat[i * k + j] * w[j]
-                s += transmat[i * k + j] * w[j]
-            beta[i] = s
-        for i in range(k):
-            prev[i] *= beta[i]
+            w[j] = frame[t * k + j] * beta[j] * inv
+        # alpha_{t-1} becomes gamma_{t-1}; beta becomes beta_{t-1}
+        fastem_backward_row(gamma + (t - 1) * k, transmat, transmat_t, w, k, beta, xi)
     for j in range(k):
         slot[1 + j] = gamma[j]
 
@@ -149,6 +143,7 @@ def forward_backward(
     cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1], n_seq = bounds.shape[0] - 1
     cdef Py_ssize_t size = 1 + k + k * k, s, j, start, T
     cdef double* ws
+    cdef const double[:, ::1] transmat_t
     if (gamma.shape[0] != n or gamma.shape[1] != k or scale.shape[0] != n
             or startprob.shape[0] != k or transmat.shape[0] != k or transmat.shape[1] != k):
         raise ValueError("fastem: forward_backward buffers do not match the frame")
@@ -161,6 +156,7 @@ def forward_backward(
     for s in range(n_seq):
         if bounds[s + 1] <= bounds[s]:
             raise ValueError("fastem: every sequence needs at least one row")
+    transmat_t = np.ascontiguousarray(np.asarray(transmat).T)
     with nogil, parallel(num_threads=min(n_threads, n_seq)):
         ws = &workspace[threadid(), 0]
         for s in prange(n_seq, schedule="dynamic"):
@@ -168,7 +164,7 @@ def forward_backward(
             T = bounds[s + 1] - start
             memset(&slots[s, 0], 0, size * sizeof(double))
             sequence_posteriors(&frame[start, 0], T, k, &startprob[0], &transmat[0, 0],
-                                &gamma[start, 0], &scale[start], ws, ws + k, &slots[s, 0])
+                                &transmat_t[0, 0], &gamma[start, 0], &scale[start], ws, ws + k, &slots[s, 0])
     # the sequences' statistics one after the other: the order fixes the rounding
     for s in range(n_seq):
         for j in range(size):
