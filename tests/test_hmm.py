@@ -270,3 +270,28 @@ def test_float32_and_memmap(tmp_path):
     assert list(on_disk.monitor_.history) == list(in_memory.monitor_.history)
     ref = hmm.GaussianHMM(K, n_iter=5, random_state=0).fit(X, lengths)
     assert_close(ref.monitor_.history, in_memory.monitor_.history, rtol=1e-5)
+
+
+@pytest.mark.parametrize("params", ["st", "stm", "tmc"])
+def test_information_criteria_count_parameters_as_hmmlearn(params):
+    """hmmlearn counts every free parameter, whether ``params`` fits it or not."""
+    X, lengths = gaussian_data(13)
+    models = []
+    for module in (hmmlearn_hmm, hmm):
+        model = module.GaussianHMM(K, "full", params=params, init_params="stmc", n_iter=3,
+                                   random_state=0)
+        model.fit(X, lengths)
+        models.append(model)
+    ref, ours = models
+    # same criterion for the same likelihood: compare the parameter counts through it
+    assert_close(ref.bic(X, lengths) + 2 * ref.score(X, lengths),
+                 ours.bic(X, lengths) + 2 * ours.score(X, lengths))
+
+
+def test_sampled_codes_are_integers():
+    model = hmm.CategoricalHMM(2, init_params="")
+    model.startprob_, model.transmat_ = np.array([1.0, 0.0]), np.array([[0.5, 0.5], [0, 1.0]])
+    model.emissionprob_ = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])
+    X, states = model.sample(100, random_state=0)
+    assert X.dtype.kind == "i" and X.shape == (100, 1)
+    assert np.all(X[states == 0] == 0) and np.all(X[states == 1] > 0)

@@ -66,6 +66,7 @@ class _HMMBase(Estimator):
     """
 
     _emission_letters = ""
+    _sample_dtype = np.float64  # hmmlearn's dtype of sampled rows
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
@@ -199,9 +200,13 @@ class _HMMBase(Estimator):
         """``(X, state_sequence)``: ``n_samples`` rows of one sequence (from ``currstate``)."""
         params = self._hmm_params()
         rng = check_random_state(self.random_state if random_state is None else random_state)
-        return self._latent().sample(self._make_family(), params, n_samples, rng, currstate)
+        X, states = self._latent().sample(self._make_family(), params, n_samples, rng,
+                                          currstate)
+        return X.astype(self._sample_dtype), states
 
     def _n_parameters(self):
+        """Free parameters of the model, fitted or kept by ``params`` alike (as hmmlearn
+        counts them)."""
         params = self._hmm_params()
         return self._latent().n_parameters(self._make_family(), params.components.n_features,
                                            self.n_components)
@@ -303,6 +308,7 @@ class CategoricalHMM(_HMMBase):
     0 .. n_features - 1; ``emissionprob_`` (n_components, n_features)."""
 
     _emission_letters = "e"
+    _sample_dtype = np.int64
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
@@ -360,6 +366,7 @@ class PoissonHMM(_HMMBase):
     (which scales ybar by the total occupancy instead of n_k)."""
 
     _emission_letters = "l"
+    _sample_dtype = np.int64
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi", random_state=None,

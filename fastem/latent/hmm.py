@@ -137,6 +137,8 @@ class HiddenMarkov:
             np.empty(0, dtype=np.intp)
 
     def lost_components(self, family, view):
+        """None: a state without data keeps its parameters (as in hmmlearn), so the EM loop
+        never asks this structure to re-seed."""
         return np.empty(0, dtype=np.intp)
 
     def objective(self, family, params, stats, packed):
@@ -175,9 +177,6 @@ class HiddenMarkov:
                      + xlogy(self.transmat_prior - 1, params.transmat).sum())
 
     # ------------------------------------------------------------ the rest
-    def reseed(self, family, params, lost, rows):
-        raise AssertionError("hidden Markov models report no lost components to re-seed")
-
     def sample(self, family, params, n_samples, rng, currstate=None):
         """``(X, states)``: a Markov chain of ``n_samples`` states (from ``currstate`` when
         given), then each row's emission drawn from its state's component."""
@@ -196,12 +195,10 @@ class HiddenMarkov:
         return X, states
 
     def n_parameters(self, family, n_features, n_components):
-        """Free parameters: K - 1 start and K (K - 1) transition probabilities (those not
-        frozen) plus the emissions'."""
+        """Free parameters: K - 1 start and K (K - 1) transition probabilities plus the
+        emissions' (frozen ones too, as for mixtures' weights and in hmmlearn)."""
         k = n_components
-        chain = (0 if "startprob" in self.frozen else k - 1) \
-            + (0 if "transmat" in self.frozen else k * (k - 1))
-        return int(chain + family.n_parameters(n_features, n_components))
+        return int(k - 1 + k * (k - 1) + family.n_parameters(n_features, n_components))
 
 
 def _normalized(p):
