@@ -59,8 +59,7 @@ cdef void scale_rows(
         row = frame + t * k
         m = row[0]
         for j in range(1, k):
-            if row[j] > m:
-                m = row[j]
+            m = row[j] if row[j] > m else m  # a select, not a branch the data mispredicts
         shift[t] = m if m > -INFINITY else 0.0
     fastem_exp_rows(frame, T, k, shift)
 

@@ -27,8 +27,9 @@ class SequenceDriver(LocalDriver):
         k = packed.log_norm.shape[0]
         chunk = self._chunk(k)
         block_rows = block_chunks * chunk
-        rows = max(block_rows, int(self.lengths.max()))
-        n_seq = min(self.lengths.size, block_rows)  # sequences have at least one row each
+        # the largest block: block_rows at most, unless one sequence is longer
+        rows = max(min(block_rows, self.n_samples), int(self.lengths.max()))
+        n_seq = min(self.lengths.size, rows)  # sequences have at least one row each
         work = hmm.SequenceWork(family, packed, rows, n_seq, chunk, self.n_threads)
         return chunk, work, data.iter_sequence_blocks(self.X, self.lengths, block_rows,
                                                       packed.dtype, bar)
