@@ -295,3 +295,23 @@ def test_sampled_codes_are_integers():
     X, states = model.sample(100, random_state=0)
     assert X.dtype.kind == "i" and X.shape == (100, 1)
     assert np.all(X[states == 0] == 0) and np.all(X[states == 1] > 0)
+
+
+def test_interrupt_keeps_the_last_completed_iteration(monkeypatch):
+    X, lengths = gaussian_data(14)
+    report = hmm.ConvergenceMonitor.report
+
+    def interrupting(self, value):
+        report(self, value)
+        if self.iter == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(hmm.ConvergenceMonitor, "report", interrupting)
+    model = hmm.GaussianHMM(K, n_iter=10, random_state=0)
+    with pytest.warns(RuntimeWarning, match="after 3 completed iterations"):
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, lengths)
+    monkeypatch.undo()
+    reference = hmm.GaussianHMM(K, n_iter=3, random_state=0).fit(X, lengths)
+    assert np.array_equal(model.means_, reference.means_)
+    assert np.array_equal(model.transmat_, reference.transmat_)

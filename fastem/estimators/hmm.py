@@ -13,15 +13,17 @@ results for any ``n_threads``. ``monitor_.history`` holds the log-likelihood of 
 (the log-posterior under non-flat start and transition priors), as hmmlearn's does.
 """
 import sys
+import warnings
 from collections import deque
 
 import numpy as np
 
 from .. import data
 from .._base import Estimator, not_fitted
+from .._config import single_threaded_blas
 from ..drivers.local import LocalDriver
 from ..drivers.sequences import SequenceDriver
-from ..em import run_em
+from ..em import FitInterrupted, run_em
 from ..families.expfam import Categorical, ExpFamParams, Poisson, ProductFamily
 from ..families.gaussian import COVARIANCE_TYPES, GaussianFamily, GaussianParams
 from ..families.gaussian_hmmlearn import HMMLearnGaussianFamily
@@ -137,9 +139,18 @@ class _HMMBase(Estimator):
         def report(result, change, seconds):
             self.monitor_.report(result.lower_bound * total)
 
-        result = run_em(self._latent(), family, driver, params, tol=self.tol / total,
-                        max_iter=self.n_iter, rng=check_random_state(self.random_state),
-                        callback=report)
+        # small M-step BLAS calls must not leave spinning threads (as for mixtures)
+        with single_threaded_blas():
+            try:
+                result = run_em(self._latent(), family, driver, params, tol=self.tol / total,
+                                max_iter=self.n_iter, rng=check_random_state(self.random_state),
+                                callback=report)
+            except FitInterrupted as interrupt:  # Ctrl-C: keep the last completed iteration
+                if interrupt.result.n_iter:
+                    self._set_params(interrupt.result.params)
+                    warnings.warn(f"{interrupt}; the model holds that iteration's parameters",
+                                  RuntimeWarning, stacklevel=2)
+                raise
         self._set_params(result.params)
         return self
 
