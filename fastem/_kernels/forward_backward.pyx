@@ -39,7 +39,7 @@ cdef extern from "fastem/_kernels/_vexp.h" nogil:
     void fastem_exp_rows(double* a, Py_ssize_t n, Py_ssize_t k, const double* shift)
 
 cdef extern from "fastem/_kernels/_chain.h" nogil:
-    void fastem_forward_row(const double* prev, const double* transmat, const double* b,
+    void fastem_forward_row(const double* prev, const double* transmat_t, const double* b,
                             Py_ssize_t k, double* alpha)
     void fastem_backward_row(double* alpha, const double* transmat, const double* transmat_t,
                              const double* w, Py_ssize_t k, double* beta, double* xi)
@@ -101,7 +101,7 @@ cdef void sequence_posteriors(
             for j in range(k):
                 alpha[j] = startprob[j] * frame[j]
         else:
-            fastem_forward_row(alpha - k, transmat, frame + t * k, k, alpha)
+            fastem_forward_row(alpha - k, transmat_t, frame + t * k, k, alpha)
         c = normalize(alpha, k)
         if not c > 0.0:  # no state can emit this row: zero likelihood, no statistics
             memset(gamma, 0, T * k * sizeof(double))
