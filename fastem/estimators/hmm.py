@@ -300,6 +300,7 @@ class GaussianHMM(_HMMBase):
         self.means_, self._covars_ = components.means, components.covariances
 
     def _init_emissions(self, driver, family):
+        self.n_features = driver.n_features  # as hmmlearn sets it
         if self._needs_init("m", "means_"):
             rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
             mixture = initial_params("kmeans", Mixture(), GaussianFamily("spherical"),
@@ -411,6 +412,7 @@ class PoissonHMM(_HMMBase):
         self.lambdas_ = np.hstack(components.columns)
 
     def _init_emissions(self, driver, family):
+        self.n_features = driver.n_features  # as hmmlearn sets it
         if self._needs_init("l", "lambdas_"):
             mean, var = _scalar_moments(driver)
             rng = check_random_state(self.random_state)
