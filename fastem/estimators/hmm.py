@@ -101,6 +101,8 @@ class _HMMBase(Estimator):
         params = self._letters("params")
         frozen = [name for letter, name in (("s", "startprob"), ("t", "transmat"))
                   if letter not in params]
+        if not set(self._emission_letters) & set(params):
+            frozen.append("emissions")
         return HiddenMarkov(self.startprob_prior, self.transmat_prior, frozen)
 
     def _driver(self, X, lengths, fitting=False):
@@ -144,7 +146,7 @@ class _HMMBase(Estimator):
             try:
                 result = run_em(self._latent(), family, driver, params, tol=self.tol / total,
                                 max_iter=self.n_iter, rng=check_random_state(self.random_state),
-                                callback=report)
+                                callback=report, **self._m_step_options())
             except FitInterrupted as interrupt:  # Ctrl-C: keep the last completed iteration
                 if interrupt.result.n_iter:
                     self._set_params(interrupt.result.params)
@@ -153,6 +155,10 @@ class _HMMBase(Estimator):
                 raise
         self._set_params(result.params)
         return self
+
+    def _m_step_options(self):
+        """``run_em``'s M-step keywords (exact M-steps unless a subclass offers others)."""
+        return {}
 
     def _init(self, driver, family):
         rng = check_random_state(self.random_state)
@@ -425,17 +431,27 @@ class HMM(_HMMBase):
     product of Bernoulli/Categorical/Poisson/Exponential/Gamma/Normal columns, custom Numba
     families), with the family's own priors and M-step. Fitted ``components_`` hold the
     family's parameters; emissions are initialised from a k-means mixture
-    (``init_params`` letter "e", with ``params`` letter "e" learning them)."""
+    (``init_params`` letter "e", with ``params`` letter "e" learning them).
+    ``m_step="partial"``: generalized EM, ``m_step_iters`` Newton steps with backtracking on
+    the emissions per iteration (the chain still takes its exact update), as for mixtures."""
 
     _emission_letters = "e"
 
     def __init__(self, family=None, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
-                 params="ste", init_params="ste", n_threads=None, chunk_size=None):
+                 params="ste", init_params="ste", m_step="exact", m_step_iters=1,
+                 n_threads=None, chunk_size=None):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
                          random_state, n_iter, tol, verbose, params, init_params, "log",
                          n_threads, chunk_size)
         self.family = family
+        self.m_step = m_step
+        self.m_step_iters = m_step_iters
+
+    def _m_step_options(self):
+        if self.m_step not in ("exact", "partial"):
+            raise ValueError(f"m_step must be 'exact' or 'partial', got {self.m_step!r}")
+        return {"m_step": self.m_step, "m_step_iters": self.m_step_iters}
 
     def _make_family(self):
         if self.family is None:

@@ -87,7 +87,8 @@ class HiddenMarkov:
 
     ``startprob_prior`` (scalar or (K,)) and ``transmat_prior`` (scalar or (K, K)): Dirichlet
     concentrations (1 is maximum likelihood; below 1 counts are clipped at zero, as hmmlearn
-    does). ``frozen``: a subset of {"startprob", "transmat"} that every M-step keeps.
+    does). ``frozen``: a subset of {"startprob", "transmat", "emissions"} that every M-step
+    keeps ("emissions": all of the family's parameters).
     """
 
     def __init__(self, startprob_prior=1.0, transmat_prior=1.0, frozen=()):
@@ -97,9 +98,10 @@ class HiddenMarkov:
                             ("transmat_prior", self.transmat_prior)):
             if not np.all(np.isfinite(prior)) or np.any(prior <= 0):
                 raise ValueError(f"{name} must be positive and finite")
-        unknown = set(frozen) - {"startprob", "transmat"}
+        unknown = set(frozen) - {"startprob", "transmat", "emissions"}
         if unknown:
-            raise ValueError(f"frozen may name 'startprob' or 'transmat'; got {sorted(unknown)}")
+            raise ValueError("frozen may name 'startprob', 'transmat' or 'emissions'; got "
+                             f"{sorted(unknown)}")
         self.frozen = frozenset(frozen)
 
     # ------------------------------------------------------------ the E-step
@@ -132,7 +134,8 @@ class HiddenMarkov:
     def m_step(self, family, stats, packed, params):
         """Exact (or MAP) M-step of the chain and the emissions; HMMs re-seed nothing."""
         view, start, trans = self.split(stats, packed.log_norm.shape[0])
-        components = family.m_step(view, packed.emission, params.components)
+        components = params.components if "emissions" in self.frozen \
+            else family.m_step(view, packed.emission, params.components)
         return HMMParams(*self.chain_update(start, trans, params), components), \
             np.empty(0, dtype=np.intp)
 
@@ -153,14 +156,16 @@ class HiddenMarkov:
         """A partial M-step's proposal: the chain to its maximiser, the emissions by the
         family's Newton step."""
         view, start, trans = self.split(stats, packed.log_norm.shape[0])
-        components = family.newton_step(params.components, view, packed.emission)
+        components = params.components if "emissions" in self.frozen \
+            else family.newton_step(params.components, view, packed.emission)
         if components is None:
             return None
         return HMMParams(*self.chain_update(start, trans, params), components)
 
     def interpolate(self, family, params, proposal, t):
         """Parameters a fraction ``t`` of the way to ``proposal`` (rows stay distributions)."""
-        components = family.interpolate(params.components, proposal.components, t)
+        components = params.components if "emissions" in self.frozen \
+            else family.interpolate(params.components, proposal.components, t)
         if components is None:
             return None
         mix = lambda a, b: b if t == 1 else (1 - t) * a + t * b  # noqa: E731
