@@ -339,3 +339,19 @@ def test_frozen_emissions_stay_bitwise():
     start.fit(X, lengths)  # the initial parameters, kept
     assert np.array_equal(model.components_.means, start.components_.means)
     assert np.array_equal(model.components_.covariances, start.components_.covariances)
+
+
+def test_scikit_learn_surface_and_verbose_monitor(capsys):
+    from sklearn.base import clone
+
+    model = hmm.GaussianHMM(K, "full", n_iter=3, verbose=True, random_state=0)
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and "covariance_type='full'" in repr(copy)
+    X, lengths = gaussian_data(17)
+    model.fit(X, lengths)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and float(lines[-1].split()[1]) == pytest.approx(
+        model.monitor_.history[-1])
+    assert "history" in repr(model.monitor_)
+    with pytest.raises(ValueError, match="Unknown decoder"):
+        model.decode(X, lengths, algorithm="beam")
