@@ -454,3 +454,48 @@ def open_raw(path, dtype, n_features, offset=0):
         )
     return np.memmap(path, dtype=dtype, mode="r", offset=offset,
                      shape=(payload // row_bytes, n_features))
+
+
+def check_lengths(lengths, n_samples, name="lengths"):
+    """``lengths`` of consecutive sequences (None: one sequence of every row) as an intp
+    vector of positive integers summing to ``n_samples``; a ``.npy`` path is loaded."""
+    if lengths is None:
+        return np.array([n_samples], dtype=np.intp)
+    if isinstance(lengths, (str, os.PathLike)):
+        lengths = np.load(os.fspath(lengths), allow_pickle=False)
+    raw = np.asarray(lengths)
+    if raw.ndim != 1 or raw.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of sequence lengths, got shape "
+                         f"{raw.shape}")
+    if raw.dtype.kind not in "iu" and not (raw.dtype.kind == "f" and np.all(raw == np.round(raw))):
+        raise ValueError(f"{name} must hold integers, got {raw.dtype}")
+    out = raw.astype(np.intp)
+    bad = np.flatnonzero(out < 1)
+    if bad.size:
+        raise ValueError(f"{name} must be positive: sequence {int(bad[0])} has length "
+                         f"{int(out[bad[0]])}")
+    if int(out.sum()) != n_samples:
+        raise ValueError(f"{name} sum to {int(out.sum())}, but X has {n_samples} rows")
+    return out
+
+
+def iter_sequence_blocks(X, lengths, block_rows, dtype, bar=None):
+    """Yield ``(start, block, bounds)`` over runs of whole sequences of ``X``.
+
+    Blocks end on sequence boundaries: each holds the consecutive sequences that fit in
+    ``block_rows`` rows (a longer sequence is a block of its own), read as :func:`iter_blocks`
+    reads them; ``bounds`` (n_seq + 1,) intp are the sequences' starts inside the block,
+    then its row count.
+    """
+    ends = np.cumsum(lengths)
+    first, start = 0, 0
+    while first < lengths.size:
+        # the last sequence ending within block_rows of start, and at least one sequence
+        last = max(first + 1, int(np.searchsorted(ends, start + block_rows, side="right")))
+        stop = int(ends[last - 1])
+        block = np.ascontiguousarray(X[start:stop], dtype=dtype)
+        bounds = np.concatenate([[0], ends[first:last] - start]).astype(np.intp)
+        yield start, block, bounds
+        if bar is not None:
+            bar.update(stop - start)
+        first, start = last, stop

@@ -1,0 +1,92 @@
+"""Time per EM iteration of fastem.hmm.GaussianHMM against hmmlearn's (issue 13's cases).
+
+Cases (diag Gaussian emissions, float64, fixed-seed data from a K-state chain):
+  many:   1000 sequences of 1000 rows, D = K = 8
+  long:   one sequence of 1e6 rows, D = K = 8
+  small:  50 sequences of 100 rows, D = 1, K = 8 (the published HMM benchmarks' small case)
+Both libraries start from the same given parameters (``init_params=""``) with ``tol=-inf``, so
+a fit of m iterations is exactly m EM iterations; the time per iteration is
+(t(m + 1 iterations) - t(1 iteration)) / m, which leaves out the once-per-fit work
+(argument checks, the finiteness pass). hmmlearn runs with ``implementation="scaling"``, its
+fastest. The libraries take turns fit by fit, ``--reps`` times, and the minimum is reported;
+fastem also runs on 1 thread, for the second thread's speed-up.
+
+    python benchmarks/hmm_vs_hmmlearn.py [--reps 2] [--cases many,long,small]
+"""
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+# (sequences, rows per sequence, D, K, timed iterations): more iterations where one is short
+CASES = {"many": (1000, 1000, 8, 8, 2), "long": (1, 1_000_000, 8, 8, 2),
+         "small": (50, 100, 1, 8, 40)}
+
+
+def make_case(n_seq, length, d, k, seed=0):
+    """Data of a sticky K-state chain with well separated diag Gaussian emissions, and the
+    initial parameters both libraries start from (means: perturbed true means)."""
+    rng = np.random.default_rng(seed)
+    transmat = np.full((k, k), 0.1 / (k - 1)) + np.eye(k) * (0.9 - 0.1 / (k - 1))
+    means = rng.uniform(-5, 5, (k, d))
+    n = n_seq * length
+    u = rng.random(n)
+    cdf = np.cumsum(transmat, axis=1)
+    states = np.empty(n, dtype=np.intp)
+    state = 0
+    for t in range(n):  # a fresh start at each sequence: state 0
+        state = 0 if t % length == 0 else int((cdf[state] > u[t]).argmax())
+        states[t] = state
+    X = means[states] + rng.normal(size=(n, d))
+    init = dict(startprob_=np.full(k, 1.0 / k), transmat_=np.full((k, k), 1.0 / k),
+                means_=means + rng.normal(scale=0.5, size=means.shape), covars_=np.ones((k, d)))
+    return X, np.full(n_seq, length), init
+
+
+def fit_seconds(module, X, lengths, init, n_iter, **kwargs):
+    model = module.GaussianHMM(init["means_"].shape[0], "diag", init_params="", n_iter=n_iter,
+                               tol=-np.inf, **kwargs)
+    for name, value in init.items():
+        setattr(model, name, value)
+    tic = time.perf_counter()
+    model.fit(X, lengths)
+    return time.perf_counter() - tic
+
+
+def per_iteration(module, X, lengths, init, iters, **kwargs):
+    return (fit_seconds(module, X, lengths, init, iters + 1, **kwargs)
+            - fit_seconds(module, X, lengths, init, 1, **kwargs)) / iters
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--cases", default="many,long,small")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    import hmmlearn
+    from hmmlearn import hmm as reference
+
+    from fastem import hmm
+
+    print(f"hmmlearn {hmmlearn.__version__}; seconds per EM iteration, minimum of {args.reps}")
+    print("| case | hmmlearn (scaling) | fastem 1 thread | fastem 2 threads | hmmlearn / fastem 1 "
+          "| hmmlearn / fastem 2 | 1 / 2 threads |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.cases.split(","):
+        n_seq, length, d, k, iters = CASES[name]
+        X, lengths, init = make_case(n_seq, length, d, k)
+        times = {"ref": [], "one": [], "two": []}
+        for _ in range(args.reps):  # taking turns, so that load reaches all alike
+            times["ref"].append(per_iteration(reference, X, lengths, init, iters,
+                                              implementation="scaling"))
+            times["one"].append(per_iteration(hmm, X, lengths, init, iters, n_threads=1))
+            times["two"].append(per_iteration(hmm, X, lengths, init, iters, n_threads=2))
+        ref, one, two = (min(times[key]) for key in ("ref", "one", "two"))
+        print(f"| {name}: {n_seq} x {length}, D={d}, K={k} | {ref:.4f} | {one:.4f} | {two:.4f} "
+              f"| {ref / one:.1f}x | {ref / two:.1f}x | {one / two:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,504 @@
+"""hmmlearn's hidden Markov model classes on fastem's engine.
+
+``GaussianHMM``, ``CategoricalHMM`` and ``PoissonHMM`` take hmmlearn's constructor parameters
+and give its fitted attributes and methods (``from fastem import hmm`` replaces
+``from hmmlearn import hmm``); :class:`HMM` takes any fastem family as emissions. As in
+hmmlearn, the fitted parameters are the public attributes (``startprob_``, ``transmat_``,
+``means_``, ...): a user may set them before ``fit`` (leaving their letter out of
+``init_params``) or instead of it, and every method reads them.
+
+Fitting runs ``fastem.em.run_em`` over the hidden Markov chain (``fastem.latent.hmm``) and a
+:class:`~fastem.drivers.sequences.SequenceDriver`: sequences over threads, bitwise identical
+results for any ``n_threads``. ``monitor_.history`` holds the log-likelihood of each E-step
+(the log-posterior under non-flat start and transition priors), as hmmlearn's does.
+"""
+import sys
+import warnings
+from collections import deque
+
+import numpy as np
+
+from .. import data
+from .._base import Estimator, not_fitted
+from .._config import single_threaded_blas
+from ..drivers.local import LocalDriver
+from ..drivers.sequences import SequenceDriver
+from ..em import FitInterrupted, run_em
+from ..families.expfam import Categorical, ExpFamParams, Poisson, ProductFamily
+from ..families.gaussian import COVARIANCE_TYPES, GaussianFamily, GaussianParams
+from ..families.gaussian_hmmlearn import HMMLearnGaussianFamily
+from ..initialization import initial_params
+from ..latent.hmm import HiddenMarkov, HMMParams, check_chain
+from ..latent.mixture import Mixture
+from ._base import check_random_state
+
+
+class ConvergenceMonitor:
+    """hmmlearn's monitor: ``history`` of the objective, ``iter`` and ``converged``."""
+
+    def __init__(self, tol, n_iter, verbose):
+        self.tol, self.n_iter, self.verbose = tol, n_iter, verbose
+        self.history = deque()
+        self.iter = 0
+
+    def __repr__(self):
+        return (f"ConvergenceMonitor(history={list(self.history)}, iter={self.iter}, "
+                f"n_iter={self.n_iter}, tol={self.tol}, verbose={self.verbose})")
+
+    def report(self, value):
+        if self.verbose:
+            delta = value - self.history[-1] if self.history else np.nan
+            print(f"{self.iter + 1:>10d} {value:>16.8f} {delta:>+16.8f}", file=sys.stderr)
+        self.history.append(value)
+        self.iter += 1
+
+    @property
+    def converged(self):
+        """Whether EM stopped on ``tol`` or reached ``n_iter`` (hmmlearn's definition)."""
+        return self.iter == self.n_iter or (
+            len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol)
+
+
+class _HMMBase(Estimator):
+    """EM, scoring, decoding and sampling of a hidden Markov model over one family.
+
+    A subclass names its emission letters (``_emission_letters``), builds its family
+    (:meth:`_make_family`), turns its attributes into the family's parameters and back
+    (:meth:`_components`, :meth:`_set_components`) and initialises them (:meth:`_init_emissions`).
+    """
+
+    _emission_letters = ""
+    _sample_dtype = np.float64  # hmmlearn's dtype of sampled rows
+
+    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
+                 algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
+                 params="st", init_params="st", implementation="log", n_threads=None,
+                 chunk_size=None):
+        self.n_components = n_components
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation  # accepted: one scaled kernel serves both
+        self.n_threads = n_threads
+        self.chunk_size = chunk_size
+
+    # ------------------------------------------------------------ pieces
+    def _letters(self, name):
+        value = getattr(self, name)
+        unknown = sorted(set(value) - set("st" + self._emission_letters))
+        if unknown:
+            raise ValueError(f"{name}={value!r} holds unknown letter(s) {unknown}; valid are "
+                             f"{'st' + self._emission_letters!r}")
+        return value
+
+    def _latent(self):
+        params = self._letters("params")
+        frozen = [name for letter, name in (("s", "startprob"), ("t", "transmat"))
+                  if letter not in params]
+        if not set(self._emission_letters) & set(params):
+            frozen.append("emissions")
+        return HiddenMarkov(self.startprob_prior, self.transmat_prior, frozen)
+
+    def _driver(self, X, lengths, fitting=False):
+        source = data.open_source(X)
+        data.check_shape(source, type(self).__name__, n_features=None if fitting
+                         else getattr(self, "n_features_in_", None))
+        return SequenceDriver(self._prepare(source), lengths, self.chunk_size, self.n_threads)
+
+    def _prepare(self, source):
+        """The source as the family reads it (CategoricalHMM checks its codes' column)."""
+        return source
+
+    def _hmm_params(self):
+        if not hasattr(self, "startprob_"):
+            raise not_fitted(self)
+        startprob, transmat = check_chain(self.startprob_, self.transmat_, self.n_components)
+        return HMMParams(startprob, transmat, self._components())
+
+    def _needs_init(self, letter, name):
+        return letter in self._letters("init_params") or not hasattr(self, name)
+
+    # ------------------------------------------------------------ fitting
+    def fit(self, X, lengths=None):
+        """Estimate the parameters by EM (Baum-Welch) from ``X`` (n_samples, n_features), cut
+        into sequences by ``lengths`` (their sum is n_samples; None: one sequence)."""
+        self._letters("params")
+        driver = self._driver(X, lengths, fitting=True)
+        family = self._make_family()
+        driver.check_finite(family)
+        self.n_features_in_ = driver.n_features
+        self._init(driver, family)
+        params = self._hmm_params()
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        total = float(driver.n_samples)
+
+        def report(result, change, seconds):
+            self.monitor_.report(result.lower_bound * total)
+
+        # small M-step BLAS calls must not leave spinning threads (as for mixtures)
+        with single_threaded_blas():
+            try:
+                result = run_em(self._latent(), family, driver, params, tol=self.tol / total,
+                                max_iter=self.n_iter, rng=check_random_state(self.random_state),
+                                callback=report, **self._m_step_options())
+            except FitInterrupted as interrupt:  # Ctrl-C: keep the last completed iteration
+                if interrupt.result.n_iter:
+                    self._set_params(interrupt.result.params)
+                    warnings.warn(f"{interrupt}; the model holds that iteration's parameters",
+                                  RuntimeWarning, stacklevel=2)
+                raise
+        self._set_params(result.params)
+        return self
+
+    def _m_step_options(self):
+        """``run_em``'s M-step keywords (exact M-steps unless a subclass offers others)."""
+        return {}
+
+    def _init(self, driver, family):
+        rng = check_random_state(self.random_state)
+        init = np.full(self.n_components, 1.0 / self.n_components)
+        if self._needs_init("s", "startprob_"):
+            self.startprob_ = rng.dirichlet(init)
+        if self._needs_init("t", "transmat_"):
+            self.transmat_ = rng.dirichlet(init, size=self.n_components)
+        self._init_emissions(driver, family)
+
+    def _set_params(self, params):
+        self.startprob_, self.transmat_ = params.startprob, params.transmat
+        self._set_components(params.components)
+
+    # ------------------------------------------------------------ inference
+    def _inference(self, X, lengths):
+        params = self._hmm_params()
+        driver = self._driver(X, lengths)
+        family = self._make_family()
+        driver.check_finite(family)
+        return driver, family, self._latent().pack(family, params, driver.dtype)
+
+    def score_samples(self, X, lengths=None):
+        """``(log p(X), posteriors (n_samples, n_components))``."""
+        driver, family, packed = self._inference(X, lengths)
+        seq_ll, gamma = driver.posteriors(family, packed)
+        return float(seq_ll.sum()), gamma
+
+    def score(self, X, lengths=None):
+        """log p(X) under the model (summed over sequences)."""
+        driver, family, packed = self._inference(X, lengths)
+        return float(driver.posteriors(family, packed)[0].sum())
+
+    def predict_proba(self, X, lengths=None):
+        """Posterior state probabilities of each row (n_samples, n_components)."""
+        return self.score_samples(X, lengths)[1]
+
+    def decode(self, X, lengths=None, algorithm=None):
+        """``(log_prob, state_sequence)``: Viterbi's best path and its log p(X, path), or with
+        ``algorithm="map"`` each row's most probable state and (as hmmlearn) the sum of those
+        states' posteriors."""
+        algorithm = self.algorithm if algorithm is None else algorithm
+        if algorithm not in ("viterbi", "map"):
+            raise ValueError(f"Unknown decoder {algorithm!r}; use 'viterbi' or 'map'")
+        if algorithm == "map":
+            _, gamma = self.score_samples(X, lengths)
+            return float(gamma.max(axis=1).sum()), gamma.argmax(axis=1)
+        driver, family, packed = self._inference(X, lengths)
+        return driver.viterbi(family, packed)
+
+    def predict(self, X, lengths=None):
+        """The most likely state of each row (by ``algorithm``)."""
+        return self.decode(X, lengths)[1]
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """``(X, state_sequence)``: ``n_samples`` rows of one sequence (from ``currstate``)."""
+        params = self._hmm_params()
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        X, states = self._latent().sample(self._make_family(), params, n_samples, rng,
+                                          currstate)
+        return X.astype(self._sample_dtype), states
+
+    def _n_parameters(self):
+        """Free parameters of the model, fitted or kept by ``params`` alike (as hmmlearn
+        counts them)."""
+        params = self._hmm_params()
+        return self._latent().n_parameters(self._make_family(), params.components.n_features,
+                                           self.n_components)
+
+    def aic(self, X, lengths=None):
+        """-2 log p(X) + 2 (free parameters)."""
+        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+
+    def bic(self, X, lengths=None):
+        """-2 log p(X) + (free parameters) log n_samples."""
+        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
+
+    def get_stationary_distribution(self):
+        """The stationary distribution of ``transmat_`` (its left eigenvector for 1)."""
+        values, vectors = np.linalg.eig(np.asarray(self.transmat_).T)
+        v = np.real(vectors[:, np.argmax(np.real(values))])
+        return v / v.sum()
+
+
+class GaussianHMM(_HMMBase):
+    """Hidden Markov model with Gaussian emissions (hmmlearn's parameters and attributes).
+
+    ``covars_`` reads as full matrices (n_components, n_features, n_features) for every
+    ``covariance_type``, and is set in the type's own shape: (n_components,) spherical,
+    (n_components, n_features) diag, (n_components, n_features, n_features) full,
+    (n_features, n_features) tied.
+    """
+
+    _emission_letters = "mc"
+
+    def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
+                 startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
+                 covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
+                 n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
+                 implementation="log", n_threads=None, chunk_size=None):
+        super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
+                         random_state, n_iter, tol, verbose, params, init_params,
+                         implementation, n_threads, chunk_size)
+        self.covariance_type = covariance_type
+        self.min_covar = min_covar
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+
+    @property
+    def covars_(self):
+        c, t = self._covars_, self.covariance_type
+        k = self.n_components
+        if t == "full":
+            return c
+        if t == "tied":
+            return np.broadcast_to(c, (k,) + c.shape).copy()
+        d = self.means_.shape[1]
+        diag = np.broadcast_to(c[:, None], (k, d)) if t == "spherical" else c
+        return np.einsum("ki,ij->kij", diag, np.eye(d))
+
+    @covars_.setter
+    def covars_(self, value):
+        self._covars_ = np.asarray(value, dtype=np.float64).copy()
+
+    def _frozen(self):
+        params = self._letters("params")
+        return [name for letter, name in (("m", "means"), ("c", "covariances"))
+                if letter not in params]
+
+    def _make_family(self):
+        if self.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {list(COVARIANCE_TYPES)}, got "
+                             f"{self.covariance_type!r}")
+        return HMMLearnGaussianFamily(self.covariance_type, self.means_prior, self.means_weight,
+                                      self.covars_prior, self.covars_weight, self._frozen())
+
+    def _components(self):
+        return GaussianParams.from_covariances(self.covariance_type,
+                                               np.asarray(self.means_, dtype=np.float64),
+                                               self._covars_)
+
+    def _set_components(self, components):
+        self.means_, self._covars_ = components.means, components.covariances
+
+    def _init_emissions(self, driver, family):
+        self.n_features = driver.n_features  # as hmmlearn sets it
+        if self._needs_init("m", "means_"):
+            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+            mixture = initial_params("kmeans", Mixture(), GaussianFamily("spherical"),
+                                     _unweighted(driver), self.n_components, rng)
+            self.means_ = mixture.components.means
+        if self._needs_init("c", "covars_"):
+            mean, cov = _moments(driver)
+            cv = cov + self.min_covar * np.eye(driver.n_features)
+            t, k = self.covariance_type, self.n_components
+            self._covars_ = {"full": lambda: np.repeat(cv[None], k, axis=0), "tied": lambda: cv,
+                             "diag": lambda: np.repeat(np.diag(cv)[None], k, axis=0),
+                             "spherical": lambda: np.full(k, np.diag(cv).mean())}[t]()
+
+
+class CategoricalHMM(_HMMBase):
+    """Hidden Markov model with categorical emissions: ``X`` is one column of integer codes
+    0 .. n_features - 1; ``emissionprob_`` (n_components, n_features)."""
+
+    _emission_letters = "e"
+    _sample_dtype = np.int64
+
+    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
+                 emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
+                 random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
+                 init_params="ste", implementation="log", n_threads=None, chunk_size=None):
+        super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
+                         random_state, n_iter, tol, verbose, params, init_params,
+                         implementation, n_threads, chunk_size)
+        self.emissionprob_prior = emissionprob_prior
+        self.n_features = n_features
+
+    def _symbols(self):
+        if hasattr(self, "emissionprob_"):
+            return np.atleast_2d(self.emissionprob_).shape[1]
+        return self.n_features
+
+    def _prepare(self, source):
+        if source.shape[1] != 1:
+            raise ValueError(f"CategoricalHMM expects one column of integer codes, got "
+                             f"{source.shape[1]} columns")
+        return source
+
+    def _make_family(self, n_symbols=None):
+        n_symbols = self._symbols() if n_symbols is None else n_symbols
+        prior = None if np.all(np.asarray(self.emissionprob_prior) == 1) \
+            else float(self.emissionprob_prior)
+        frozen = () if "e" in self._letters("params") else (0,)
+        return ProductFamily([Categorical(n_categories=int(n_symbols or 1), prior=prior)],
+                             frozen)
+
+    def fit(self, X, lengths=None):
+        if self._symbols() is None:  # as hmmlearn: one symbol past the largest code
+            source = data.open_source(X)
+            self.n_features = int(np.asarray(LocalDriver(source).column_max())[0]) + 1
+        return super().fit(X, lengths)
+
+    def _components(self):
+        return ExpFamParams([np.atleast_2d(np.asarray(self.emissionprob_, dtype=np.float64))])
+
+    def _set_components(self, components):
+        self.emissionprob_ = components.columns[0]
+
+    def _init_emissions(self, driver, family):
+        if self._needs_init("e", "emissionprob_"):
+            rng = check_random_state(self.random_state)
+            p = rng.rand(self.n_components, self._symbols())
+            self.emissionprob_ = p / p.sum(axis=1, keepdims=True)
+
+
+class PoissonHMM(_HMMBase):
+    """Hidden Markov model with Poisson emissions: ``lambdas_`` (n_components, n_features),
+    one rate per state and column. ``lambdas_prior``/``lambdas_weight`` (0: maximum
+    likelihood) put a Gamma(lambdas_prior + 1, lambdas_weight) prior on each rate, whose MAP
+    update (n_k ybar + lambdas_prior) / (n_k + lambdas_weight) differs from hmmlearn's
+    (which scales ybar by the total occupancy instead of n_k)."""
+
+    _emission_letters = "l"
+    _sample_dtype = np.int64
+
+    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
+                 lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi", random_state=None,
+                 n_iter=10, tol=1e-2, verbose=False, params="stl", init_params="stl",
+                 implementation="log", n_threads=None, chunk_size=None):
+        super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
+                         random_state, n_iter, tol, verbose, params, init_params,
+                         implementation, n_threads, chunk_size)
+        self.lambdas_prior = lambdas_prior
+        self.lambdas_weight = lambdas_weight
+
+    def _make_family(self):
+        d = np.atleast_2d(self.lambdas_).shape[1] if hasattr(self, "lambdas_") \
+            else self.n_features_in_
+        a, b = float(self.lambdas_prior), float(self.lambdas_weight)
+        prior = None if a == 0 and b == 0 else (a + 1.0, b)
+        frozen = () if "l" in self._letters("params") else range(d)
+        return ProductFamily([Poisson(prior=prior) for _ in range(d)], frozen)
+
+    def _driver(self, X, lengths, fitting=False):
+        driver = super()._driver(X, lengths, fitting)
+        if fitting:
+            self.n_features_in_ = driver.n_features
+        return driver
+
+    def _components(self):
+        lambdas = np.atleast_2d(np.asarray(self.lambdas_, dtype=np.float64))
+        return ExpFamParams([lambdas[:, j:j + 1].copy() for j in range(lambdas.shape[1])])
+
+    def _set_components(self, components):
+        self.lambdas_ = np.hstack(components.columns)
+
+    def _init_emissions(self, driver, family):
+        self.n_features = driver.n_features  # as hmmlearn sets it
+        if self._needs_init("l", "lambdas_"):
+            mean, var = _scalar_moments(driver)
+            rng = check_random_state(self.random_state)
+            self.lambdas_ = rng.gamma(shape=mean**2 / var, scale=var / mean,
+                                      size=(self.n_components, driver.n_features))
+
+
+class HMM(_HMMBase):
+    """A hidden Markov model over any fastem ``family`` (``fastem.families``: Gaussian,
+    product of Bernoulli/Categorical/Poisson/Exponential/Gamma/Normal columns, custom Numba
+    families), with the family's own priors and M-step. Fitted ``components_`` hold the
+    family's parameters; emissions are initialised from a k-means mixture
+    (``init_params`` letter "e", with ``params`` letter "e" learning them).
+    ``m_step="partial"``: generalized EM, ``m_step_iters`` Newton steps with backtracking on
+    the emissions per iteration (the chain still takes its exact update), as for mixtures."""
+
+    _emission_letters = "e"
+
+    def __init__(self, family=None, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
+                 algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
+                 params="ste", init_params="ste", m_step="exact", m_step_iters=1,
+                 n_threads=None, chunk_size=None):
+        super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
+                         random_state, n_iter, tol, verbose, params, init_params, "log",
+                         n_threads, chunk_size)
+        self.family = family
+        self.m_step = m_step
+        self.m_step_iters = m_step_iters
+
+    def _m_step_options(self):
+        if self.m_step not in ("exact", "partial"):
+            raise ValueError(f"m_step must be 'exact' or 'partial', got {self.m_step!r}")
+        return {"m_step": self.m_step, "m_step_iters": self.m_step_iters}
+
+    def _make_family(self):
+        if self.family is None:
+            raise ValueError("HMM needs a family (e.g. fastem.families.gaussian.GaussianFamily())")
+        return self.family
+
+    def _components(self):
+        return self.components_
+
+    def _set_components(self, components):
+        self.components_ = components
+
+    def _init_emissions(self, driver, family):
+        if self._needs_init("e", "components_"):
+            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+            self.components_ = initial_params("kmeans", Mixture(), family, _unweighted(driver),
+                                              self.n_components, rng).components
+
+
+def _unweighted(driver):
+    """A plain local driver over the same rows (initialisation ignores sequences)."""
+    return LocalDriver(driver.X, None, driver.chunk_size, driver.n_threads)
+
+
+def _moments(driver):
+    """Column means and the covariance matrix (ddof 1, as np.cov) in one pass, each block
+    centred on the first block's mean (Chan et al.'s pairwise update)."""
+    n, mean, scatter = 0, None, None
+    for _, block, _ in data.iter_blocks(driver.X, data.BLOCK_ROWS, np.float64):
+        m_b = block.mean(axis=0)
+        c = block - m_b
+        s_b = c.T @ c
+        if mean is None:
+            n, mean, scatter = block.shape[0], m_b, s_b
+            continue
+        n_b = block.shape[0]
+        delta = m_b - mean
+        scatter = scatter + s_b + np.outer(delta, delta) * n * n_b / (n + n_b)
+        mean = mean + delta * n_b / (n + n_b)
+        n += n_b
+    return mean, scatter / max(n - 1, 1)
+
+
+def _scalar_moments(driver):
+    """The mean and variance (ddof 0) of every value of X, as hmmlearn's X.mean(), X.var()."""
+    mean, cov = _moments(driver)
+    n, d = driver.n_samples, driver.n_features
+    grand = mean.mean()
+    within = np.trace(cov) * (n - 1) / n  # sum over columns of their own (ddof 0) variances
+    return grand, (within + ((mean - grand) ** 2).sum()) / d

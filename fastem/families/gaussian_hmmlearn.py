@@ -1,0 +1,73 @@
+"""Gaussian components under hmmlearn's priors, for ``fastem.hmm.GaussianHMM``.
+
+The same kernels and statistics as :class:`~fastem.families.gaussian.GaussianFamily`; only the
+M-step differs: hmmlearn's ``GaussianHMM._do_mstep`` (after Huang, Acero & Hon, "Spoken
+Language Processing", pp. 443-445), with ``means_prior`` mu_0, ``means_weight`` lambda,
+``covars_prior`` Psi and ``covars_weight`` nu, and no ``reg_covar``:
+
+    mu_k = (lambda mu_0 + sum_t g_tk x_t) / (lambda + n_k)
+    C_k  = lambda (mu_k - mu_0)(mu_k - mu_0)' + sum_t g_tk (x_t - mu_k)(x_t - mu_k)'
+    diag:      Sigma_k = (Psi + diag C_k) / max(max(nu - 1, 0) + n_k, 1e-5)
+    spherical: the mean over dimensions of the diag update
+    full:      Sigma_k = (Psi + C_k) / (max(nu - D, 0) + n_k)
+    tied:      Sigma   = (Psi + sum_k C_k) / (max(nu - D, 0) + sum_k n_k)
+
+The scatter is taken about the pivot the statistics are centred on (Chan's shift), which equals
+hmmlearn's raw-moment form up to rounding and stays accurate for data far from the origin.
+hmmlearn's convergence monitor reports the log-likelihood without these priors' densities, and
+so does this family (``log_prior`` is 0), which is also why it offers no partial M-step.
+"""
+import numpy as np
+
+from .gaussian import GaussianFamily, GaussianParams, unpack_moments
+
+
+class HMMLearnGaussianFamily(GaussianFamily):
+    """Gaussian emissions whose M-step is hmmlearn's (see the module docstring)."""
+
+    def __init__(self, covariance_type="diag", means_prior=0.0, means_weight=0.0,
+                 covars_prior=1e-2, covars_weight=1.0, frozen=()):
+        super().__init__(covariance_type, reg_covar=0.0, frozen=frozen)
+        self.means_prior = np.asarray(means_prior, dtype=np.float64)
+        self.means_weight = np.asarray(means_weight, dtype=np.float64)
+        self.covars_prior = np.asarray(covars_prior, dtype=np.float64)
+        self.covars_weight = np.asarray(covars_weight, dtype=np.float64)
+
+    @property
+    def reseeds_empty(self):
+        return False  # hmmlearn keeps an empty state where its update leaves it
+
+    def m_step(self, stats, packed, params=None):
+        k, d = packed.pivot.shape
+        t = self.covariance_type
+        frozen = self.frozen if params is not None else frozenset()
+        s0, lam = stats.s0, self.means_weight
+        if "means" in frozen:
+            means = params.means
+        else:
+            s1, _ = unpack_moments(stats.family, packed.kind, k, d)
+            pivot = np.asarray(packed.pivot, dtype=np.float64)
+            means = (lam * self.means_prior + s1 + s0[:, None] * pivot) / (lam + s0[:, None])
+        if "covariances" in frozen:
+            return GaussianParams(t, means, params.covariances, params.precisions_cholesky)
+        scatter = self._scatter(stats, packed, means)
+        off = means - self.means_prior
+        psi, nu = self.covars_prior, self.covars_weight
+        if t in ("diag", "spherical"):
+            denom = np.maximum(np.maximum(nu - 1, 0) + s0, 1e-5)
+            if t == "diag":
+                cov = (psi + lam * off**2 + scatter) / denom[:, None]
+            else:  # scatter summed over dimensions: the mean over dimensions of the diag update
+                psi_mean = np.broadcast_to(psi, (k, d)).mean(axis=1)
+                cov = (psi_mean + (lam * (off**2).sum(axis=1) + scatter[:, 0]) / d) / denom
+        else:
+            outer = lam * off[:, :, None] * off[:, None, :]
+            weight = np.maximum(nu - d, 0)
+            if t == "full":
+                cov = (psi + outer + scatter) / (weight + s0)[:, None, None]
+            else:
+                cov = (psi + outer.sum(axis=0) + scatter[0]) / (weight + s0.sum())
+        return GaussianParams.from_covariances(t, means, cov)
+
+    def log_prior(self, params):
+        return 0.0

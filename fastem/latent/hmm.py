@@ -1,0 +1,275 @@
+"""The hidden Markov chain: rows in sequences, the state of each row drawn given the previous one.
+
+A hidden Markov model adds start probabilities pi (K,) and transition probabilities A (K, K) to
+its family's components (the emissions). Its E-step is forward-backward over each sequence
+(``fastem/_kernels/forward_backward.pyx``) from the family's emission log-densities; the
+posteriors gamma then go to the family's own statistics kernel (``fit_block(..., resp=gamma)``),
+so every family serves as emissions. The chain's part of the EM objective is
+``sum_k n_k log pi_k + sum_jk N_jk log A_jk`` (expected start and transition counts, plus
+Dirichlet(alpha) log-priors under MAP-EM), maximised in closed form row by row as hmmlearn does:
+``pi ~ max(n + alpha - 1, 0)``, normalised; a probability that is zero stays exactly zero
+(left-right models), since its counts are zero and it is masked besides.
+
+Statistics: the family's vector ``[ll, total, s0, family part]`` (``fastem.frame``) with the
+chain's counts ``[start (K), transitions (K*K)]`` appended; ``ll`` is the forward-backward
+log-likelihood of the sequences.
+"""
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .._kernels import forward_backward as fb
+from ..families.base import xlogy
+from ..frame import Statistics
+
+
+@dataclass
+class HMMParams:
+    """A hidden Markov model's parameters: start (K,) and transition (K, K) probabilities and
+    the family's emission (component) parameters."""
+
+    startprob: np.ndarray
+    transmat: np.ndarray
+    components: Any
+
+    @property
+    def n_components(self):
+        return self.startprob.shape[0]
+
+
+class HMMPacked(NamedTuple):
+    """What an E-step needs: the family's packing (no weights folded in) and the chain."""
+
+    emission: Any
+    startprob: np.ndarray
+    transmat: np.ndarray
+
+    @property
+    def log_norm(self):
+        return self.emission.log_norm
+
+    @property
+    def dtype(self):
+        return self.emission.dtype
+
+
+def chain_size(k):
+    """Entries the chain appends to the family's statistics: start and transition counts."""
+    return k + k * k
+
+
+def check_chain(startprob, transmat, n_components=None):
+    """``(startprob, transmat)`` as float64 arrays, or ValueError naming what is wrong: shapes,
+    negative or NaN entries, sums other than one (to 1e-8, then renormalised exactly)."""
+    startprob = np.array(startprob, dtype=np.float64)
+    transmat = np.array(transmat, dtype=np.float64)
+    k = startprob.shape[0] if n_components is None else n_components
+    if startprob.shape != (k,):
+        raise ValueError(f"startprob_ must have shape ({k},), got {startprob.shape}")
+    if transmat.shape != (k, k):
+        raise ValueError(f"transmat_ must have shape ({k}, {k}), got {transmat.shape}")
+    for name, p in (("startprob_", startprob), ("transmat_", transmat)):
+        if not np.all(p >= 0):  # NaN fails too
+            raise ValueError(f"{name} must hold probabilities (>= 0, not NaN)")
+    if not abs(startprob.sum() - 1.0) <= 1e-8:
+        raise ValueError(f"startprob_ must sum to 1 (got {startprob.sum():.10g})")
+    sums = transmat.sum(axis=1)
+    bad = np.flatnonzero(~(np.abs(sums - 1.0) <= 1e-8))
+    if bad.size:
+        raise ValueError(f"transmat_ rows must sum to 1: row {int(bad[0])} sums to "
+                         f"{sums[bad[0]]:.10g}")
+    return startprob / startprob.sum(), transmat / sums[:, None]
+
+
+class HiddenMarkov:
+    """Start and transition probabilities over a family's components, for ``fastem.em``.
+
+    ``startprob_prior`` (scalar or (K,)) and ``transmat_prior`` (scalar or (K, K)): Dirichlet
+    concentrations (1 is maximum likelihood; below 1 counts are clipped at zero, as hmmlearn
+    does). ``frozen``: a subset of {"startprob", "transmat", "emissions"} that every M-step
+    keeps ("emissions": all of the family's parameters).
+    """
+
+    def __init__(self, startprob_prior=1.0, transmat_prior=1.0, frozen=()):
+        self.startprob_prior = np.asarray(startprob_prior, dtype=np.float64)
+        self.transmat_prior = np.asarray(transmat_prior, dtype=np.float64)
+        for name, prior in (("startprob_prior", self.startprob_prior),
+                            ("transmat_prior", self.transmat_prior)):
+            if not np.all(np.isfinite(prior)) or np.any(prior <= 0):
+                raise ValueError(f"{name} must be positive and finite")
+        unknown = set(frozen) - {"startprob", "transmat", "emissions"}
+        if unknown:
+            raise ValueError("frozen may name 'startprob', 'transmat' or 'emissions'; got "
+                             f"{sorted(unknown)}")
+        self.frozen = frozenset(frozen)
+
+    # ------------------------------------------------------------ the E-step
+    def pack(self, family, params, dtype):
+        """The family's packing of the emissions (component constants only) and the chain."""
+        k = params.n_components
+        return HMMPacked(family.pack(params.components, dtype, np.full(k, 1.0 / k)),
+                         params.startprob, params.transmat)
+
+    def split(self, stats, k):
+        """``(family statistics view, start counts (K,), transition counts (K, K))``."""
+        size = chain_size(k)
+        chain = stats[stats.size - size:]
+        return (Statistics(stats[:stats.size - size], k), chain[:k],
+                chain[k:].reshape(k, k))
+
+    # ------------------------------------------------------------ the M-step
+    def chain_update(self, start, trans, params):
+        """hmmlearn's M-step of pi and A: Dirichlet modes with counts clipped at zero, zeros
+        kept, each distribution normalised (a row that saw no transition stays all zero)."""
+        startprob, transmat = params.startprob, params.transmat
+        if "startprob" not in self.frozen:
+            startprob = _normalized(np.where(
+                params.startprob == 0, 0.0, np.maximum(self.startprob_prior - 1 + start, 0)))
+        if "transmat" not in self.frozen:
+            transmat = _normalized(np.where(
+                params.transmat == 0, 0.0, np.maximum(self.transmat_prior - 1 + trans, 0)))
+        return startprob, transmat
+
+    def m_step(self, family, stats, packed, params):
+        """Exact (or MAP) M-step of the chain and the emissions; HMMs re-seed nothing."""
+        view, start, trans = self.split(stats, packed.log_norm.shape[0])
+        components = params.components if "emissions" in self.frozen \
+            else family.m_step(view, packed.emission, params.components)
+        return HMMParams(*self.chain_update(start, trans, params), components), \
+            np.empty(0, dtype=np.intp)
+
+    def lost_components(self, family, view):
+        """None: a state without data keeps its parameters (as in hmmlearn), so the EM loop
+        never asks this structure to re-seed."""
+        return np.empty(0, dtype=np.intp)
+
+    def objective(self, family, params, stats, packed):
+        """J(theta) + log p(theta) up to a constant: the chain's part plus the emissions'."""
+        view, start, trans = self.split(stats, packed.log_norm.shape[0])
+        value = float(xlogy(start, params.startprob).sum() + xlogy(trans, params.transmat).sum())
+        value += self.log_prior_chain(params) + family.objective(params.components, view,
+                                                                 packed.emission)
+        return value if not np.isnan(value) else -np.inf
+
+    def newton_step(self, family, params, stats, packed):
+        """A partial M-step's proposal: the chain to its maximiser, the emissions by the
+        family's Newton step."""
+        view, start, trans = self.split(stats, packed.log_norm.shape[0])
+        components = params.components if "emissions" in self.frozen \
+            else family.newton_step(params.components, view, packed.emission)
+        if components is None:
+            return None
+        return HMMParams(*self.chain_update(start, trans, params), components)
+
+    def interpolate(self, family, params, proposal, t):
+        """Parameters a fraction ``t`` of the way to ``proposal`` (rows stay distributions)."""
+        components = params.components if "emissions" in self.frozen \
+            else family.interpolate(params.components, proposal.components, t)
+        if components is None:
+            return None
+        mix = lambda a, b: b if t == 1 else (1 - t) * a + t * b  # noqa: E731
+        return HMMParams(mix(params.startprob, proposal.startprob),
+                         mix(params.transmat, proposal.transmat), components)
+
+    def log_prior(self, family, params):
+        """log p(theta): the chain's Dirichlets plus the emissions' prior."""
+        return self.log_prior_chain(params) + family.log_prior(params.components)
+
+    def log_prior_chain(self, params):
+        """The Dirichlet log-densities of pi and A's rows without normalising constants."""
+        return float(xlogy(self.startprob_prior - 1, params.startprob).sum()
+                     + xlogy(self.transmat_prior - 1, params.transmat).sum())
+
+    # ------------------------------------------------------------ the rest
+    def sample(self, family, params, n_samples, rng, currstate=None):
+        """``(X, states)``: a Markov chain of ``n_samples`` states (from ``currstate`` when
+        given), then each row's emission drawn from its state's component."""
+        u = rng.random(n_samples)
+        states = np.empty(n_samples, dtype=np.intp)
+        cdf_start, cdf_trans = np.cumsum(params.startprob), np.cumsum(params.transmat, axis=1)
+        state = int((cdf_start > u[0]).argmax()) if currstate is None else int(currstate)
+        for t in range(n_samples):
+            if t > 0:
+                state = int((cdf_trans[state] > u[t]).argmax())
+            states[t] = state
+        order = np.argsort(states, kind="stable")
+        counts = np.bincount(states, minlength=params.n_components)
+        X = np.empty((n_samples, params.components.n_features))
+        X[order] = family.sample(params.components, counts, rng)
+        return X, states
+
+    def n_parameters(self, family, n_features, n_components):
+        """Free parameters: K - 1 start and K (K - 1) transition probabilities plus the
+        emissions' (frozen ones too, as for mixtures' weights and in hmmlearn)."""
+        k = n_components
+        return int(k - 1 + k * (k - 1) + family.n_parameters(n_features, n_components))
+
+
+def _normalized(p):
+    """Rows (or the vector) of ``p`` divided by their sums; all-zero rows stay zero."""
+    sums = p.sum(axis=-1, keepdims=True)
+    return p / np.where(sums == 0, 1.0, sums)
+
+
+class SequenceWork:
+    """Caller-owned buffers of an E-step over blocks of at most ``rows`` rows and ``n_seq``
+    sequences: the family's workspace and the forward-backward frame, posteriors and slots."""
+
+    def __init__(self, family, packed, rows, n_seq, chunk_size, n_threads):
+        k = packed.log_norm.shape[0]
+        self.family = family.workspace(packed.emission, chunk_size, n_threads,
+                                       -(-rows // chunk_size))
+        self.frame = np.empty((rows, k))
+        self.gamma = np.empty((rows, k))
+        self.scale = np.empty(rows)
+        self.threads = np.empty((n_threads, 2 * k))
+        self.slots = np.empty((n_seq, 1 + chain_size(k)))
+
+
+def emission_log_densities(family, packed, X, chunk_size, n_threads, work):
+    """log p(x_t | z_t = k) of a block (n, K), in ``work.frame``."""
+    frame = work.frame[:X.shape[0]]
+    family.log_density_block(packed.emission, X, chunk_size, n_threads, work.family, frame)
+    return frame
+
+
+def posteriors_block(family, packed, X, bounds, chunk_size, n_threads, work, chain, seq_ll):
+    """Forward-backward over a block of whole sequences: the posteriors (n, K), a view of
+    ``work.gamma``; adds ``[log p, start counts, transition counts]`` into ``chain``."""
+    n = X.shape[0]
+    frame = emission_log_densities(family, packed, X, chunk_size, n_threads, work)
+    gamma = work.gamma[:n]
+    fb.forward_backward(frame, bounds, packed.startprob, packed.transmat, n_threads, gamma,
+                        work.scale[:n], work.threads, work.slots, chain, seq_ll)
+    return gamma
+
+
+def fit_block(family, packed, X, bounds, chunk_size, n_threads, work, stats, worst, row_offset):
+    """One block's E-step: forward-backward, then the family's statistics from the posteriors,
+    added into ``stats`` (the family's vector and the chain's counts); ``worst`` becomes the
+    lowest sequence log-likelihood and the sequence's first row."""
+    k = packed.log_norm.shape[0]
+    size = chain_size(k)
+    chain = np.zeros(1 + size)
+    seq_ll = np.empty(bounds.size - 1)
+    gamma = posteriors_block(family, packed, X, bounds, chunk_size, n_threads, work, chain,
+                             seq_ll)
+    family.fit_block(packed.emission, X, None, gamma, True, chunk_size, n_threads, work.family,
+                     stats[:stats.size - size], worst, row_offset)
+    stats[0] += chain[0]
+    stats[stats.size - size:] += chain[1:]
+    low = int(np.argmin(seq_ll))
+    if seq_ll[low] < worst[0]:
+        worst[0], worst[1] = seq_ll[low], row_offset + bounds[low]
+
+
+def viterbi_block(family, packed, X, bounds, chunk_size, n_threads, work, states):
+    """Most likely state paths of a block into ``states`` (n,); returns their summed log p."""
+    frame = emission_log_densities(family, packed, X, chunk_size, n_threads, work)
+    with np.errstate(divide="ignore"):  # log 0 = -inf: a forbidden start or transition
+        log_start, log_trans = np.log(packed.startprob), np.log(packed.transmat)
+    best = np.empty(bounds.size - 1)
+    back = np.empty(frame.shape, dtype=np.intp)
+    fb.viterbi(frame, bounds, log_start, log_trans, n_threads, back, work.threads, states, best)
+    return float(best.sum())

@@ -1,0 +1,131 @@
+"""The forward-backward and Viterbi kernels against log-domain NumPy references."""
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from fastem._kernels import forward_backward as fb
+
+
+def reference_posteriors(L, startprob, transmat):
+    """Log-domain forward-backward of one sequence: (log p(x), gamma, start, xi summed)."""
+    T, k = L.shape
+    with np.errstate(divide="ignore"):
+        log_a, log_pi = np.log(transmat), np.log(startprob)
+    fwd = np.empty((T, k))
+    bwd = np.zeros((T, k))
+    fwd[0] = log_pi + L[0]
+    for t in range(1, T):
+        fwd[t] = logsumexp(fwd[t - 1][:, None] + log_a, axis=0) + L[t]
+    for t in range(T - 2, -1, -1):
+        bwd[t] = logsumexp(log_a + (L[t + 1] + bwd[t + 1])[None, :], axis=1)
+    ll = logsumexp(fwd[-1])
+    gamma = np.exp(fwd + bwd - ll)
+    xi = np.zeros((k, k))
+    for t in range(1, T):
+        xi += np.exp(fwd[t - 1][:, None] + log_a + (L[t] + bwd[t])[None, :] - ll)
+    return ll, gamma, gamma[0], xi
+
+
+def reference_viterbi(L, startprob, transmat):
+    T, k = L.shape
+    with np.errstate(divide="ignore"):
+        log_a, log_pi = np.log(transmat), np.log(startprob)
+    delta = log_pi + L[0]
+    back = np.zeros((T, k), dtype=int)
+    for t in range(1, T):
+        scores = delta[:, None] + log_a
+        back[t] = scores.argmax(axis=0)
+        delta = scores.max(axis=0) + L[t]
+    path = [int(delta.argmax())]
+    for t in range(T - 1, 0, -1):
+        path.append(int(back[t, path[-1]]))
+    return delta.max(), np.array(path[::-1])
+
+
+def random_chain(rng, k, zeros=False):
+    startprob = rng.dirichlet(np.ones(k))
+    transmat = rng.dirichlet(np.ones(k), size=k)
+    if zeros:  # left-right: no transitions back
+        transmat = np.triu(transmat)
+        transmat /= transmat.sum(axis=1, keepdims=True)
+        startprob[1:] = 0.0
+        startprob[0] = 1.0
+    return startprob, transmat
+
+
+def run(L, lengths, startprob, transmat, n_threads):
+    n, k = L.shape
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.intp)
+    frame = L.copy()
+    gamma = np.empty_like(L)
+    chain = np.zeros(1 + k + k * k)
+    seq_ll = np.empty(len(lengths))
+    fb.forward_backward(frame, bounds, startprob, transmat, n_threads, gamma, np.empty(n),
+                        np.empty((n_threads, 2 * k)), np.empty((len(lengths), chain.size)),
+                        chain, seq_ll)
+    return gamma, chain, seq_ll
+
+
+@pytest.mark.parametrize("zeros", [False, True])
+def test_forward_backward_matches_log_domain_reference(zeros):
+    rng = np.random.default_rng(0)
+    k, lengths = 4, [1, 7, 30, 2]
+    L = rng.normal(scale=30.0, size=(sum(lengths), k))  # far apart: scaling must hold
+    startprob, transmat = random_chain(rng, k, zeros)
+    gamma, chain, seq_ll = run(L, lengths, startprob, transmat, 2)
+    start = 0
+    ll_sum, start_sum, xi_sum = 0.0, np.zeros(k), np.zeros((k, k))
+    for s, T in enumerate(lengths):
+        ll, g, st, xi = reference_posteriors(L[start:start + T], startprob, transmat)
+        np.testing.assert_allclose(seq_ll[s], ll, rtol=1e-12)
+        np.testing.assert_allclose(gamma[start:start + T], g, rtol=1e-9, atol=1e-13)
+        ll_sum, start_sum, xi_sum = ll_sum + ll, start_sum + st, xi_sum + xi
+        start += T
+    np.testing.assert_allclose(chain[0], ll_sum, rtol=1e-12)
+    np.testing.assert_allclose(chain[1:1 + k], start_sum, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(chain[1 + k:].reshape(k, k), xi_sum, rtol=1e-9, atol=1e-13)
+    if zeros:  # forbidden transitions get exactly zero counts
+        assert np.all(chain[1 + k:].reshape(k, k)[transmat == 0] == 0.0)
+
+
+def test_forward_backward_bitwise_for_any_thread_count():
+    rng = np.random.default_rng(1)
+    k, lengths = 5, rng.integers(1, 50, size=40)
+    L = rng.normal(size=(lengths.sum(), k))
+    startprob, transmat = random_chain(rng, k)
+    one = run(L, lengths, startprob, transmat, 1)
+    two = run(L, lengths, startprob, transmat, 2)
+    for a, b in zip(one, two):
+        assert np.array_equal(a, b)
+
+
+def test_impossible_row_gives_minus_infinity():
+    L = np.zeros((3, 2))
+    L[1] = -np.inf
+    _, chain, seq_ll = run(L, [3], np.array([0.5, 0.5]), np.full((2, 2), 0.5), 1)
+    assert chain[0] == -np.inf and np.all(chain[1:] == 0.0)
+
+
+def test_viterbi_matches_reference():
+    rng = np.random.default_rng(2)
+    k, lengths = 4, [1, 12, 25]
+    L = rng.normal(scale=3.0, size=(sum(lengths), k))
+    startprob, transmat = random_chain(rng, k, zeros=True)
+    bounds = np.concatenate([[0], np.cumsum(lengths)]).astype(np.intp)
+    n = L.shape[0]
+    states, best = np.empty(n, dtype=np.intp), np.empty(len(lengths))
+    with np.errstate(divide="ignore"):
+        fb.viterbi(L, bounds, np.log(startprob), np.log(transmat), 2,
+                   np.empty((n, k), dtype=np.intp), np.empty((2, 2 * k)), states, best)
+    start = 0
+    for s, T in enumerate(lengths):
+        ref_best, ref_path = reference_viterbi(L[start:start + T], startprob, transmat)
+        np.testing.assert_allclose(best[s], ref_best, rtol=1e-13)
+        np.testing.assert_array_equal(states[start:start + T], ref_path)
+        start += T
+
+
+def test_bad_bounds_raise():
+    L = np.zeros((4, 2))
+    with pytest.raises(ValueError, match="at least one row"):
+        run(L, [4, 0], np.array([0.5, 0.5]), np.full((2, 2), 0.5), 1)
