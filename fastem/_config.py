@@ -57,13 +57,19 @@ def resolve_n_threads(n_threads=None):
         if env.isdigit() and int(env) > 0:
             return min(int(env), available_cpus())
         return available_cpus()
+    return min(positive_int(n_threads, "n_threads"), available_cpus())
+
+
+def positive_int(value, name):
+    """``value`` as an int when it is a positive integer (1.5, 2.5 and True are refused, not
+    truncated); otherwise a ValueError naming ``name``."""
     try:
-        value = operator.index(n_threads)
+        number = operator.index(value)
     except TypeError:
-        value = 0
-    if isinstance(n_threads, bool) or value < 1:
-        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
-    return min(value, available_cpus())
+        number = 0
+    if isinstance(value, bool) or number < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return number
 
 
 @contextlib.contextmanager

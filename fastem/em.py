@@ -10,6 +10,7 @@ a prior it is the log-posterior, (log-likelihood + log p(theta)) / total weight.
 generalized EM all guarantee it never decreases (Dempster, Laird & Rubin 1977), except at an
 iteration where an empty component is re-seeded, which is reported in a warning.
 """
+import contextlib
 import sys
 import time
 import warnings
@@ -78,7 +79,7 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
     ``symmetric_start``: see :class:`StoppingRule`.
     """
     result, rule = EMResult(params, lower_bound), StoppingRule(tol, symmetric_start)
-    try:
+    with keeping(lambda: result):
         for n_iter in range(1, max_iter + 1):
             tic = time.perf_counter()
             packed = latent.pack(family, params, driver.dtype)
@@ -89,12 +90,21 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
             result, change = advance(result, params, current)
             if end_iteration(result, change, tic, callback, rule):
                 break
-    except KeyboardInterrupt:
-        raise FitInterrupted(result) from None
-    except SourceChanged as exc:  # the data file shrank: the estimator keeps this iteration
-        exc.result = result
-        raise
     return result
+
+
+@contextlib.contextmanager
+def keeping(last_result):
+    """Stopping a loop of iterations keeps the last completed one, ``last_result()``: Ctrl-C
+    becomes :class:`FitInterrupted` carrying it, and a data file that shrank
+    (:class:`~fastem.data.SourceChanged`) carries it to the estimator."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise FitInterrupted(last_result()) from None
+    except SourceChanged as exc:
+        exc.result = last_result()
+        raise
 
 
 class StoppingRule:

@@ -38,8 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import SourceChanged
-from .em import EMResult, FitInterrupted, StoppingRule, check_statistics, end_iteration, reseed
+from .em import EMResult, StoppingRule, check_statistics, end_iteration, keeping, reseed
 from .frame import Statistics
 
 ALGORITHMS = ("batch", "incremental", "stepwise")
@@ -223,7 +222,7 @@ def run_online(latent, family, driver, params, *, algorithm, batch_size, tol, ma
     rule = StoppingRule(tol)
     state = StepwiseState(params, n_steps=n_steps)
     kept = None
-    try:
+    with keeping(lambda: result):
         for n_iter in range(1, max_iter + 1):
             tic = time.perf_counter()
             ll = weight = 0.0
@@ -257,9 +256,4 @@ def run_online(latent, family, driver, params, *, algorithm, batch_size, tol, ma
                                   False, result.n_steps, result.stats_nbytes)
             if end_iteration(result, change, tic, callback, rule):
                 break
-    except KeyboardInterrupt:
-        raise FitInterrupted(result) from None
-    except SourceChanged as exc:  # the data file shrank: the estimator keeps this pass
-        exc.result = result
-        raise
     return result

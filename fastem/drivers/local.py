@@ -5,13 +5,12 @@ each block into chunks over threads and adds their statistics in chunk order. Re
 therefore bitwise identical for any ``n_threads`` (and any block size) at a given
 ``chunk_size``.
 """
-import operator
 import os
 
 import numpy as np
 
 from .. import data, sampling
-from .._config import resolve_n_threads, single_threaded_blas
+from .._config import positive_int, resolve_n_threads, single_threaded_blas
 
 SLOT_BUDGET_BYTES = 8 << 20  # per-block buffer of chunk statistics
 PREDICT_CHUNKS = 64  # chunks per block of a predict pass (no statistics slots to bound)
@@ -33,13 +32,7 @@ def check_options(chunk_size, n_threads):
     """``chunk_size`` (a positive integer or None) and ``n_threads`` resolved: checked once,
     here, for every driver."""
     if chunk_size is not None:  # integers only, as n_threads: 2.5 is refused, not truncated
-        try:
-            value = operator.index(chunk_size)
-        except TypeError:
-            value = 0
-        if isinstance(chunk_size, bool) or value < 1:
-            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-        chunk_size = value
+        chunk_size = positive_int(chunk_size, "chunk_size")
     return chunk_size, resolve_n_threads(n_threads)
 
 
