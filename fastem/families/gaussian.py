@@ -53,6 +53,32 @@ CHOLESKY_ERROR = (
 )
 
 
+# scikit-learn's M-step divides by N_k + 10 eps (float64 here; its eps is the data's)
+SKLEARN_EPS = 10 * np.finfo(np.float64).eps
+
+
+def _as_sklearn_if_singular(covariance_type, cov, means, s0):
+    """Diag or spherical variances ``cov`` (reg_covar added) where they are positive; where not
+    (a component collapsed on a point, or flat in a dimension), the variance that
+    scikit-learn's formula gives there, so that fastem raises scikit-learn's error where it
+    does and fits on where it does (issue 15, item 13).
+
+    scikit-learn takes variances as E[x^2] - mean^2 about the origin with n = N_k + 10 eps
+    rows: for rows all at mu, N_k mu^2 / n - (N_k mu / n)^2, about 1e-15 mu^2 for one row
+    (positive: scikit-learn fits on), and zero or a rounding's chance from a few rows on (N_k
+    + 10 eps rounds to N_k from 32 rows on). Healthy components never take it: it is
+    origin-dependent, and fastem's centred moments stay translation-equivariant. Full
+    covariances are left as they are: there scikit-learn's excess is a rank-one term of order
+    (1e-15 mu)^2 below what centred moments resolve, and fastem raises when the scatter is
+    singular (scikit-learn may fit on where its rounding leaves the matrix positive-definite,
+    e.g. rows on an axis-parallel line)."""
+    nk = s0 + SKLEARN_EPS
+    theirs = (s0[:, None] * means**2) / nk[:, None] - ((s0[:, None] * means) / nk[:, None])**2
+    if covariance_type == "spherical":
+        theirs = theirs.mean(axis=1)
+    return np.where(cov > 0, cov, theirs)
+
+
 def covariance_shape(covariance_type, n_components, n_features):
     """Shape of ``covariances_`` (and of the precision arrays) for a covariance type."""
     return {
@@ -405,7 +431,7 @@ class GaussianFamily(Family):
         if "covariances" in frozen:  # kept bitwise, Cholesky factors included
             return GaussianParams(t, means, params.covariances, params.precisions_cholesky)
         scatter = self._posterior_scatter(stats, packed, means)
-        cov = self._covariance_update(s0, scatter, empty, total, d)
+        cov = self._covariance_update(s0, scatter, empty, total, d, means)
         return GaussianParams.from_covariances(t, means, cov)
 
     @property
@@ -464,9 +490,10 @@ class GaussianFamily(Family):
                 scatter = scatter + self.prior.mean_precision * off**2
         return scatter
 
-    def _covariance_update(self, s0, scatter, empty, total, d):
-        """argmax over the covariances of J (+ log prior) given the scatter about the means
-        (see :meth:`_scatter` for its shape) and the number of features ``d``."""
+    def _covariance_update(self, s0, scatter, empty, total, d, means):
+        """argmax over the covariances of J (+ log prior) given the scatter about ``means``
+        (see :meth:`_scatter` for its shape) and the number of features ``d``; without a
+        prior, where they are singular, as scikit-learn's (:func:`_as_sklearn_if_singular`)."""
         t, prior, reg = self.covariance_type, self.prior, self.reg_covar
         k = s0.shape[0]
         if prior is not None:
@@ -480,13 +507,20 @@ class GaussianFamily(Family):
         elif t == "tied":
             cov = scatter.sum(axis=0) / total
         else:
+            if reg == 0 and (s0 == 0).any():
+                # scikit-learn's mean and covariance of a component without mass are 0: its
+                # error, where fastem would otherwise re-seed (it does with reg_covar > 0)
+                raise ValueError(CHOLESKY_ERROR)
             nk = np.where(empty, 1.0, s0)
             scatter[empty] = 0.0
             cov = scatter / nk.reshape((-1,) + (1,) * (scatter.ndim - 1))
             cov[empty] = np.tensordot(s0, cov, axes=1) / total
             if t == "spherical":
                 cov = cov[:, 0] / d
-        return cov + reg * (np.eye(d) if t in ("full", "tied") else 1.0)
+        cov = cov + reg * (np.eye(d) if t in ("full", "tied") else 1.0)
+        if prior is None and t in ("diag", "spherical"):
+            cov = _as_sklearn_if_singular(t, cov, means, s0)
+        return cov
 
     def objective(self, params, stats, packed):
         """The components' part of J(theta) + log p(theta) from the statistics, up to a
@@ -548,7 +582,7 @@ class GaussianFamily(Family):
             return GaussianStep(means, precision)
         empty = s0 <= 1e-12 * total
         target = self._covariance_update(s0, self._posterior_scatter(stats, packed, means), empty,
-                                         total, d)
+                                         total, d, means)
         # the covariance update is c A^-1's inverse: A / c = target, so P A P / c = P target P
         if self.covariance_type in ("full", "tied"):
             step = precision - precision @ target @ precision
