@@ -5,6 +5,10 @@ scikit-learn is not a dependency of fastem, but its tools (``clone``, pipelines,
 scikit-learn itself asks for them.
 """
 import inspect
+import numbers
+import sys
+
+import numpy as np
 
 ESTIMATORS = {}  # every Estimator class by its registry name, for model files (fastem.io)
 
@@ -99,7 +103,7 @@ def not_fitted(estimator):
     except ImportError:
         pass
     else:
-        cls = _both(SklearnNotFitted)
+        cls = _both(SklearnNotFitted, NotFittedError)
     return cls(
         f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
         "appropriate arguments before using this estimator."
@@ -109,11 +113,73 @@ def not_fitted(estimator):
 _both_cache = {}
 
 
-def _both(sklearn_cls):
+def _both(sklearn_cls, ours):
+    """A subclass of fastem's exception class ``ours`` and of scikit-learn's ``sklearn_cls``."""
     if sklearn_cls not in _both_cache:
-        _both_cache[sklearn_cls] = type("NotFittedError", (NotFittedError, sklearn_cls), {
-            "__module__": __name__, "__doc__": NotFittedError.__doc__})
+        _both_cache[sklearn_cls] = type(ours.__name__, (ours, sklearn_cls), {
+            "__module__": __name__, "__doc__": ours.__doc__})
     return _both_cache[sklearn_cls]
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A constructor parameter of the wrong type or value, found when fitting.
+
+    Raised through :func:`check_int`, :func:`check_float`, :func:`check_str` and
+    :func:`invalid_parameter`, in scikit-learn's wording ("The 'tol' parameter of
+    GaussianMixture must be a float in the range [0.0, inf). Got -1 instead."), and as a
+    subclass of scikit-learn's own InvalidParameterError when scikit-learn is loaded."""
+
+
+def invalid_parameter(estimator, name, expected):
+    """The InvalidParameterError for ``estimator``'s parameter ``name``, which must be
+    ``expected`` (scikit-learn's constraint text)."""
+    module = sys.modules.get("sklearn.utils._param_validation")  # never imported for it
+    theirs = getattr(module, "InvalidParameterError", None)
+    cls = InvalidParameterError if theirs is None else _both(theirs, InvalidParameterError)
+    return cls(f"The {name!r} parameter of {type(estimator).__name__} must be {expected}. "
+               f"Got {getattr(estimator, name)!r} instead.")
+
+
+def check_int(estimator, name, low):
+    """``estimator.name`` must be an integer >= ``low`` (scikit-learn's Interval(Integral)),
+    not a bool."""
+    value = getattr(estimator, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < low:
+        raise invalid_parameter(estimator, name, f"an int in the range [{low}, inf)")
+
+
+def check_float(estimator, name, low):
+    """``estimator.name`` must be a real number in [low, inf): not NaN, not infinite."""
+    value = getattr(estimator, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not low <= value < np.inf:
+        raise invalid_parameter(estimator, name, f"a float in the range [{float(low)}, inf)")
+
+
+def check_str(estimator, name, options):
+    """``estimator.name`` must be one of the strings ``options``."""
+    value = getattr(estimator, name)
+    if not isinstance(value, str) or value not in options:
+        listed = ", ".join(repr(option) for option in sorted(options))
+        raise invalid_parameter(estimator, name, f"a str among {{{listed}}}")
+
+
+def check_common(estimator):
+    """random_state, warm_start and verbose as scikit-learn's estimators check them."""
+    state = estimator.random_state
+    if not (state is None or isinstance(state, np.random.RandomState)
+            or (isinstance(state, numbers.Integral) and not isinstance(state, (bool, np.bool_))
+                and 0 <= state <= 2**32 - 1)):
+        raise invalid_parameter(estimator, "random_state", "an int in the range [0, 4294967295], "
+                                "an instance of 'numpy.random.mtrand.RandomState' or None")
+    booleans = "an instance of 'bool' or an instance of 'numpy.bool'"
+    if not isinstance(estimator.warm_start, (bool, np.bool_)):
+        raise invalid_parameter(estimator, "warm_start", booleans)
+    verbose = estimator.verbose
+    if not (isinstance(verbose, (bool, np.bool_))
+            or (isinstance(verbose, numbers.Integral) and verbose >= 0)):
+        raise invalid_parameter(estimator, "verbose", f"an int in the range [0, inf), {booleans}")
 
 
 def _is_scalar(value):

@@ -53,3 +53,73 @@ def test_collapse_raises_where_sklearn_raises(covariance_type, max_iter, data, s
     if ours == "ok" and start != "random":  # the same iterations (random starts differ)
         assert fe.n_iter_ == sk.n_iter_ and fe.converged_ == sk.converged_
         assert np.isfinite(fe.score_samples(X)).all()
+
+
+# ------------------------------------------------------- 12. parameter checks in sklearn's words
+X_small = np.random.RandomState(0).randn(50, 2)
+BAD_PARAMETERS = [
+    dict(n_components=0), dict(n_components=1.5), dict(n_components="a"),
+    dict(tol=-1), dict(tol=np.nan), dict(tol=np.inf), dict(tol="a"),
+    dict(reg_covar=-1e-6), dict(reg_covar=np.nan), dict(reg_covar=np.inf),
+    dict(max_iter=-1), dict(max_iter=1.5), dict(n_init=0), dict(n_init=2.0),
+    dict(init_params="foo"), dict(covariance_type="foo"), dict(verbose_interval=0),
+    dict(verbose=-1), dict(warm_start="yes"), dict(random_state="x"), dict(random_state=-1),
+    dict(weights_init=[0.5, 0.5, 0.0]), dict(weights_init=[[0.5, 0.5]]),
+    dict(weights_init=[0.5, 0.6]), dict(weights_init=[1.5, -0.5]),
+    dict(weights_init=np.array([0.5, 0.5001], dtype=np.float32)),
+    dict(weights_init=[np.nan, 1.0]), dict(means_init=[[np.nan, 0.0], [0.0, 0.0]]),
+    dict(means_init=np.zeros((3, 2))), dict(means_init=np.zeros((2, 3))),
+    dict(precisions_init=np.zeros((2, 2, 2))), dict(precisions_init=np.ones((2, 2))),
+    dict(precisions_init=np.array([[[1.0, 2.0], [0.0, 1.0]]] * 2)),
+    dict(precisions_init=np.array([[[1.0, 2.0], [2.0, 1.0]]] * 2)),
+    dict(covariance_type="tied", precisions_init=np.ones((3, 3))),
+    dict(covariance_type="tied", precisions_init=np.array([[1.0, 2.0], [0.0, 1.0]])),
+    dict(covariance_type="diag", precisions_init=-np.ones((2, 2))),
+    dict(covariance_type="diag", precisions_init=np.ones((2, 3))),
+    dict(covariance_type="spherical", precisions_init=np.array([1.0, -1.0])),
+    dict(covariance_type="spherical", precisions_init=np.ones(3)),
+]
+
+
+def _comparable(message):
+    """scikit-learn's message with its sets of options sorted (its order is the hash's) and
+    the numbers of its [0, 1] range message left out (it prints its minimum as 'max value')."""
+    import re
+
+    message = re.sub(r"\{([^}]*)\}", lambda m: "{" + ", ".join(sorted(m.group(1).split(", ")))
+                     + "}", message)
+    if "should be in the range [0, 1]" in message:
+        message = message.split(", but got")[0]
+    return message
+
+
+@pytest.mark.parametrize("params", BAD_PARAMETERS, ids=repr)
+def test_parameter_errors_are_sklearns(params):
+    """Each bad parameter raises what scikit-learn raises (InvalidParameterError, a subclass
+    of ValueError and TypeError, is also scikit-learn's class) with scikit-learn's message."""
+    kwargs = dict(dict(n_components=2), **params)
+    with pytest.raises(ValueError) as theirs:
+        SklearnGM(**kwargs).fit(X_small)
+    with pytest.raises(ValueError) as ours:
+        fastem.GaussianMixture(**kwargs).fit(X_small)
+    assert isinstance(ours.value, type(theirs.value))
+    expected = _comparable(str(theirs.value))
+    if str(theirs.value).startswith("Input contains"):  # check_array's, naming no parameter
+        assert str(ours.value).startswith(expected.rstrip("."))
+    else:
+        assert _comparable(str(ours.value)).startswith(expected)
+
+
+def test_invalid_parameter_error_without_sklearn_loaded():
+    """Without scikit-learn in the process, fastem's own InvalidParameterError (ValueError and
+    TypeError), and scikit-learn is not imported for it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, fastem\n"
+            "try:\n    fastem.GaussianMixture(0).fit(np.zeros((4, 2)))\n"
+            "except TypeError as e:\n    print(type(e).__module__, isinstance(e, ValueError))\n"
+            "print('sklearn' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["fastem._base", "True", "False"], out.stderr

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from .. import data
-from .._base import Estimator, not_fitted
+from .._base import Estimator, check_common, check_float, check_int, check_str, not_fitted
 from .._config import single_threaded_blas
 from ..drivers import is_dask_array, make_driver
 from ..em import EMResult, FitInterrupted, convergence_warning
@@ -300,26 +300,18 @@ class _MixtureBase(OnlineMixin, Estimator):
         return result
 
     def _check_parameters(self, n_features):
-        k = self.n_components
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"n_components must be an integer >= 1, got {k!r}")
+        # scikit-learn's parameters in its words (fastem._base.InvalidParameterError)
+        check_int(self, "n_components", 1)
+        check_float(self, "tol", 0.0)
+        for name, low in (("max_iter", 0), ("n_init", 1), ("verbose_interval", 1)):
+            check_int(self, name, low)
+        check_str(self, "init_params", INIT_METHODS)
+        check_common(self)
         if self.nan_policy not in ("raise", "omit"):
             raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
-        if self.init_params not in INIT_METHODS:
-            raise ValueError(
-                f"init_params must be one of {list(INIT_METHODS)}, got {self.init_params!r}"
-            )
         if self.m_step not in ("exact", "partial"):
             raise ValueError(f"m_step must be 'exact' or 'partial', got {self.m_step!r}")
-        for name, low in (("tol", 0.0),):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < low:
-                raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
-        for name, low in (("max_iter", 0), ("n_init", 1), ("verbose_interval", 1),
-                          ("m_step_iters", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_int(self, "m_step_iters", 1)
         self._check_online_parameters()
         self._check_family_parameters(n_features)
 
