@@ -28,18 +28,20 @@ def _collapse_data():
     rng = np.random.RandomState(0)
     return {
         "one far row": np.vstack([rng.randn(60, 2), [[40.0, 40.0]]]),
-        "five equal rows": np.vstack([rng.randn(60, 2), np.full((5, 2), 6.0)]),
+        "two equal rows": np.vstack([rng.randn(60, 2), np.full((2, 2), 9.0)]),
     }
 
 
 @pytest.mark.parametrize("start", ["kmeans", "random", "means_init"])
-@pytest.mark.parametrize("data", ["one far row", "five equal rows"])
+@pytest.mark.parametrize("data", ["one far row", "two equal rows"])
 @pytest.mark.parametrize("max_iter", [1, 2, 5])
 def test_collapse_raises_where_sklearn_raises(covariance_type, max_iter, data, start):
-    """k-means puts a component on the far row (or the equal rows): scikit-learn raises its
-    ill-defined-covariance error for full covariances and fits on for diag and spherical
+    """k-means puts a component on the far row (or the two equal rows): scikit-learn raises
+    its ill-defined-covariance error for full covariances and fits on for diag and spherical
     (its formula leaves ~1e-15 mu^2 of variance) and tied; from means_init the far
-    component loses every row and both raise; from random responsibilities both fit."""
+    component loses every row and both raise; from random responsibilities both fit. (From
+    three equal rows on, scikit-learn's outcome is its rounding's: see
+    fastem.families.gaussian._as_sklearn_if_singular.)"""
     X = _collapse_data()[data]
     kwargs = dict(n_components=2, covariance_type=covariance_type, reg_covar=0.0,
                   max_iter=max_iter, random_state=0)

@@ -60,23 +60,28 @@ SKLEARN_EPS = 10 * np.finfo(np.float64).eps
 def _as_sklearn_if_singular(covariance_type, cov, means, s0):
     """Diag or spherical variances ``cov`` (reg_covar added) where they are positive; where not
     (a component collapsed on a point, or flat in a dimension), the variance that
-    scikit-learn's formula gives there, so that fastem raises scikit-learn's error where it
-    does and fits on where it does (issue 15, item 13).
+    scikit-learn's formula gives there where that is decided by the formula rather than by
+    its rounding, so that fastem raises scikit-learn's error where it does and fits on where
+    it does (issue 15, item 13).
 
     scikit-learn takes variances as E[x^2] - mean^2 about the origin with n = N_k + 10 eps
-    rows: for rows all at mu, N_k mu^2 / n - (N_k mu / n)^2, about 1e-15 mu^2 for one row
-    (positive: scikit-learn fits on), and zero or a rounding's chance from a few rows on (N_k
-    + 10 eps rounds to N_k from 32 rows on). Healthy components never take it: it is
-    origin-dependent, and fastem's centred moments stay translation-equivariant. Full
-    covariances are left as they are: there scikit-learn's excess is a rank-one term of order
-    (1e-15 mu)^2 below what centred moments resolve, and fastem raises when the scatter is
-    singular (scikit-learn may fit on where its rounding leaves the matrix positive-definite,
-    e.g. rows on an axis-parallel line)."""
+    rows, which leaves mu^2 N_k e / n^2 (e: 10 eps as it survives rounding in n) beyond the
+    scatter / n: about 2e-15 mu^2 for a component on one row, 1e-15 mu^2 on two, where
+    scikit-learn fits on. From three rows on it is below 4 eps mu^2, the rounding of
+    scikit-learn's own formula, so whether scikit-learn's variance comes out positive is
+    chance (tests: ten equal rows raise in diag, not in spherical); fastem raises there.
+    Healthy components never take it: it is origin-dependent, and fastem's centred moments
+    stay translation-equivariant. Full covariances are left as they are: there
+    scikit-learn's excess is a rank-one term of order (1e-15 mu)^2 below what centred moments
+    resolve, and fastem raises when the scatter is singular (scikit-learn may fit on where
+    its rounding leaves the matrix positive-definite, e.g. rows on an axis-parallel line)."""
     nk = s0 + SKLEARN_EPS
-    theirs = (s0[:, None] * means**2) / nk[:, None] - ((s0[:, None] * means) / nk[:, None])**2
+    mass = s0 / nk**2 * (nk - s0)
+    mass[mass < 4 * np.finfo(np.float64).eps] = 0.0
+    excess = means**2 * mass[:, None]
     if covariance_type == "spherical":
-        theirs = theirs.mean(axis=1)
-    return np.where(cov > 0, cov, theirs)
+        excess = excess.mean(axis=1)
+    return np.where(cov > 0, cov, cov + excess)
 
 
 def covariance_shape(covariance_type, n_components, n_features):
