@@ -108,7 +108,8 @@ def load(path):
         _check_params(model)
     except (ValueError, TypeError, AttributeError) as exc:  # the last two: foreign structures
         raise ValueError(f"{path!r}: {exc}") from None
-    model._set_params(model._fitted_params())  # attributes derived from them (precisions_, ...)
+    # attributes derived from them (precisions_, ...), in the stored dtype (float32 data's)
+    model._set_params(model._fitted_params().astype(model.weights_.dtype))
     return model
 
 
@@ -210,6 +211,9 @@ def _check_params(model):
     from .families.expfam import ProductFamily
     from .families.gaussian import GaussianFamily, covariance_shape
 
+    dtype = getattr(model.weights_, "dtype", None)  # float32 data's models are float32
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"weights_ has dtype {dtype}, expected float64 or float32")
     params, family = model._fitted_params(), model.family_
     k, d = model.n_components, model.n_features_in_
     expected = {"weights": (k,)}
@@ -228,13 +232,13 @@ def _check_params(model):
     else:
         raise ValueError(f"family_ is a {type(family).__name__}, which model files do not hold")
     for field, shape in expected.items():
-        name = f"{field}_" if f"{field}_" in model._fitted_arrays else f"params_.{field}"
-        array = _field(params, field)
-        if not (isinstance(array, np.ndarray) and array.shape == shape
-                and array.dtype == np.float64):
+        stored = f"{field}_" in model._fitted_arrays
+        name = f"{field}_" if stored else f"params_.{field}"
+        array = getattr(model, name) if stored else _field(model.params_, field)
+        if not (isinstance(array, np.ndarray) and array.shape == shape and array.dtype == dtype):
             raise ValueError(f"{name} has shape {np.shape(array)} and dtype "
                              f"{getattr(array, 'dtype', type(array).__name__)}, expected "
-                             f"{shape} float64")
+                             f"{shape} {dtype} (that of weights_)")
         if not np.isfinite(array).all():
             raise ValueError(f"{name} contains NaN or infinity")
     weights = params.weights
@@ -248,14 +252,15 @@ def _check_params(model):
         raise ValueError("parameters are not a valid mixture")
     if isinstance(family, GaussianFamily):
         _check_covariances(params.covariances, params.precisions_cholesky,
-                           family.covariance_type)
+                           family.covariance_type, dtype)
 
 
-def _check_covariances(covariances, chol, covariance_type):
+def _check_covariances(covariances, chol, covariance_type, dtype):
     """ValueError unless ``covariances`` are the inverses of the precisions ``chol`` factors (a
     model predicts with the factors but reports the covariances: they must agree). The bound,
     1e-5 of each component's largest entry, leaves room for the rounding of ill-conditioned
-    fits (condition numbers up to ~1e10)."""
+    fits (condition numbers up to ~1e10); for float32 parameters, each rounded to float32
+    apart, 1e-2 (condition numbers up to ~1e5)."""
     if covariance_type in ("full", "tied"):  # precision = chol chol^T, whichever triangle
         rebuilt = np.linalg.inv(chol @ np.swapaxes(chol, -1, -2))
     else:
@@ -263,7 +268,7 @@ def _check_covariances(covariances, chol, covariance_type):
     k = covariances.shape[0] if covariance_type != "tied" else 1
     error = np.abs(rebuilt - covariances).reshape(k, -1).max(axis=1)
     scale = np.abs(covariances).reshape(k, -1).max(axis=1)
-    if not (error <= 1e-5 * scale).all():
+    if not (error <= (1e-5 if dtype == np.float64 else 1e-2) * scale).all():
         raise ValueError("covariances_ disagree with precisions_cholesky_ (they must be "
                          "inverses of each other): a damaged or edited file")
 

@@ -125,3 +125,83 @@ def test_invalid_parameter_error_without_sklearn_loaded():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.split() == ["fastem._base", "True", "False"], out.stderr
+
+
+# ------------------------------------------------------------- 11. float32 fitted parameters
+GAUSSIAN_ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
+
+
+@pytest.fixture(scope="module")
+def two_blobs():
+    rng = np.random.RandomState(0)
+    return np.vstack([rng.randn(300, 3), rng.randn(300, 3) * 0.5 + 4])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_fitted_dtypes_are_sklearns(two_blobs, covariance_type, dtype):
+    X = (two_blobs * 10).astype(dtype)
+    kwargs = dict(n_components=2, covariance_type=covariance_type, random_state=0)
+    theirs = SklearnGM(**kwargs).fit(X)
+    ours = fastem.GaussianMixture(**kwargs).fit(X)
+    for name in GAUSSIAN_ARRAYS:
+        assert getattr(ours, name).dtype == getattr(theirs, name).dtype, name
+    if dtype is np.float32:  # the float32 values are the float64 fit's, rounded
+        for name in GAUSSIAN_ARRAYS:
+            np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=2e-3,
+                                       atol=1e-6, err_msg=name)
+
+
+def test_float32_model_predicts_and_scores_float64_data(two_blobs, covariance_type, tmp_path):
+    X32 = two_blobs.astype(np.float32)
+    model = fastem.GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X32)
+    X64 = X32.astype(np.float64)
+    np.testing.assert_array_equal(model.predict(X64), model.predict(X32))
+    np.testing.assert_allclose(model.score_samples(X64), model.score_samples(X32), rtol=1e-5)
+    # the model file keeps the dtypes and the values
+    loaded = fastem.load(model.save(tmp_path / "m.npz"))
+    for name in GAUSSIAN_ARRAYS:
+        assert getattr(loaded, name).dtype == np.float32
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+    assert loaded.score(X64) == model.score(X64)
+    # a warm start on float64 data, as scikit-learn's refit, gives float64 parameters
+    model.set_params(warm_start=True).fit(X64)
+    assert all(getattr(model, name).dtype == np.float64 for name in GAUSSIAN_ARRAYS)
+
+
+def _column_data(rng):
+    return {
+        fastem.BernoulliMixture: (rng.rand(400, 4) < np.r_[[0.2] * 200, [0.8] * 200][:, None]),
+        fastem.PoissonMixture: rng.poisson(np.r_[[1.0] * 200, [8.0] * 200][:, None], (400, 3)),
+        fastem.ExponentialMixture: rng.exponential(np.r_[[1.0] * 200, [9.0] * 200][:, None],
+                                                   (400, 2)),
+        fastem.GammaMixture: rng.gamma(2.0, np.r_[[1.0] * 200, [9.0] * 200][:, None], (400, 2)),
+        fastem.CategoricalMixture: rng.randint(0, 3, (400, 3)),
+    }
+
+
+@pytest.mark.parametrize("cls", [fastem.BernoulliMixture, fastem.PoissonMixture,
+                                 fastem.ExponentialMixture, fastem.GammaMixture,
+                                 fastem.CategoricalMixture])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_mixture_keeps_the_data_dtype(cls, dtype, tmp_path):
+    """The rule of GaussianMixture for every mixture: float32 data, float32 fitted arrays."""
+    X = _column_data(np.random.RandomState(1))[cls].astype(dtype)
+    model = cls(2, random_state=0).fit(X)
+    arrays = [model.weights_, *model.params_.columns]
+    for name in ("probabilities_", "rates_", "shapes_"):
+        value = getattr(model, name, None)
+        arrays += list(value) if isinstance(value, list) else [] if value is None else [value]
+    assert all(a.dtype == dtype for a in arrays)
+    loaded = fastem.load(model.save(tmp_path / "m.npz"))
+    assert all(a.dtype == dtype for a in [loaded.weights_, *loaded.params_.columns])
+    assert loaded.score(X.astype(np.float64)) == model.score(X.astype(np.float64))
+    stepwise = cls(2, random_state=0).partial_fit(X)
+    assert stepwise.weights_.dtype == dtype
+
+
+def test_model_file_of_mixed_dtypes_is_refused(two_blobs, tmp_path):
+    model = fastem.GaussianMixture(2, random_state=0).fit(two_blobs.astype(np.float32))
+    model.means_ = model.means_.astype(np.float64)
+    path = model.save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match=r"means_ has shape .* float32 \(that of weights_\)"):
+        fastem.load(path)

@@ -140,6 +140,7 @@ class _MixtureBase(OnlineMixin, Estimator):
     def _fit(self, X, sample_weight):
         _, driver = self._prepare(X, sample_weight, reset=True)
         self.n_omitted_rows_ = driver.n_omitted
+        self._fit_dtype = driver.dtype  # the fitted attributes' (see _set_result)
         rng = check_random_state(self.random_state)
         do_init = not self._continues(reset=True)
         if do_init:  # a warm start continues with the fitted family and its data-based priors
@@ -176,8 +177,11 @@ class _MixtureBase(OnlineMixin, Estimator):
         self._set_result(best, driver.n_features)
         return self
 
-    def _set_result(self, result, n_features):
-        self._set_params(result.params)
+    def _set_result(self, result, n_features, dtype=None):
+        """The fitted attributes from an EM result; its float64 parameters are stored in
+        ``dtype``, the data's (by default that of the fit running): float32 data give float32
+        ``weights_``, ``means_``, ... as in scikit-learn, other data float64."""
+        self._set_params(result.params.astype(dtype or getattr(self, "_fit_dtype", np.float64)))
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.lower_bound_ = result.lower_bound
@@ -353,7 +357,8 @@ class _MixtureBase(OnlineMixin, Estimator):
         return initial_params(self.init_params, latent, family, driver, self.n_components, rng)
 
     def _fitted_params(self):
-        return MixtureParams(self.weights_, self.params_)
+        """The fitted parameters in float64, as the engine computes with them."""
+        return MixtureParams(self.weights_, self.params_).astype(np.float64)
 
     def _set_params(self, params):
         self.params_ = params.components

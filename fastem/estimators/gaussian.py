@@ -259,7 +259,8 @@ class GaussianMixture(_MixtureBase):
 
     def _fitted_params(self):
         return MixtureParams(self.weights_, GaussianParams(
-            self.covariance_type, self.means_, self.covariances_, self.precisions_cholesky_))
+            self.covariance_type, self.means_, self.covariances_, self.precisions_cholesky_)
+        ).astype(np.float64)
 
     def _set_params(self, params):
         components = params.components

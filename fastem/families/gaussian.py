@@ -180,6 +180,12 @@ class GaussianParams:
     def n_components(self):
         return self.means.shape[0]
 
+    def astype(self, dtype):
+        """These parameters with their arrays in ``dtype`` (not copied where they are)."""
+        cast = lambda a: None if a is None else np.asarray(a, dtype=dtype)  # noqa: E731
+        return GaussianParams(self.covariance_type, cast(self.means), cast(self.covariances),
+                              cast(self.precisions_cholesky))
+
     @property
     def n_features(self):
         return self.means.shape[1]
