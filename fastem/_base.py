@@ -7,6 +7,7 @@ scikit-learn itself asks for them.
 import inspect
 import numbers
 import sys
+import warnings
 
 import numpy as np
 
@@ -62,6 +63,28 @@ class Estimator:
             changed.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(changed)})"
 
+    def _check_feature_names(self, X, reset):
+        """Set ``feature_names_in_`` from ``X``'s column names when fitting (``reset``), or check
+        them against it: scikit-learn's rules and words (``_check_feature_names``), a
+        UserWarning when only one of fit and ``X`` had names, ValueError when they differ."""
+        names = feature_names(X)
+        if reset:
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return
+        fitted = getattr(self, "feature_names_in_", None)
+        name = type(self).__name__
+        if fitted is None and names is not None:
+            warnings.warn(f"X has feature names, but {name} was fitted without feature names",
+                          UserWarning, stacklevel=4)
+        elif names is None and fitted is not None:
+            warnings.warn(f"X does not have valid feature names, but {name} was fitted with "
+                          "feature names", UserWarning, stacklevel=4)
+        elif names is not None and (len(names) != len(fitted) or (names != fitted).any()):
+            raise ValueError(_names_mismatch(fitted, names))
+
     def __sklearn_is_fitted__(self):
         return hasattr(self, "n_features_in_")
 
@@ -78,6 +101,47 @@ class Estimator:
             regressor_tags=None,
             classifier_tags=None,
         )
+
+
+def feature_names(X):
+    """The feature names of ``X`` as scikit-learn reads them: its ``columns`` (a pandas or
+    polars DataFrame's, or any other object's with that attribute) as an object array when
+    they are all strings, None when there are none or none is a string; TypeError for a mix."""
+    columns = None if isinstance(X, np.ndarray) else getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray(list(columns), dtype=object)
+    if names.ndim != 1 or len(names) == 0:
+        return None
+    types = sorted(t.__qualname__ for t in {type(v) for v in names})
+    if len(types) > 1 and "str" in types:
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, "
+            f"but your input has {types} as feature name / column name types. "
+            "If you want feature names to be stored and validated, you must convert "
+            "them all to strings, by using X.columns = X.columns.astype(str) for "
+            "example. Otherwise you can remove feature / column names from your input "
+            "data, or convert them all to a non-string data type."
+        )
+    return names if types == ["str"] else None
+
+
+def _names_mismatch(fitted, names):
+    """scikit-learn's message for feature names other than those seen in fit."""
+    def listed(items):
+        return "".join(f"- {item}\n" for item in items[:5]) + ("- ...\n" if len(items) > 5
+                                                               else "")
+
+    unseen = sorted(set(names) - set(fitted))
+    missing = sorted(set(fitted) - set(names))
+    message = "The feature names should match those that were passed during fit.\n"
+    if unseen:
+        message += "Feature names unseen at fit time:\n" + listed(unseen)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + listed(missing)
+    if not unseen and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    return message
 
 
 def registry_name(cls):

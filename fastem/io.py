@@ -2,7 +2,8 @@
 
 The header names the estimator's class (``fastem._base.ESTIMATORS``: every estimator class,
 users' subclasses included), its constructor parameters (``get_params()``) and its fitted state
-(the attributes the class declares in ``_fitted_state`` and ``_fitted_arrays``). Values are
+(the attributes the class declares in ``_fitted_state`` and ``_fitted_arrays``, and
+``feature_names_in_`` when the model was fitted on named columns). Values are
 stored by type: numbers (numpy scalars with their dtype), strings, lists, tuples and sets in the
 JSON; numpy arrays as arrays of the archive that the JSON refers to by name; built-in families,
 their columns and priors, and parameters objects as their class name and constructor arguments
@@ -50,6 +51,8 @@ def save(model, path):
     fitted = {name: writer.encode(getattr(model, name), name) for name in _fitted_names(model)}
     header = {"format": FORMAT, "version": FORMAT_VERSION, "estimator": registry_name(type(model)),
               "params": params, "fitted": fitted}
+    if hasattr(model, "feature_names_in_"):  # a DataFrame's column names (strings)
+        header["feature_names_in"] = [str(name) for name in model.feature_names_in_]
     with new_file(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, header=np.array(json.dumps(header)), **writer.arrays)
     return path
@@ -102,6 +105,13 @@ def load(path):
             raise KeyError(f"fitted attributes {sorted(set(fitted) ^ expected)}")
         for key in expected:
             setattr(model, key, reader.decode(fitted[key]))
+        names = header.get("feature_names_in")
+        if names is not None:
+            if not (isinstance(names, list) and len(names) == model.n_features_in_
+                    and all(isinstance(name, str) for name in names)):
+                raise ValueError(f"feature_names_in {names!r} are not {model.n_features_in_} "
+                                 "strings")
+            model.feature_names_in_ = np.asarray(names, dtype=object)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path!r} has a damaged header ({exc})") from None
     try:

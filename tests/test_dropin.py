@@ -205,3 +205,127 @@ def test_model_file_of_mixed_dtypes_is_refused(two_blobs, tmp_path):
     path = model.save(tmp_path / "m.npz")
     with pytest.raises(ValueError, match=r"means_ has shape .* float32 \(that of weights_\)"):
         fastem.load(path)
+
+
+# ------------------------------------------------------------------------ 14. feature names
+class Table:
+    """A duck-typed data frame: ``columns`` and an array; no pandas needed."""
+
+    def __init__(self, values, columns):
+        self.values, self.columns = np.asarray(values), list(columns)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.values if dtype is None else self.values.astype(dtype)
+
+    def __len__(self):
+        return len(self.values)
+
+
+METHODS = ("predict", "predict_proba", "score_samples", "score")
+
+
+def _names_outcome(model, method, X):
+    """What ``model.method(X)`` does: ("ok" | "warn", message) or ("raise", class, message)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            getattr(model, method)(X)
+        except (ValueError, TypeError) as exc:
+            return "raise", type(exc).__name__, str(exc)
+    names = [str(w.message) for w in caught if issubclass(w.category, UserWarning)
+             and "feature names" in str(w.message)]
+    return ("warn", names[0].replace(type(model).__name__, "<est>")) if names else ("ok",)
+
+
+def _normalised(outcome):
+    return tuple(part.replace("GaussianMixture", "<est>") if isinstance(part, str) else part
+                 for part in outcome)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_feature_names_as_sklearn(two_blobs, method):
+    pd = pytest.importorskip("pandas")
+    names = ["a", "b", "c"]
+    frame = pd.DataFrame(two_blobs, columns=names)
+    cases = {
+        "same names": frame,
+        "other names": pd.DataFrame(two_blobs, columns=["a", "b", "z"]),
+        "reordered": frame[["c", "a", "b"]],
+        "array": two_blobs,
+        "int names": pd.DataFrame(two_blobs),
+        "mixed names": pd.DataFrame(two_blobs, columns=["a", 1, "c"]),
+        "seven others": pd.DataFrame(np.c_[two_blobs, two_blobs, two_blobs[:, :1]],
+                                     columns=list("tuvwxyz")),
+    }
+    fitted = {lib: lib(2, random_state=0).fit(frame) for lib in (SklearnGM,
+                                                                  fastem.GaussianMixture)}
+    np.testing.assert_array_equal(fitted[fastem.GaussianMixture].feature_names_in_,
+                                  fitted[SklearnGM].feature_names_in_)
+    assert fitted[fastem.GaussianMixture].feature_names_in_.dtype == object
+    for case, X in cases.items():
+        theirs = _names_outcome(fitted[SklearnGM], method, X)
+        ours = _names_outcome(fitted[fastem.GaussianMixture], method, X)
+        assert _normalised(ours) == _normalised(theirs), case
+    # fitted on an array: a frame warns, as in scikit-learn
+    plain = {lib: lib(2, random_state=0).fit(two_blobs) for lib in (SklearnGM,
+                                                                     fastem.GaussianMixture)}
+    assert not hasattr(plain[fastem.GaussianMixture], "feature_names_in_")
+    theirs = _names_outcome(plain[SklearnGM], method, frame)
+    assert theirs[0] == "warn"
+    assert _normalised(_names_outcome(plain[fastem.GaussianMixture], method, frame)) \
+        == _normalised(theirs)
+
+
+MIXTURES = [
+    (fastem.GaussianMixture, lambda X: X),
+    (fastem.PoissonMixture, lambda X: np.round(np.abs(X))),
+    (fastem.BernoulliMixture, lambda X: (X > 2).astype(float)),
+    (fastem.ExponentialMixture, lambda X: np.abs(X) + 0.1),
+    (fastem.GammaMixture, lambda X: np.abs(X) + 0.1),
+    (fastem.CategoricalMixture, lambda X: np.clip(np.round(np.abs(X)), 0, 3)),
+]
+
+
+@pytest.mark.parametrize("cls, transform", MIXTURES)
+def test_every_mixture_takes_feature_names_from_columns(two_blobs, cls, transform, tmp_path):
+    """Any object with string ``columns`` names the features (no pandas needed); predicting
+    on other names raises scikit-learn's ValueError, on an array warns; a refit on an array
+    forgets them; model files keep them."""
+    X = transform(two_blobs)
+    model = cls(2, random_state=0).fit(Table(X, ["a", "b", "c"]))
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="(?s)should match those that were passed during fit"
+                                         ".*unseen at fit time:\n- z\n.*missing:\n- c\n"):
+        model.predict(Table(X, ["a", "b", "z"]))
+    with pytest.warns(UserWarning, match=f"X does not have valid feature names, but "
+                                         f"{cls.__name__} was fitted with feature names"):
+        model.score(X)
+    assert np.isfinite(model.score(Table(X, ["a", "b", "c"])))
+    loaded = fastem.load(model.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(loaded.feature_names_in_, model.feature_names_in_)
+    with pytest.raises(ValueError, match="must be in the same order as they were in fit"):
+        loaded.score_samples(Table(X[:, ::-1], ["c", "b", "a"]))
+    model.fit(X)
+    assert not hasattr(model, "feature_names_in_")
+    with pytest.warns(UserWarning, match=f"X has feature names, but {cls.__name__} was fitted "
+                                         "without feature names"):
+        model.predict_proba(Table(X, ["a", "b", "c"]))
+
+
+def test_partial_fit_sets_names_on_the_first_batch_only(two_blobs):
+    model = fastem.GaussianMixture(2, random_state=0).partial_fit(Table(two_blobs, "abc"))
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="should match those that were passed during fit"):
+        model.partial_fit(Table(two_blobs, "xyz"))
+
+
+def test_hmm_feature_names(two_blobs):
+    from fastem import hmm
+
+    model = hmm.GaussianHMM(2, random_state=0, n_iter=3).fit(Table(two_blobs, "abc"))
+    assert list(model.feature_names_in_) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="should match those that were passed during fit"):
+        model.predict(Table(two_blobs, "abd"))
+    with pytest.warns(UserWarning, match="X does not have valid feature names, but "
+                                         "GaussianHMM was fitted with feature names"):
+        model.score(two_blobs)

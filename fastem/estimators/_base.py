@@ -251,6 +251,7 @@ class _MixtureBase(OnlineMixin, Estimator):
         in their own pass, so they read the data once."""
         if not reset:
             self._check_fitted()
+        self._check_feature_names(X, reset)
         driver = make_driver(X, sample_weight, self.chunk_size, self.n_threads,
                              progress=progress_bars if self.progress else None,
                              min_samples=2 if reset else 1,
