@@ -11,13 +11,13 @@ generalized EM all guarantee it never decreases (Dempster, Laird & Rubin 1977), 
 iteration where an empty component is re-seeded, which is reported in a warning.
 """
 import contextlib
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._compat import also_sklearns
 from .data import SourceChanged
 from .frame import Statistics
 
@@ -31,21 +31,10 @@ class ConvergenceWarning(UserWarning):
     ``sklearn.exceptions.ConvergenceWarning`` when scikit-learn is loaded."""
 
 
-_both_warnings = {}
-
-
 def convergence_warning():
-    """The class to warn with: :class:`ConvergenceWarning`, also a subclass of scikit-learn's
-    when scikit-learn is loaded (filters and ``pytest.warns`` written for scikit-learn then
-    catch fastem's); scikit-learn is never imported for it."""
-    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
-    theirs = getattr(sklearn_exceptions, "ConvergenceWarning", None)
-    if theirs is None:
-        return ConvergenceWarning
-    if theirs not in _both_warnings:
-        _both_warnings[theirs] = type("ConvergenceWarning", (ConvergenceWarning, theirs), {
-            "__module__": __name__, "__doc__": ConvergenceWarning.__doc__})
-    return _both_warnings[theirs]
+    """The class to warn with: :class:`ConvergenceWarning`, also scikit-learn's when it is
+    loaded (see :mod:`fastem._compat`)."""
+    return also_sklearns(ConvergenceWarning, "sklearn.exceptions", "ConvergenceWarning")
 
 
 @dataclass

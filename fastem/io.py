@@ -2,7 +2,8 @@
 
 The header names the estimator's class (``fastem._base.ESTIMATORS``: every estimator class,
 users' subclasses included), its constructor parameters (``get_params()``) and its fitted state
-(the attributes the class declares in ``_fitted_state`` and ``_fitted_arrays``). Values are
+(the attributes the class declares in ``_fitted_state`` and ``_fitted_arrays``, and
+``feature_names_in_`` when the model was fitted on named columns). Values are
 stored by type: numbers (numpy scalars with their dtype), strings, lists, tuples and sets in the
 JSON; numpy arrays as arrays of the archive that the JSON refers to by name; built-in families,
 their columns and priors, and parameters objects as their class name and constructor arguments
@@ -50,6 +51,8 @@ def save(model, path):
     fitted = {name: writer.encode(getattr(model, name), name) for name in _fitted_names(model)}
     header = {"format": FORMAT, "version": FORMAT_VERSION, "estimator": registry_name(type(model)),
               "params": params, "fitted": fitted}
+    if hasattr(model, "feature_names_in_"):  # a DataFrame's column names (strings)
+        header["feature_names_in"] = [str(name) for name in model.feature_names_in_]
     with new_file(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, header=np.array(json.dumps(header)), **writer.arrays)
     return path
@@ -102,13 +105,21 @@ def load(path):
             raise KeyError(f"fitted attributes {sorted(set(fitted) ^ expected)}")
         for key in expected:
             setattr(model, key, reader.decode(fitted[key]))
+        names = header.get("feature_names_in")
+        if names is not None:
+            if not (isinstance(names, list) and len(names) == model.n_features_in_
+                    and all(isinstance(name, str) for name in names)):
+                raise ValueError(f"feature_names_in {names!r} are not {model.n_features_in_} "
+                                 "strings")
+            model.feature_names_in_ = np.asarray(names, dtype=object)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path!r} has a damaged header ({exc})") from None
     try:
         _check_params(model)
     except (ValueError, TypeError, AttributeError) as exc:  # the last two: foreign structures
         raise ValueError(f"{path!r}: {exc}") from None
-    model._set_params(model._fitted_params())  # attributes derived from them (precisions_, ...)
+    # attributes derived from them (precisions_, ...), in the stored dtype (float32 data's)
+    model._set_params(model._fitted_params().astype(model.weights_.dtype))
     return model
 
 
@@ -210,6 +221,9 @@ def _check_params(model):
     from .families.expfam import ProductFamily
     from .families.gaussian import GaussianFamily, covariance_shape
 
+    dtype = getattr(model.weights_, "dtype", None)  # float32 data's models are float32
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"weights_ has dtype {dtype}, expected float64 or float32")
     params, family = model._fitted_params(), model.family_
     k, d = model.n_components, model.n_features_in_
     expected = {"weights": (k,)}
@@ -228,13 +242,13 @@ def _check_params(model):
     else:
         raise ValueError(f"family_ is a {type(family).__name__}, which model files do not hold")
     for field, shape in expected.items():
-        name = f"{field}_" if f"{field}_" in model._fitted_arrays else f"params_.{field}"
-        array = _field(params, field)
-        if not (isinstance(array, np.ndarray) and array.shape == shape
-                and array.dtype == np.float64):
+        stored = f"{field}_" in model._fitted_arrays
+        name = f"{field}_" if stored else f"params_.{field}"
+        array = getattr(model, name) if stored else _field(model.params_, field)
+        if not (isinstance(array, np.ndarray) and array.shape == shape and array.dtype == dtype):
             raise ValueError(f"{name} has shape {np.shape(array)} and dtype "
                              f"{getattr(array, 'dtype', type(array).__name__)}, expected "
-                             f"{shape} float64")
+                             f"{shape} {dtype} (that of weights_)")
         if not np.isfinite(array).all():
             raise ValueError(f"{name} contains NaN or infinity")
     weights = params.weights
@@ -248,14 +262,15 @@ def _check_params(model):
         raise ValueError("parameters are not a valid mixture")
     if isinstance(family, GaussianFamily):
         _check_covariances(params.covariances, params.precisions_cholesky,
-                           family.covariance_type)
+                           family.covariance_type, dtype)
 
 
-def _check_covariances(covariances, chol, covariance_type):
+def _check_covariances(covariances, chol, covariance_type, dtype):
     """ValueError unless ``covariances`` are the inverses of the precisions ``chol`` factors (a
     model predicts with the factors but reports the covariances: they must agree). The bound,
     1e-5 of each component's largest entry, leaves room for the rounding of ill-conditioned
-    fits (condition numbers up to ~1e10)."""
+    fits (condition numbers up to ~1e10); for float32 parameters, each rounded to float32
+    apart, 1e-2 (condition numbers up to ~1e5)."""
     if covariance_type in ("full", "tied"):  # precision = chol chol^T, whichever triangle
         rebuilt = np.linalg.inv(chol @ np.swapaxes(chol, -1, -2))
     else:
@@ -263,7 +278,7 @@ def _check_covariances(covariances, chol, covariance_type):
     k = covariances.shape[0] if covariance_type != "tied" else 1
     error = np.abs(rebuilt - covariances).reshape(k, -1).max(axis=1)
     scale = np.abs(covariances).reshape(k, -1).max(axis=1)
-    if not (error <= 1e-5 * scale).all():
+    if not (error <= (1e-5 if dtype == np.float64 else 1e-2) * scale).all():
         raise ValueError("covariances_ disagree with precisions_cholesky_ (they must be "
                          "inverses of each other): a damaged or edited file")
 

@@ -263,7 +263,7 @@ def _finish(est, fits, driver):
         if fit.result.lower_bound > best.result.lower_bound:
             best = fit
     est.n_omitted_rows_ = driver.n_omitted
-    est._set_result(best.result, driver.n_features)
+    est._set_result(best.result, driver.n_features, driver.dtype)
     return None
 
 

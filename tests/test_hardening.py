@@ -625,5 +625,5 @@ def test_float32_weights_init_summing_to_one_in_float32_are_accepted(blobs):
     assert abs(float(w.astype(np.float64).sum()) - 1) > 1e-8  # refused before
     m = GaussianMixture(4, weights_init=w, max_iter=1, random_state=0).fit(blobs)
     assert np.isclose(m.weights_.sum(), 1.0)
-    with pytest.raises(ValueError, match="weights_init must sum to 1"):
+    with pytest.raises(ValueError, match="'weights' should be normalized"):
         GaussianMixture(4, weights_init=w * 1.01, random_state=0).fit(blobs)

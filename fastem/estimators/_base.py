@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from .. import data
-from .._base import Estimator, not_fitted
+from .._base import Estimator, check_common, check_float, check_int, check_str, not_fitted
 from .._config import single_threaded_blas
 from ..drivers import is_dask_array, make_driver
 from ..em import EMResult, FitInterrupted, convergence_warning
@@ -140,6 +140,7 @@ class _MixtureBase(OnlineMixin, Estimator):
     def _fit(self, X, sample_weight):
         _, driver = self._prepare(X, sample_weight, reset=True)
         self.n_omitted_rows_ = driver.n_omitted
+        self._fit_dtype = driver.dtype  # the fitted attributes' (see _set_result)
         rng = check_random_state(self.random_state)
         do_init = not self._continues(reset=True)
         if do_init:  # a warm start continues with the fitted family and its data-based priors
@@ -176,8 +177,11 @@ class _MixtureBase(OnlineMixin, Estimator):
         self._set_result(best, driver.n_features)
         return self
 
-    def _set_result(self, result, n_features):
-        self._set_params(result.params)
+    def _set_result(self, result, n_features, dtype=None):
+        """The fitted attributes from an EM result; its float64 parameters are stored in
+        ``dtype``, the data's (by default that of the fit running): float32 data give float32
+        ``weights_``, ``means_``, ... as in scikit-learn, other data float64."""
+        self._set_params(result.params.astype(dtype or getattr(self, "_fit_dtype", np.float64)))
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.lower_bound_ = result.lower_bound
@@ -247,6 +251,7 @@ class _MixtureBase(OnlineMixin, Estimator):
         in their own pass, so they read the data once."""
         if not reset:
             self._check_fitted()
+        self._check_feature_names(X, reset)
         driver = make_driver(X, sample_weight, self.chunk_size, self.n_threads,
                              progress=progress_bars if self.progress else None,
                              min_samples=2 if reset else 1,
@@ -300,26 +305,18 @@ class _MixtureBase(OnlineMixin, Estimator):
         return result
 
     def _check_parameters(self, n_features):
-        k = self.n_components
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"n_components must be an integer >= 1, got {k!r}")
+        # scikit-learn's parameters in its words (fastem._base.InvalidParameterError)
+        check_int(self, "n_components", 1)
+        check_float(self, "tol", 0.0)
+        for name, low in (("max_iter", 0), ("n_init", 1), ("verbose_interval", 1)):
+            check_int(self, name, low)
+        check_str(self, "init_params", INIT_METHODS)
+        check_common(self)
         if self.nan_policy not in ("raise", "omit"):
             raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
-        if self.init_params not in INIT_METHODS:
-            raise ValueError(
-                f"init_params must be one of {list(INIT_METHODS)}, got {self.init_params!r}"
-            )
         if self.m_step not in ("exact", "partial"):
             raise ValueError(f"m_step must be 'exact' or 'partial', got {self.m_step!r}")
-        for name, low in (("tol", 0.0),):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < low:
-                raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
-        for name, low in (("max_iter", 0), ("n_init", 1), ("verbose_interval", 1),
-                          ("m_step_iters", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_int(self, "m_step_iters", 1)
         self._check_online_parameters()
         self._check_family_parameters(n_features)
 
@@ -361,7 +358,8 @@ class _MixtureBase(OnlineMixin, Estimator):
         return initial_params(self.init_params, latent, family, driver, self.n_components, rng)
 
     def _fitted_params(self):
-        return MixtureParams(self.weights_, self.params_)
+        """The fitted parameters in float64, as the engine computes with them."""
+        return MixtureParams(self.weights_, self.params_).astype(np.float64)
 
     def _set_params(self, params):
         self.params_ = params.components

@@ -90,7 +90,7 @@ class OnlineMixin:
         bound = (ll + latent.log_prior(family, state.params)) / total
         # every fitted attribute at once: an error above leaves the model as it was
         self.family_ = family
-        self._set_params(state.params)
+        self._set_params(state.params.astype(driver.dtype))  # the data's dtype, as fit
         self.n_iter_ = (self.n_iter_ if fitted else 0) + 1
         self.lower_bounds_ = (list(self.lower_bounds_) if fitted else []) + [bound]
         self.lower_bound_, self.converged_ = bound, False

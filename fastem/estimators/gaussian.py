@@ -3,6 +3,7 @@ import numbers
 
 import numpy as np
 
+from .._base import check_float, check_str
 from ..families.gaussian import (
     COVARIANCE_TYPES,
     GaussianFamily,
@@ -144,14 +145,8 @@ class GaussianMixture(_MixtureBase):
 
     # ---------------------------------------------------------- family hooks
     def _check_family_parameters(self, n_features):
-        if self.covariance_type not in COVARIANCE_TYPES:
-            raise ValueError(
-                f"covariance_type must be one of {list(COVARIANCE_TYPES)}, got "
-                f"{self.covariance_type!r}"
-            )
-        value = self.reg_covar
-        if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
-            raise ValueError(f"reg_covar must be a finite number >= 0.0, got {value!r}")
+        check_str(self, "covariance_type", COVARIANCE_TYPES)
+        check_float(self, "reg_covar", 0.0)
         alpha = self.weight_concentration_prior
         if alpha is not None and not (_is_real(alpha) and np.isfinite(alpha) and alpha >= 1):
             raise ValueError(f"weight_concentration_prior must be a finite number >= 1 (the MAP "
@@ -168,28 +163,33 @@ class GaussianMixture(_MixtureBase):
         self._check_inits(n_features)
 
     def _check_inits(self, d):
+        """The ``*_init`` arrays as scikit-learn checks them, in its words (it names them
+        'weights', 'means' and '<covariance_type> precision')."""
         k, t = self.n_components, self.covariance_type
         if self.weights_init is not None:
-            w = _init_array("weights_init", self.weights_init, (k,))
-            if (w < 0).any() or (w > 1).any():
-                raise ValueError("weights_init must lie in [0, 1], got "
-                                 f"min {w.min():.5f}, max {w.max():.5f}")
-            given = np.asarray(self.weights_init).dtype  # float32 weights: float32 rounding
-            eps = np.finfo(given).eps if given == np.float32 else 0.0
-            if not np.isclose(w.sum(), 1.0, rtol=0, atol=max(1e-8, k * eps)):
-                raise ValueError(f"weights_init must sum to 1, got sum(weights_init) = {w.sum():.5f}")
+            w = _init_array("weights", self.weights_init, (k,))
+            if (w < 0).any() or (w > 1).any():  # scikit-learn prints its min as 'max value'
+                raise ValueError("The parameter 'weights' should be in the range [0, 1], but "
+                                 f"got max value {w.max():.5f}, min value {w.min():.5f}")
+            # scikit-learn: 1e-6 for float32 weights, 1e-8 otherwise; float32 sums of many
+            # weights are off by up to K eps
+            given = np.asarray(self.weights_init).dtype
+            atol = max(1e-6, k * np.finfo(given).eps) if given == np.float32 else 1e-8
+            if not np.isclose(w.sum(), 1.0, rtol=0, atol=atol):
+                raise ValueError("The parameter 'weights' should be normalized, but got "
+                                 f"sum(weights) = {w.sum():.5f}")
         if self.means_init is not None:
-            _init_array("means_init", self.means_init, (k, d))
+            _init_array("means", self.means_init, (k, d))
         if self.precisions_init is not None:
-            p = _init_array("precisions_init", self.precisions_init, covariance_shape(t, k, d))
+            name = f"{t} precision"
+            p = _init_array(name, self.precisions_init, covariance_shape(t, k, d))
             if t in ("full", "tied"):
                 stack = p if t == "full" else p[None]
-                if not np.allclose(stack, stack.transpose(0, 2, 1)):
-                    raise ValueError("precisions_init must be symmetric")
-                if (np.linalg.eigvalsh(stack) <= 0).any():
-                    raise ValueError("precisions_init must be positive-definite")
+                if not (np.allclose(stack, stack.transpose(0, 2, 1))
+                        and (np.linalg.eigvalsh(stack) > 0).all()):
+                    raise ValueError(f"'{name}' should be symmetric, positive-definite")
             elif (p <= 0).any():
-                raise ValueError("precisions_init must be positive")
+                raise ValueError(f"'{name}' should be positive")
 
     def _initial_params(self, latent, family, driver, rng):
         given = (self.weights_init, self.means_init, self.precisions_init)
@@ -259,7 +259,8 @@ class GaussianMixture(_MixtureBase):
 
     def _fitted_params(self):
         return MixtureParams(self.weights_, GaussianParams(
-            self.covariance_type, self.means_, self.covariances_, self.precisions_cholesky_))
+            self.covariance_type, self.means_, self.covariances_, self.precisions_cholesky_)
+        ).astype(np.float64)
 
     def _set_params(self, params):
         components = params.components
@@ -285,14 +286,16 @@ def _given(value, default, name, shape):
 
 def _init_array(name, value, shape):
     """A user's parameter array as float64 of ``shape``, finite and real (a complex value
-    would otherwise be cast silently, dropping its imaginary part)."""
+    would otherwise be cast silently, dropping its imaginary part); errors in scikit-learn's
+    words, naming the parameter."""
     array = np.asarray(value)
     if np.iscomplexobj(array):
-        raise ValueError(f"The parameter '{name}' must be real, got complex values")
+        raise ValueError(f"Complex data not supported: the parameter '{name}' must be real")
     array = array.astype(np.float64, copy=False)
+    if not np.isfinite(array).all():
+        what = "NaN" if np.isnan(array).any() else "infinity or a value too large"
+        raise ValueError(f"Input contains {what} (the parameter '{name}')")
     if array.shape != shape:
         raise ValueError(f"The parameter '{name}' should have the shape of {shape}, "
                          f"but got {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"The parameter '{name}' contains NaN or infinity")
     return array

@@ -106,6 +106,7 @@ class _HMMBase(Estimator):
         return HiddenMarkov(self.startprob_prior, self.transmat_prior, frozen)
 
     def _driver(self, X, lengths, fitting=False):
+        self._check_feature_names(X, reset=fitting)
         source = data.open_source(X)
         data.check_shape(source, type(self).__name__, n_features=None if fitting
                          else getattr(self, "n_features_in_", None))

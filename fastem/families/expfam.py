@@ -370,6 +370,10 @@ class ExpFamParams:
     def n_components(self):
         return self.columns[0].shape[0]
 
+    def astype(self, dtype):
+        """These parameters with their arrays in ``dtype`` (not copied where they are)."""
+        return ExpFamParams([np.asarray(column, dtype=dtype) for column in self.columns])
+
     @property
     def n_features(self):
         return len(self.columns)

@@ -53,6 +53,37 @@ CHOLESKY_ERROR = (
 )
 
 
+# scikit-learn's M-step divides by N_k + 10 eps (float64 here; its eps is the data's)
+SKLEARN_EPS = 10 * np.finfo(np.float64).eps
+
+
+def _as_sklearn_if_singular(covariance_type, cov, means, s0):
+    """Diag or spherical variances ``cov`` (reg_covar added) where they are positive; where not
+    (a component collapsed on a point, or flat in a dimension), the variance that
+    scikit-learn's formula gives there where that is decided by the formula rather than by
+    its rounding, so that fastem raises scikit-learn's error where it does and fits on where
+    it does (issue 15, item 13).
+
+    scikit-learn takes variances as E[x^2] - mean^2 about the origin with n = N_k + 10 eps
+    rows, which leaves mu^2 N_k e / n^2 (e: 10 eps as it survives rounding in n) beyond the
+    scatter / n: about 2e-15 mu^2 for a component on one row, 1e-15 mu^2 on two, where
+    scikit-learn fits on. From three rows on it is below 4 eps mu^2, the rounding of
+    scikit-learn's own formula, so whether scikit-learn's variance comes out positive is
+    chance (tests: ten equal rows raise in diag, not in spherical); fastem raises there.
+    Healthy components never take it: it is origin-dependent, and fastem's centred moments
+    stay translation-equivariant. Full covariances are left as they are: there
+    scikit-learn's excess is a rank-one term of order (1e-15 mu)^2 below what centred moments
+    resolve, and fastem raises when the scatter is singular (scikit-learn may fit on where
+    its rounding leaves the matrix positive-definite, e.g. rows on an axis-parallel line)."""
+    nk = s0 + SKLEARN_EPS
+    mass = s0 / nk**2 * (nk - s0)
+    mass[mass < 4 * np.finfo(np.float64).eps] = 0.0
+    excess = means**2 * mass[:, None]
+    if covariance_type == "spherical":
+        excess = excess.mean(axis=1)
+    return np.where(cov > 0, cov, cov + excess)
+
+
 def covariance_shape(covariance_type, n_components, n_features):
     """Shape of ``covariances_`` (and of the precision arrays) for a covariance type."""
     return {
@@ -148,6 +179,12 @@ class GaussianParams:
     @property
     def n_components(self):
         return self.means.shape[0]
+
+    def astype(self, dtype):
+        """These parameters with their arrays in ``dtype`` (not copied where they are)."""
+        cast = lambda a: None if a is None else np.asarray(a, dtype=dtype)  # noqa: E731
+        return GaussianParams(self.covariance_type, cast(self.means), cast(self.covariances),
+                              cast(self.precisions_cholesky))
 
     @property
     def n_features(self):
@@ -405,7 +442,7 @@ class GaussianFamily(Family):
         if "covariances" in frozen:  # kept bitwise, Cholesky factors included
             return GaussianParams(t, means, params.covariances, params.precisions_cholesky)
         scatter = self._posterior_scatter(stats, packed, means)
-        cov = self._covariance_update(s0, scatter, empty, total, d)
+        cov = self._covariance_update(s0, scatter, empty, total, d, means)
         return GaussianParams.from_covariances(t, means, cov)
 
     @property
@@ -464,9 +501,10 @@ class GaussianFamily(Family):
                 scatter = scatter + self.prior.mean_precision * off**2
         return scatter
 
-    def _covariance_update(self, s0, scatter, empty, total, d):
-        """argmax over the covariances of J (+ log prior) given the scatter about the means
-        (see :meth:`_scatter` for its shape) and the number of features ``d``."""
+    def _covariance_update(self, s0, scatter, empty, total, d, means):
+        """argmax over the covariances of J (+ log prior) given the scatter about ``means``
+        (see :meth:`_scatter` for its shape) and the number of features ``d``; without a
+        prior, where they are singular, as scikit-learn's (:func:`_as_sklearn_if_singular`)."""
         t, prior, reg = self.covariance_type, self.prior, self.reg_covar
         k = s0.shape[0]
         if prior is not None:
@@ -480,13 +518,20 @@ class GaussianFamily(Family):
         elif t == "tied":
             cov = scatter.sum(axis=0) / total
         else:
+            if reg == 0 and (s0 == 0).any():
+                # scikit-learn's mean and covariance of a component without mass are 0: its
+                # error, where fastem would otherwise re-seed (it does with reg_covar > 0)
+                raise ValueError(CHOLESKY_ERROR)
             nk = np.where(empty, 1.0, s0)
             scatter[empty] = 0.0
             cov = scatter / nk.reshape((-1,) + (1,) * (scatter.ndim - 1))
             cov[empty] = np.tensordot(s0, cov, axes=1) / total
             if t == "spherical":
                 cov = cov[:, 0] / d
-        return cov + reg * (np.eye(d) if t in ("full", "tied") else 1.0)
+        cov = cov + reg * (np.eye(d) if t in ("full", "tied") else 1.0)
+        if prior is None and t in ("diag", "spherical"):
+            cov = _as_sklearn_if_singular(t, cov, means, s0)
+        return cov
 
     def objective(self, params, stats, packed):
         """The components' part of J(theta) + log p(theta) from the statistics, up to a
@@ -548,7 +593,7 @@ class GaussianFamily(Family):
             return GaussianStep(means, precision)
         empty = s0 <= 1e-12 * total
         target = self._covariance_update(s0, self._posterior_scatter(stats, packed, means), empty,
-                                         total, d)
+                                         total, d, means)
         # the covariance update is c A^-1's inverse: A / c = target, so P A P / c = P target P
         if self.covariance_type in ("full", "tied"):
             step = precision - precision @ target @ precision

@@ -37,6 +37,15 @@ class MixtureParams:
     def n_components(self):
         return self.weights.shape[0]
 
+    def astype(self, dtype):
+        """The parameters with their float arrays in ``dtype`` (not copied where they are):
+        the estimators' attributes take the data's dtype, as scikit-learn's do, while the
+        engine computes with float64 parameters. Components without ``astype`` (a custom
+        family's) are kept as they are."""
+        cast = getattr(self.components, "astype", None)
+        return MixtureParams(np.asarray(self.weights, dtype=dtype),
+                             self.components if cast is None else cast(dtype))
+
     @property
     def n_features(self):
         return self.components.n_features
