@@ -18,7 +18,20 @@ segment's operations exactly, so the messages, posteriors, counts and paths are 
 of the whole sequence at once; only the emission statistics are added in another order (to
 rounding). Each segment is read twice per pass and its emissions and forward pass computed
 twice.
+
+Threads over one long sequence: its segments go through a two-stage pipeline. One thread
+reads the next segment and computes its emission log-densities (and, going back, recomputes
+its forward messages from its checkpoint) while the other runs the recursion that depends on
+the segment before (the forward pass, or the backward pass and the emission statistics) on the
+current one; each stage gets half of ``n_threads`` for the family's kernels. The arithmetic is
+that of one thread, in the same order, so results are bitwise identical for any ``n_threads``;
+the gain is bounded by the longer stage (the recursions stay sequential). Parallel forward
+passes over blocks with a prefix over block boundaries were not used: their K x K transfer
+products cost K times the flops of the recursion (8x for K = 8), more than two threads win.
 """
+from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from .. import data
@@ -28,6 +41,10 @@ from ..latent import hmm
 from .local import LocalDriver
 
 BLOCK_CHUNKS = 64  # chunks per block of whole sequences, and per segment of a longer one
+
+Piece = namedtuple("Piece", "start block missing gamma work n_threads")
+Piece.__doc__ = """Posteriors of a block or segment, with the buffers (``work``) and thread
+count that the caller's kernels on it use."""
 
 
 class SequenceDriver(LocalDriver):
@@ -54,17 +71,7 @@ class SequenceDriver(LocalDriver):
             self.n_omitted, self.filler = data.check_missing(self.X, self.dtype, family=family,
                                                              bar=bar)
 
-    # ------------------------------------------------------------ reading
-    def _work(self, family, packed):
-        """``(chunk size, rows per block, buffers)`` of one pass."""
-        chunk = self._chunk(packed.log_norm.shape[0])
-        block_rows = self.block_rows or BLOCK_CHUNKS * chunk
-        rows = min(block_rows, self.n_samples)
-        n_seq = min(self.lengths.size, rows)  # sequences have at least one row each
-        return chunk, block_rows, hmm.SequenceWork(family, packed, rows, n_seq, chunk,
-                                                   self.n_threads)
-
-    def _read(self, start, stop, dtype):
+    def read(self, start, stop, dtype):
         """``(rows [start, stop) as the kernels read them, missing rows or None)``: missing
         rows hold a copy of an observed row (so every family's kernel reads valid values)."""
         block = data.read_rows(self.X, start, stop, dtype)
@@ -81,48 +88,37 @@ class SequenceDriver(LocalDriver):
         return np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
 
     # ------------------------------------------------------------ forward-backward
-    def _posteriors(self, family, packed, chunk, block_rows, work, chain, seq_ll, bar,
-                    backward=True):
-        """Yield ``(start, block, missing, posteriors)``: each block of whole sequences, and
-        each segment of a longer sequence from its last (see the module docstring; with
-        ``backward=False`` its segments yield nothing). Adds ``[log p, start counts,
-        transition counts]`` into ``chain`` and each sequence's log p into ``seq_ll``."""
+    def _posteriors(self, p, chain, seq_ll, bar, backward=True):
+        """Yield a :class:`Piece` for each block of whole sequences, and for each segment of a
+        longer sequence from its last (see the module docstring; with ``backward=False`` its
+        segments yield nothing). Adds ``[log p, start counts, transition counts]`` into
+        ``chain`` and each sequence's log p into ``seq_ll``."""
         first = 0
-        for start, stop, bounds in data.sequence_runs(self.lengths, block_rows):
+        for start, stop, bounds in data.sequence_runs(self.lengths, p.block_rows):
             n_seq = bounds.size - 1
-            if stop - start > block_rows:
-                yield from self._long_posteriors(family, packed, start, stop, chunk, block_rows,
-                                                 work, chain, seq_ll[first:first + 1], bar,
-                                                 backward)
+            if stop - start > p.block_rows:
+                yield from self._long_posteriors(p, start, stop, chain, seq_ll[first:first + 1],
+                                                 bar, backward)
             else:
-                block, missing = self._read(start, stop, packed.dtype)
-                gamma = hmm.posteriors_block(family, packed, block, bounds, chunk,
-                                             self.n_threads, work, chain,
+                block, missing = self.read(start, stop, p.packed.dtype)
+                gamma = hmm.posteriors_block(p.family, p.packed, block, bounds, p.chunk,
+                                             self.n_threads, p.work, chain,
                                              seq_ll[first:first + n_seq], missing)
-                yield start, block, missing, gamma
+                yield Piece(start, block, missing, gamma, p.work, self.n_threads)
                 bar.update(stop - start)
             first += n_seq
 
-    def _forward(self, family, packed, a, b, chunk, work, message, ll, first):
-        """Read rows [a, b) of a sequence and run its forward pass from ``message``:
-        ``(block, missing, log p so far)``, the forward messages in ``work.gamma``."""
-        block, missing = self._read(a, b, packed.dtype)
-        frame = hmm.emission_log_densities(family, packed, block, chunk, self.n_threads, work,
-                                           missing)
-        ll = fb.forward_segment(frame, message, first, packed.startprob, packed.transmat,
-                                work.gamma[:b - a], work.scale[:b - a], ll)
-        return block, missing, ll
-
-    def _long_posteriors(self, family, packed, start, stop, chunk, block_rows, work, chain,
-                         seq_ll, bar, backward):
+    def _long_posteriors(self, p, start, stop, chain, seq_ll, bar, backward):
         """Checkpointed forward-backward of the sequence in rows [start, stop)."""
-        k = packed.log_norm.shape[0]
-        parts = data.segments(start, stop, block_rows)
-        checkpoints = np.empty((len(parts), k))
-        message, ll = np.empty(k), 0.0
-        for s, (a, b) in enumerate(parts):
+        parts = data.segments(start, stop, p.block_rows)
+        packed = p.packed
+        checkpoints = np.empty((len(parts), p.k))
+        message, ll = np.empty(p.k), 0.0
+        for s, (block, missing, frame, work) in enumerate(p.pipeline(parts, range(len(parts)))):
             checkpoints[s] = message
-            _, _, ll = self._forward(family, packed, a, b, chunk, work, message, ll, s == 0)
+            n = frame.shape[0]
+            ll = fb.forward_segment(frame, message, s == 0, packed.startprob, packed.transmat,
+                                    work.gamma[:n], work.scale[:n], ll)
             if ll == -np.inf:  # no state can emit a row: no statistics, zero posteriors
                 break
         seq_ll[0] = ll
@@ -130,36 +126,40 @@ class SequenceDriver(LocalDriver):
         if not backward:
             bar.update(stop - start)
             return
-        counts, beta = np.zeros(chain.size - 1), np.ones(k)
-        for s in range(len(parts) - 1, -1, -1):
-            a, b = parts[s]
-            block, missing, _ = self._forward(family, packed, a, b, chunk, work,
-                                              checkpoints[s].copy(), 0.0, s == 0)
-            gamma = work.gamma[:b - a]
+
+        def recompute(block, missing, frame, work, s):
+            n = frame.shape[0]
+            fb.forward_segment(frame, checkpoints[s].copy(), s == 0, packed.startprob,
+                               packed.transmat, work.gamma[:n], work.scale[:n], 0.0)
+
+        counts, beta = np.zeros(chain.size - 1), np.ones(p.k)
+        order = range(len(parts) - 1, -1, -1)
+        for s, (block, missing, frame, work) in zip(order, p.pipeline(parts, order, recompute)):
+            n = frame.shape[0]
+            gamma = work.gamma[:n]
             if ll == -np.inf:
                 gamma[:] = 0.0
             else:
-                fb.backward_segment(work.frame[:b - a], work.scale[:b - a], gamma,
-                                    checkpoints[s] if s else np.empty(0),
-                                    packed.transmat, beta, counts)
-            yield a, block, missing, gamma
-            bar.update(b - a)
+                fb.backward_segment(frame, work.scale[:n], gamma,
+                                    checkpoints[s] if s else np.empty(0), packed.transmat,
+                                    beta, counts)
+            yield Piece(parts[s][0], block, missing, gamma, work, p.stage_threads)
+            bar.update(n)
         chain[1:] += counts
 
     def accumulate(self, family, packed):
         """One E-step pass: the statistics vector (the family's, then the chain's counts) and
         [lowest sequence log-likelihood, that sequence's first row]."""
-        k = packed.log_norm.shape[0]
-        size = hmm.chain_size(k)
+        size = hmm.chain_size(packed.log_norm.shape[0])
         stats = np.zeros(family.stats_size(packed.emission) + size)
         worst = np.array([np.inf, -1.0])
         chain, seq_ll = np.zeros(1 + size), np.empty(self.lengths.size)
         with single_threaded_blas(), self.bar("E-step") as bar:
-            chunk, block_rows, work = self._work(family, packed)
-            for start, block, missing, gamma in self._posteriors(
-                    family, packed, chunk, block_rows, work, chain, seq_ll, bar):
-                hmm.emission_statistics(family, packed, block, gamma, missing, chunk,
-                                        self.n_threads, work, stats, worst, start)
+            p = _Pass(self, family, packed)
+            for piece in self._posteriors(p, chain, seq_ll, bar):
+                hmm.emission_statistics(family, packed, piece.block, piece.gamma, piece.missing,
+                                        p.chunk, piece.n_threads, piece.work, stats, worst,
+                                        piece.start)
         stats[0] += chain[0]
         stats[stats.size - size:] += chain[1:]
         low = int(np.argmin(seq_ll))
@@ -169,25 +169,22 @@ class SequenceDriver(LocalDriver):
 
     def score(self, family, packed):
         """log p(X) of each sequence (a forward pass for sequences longer than a block)."""
-        k = packed.log_norm.shape[0]
-        chain, seq_ll = np.zeros(1 + hmm.chain_size(k)), np.empty(self.lengths.size)
+        chain = np.zeros(1 + hmm.chain_size(packed.log_norm.shape[0]))
+        seq_ll = np.empty(self.lengths.size)
         with single_threaded_blas(), self.bar("score") as bar:
-            chunk, block_rows, work = self._work(family, packed)
-            for _ in self._posteriors(family, packed, chunk, block_rows, work, chain, seq_ll,
-                                      bar, backward=False):
+            for _ in self._posteriors(_Pass(self, family, packed), chain, seq_ll, bar,
+                                      backward=False):
                 pass
         return seq_ll
 
     def posteriors(self, family, packed, consume):
         """Log-likelihood of each sequence; ``consume(start, posteriors)`` receives the
         posteriors of each block or segment (a buffer reused by the next one)."""
-        k = packed.log_norm.shape[0]
-        chain, seq_ll = np.zeros(1 + hmm.chain_size(k)), np.empty(self.lengths.size)
+        chain = np.zeros(1 + hmm.chain_size(packed.log_norm.shape[0]))
+        seq_ll = np.empty(self.lengths.size)
         with single_threaded_blas(), self.bar("posteriors") as bar:
-            chunk, block_rows, work = self._work(family, packed)
-            for start, _, _, gamma in self._posteriors(family, packed, chunk, block_rows, work,
-                                                       chain, seq_ll, bar):
-                consume(start, gamma)
+            for piece in self._posteriors(_Pass(self, family, packed), chain, seq_ll, bar):
+                consume(piece.start, piece.gamma)
         return seq_ll
 
     # ------------------------------------------------------------ Viterbi
@@ -195,42 +192,106 @@ class SequenceDriver(LocalDriver):
         """Summed log p(x, best path); the most likely state of each row into ``states``."""
         total = 0.0
         with single_threaded_blas(), self.bar("decode") as bar:
-            chunk, block_rows, work = self._work(family, packed)
-            for start, stop, bounds in data.sequence_runs(self.lengths, block_rows):
-                if stop - start > block_rows:
-                    total += self._long_viterbi(family, packed, start, stop, chunk, block_rows,
-                                                work, states)
+            p = _Pass(self, family, packed)
+            for start, stop, bounds in data.sequence_runs(self.lengths, p.block_rows):
+                if stop - start > p.block_rows:
+                    total += self._long_viterbi(p, start, stop, states)
                 else:
-                    block, missing = self._read(start, stop, packed.dtype)
-                    total += hmm.viterbi_block(family, packed, block, bounds, chunk,
-                                               self.n_threads, work, states[start:stop],
+                    block, missing = self.read(start, stop, packed.dtype)
+                    total += hmm.viterbi_block(family, packed, block, bounds, p.chunk,
+                                               self.n_threads, p.work, states[start:stop],
                                                missing)
                 bar.update(stop - start)
         return total
 
-    def _long_viterbi(self, family, packed, start, stop, chunk, block_rows, work, states):
+    def _long_viterbi(self, p, start, stop, states):
         """Checkpointed Viterbi of the sequence in rows [start, stop); returns its best
         log p(x, path)."""
-        k = packed.log_norm.shape[0]
-        log_start, log_trans = hmm.log_chain(packed)
-        parts = data.segments(start, stop, block_rows)
-        checkpoints = np.empty((len(parts), k))
-        back = np.empty((min(block_rows, stop - start), k), dtype=np.intp)
+        log_start, log_trans = hmm.log_chain(p.packed)
+        parts = data.segments(start, stop, p.block_rows)
+        checkpoints = np.empty((len(parts), p.k))
+        backs = {id(work): np.empty((p.block_rows, p.k), dtype=np.intp) for work in p.stages}
 
-        def recursion(s, delta):
-            a, b = parts[s]
-            block, missing = self._read(a, b, packed.dtype)
-            frame = hmm.emission_log_densities(family, packed, block, chunk, self.n_threads,
-                                               work, missing)
-            fb.viterbi_segment(frame, delta, s == 0, log_start, log_trans, back[:b - a])
+        def recursion(block, missing, frame, work, s, delta=None):
+            delta = checkpoints[s].copy() if delta is None else delta
+            fb.viterbi_segment(frame, delta, s == 0, log_start, log_trans,
+                               backs[id(work)][:frame.shape[0]])
 
-        delta = np.empty(k)
-        for s in range(len(parts)):
+        delta = np.empty(p.k)
+        for s, piece in enumerate(p.pipeline(parts, range(len(parts)))):
             checkpoints[s] = delta
-            recursion(s, delta)
+            recursion(*piece, s, delta)
         state = int(np.argmax(delta))  # the first maximum, as the kernel's
-        for s in range(len(parts) - 1, -1, -1):
+        order = range(len(parts) - 1, -1, -1)
+        for s, (_, _, frame, work) in zip(order, p.pipeline(parts, order, recursion)):
             a, b = parts[s]
-            recursion(s, checkpoints[s].copy())
-            state = fb.viterbi_backtrack(back[:b - a], state, states[a:b])
+            state = fb.viterbi_backtrack(backs[id(work)][:b - a], state, states[a:b])
         return float(delta.max())
+
+
+class _Pass:
+    """What one pass needs: the family and packing, chunk size, block rows, buffers for blocks
+    of whole sequences (``work``), and for the segments of a longer sequence one set of
+    buffers per stage of the pipeline (``stages``, made on first use)."""
+
+    def __init__(self, driver, family, packed):
+        self.driver, self.family, self.packed = driver, family, packed
+        self.k = packed.log_norm.shape[0]
+        self.chunk = driver._chunk(self.k)
+        self.block_rows = driver.block_rows or BLOCK_CHUNKS * self.chunk
+        rows = min(self.block_rows, driver.n_samples)
+        self.work = hmm.SequenceWork(family, packed, rows, min(driver.lengths.size, rows),
+                                     self.chunk, driver.n_threads)
+        self._stages = None
+
+    @property
+    def stages(self):
+        """The buffers of the pipeline's stages: two when there are two threads to share."""
+        if self._stages is None:
+            if self.driver.n_threads < 2:
+                self._stages = [self.work]
+            else:
+                self._stages = [hmm.SequenceWork(self.family, self.packed, self.block_rows, 1,
+                                                 self.chunk, self.stage_threads)
+                                for _ in range(2)]
+        return self._stages
+
+    @property
+    def stage_threads(self):
+        """Threads of each stage's kernels on a long sequence's segments."""
+        n = self.driver.n_threads
+        return n if n < 2 else n // 2
+
+    def emissions(self, a, b, work):
+        """Read rows [a, b) and compute their emission log-densities into ``work.frame``:
+        ``(block, missing, frame, work)``."""
+        block, missing = self.driver.read(a, b, self.packed.dtype)
+        frame = hmm.emission_log_densities(self.family, self.packed, block, self.chunk,
+                                           self.stage_threads, work, missing)
+        return block, missing, frame, work
+
+    def pipeline(self, parts, order, then=None):
+        """Yield :meth:`emissions` of the segments ``parts[s]`` for ``s`` in ``order``, each
+        followed by ``then(*result, s)`` when given; with two stages, the next segment's are
+        computed on a second thread while the caller works on the current one (alternate
+        segments use alternate buffers, so the two never share one)."""
+        stages = self.stages
+
+        def produce(i, s):
+            result = self.emissions(*parts[s], stages[i % len(stages)])
+            if then is not None:
+                then(*result, s)
+            return result
+
+        order = list(order)
+        if len(stages) < 2 or len(order) < 2:
+            for i, s in enumerate(order):
+                yield produce(i, s)
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="fastem-segments") as pool:
+            future = pool.submit(produce, 0, order[0])
+            for i in range(len(order)):
+                result = future.result()
+                if i + 1 < len(order):
+                    future = pool.submit(produce, i + 1, order[i + 1])
+                yield result
