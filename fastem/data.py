@@ -506,13 +506,15 @@ def read_rows(X, start, stop, dtype):
     return np.ascontiguousarray(X[start:stop], dtype=dtype)
 
 
-def check_missing(X, dtype, name="X", family=None, bar=None):
+def check_missing(X, dtype, name="X", family=None, bar=None, offset=0, required=True):
     """One pass under ``nan_policy="omit"`` for sequences, where a row that is all NaN is a
-    missing observation: ``(missing rows, the first fully observed row)``. ValueError naming
-    the first row that holds NaN beside numbers, or infinity, or (given a ``family``) a
-    finite value outside its support; and when no row is observed."""
+    missing observation: ``(missing rows, the first fully observed row or None)``. ValueError
+    naming the first row (numbered from ``offset``) that holds NaN beside numbers, or infinity,
+    or (given a ``family``) a finite value outside its support; and, when ``required``, when
+    no row is observed."""
     count, filler = 0, None
     for start, block, _ in iter_blocks(X, BLOCK_ROWS, dtype, bar=bar):
+        start += offset
         observed = finite_rows(block)
         if family is not None and family.checks_support:
             bad = np.flatnonzero(observed & family.invalid_rows(block))
@@ -531,7 +533,7 @@ def check_missing(X, dtype, name="X", family=None, bar=None):
         count += suspects.size
         if filler is None and suspects.size < block.shape[0]:
             filler = block[np.argmax(observed)].copy()
-    if filler is None:
+    if filler is None and required:
         raise ValueError(f"{name}: every row is missing (all NaN): nothing to fit or score")
     return count, filler
 

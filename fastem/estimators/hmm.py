@@ -21,6 +21,7 @@ import numpy as np
 from .. import data
 from .._base import Estimator, not_fitted
 from .._config import single_threaded_blas
+from ..drivers import is_dask_array, make_driver
 from ..drivers.local import LocalDriver
 from ..drivers.sequences import SequenceDriver
 from ..em import FitInterrupted, run_em
@@ -107,9 +108,17 @@ class _HMMBase(Estimator):
         return HiddenMarkov(self.startprob_prior, self.transmat_prior, frozen)
 
     def _driver(self, X, lengths, fitting=False):
-        source = data.open_source(X)
+        """A sequence driver over ``X``: on its cluster for a Dask array (sequences spread
+        over the workers), else on this machine."""
+        dask = is_dask_array(X)
+        source = X if dask else data.open_source(X)
         data.check_shape(source, type(self).__name__, n_features=None if fitting
                          else getattr(self, "n_features_in_", None))
+        if dask:
+            from ..drivers.dask_sequences import DaskSequenceDriver
+
+            return DaskSequenceDriver(self._prepare(source), lengths, self.chunk_size,
+                                      self.n_threads)
         return SequenceDriver(self._prepare(source), lengths, self.chunk_size, self.n_threads)
 
     def _check_rows(self, driver, family):
@@ -508,9 +517,9 @@ class HMM(_HMMBase):
 
 
 def _unweighted(driver):
-    """A plain local driver over the same rows (initialisation ignores sequences), missing
-    rows left out."""
-    local = LocalDriver(driver.X, None, driver.chunk_size, driver.n_threads)
+    """A plain driver over the same rows (initialisation ignores sequences), missing rows
+    left out."""
+    local = make_driver(driver.X, None, driver.chunk_size, driver.n_threads)
     if driver.filler is not None:
         local.omit_nonfinite()
     return local
