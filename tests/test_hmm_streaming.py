@@ -264,3 +264,19 @@ def test_missing_rows_errors():
     with pytest.raises(ValueError, match="row 7"):
         hmm.PoissonHMM(K, nan_policy="omit").fit(counts)
     assert hmm.PoissonHMM(K, nan_policy="omit", n_iter=3).fit(counts[:7]).score(counts[:7]) < 0
+
+
+def test_impossible_row_in_a_streamed_sequence():
+    """A row no reachable state can emit (a chain stuck in state 0, the row at state 1's mean,
+    exp(-5000) below it) gives -inf and zero posteriors, held whole or in segments, and fit
+    raises naming the sequence's first row."""
+    X = np.random.default_rng(0).normal(size=(1000, 1))
+    X[600] = 100.0
+    for chunk_size in (None, 2):
+        model = hmm.GaussianHMM(2, init_params="", n_iter=2, chunk_size=chunk_size)
+        model.startprob_, model.transmat_ = np.array([1.0, 0.0]), np.eye(2)
+        model.means_, model.covars_ = np.array([[0.0], [100.0]]), np.ones((2, 1))
+        assert model.score(X) == -np.inf
+        np.testing.assert_array_equal(model.predict_proba(X), 0.0)
+        with pytest.raises(ValueError, match="became -inf at iteration 1 .row 0 "):
+            model.fit(X)
