@@ -28,6 +28,14 @@
 # Viterbi runs in the log domain (max-product needs no normalisation and log is exact for it):
 # delta_t(k) = L_tk + max_j (delta_{t-1}(j) + log A_jk), with back-pointers (n, K) and the first
 # maximum taken on ties.
+#
+# Segments: forward_segment, backward_segment, viterbi_segment and viterbi_backtrack run the
+# same row loops over a segment of one sequence, starting from the message of the row before
+# (the normalised alpha, the beta of the segment's last row, the delta), for the checkpointed
+# passes over sequences longer than memory (fastem/drivers/sequences.py). The whole-sequence
+# functions call these loops too, so a sequence cut into segments gives bitwise the same
+# messages, posteriors, log-likelihood (summed row by row through the segments), counts
+# (summed backwards in the same order) and path.
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport log, INFINITY
 from libc.string cimport memcpy, memset
