@@ -280,3 +280,20 @@ def test_impossible_row_in_a_streamed_sequence():
         np.testing.assert_array_equal(model.predict_proba(X), 0.0)
         with pytest.raises(ValueError, match="became -inf at iteration 1 .row 0 "):
             model.fit(X)
+
+
+@pytest.mark.parametrize("make_model", [
+    lambda **kw: hmm.CategoricalHMM(K, n_iter=5, tol=-np.inf, random_state=0, **kw),
+    lambda **kw: hmm.PoissonHMM(K, n_iter=5, tol=-np.inf, random_state=0, **kw)])
+def test_count_models_from_files_and_in_segments(tmp_path, make_model):
+    """Integer codes and counts from a .npy path give bitwise the in-memory fit; a sequence
+    streamed in segments (chunk_size=2: 128-row blocks) agrees with it held whole."""
+    X = np.random.default_rng(12).poisson(1.5, (900, 1))
+    X[X > 3] = 3
+    np.save(tmp_path / "x.npy", X)
+    lengths = [700, 200]
+    fits = [make_model(chunk_size=chunk).fit(source, lengths)
+            for chunk, source in ((2, X), (2, tmp_path / "x.npy"), (None, X))]
+    assert list(fits[0].monitor_.history) == list(fits[1].monitor_.history)
+    np.testing.assert_allclose(fits[0].monitor_.history, fits[2].monitor_.history, rtol=1e-12)
+    np.testing.assert_array_equal(fits[0].predict(X, lengths), fits[2].predict(X, lengths))
