@@ -479,23 +479,75 @@ def check_lengths(lengths, n_samples, name="lengths"):
     return out
 
 
-def iter_sequence_blocks(X, lengths, block_rows, dtype, bar=None):
-    """Yield ``(start, block, bounds)`` over runs of whole sequences of ``X``.
-
-    Blocks end on sequence boundaries: each holds the consecutive sequences that fit in
-    ``block_rows`` rows (a longer sequence is a block of its own), read as :func:`iter_blocks`
-    reads them; ``bounds`` (n_seq + 1,) intp are the sequences' starts inside the block,
-    then its row count.
-    """
+def sequence_runs(lengths, block_rows):
+    """Yield ``(start, stop, bounds)`` over runs of whole sequences: the consecutive sequences
+    that fit in ``block_rows`` rows, or one longer sequence alone (its passes then read it in
+    segments, :func:`segments`); ``bounds`` (n_seq + 1,) intp are the sequences' starts inside
+    the run, then its row count."""
     ends = np.cumsum(lengths)
     first, start = 0, 0
     while first < lengths.size:
         # the last sequence ending within block_rows of start, and at least one sequence
         last = max(first + 1, int(np.searchsorted(ends, start + block_rows, side="right")))
         stop = int(ends[last - 1])
-        block = np.ascontiguousarray(X[start:stop], dtype=dtype)
-        bounds = np.concatenate([[0], ends[first:last] - start]).astype(np.intp)
-        yield start, block, bounds
-        if bar is not None:
-            bar.update(stop - start)
+        yield start, stop, np.concatenate([[0], ends[first:last] - start]).astype(np.intp)
         first, start = last, stop
+
+
+def segments(start, stop, block_rows):
+    """The consecutive row ranges ``(a, b)`` of at most ``block_rows`` rows that cover
+    [start, stop), first to last."""
+    cuts = list(range(start, stop, block_rows)) + [stop]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def read_rows(X, start, stop, dtype):
+    """Rows [start, stop) of ``X`` as a C-contiguous ``dtype`` array (a view when possible)."""
+    return np.ascontiguousarray(X[start:stop], dtype=dtype)
+
+
+def check_missing(X, dtype, name="X", family=None, bar=None, offset=0, required=True):
+    """One pass under ``nan_policy="omit"`` for sequences, where a row that is all NaN is a
+    missing observation: ``(missing rows, the first fully observed row or None)``. ValueError
+    naming the first row (numbered from ``offset``) that holds NaN beside numbers, or infinity,
+    or (given a ``family``) a finite value outside its support; and, when ``required``, when
+    no row is observed."""
+    count, filler = 0, None
+    for start, block, _ in iter_blocks(X, BLOCK_ROWS, dtype, bar=bar):
+        start += offset
+        observed = finite_rows(block)
+        if family is not None and family.checks_support:
+            bad = np.flatnonzero(observed & family.invalid_rows(block))
+            if bad.size:
+                raise unsupported_error(family, name, start + bad[0], block[bad[0]])
+        if observed.all():
+            filler = block[0].copy() if filler is None else filler
+            continue
+        suspects = np.flatnonzero(~observed)
+        partial = ~np.isnan(block[suspects]).all(axis=1)
+        if partial.any():
+            row = int(suspects[np.argmax(partial)])
+            raise ValueError(f"{name} row {start + row} holds NaN beside numbers, or infinity: "
+                             "only a row that is all NaN is a missing observation; got "
+                             f"{block[row].tolist()[:10]}")
+        count += suspects.size
+        if filler is None and suspects.size < block.shape[0]:
+            filler = block[np.argmax(observed)].copy()
+    if filler is None and required:
+        raise ValueError(f"{name}: every row is missing (all NaN): nothing to fit or score")
+    return count, filler
+
+
+def write_per_row(out, shape, dtype, fill, inputs=(), name="out"):
+    """``(fill(target), target)``: ``fill`` writes per-row results into ``target``, a new
+    array (``out`` None), a given array, or a new ``.npy`` file (a path; memory-mapped, written
+    under a temporary name and renamed once ``fill`` returns, then opened again), as
+    :func:`output_array` makes them."""
+    with NewFiles() as files:
+        target = output_array(out, shape, dtype, name=name, files=files, inputs=inputs)
+        result = fill(target)
+        if isinstance(target, np.memmap):
+            target.flush()
+    if isinstance(out, (str, os.PathLike)):
+        target = np.load(os.fspath(out), mmap_mode="r+")
+    return result, target

@@ -61,7 +61,7 @@ def run(L, lengths, startprob, transmat, n_threads):
     chain = np.zeros(1 + k + k * k)
     seq_ll = np.empty(len(lengths))
     fb.forward_backward(frame, bounds, startprob, transmat, n_threads, gamma, np.empty(n),
-                        np.empty((n_threads, 2 * k)), np.empty((len(lengths), chain.size)),
+                        np.empty((n_threads, 3 * k)), np.empty((len(lengths), chain.size)),
                         chain, seq_ll)
     return gamma, chain, seq_ll
 
@@ -129,3 +129,43 @@ def test_bad_bounds_raise():
     L = np.zeros((4, 2))
     with pytest.raises(ValueError, match="at least one row"):
         run(L, [4, 0], np.array([0.5, 0.5]), np.full((2, 2), 0.5), 1)
+
+
+@pytest.mark.parametrize("cuts", [[0], [0, 1, 2, 30, 56], list(range(57))])
+def test_segments_give_bitwise_the_whole_sequence(cuts):
+    """forward_segment over segments, then backward_segment from the last, equal one
+    forward_backward call bitwise (posteriors, log p, counts); viterbi_segment and
+    viterbi_backtrack equal viterbi."""
+    rng = np.random.default_rng(5)
+    k, T = 4, 57
+    L = rng.normal(size=(T, k)) * 3
+    startprob, transmat = random_chain(rng, k, zeros=True)
+    gamma, chain, _ = run(L, [T], startprob, transmat, 1)
+    parts = list(zip(cuts, cuts[1:] + [T]))
+    message, ll, checkpoints = np.empty(k), 0.0, []
+    for a, b in parts:
+        checkpoints.append(message.copy())
+        ll = fb.forward_segment(L[a:b].copy(), message, a == 0, startprob, transmat,
+                                np.empty((b - a, k)), np.empty(b - a), ll)
+    assert ll == chain[0]
+    beta, counts, post = np.ones(k), np.zeros(k + k * k), np.empty((T, k))
+    for (a, b), prev in reversed(list(zip(parts, checkpoints))):
+        frame, scale = L[a:b].copy(), np.empty(b - a)
+        fb.forward_segment(frame, prev.copy(), a == 0, startprob, transmat, post[a:b], scale,
+                           0.0)
+        fb.backward_segment(frame, scale, post[a:b], prev if a else np.empty(0), transmat,
+                            beta, counts)
+    np.testing.assert_array_equal(post, gamma)
+    np.testing.assert_array_equal(counts, chain[1:])
+    with np.errstate(divide="ignore"):
+        log_start, log_trans = np.log(startprob), np.log(transmat)
+    delta, deltas, back = np.empty(k), [], np.empty((T, k), dtype=np.intp)
+    for a, b in parts:
+        deltas.append(delta.copy())
+        fb.viterbi_segment(L[a:b], delta, a == 0, log_start, log_trans, back[a:b])
+    best, path = reference_viterbi(L, startprob, transmat)
+    assert delta.max() == best
+    states, state = np.empty(T, dtype=np.intp), int(delta.argmax())
+    for a, b in reversed(parts):
+        state = fb.viterbi_backtrack(back[a:b], state, states[a:b])
+    np.testing.assert_array_equal(states, path)

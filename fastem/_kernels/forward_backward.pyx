@@ -28,9 +28,17 @@
 # Viterbi runs in the log domain (max-product needs no normalisation and log is exact for it):
 # delta_t(k) = L_tk + max_j (delta_{t-1}(j) + log A_jk), with back-pointers (n, K) and the first
 # maximum taken on ties.
+#
+# Segments: forward_segment, backward_segment, viterbi_segment and viterbi_backtrack run the
+# same row loops over a segment of one sequence, starting from the message of the row before
+# (the normalised alpha, the beta of the segment's last row, the delta), for the checkpointed
+# passes over sequences longer than memory (fastem/drivers/sequences.py). The whole-sequence
+# functions call these loops too, so a sequence cut into segments gives bitwise the same
+# messages, posteriors, log-likelihood (summed row by row through the segments), counts
+# (summed backwards in the same order) and path.
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport log, INFINITY
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -76,6 +84,78 @@ cdef inline double normalize(double* a, Py_ssize_t k) noexcept nogil:
     return c
 
 
+cdef double forward_rows(
+    double* frame,                     # IN  log-densities (T, k); OUT b_t = exp(L_t - m_t)
+    Py_ssize_t T, Py_ssize_t k,
+    const double* prev,                # IN  (k,) normalised alpha of the row before, or NULL
+    const double* startprob,           # IN  (k,) used when prev is NULL (the sequence's start)
+    const double* transmat_t,          # IN  (k, k) A's transpose
+    double* alpha,                     # OUT (T, k) normalised forward messages
+    double* scale,                     # OUT (T,) the rows' scales c_t
+    double ll,                         # IN  log-likelihood of the rows before
+) noexcept nogil:
+    """Scaled forward pass over T rows of one sequence (see the header); returns ``ll`` plus
+    these rows' log-likelihood, added row by row, or -inf when no state can emit a row."""
+    cdef Py_ssize_t t, j
+    cdef double c
+    cdef double* row
+    scale_rows(frame, T, k, scale)
+    for t in range(T):
+        row = alpha + t * k
+        if t == 0 and prev == NULL:
+            for j in range(k):
+                row[j] = startprob[j] * frame[j]
+        else:
+            fastem_forward_row(prev if t == 0 else row - k, transmat_t, frame + t * k, k, row)
+        c = normalize(row, k)
+        if not c > 0.0:  # no state can emit this row: zero likelihood
+            return -INFINITY
+        ll += log(c) + scale[t]
+        scale[t] = c
+    return ll
+
+
+cdef void backward_rows(
+    const double* frame,               # IN  (T, k) scaled densities b_t of forward_rows
+    Py_ssize_t T, Py_ssize_t k,
+    const double* scale,               # IN  (T,) scales c_t of forward_rows
+    double* gamma,                     # IN  (T, k) forward messages; OUT posteriors
+    const double* prev,                # IN  (k,) alpha of the row before, or NULL (first rows)
+    const double* transmat,            # IN  (k, k)
+    const double* transmat_t,          # IN  (k, k) its transpose
+    double* beta,                      # IN  (k,) beta of the last row; OUT beta of the row
+                                       #     before the first (prev given), else undefined
+    double* w, double* tmp,            # TMP (k,), (k,)
+    double* chain,                     # OUT += [start counts (k) when prev is NULL,
+                                       #         transition counts (k*k)]
+) noexcept nogil:
+    """Scaled backward pass over T rows of one sequence, from beta of its last row: the
+    posteriors over the forward messages, transition counts summed into ``chain`` (those
+    into the first row too, when ``prev`` is given) and, at the sequence's start, the start
+    counts."""
+    cdef Py_ssize_t t, j
+    cdef double inv
+    cdef double* xi = chain + k
+    for j in range(k):
+        gamma[(T - 1) * k + j] *= beta[j]
+    for t in range(T - 1, -1, -1):
+        if t == 0 and prev == NULL:
+            break
+        inv = 1.0 / scale[t]
+        for j in range(k):
+            w[j] = frame[t * k + j] * beta[j] * inv
+        # alpha_{t-1} becomes gamma_{t-1}; beta becomes beta_{t-1}
+        if t > 0:
+            fastem_backward_row(gamma + (t - 1) * k, transmat, transmat_t, w, k, beta, xi)
+        else:  # the row before these rows: its posterior is the next call's to write
+            for j in range(k):
+                tmp[j] = prev[j]
+            fastem_backward_row(tmp, transmat, transmat_t, w, k, beta, xi)
+    if prev == NULL:
+        for j in range(k):
+            chain[j] += gamma[j]
+
+
 cdef void sequence_posteriors(
     double* frame,                     # IN  log-densities (T, k); OUT b_t = exp(L_t - m_t)
     Py_ssize_t T, Py_ssize_t k,
@@ -84,44 +164,19 @@ cdef void sequence_posteriors(
     const double* transmat_t,          # IN  (k, k) its transpose
     double* gamma,                     # OUT (T, k) posteriors p(z_t = k | x)
     double* scale,                     # TMP (T,) the rows' maxima m_t, then their scales c_t
-    double* beta,                      # TMP (k,)
-    double* w,                         # TMP (k,)
+    double* ws,                        # TMP (3 k,)
     double* slot,                      # OUT [log p(x), start counts (k), transition counts (k*k)]
 ) noexcept nogil:
     """Scaled forward-backward of one sequence into its zeroed ``slot`` (see the header)."""
-    cdef Py_ssize_t t, j
-    cdef double c, inv, ll = 0.0
-    cdef double* alpha
-    cdef double* xi = slot + 1 + k
-    scale_rows(frame, T, k, scale)
-    # forward: alpha_t (normalised) into gamma's rows
-    for t in range(T):
-        alpha = gamma + t * k
-        if t == 0:
-            for j in range(k):
-                alpha[j] = startprob[j] * frame[j]
-        else:
-            fastem_forward_row(alpha - k, transmat_t, frame + t * k, k, alpha)
-        c = normalize(alpha, k)
-        if not c > 0.0:  # no state can emit this row: zero likelihood, no statistics
-            memset(gamma, 0, T * k * sizeof(double))
-            memset(slot, 0, (1 + k + k * k) * sizeof(double))
-            slot[0] = -INFINITY
-            return
-        ll += log(c) + scale[t]
-        scale[t] = c
-    slot[0] = ll
-    # backward: beta_T = 1; gamma_{T-1} = alpha_{T-1} already
+    cdef Py_ssize_t j
+    slot[0] = forward_rows(frame, T, k, NULL, startprob, transmat_t, gamma, scale, 0.0)
+    if slot[0] == -INFINITY:  # no statistics
+        memset(gamma, 0, T * k * sizeof(double))
+        return
     for j in range(k):
-        beta[j] = 1.0
-    for t in range(T - 1, 0, -1):
-        inv = 1.0 / scale[t]
-        for j in range(k):
-            w[j] = frame[t * k + j] * beta[j] * inv
-        # alpha_{t-1} becomes gamma_{t-1}; beta becomes beta_{t-1}
-        fastem_backward_row(gamma + (t - 1) * k, transmat, transmat_t, w, k, beta, xi)
-    for j in range(k):
-        slot[1 + j] = gamma[j]
+        ws[j] = 1.0
+    backward_rows(frame, T, k, scale, gamma, NULL, transmat, transmat_t, ws, ws + k, ws + 2 * k,
+                  slot + 1)
 
 
 def forward_backward(
@@ -132,7 +187,7 @@ def forward_backward(
     int n_threads,
     double[:, ::1] gamma,              # OUT (n, k) posteriors
     double[::1] scale,                 # TMP (n,)
-    double[:, ::1] workspace,          # TMP (>= n_threads, 2 k)
+    double[:, ::1] workspace,          # TMP (>= n_threads, 3 k)
     double[:, ::1] slots,              # TMP (>= n_seq, 1 + k + k*k)
     double[::1] chain,                 # OUT += [log p(x), start (k), transitions (k*k)]
     double[::1] seq_ll,                # OUT (n_seq,) log p of each sequence, or empty
@@ -146,7 +201,7 @@ def forward_backward(
     if (gamma.shape[0] != n or gamma.shape[1] != k or scale.shape[0] != n
             or startprob.shape[0] != k or transmat.shape[0] != k or transmat.shape[1] != k):
         raise ValueError("fastem: forward_backward buffers do not match the frame")
-    if n_threads < 1 or workspace.shape[0] < n_threads or workspace.shape[1] < 2 * k:
+    if n_threads < 1 or workspace.shape[0] < n_threads or workspace.shape[1] < 3 * k:
         raise ValueError("fastem: forward_backward workspace too small for these threads")
     if slots.shape[0] < n_seq or slots.shape[1] < size or chain.shape[0] != size:
         raise ValueError("fastem: forward_backward slots do not match the block")
@@ -163,7 +218,7 @@ def forward_backward(
             T = bounds[s + 1] - start
             memset(&slots[s, 0], 0, size * sizeof(double))
             sequence_posteriors(&frame[start, 0], T, k, &startprob[0], &transmat[0, 0],
-                                &transmat_t[0, 0], &gamma[start, 0], &scale[start], ws, ws + k, &slots[s, 0])
+                                &transmat_t[0, 0], &gamma[start, 0], &scale[start], ws, &slots[s, 0])
     # the sequences' statistics one after the other: the order fixes the rounding
     for s in range(n_seq):
         for j in range(size):
@@ -171,6 +226,121 @@ def forward_backward(
     if seq_ll.shape[0] != 0:
         for s in range(n_seq):
             seq_ll[s] = slots[s, 0]
+
+
+def forward_segment(
+    double[:, ::1] frame,              # IN  log p(x_t | z_t = k) (n, k); OUT scaled densities
+    double[::1] message,               # IN  alpha of the row before (unless first); OUT alpha
+                                       #     of the segment's last row
+    bint first,                        # IN  whether the segment starts its sequence
+    const double[::1] startprob,       # IN  (k,)
+    const double[:, ::1] transmat,     # IN  (k, k)
+    double[:, ::1] alpha,              # OUT (n, k) normalised forward messages
+    double[::1] scale,                 # OUT (n,) the rows' scales c_t
+    double ll,                         # IN  log-likelihood of the sequence's rows before
+):
+    """Forward pass over a segment of one sequence (one thread, GIL released): returns
+    ``ll`` plus the segment's log-likelihood, or -inf when no state can emit a row. A
+    sequence cut into segments gives bitwise the messages and log-likelihood of one piece."""
+    cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1]
+    cdef const double* prev = NULL if first else &message[0]
+    if (n < 1 or alpha.shape[0] != n or alpha.shape[1] != k or scale.shape[0] != n
+            or message.shape[0] != k or startprob.shape[0] != k or transmat.shape[0] != k
+            or transmat.shape[1] != k):
+        raise ValueError("fastem: forward_segment buffers do not match the frame")
+    cdef const double[:, ::1] transmat_t = np.ascontiguousarray(np.asarray(transmat).T)
+    with nogil:
+        ll = forward_rows(&frame[0, 0], n, k, prev, &startprob[0], &transmat_t[0, 0],
+                          &alpha[0, 0], &scale[0], ll)
+        if ll != -INFINITY:
+            memcpy(&message[0], &alpha[n - 1, 0], k * sizeof(double))
+    return ll
+
+
+def backward_segment(
+    const double[:, ::1] frame,        # IN  (n, k) scaled densities of forward_segment
+    const double[::1] scale,           # IN  (n,) scales of forward_segment
+    double[:, ::1] gamma,              # IN  (n, k) its forward messages; OUT posteriors
+    const double[::1] prev,            # IN  (k,) alpha of the row before, or (0,) when first
+    const double[:, ::1] transmat,     # IN  (k, k)
+    double[::1] beta,                  # IN  (k,) beta of the last row (ones at the sequence's
+                                       #     end); OUT beta of the row before the segment
+    double[::1] chain,                 # OUT += [start counts (k), transition counts (k*k)]
+):
+    """Backward pass over a segment of one sequence, after its forward pass (one thread,
+    GIL released): segments taken from the sequence's end give bitwise the posteriors and
+    counts of one piece (the counts added in the same order)."""
+    cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1]
+    cdef const double* p = NULL if prev.shape[0] == 0 else &prev[0]
+    if (n < 1 or gamma.shape[0] != n or gamma.shape[1] != k or scale.shape[0] != n
+            or (p != NULL and prev.shape[0] != k) or beta.shape[0] != k
+            or chain.shape[0] != k + k * k or transmat.shape[0] != k or transmat.shape[1] != k):
+        raise ValueError("fastem: backward_segment buffers do not match the frame")
+    cdef const double[:, ::1] transmat_t = np.ascontiguousarray(np.asarray(transmat).T)
+    cdef double[::1] ws = np.empty(2 * k)
+    with nogil:
+        backward_rows(&frame[0, 0], n, k, &scale[0], &gamma[0, 0], p, &transmat[0, 0],
+                      &transmat_t[0, 0], &beta[0], &ws[0], &ws[k], &chain[0])
+
+
+cdef void viterbi_rows(
+    const double* frame,               # IN  log-densities (T, k)
+    Py_ssize_t T, Py_ssize_t k,
+    const double* prev,                # IN  (k,) delta of the row before, or NULL (start)
+    const double* log_start,           # IN  (k,) used when prev is NULL
+    const double* log_trans,           # IN  (k, k)
+    Py_ssize_t* back,                  # OUT (T, k) back-pointers (row 0's: into prev's row)
+    double* delta, double* nxt,        # OUT (k,) delta of the last row; TMP (k,)
+) noexcept nogil:
+    """Log-domain Viterbi recursion over T rows of one sequence (first maximum on ties)."""
+    cdef Py_ssize_t t, i, j, arg
+    cdef double v, top
+    cdef const double* last = prev
+    cdef double* tmp
+    for t in range(T):
+        if t == 0 and prev == NULL:
+            for j in range(k):
+                nxt[j] = log_start[j] + frame[j]
+        else:
+            for j in range(k):
+                arg = 0
+                top = last[0] + log_trans[j]
+                for i in range(1, k):
+                    v = last[i] + log_trans[i * k + j]
+                    if v > top:
+                        top, arg = v, i
+                nxt[j] = top + frame[t * k + j]
+                back[t * k + j] = arg
+        tmp = nxt
+        nxt = delta
+        delta = tmp
+        last = delta
+    if T % 2 == 1:  # the last row's delta landed in the other buffer
+        memcpy(nxt, delta, k * sizeof(double))
+
+
+cdef Py_ssize_t backtrack(
+    const Py_ssize_t* back,            # IN  (T, k) back-pointers of viterbi_rows
+    Py_ssize_t T, Py_ssize_t k,
+    Py_ssize_t state,                  # IN  the state of the last row
+    Py_ssize_t* states,                # OUT (T,) the best path through these rows
+) noexcept nogil:
+    """Follow the back-pointers from the last row; returns the state of the row before (the
+    first row's back-pointer, meaningful when the rows did not start the sequence)."""
+    cdef Py_ssize_t t
+    states[T - 1] = state
+    for t in range(T - 1, 0, -1):
+        state = back[t * k + state]
+        states[t - 1] = state
+    return back[state]
+
+
+cdef Py_ssize_t first_max(const double* v, Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t j, arg = 0
+    for j in range(1, k):
+        if v[j] > v[arg]:
+            arg = j
+    return arg
 
 
 cdef void sequence_viterbi(
@@ -184,33 +354,48 @@ cdef void sequence_viterbi(
     double* best,                      # OUT log p(x, path)
 ) noexcept nogil:
     """Log-domain Viterbi of one sequence (first maximum on ties)."""
-    cdef Py_ssize_t t, i, j, arg
-    cdef double v, top
-    cdef double* tmp
-    for j in range(k):
-        delta[j] = log_start[j] + frame[j]
-    for t in range(1, T):
-        for j in range(k):
-            arg = 0
-            top = delta[0] + log_trans[j]
-            for i in range(1, k):
-                v = delta[i] + log_trans[i * k + j]
-                if v > top:
-                    top, arg = v, i
-            nxt[j] = top + frame[t * k + j]
-            back[t * k + j] = arg
-        tmp = delta
-        delta = nxt
-        nxt = tmp
-    arg = 0
-    for j in range(1, k):
-        if delta[j] > delta[arg]:
-            arg = j
+    cdef Py_ssize_t arg
+    viterbi_rows(frame, T, k, NULL, log_start, log_trans, back, delta, nxt)
+    arg = first_max(delta, k)
     best[0] = delta[arg]
-    states[T - 1] = arg
-    for t in range(T - 1, 0, -1):
-        arg = back[t * k + arg]
-        states[t - 1] = arg
+    backtrack(back, T, k, arg, states)
+
+
+def viterbi_segment(
+    const double[:, ::1] frame,        # IN  log p(x_t | z_t = k) (n, k)
+    double[::1] delta,                 # IN  delta of the row before (unless first); OUT delta
+                                       #     of the segment's last row
+    bint first,                        # IN  whether the segment starts its sequence
+    const double[::1] log_start,       # IN  (k,)
+    const double[:, ::1] log_trans,    # IN  (k, k)
+    Py_ssize_t[:, ::1] back,           # OUT (n, k) back-pointers
+):
+    """Viterbi recursion over a segment of one sequence (one thread, GIL released); a
+    sequence cut into segments gives bitwise the deltas and back-pointers of one piece."""
+    cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1]
+    if (n < 1 or back.shape[0] != n or back.shape[1] != k or delta.shape[0] != k
+            or log_start.shape[0] != k or log_trans.shape[0] != k or log_trans.shape[1] != k):
+        raise ValueError("fastem: viterbi_segment buffers do not match the frame")
+    cdef double[::1] prev = np.array(delta)
+    cdef double[::1] tmp = np.empty(k)
+    with nogil:
+        viterbi_rows(&frame[0, 0], n, k, NULL if first else &prev[0], &log_start[0],
+                     &log_trans[0, 0], &back[0, 0], &delta[0], &tmp[0])
+
+
+def viterbi_backtrack(
+    const Py_ssize_t[:, ::1] back,     # IN  (n, k) back-pointers of viterbi_segment
+    Py_ssize_t state,                  # IN  the state of the segment's last row
+    Py_ssize_t[::1] states,            # OUT (n,) the best path through the segment
+):
+    """The best path through a segment, given its last state; returns the state of the row
+    before the segment (meaningless for the sequence's first segment)."""
+    cdef Py_ssize_t n = back.shape[0], k = back.shape[1]
+    if n < 1 or states.shape[0] != n or not 0 <= state < k:
+        raise ValueError("fastem: viterbi_backtrack buffers do not match")
+    with nogil:
+        state = backtrack(&back[0, 0], n, k, state, &states[0])
+    return state
 
 
 def viterbi(

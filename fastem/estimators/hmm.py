@@ -21,6 +21,7 @@ import numpy as np
 from .. import data
 from .._base import Estimator, not_fitted
 from .._config import single_threaded_blas
+from ..drivers import is_dask_array, make_driver
 from ..drivers.local import LocalDriver
 from ..drivers.sequences import SequenceDriver
 from ..em import FitInterrupted, run_em
@@ -73,7 +74,7 @@ class _HMMBase(Estimator):
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
                  params="st", init_params="st", implementation="log", n_threads=None,
-                 chunk_size=None):
+                 chunk_size=None, nan_policy="raise"):
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -87,6 +88,7 @@ class _HMMBase(Estimator):
         self.implementation = implementation  # accepted: one scaled kernel serves both
         self.n_threads = n_threads
         self.chunk_size = chunk_size
+        self.nan_policy = nan_policy
 
     # ------------------------------------------------------------ pieces
     def _letters(self, name):
@@ -106,11 +108,31 @@ class _HMMBase(Estimator):
         return HiddenMarkov(self.startprob_prior, self.transmat_prior, frozen)
 
     def _driver(self, X, lengths, fitting=False):
+        """A sequence driver over ``X``: on its cluster for a Dask array (sequences spread
+        over the workers), else on this machine."""
         self._check_feature_names(X, reset=fitting)
-        source = data.open_source(X)
+        dask = is_dask_array(X)
+        source = X if dask else data.open_source(X)
         data.check_shape(source, type(self).__name__, n_features=None if fitting
                          else getattr(self, "n_features_in_", None))
+        if dask:
+            from ..drivers.dask_sequences import DaskSequenceDriver
+
+            return DaskSequenceDriver(self._prepare(source), lengths, self.chunk_size,
+                                      self.n_threads)
         return SequenceDriver(self._prepare(source), lengths, self.chunk_size, self.n_threads)
+
+    def _check_rows(self, driver, family):
+        """One pass over the rows: under ``nan_policy="raise"`` any NaN or infinity is an
+        error; under "omit" a row that is all NaN is a missing observation (density one, no
+        emission statistics) and any other non-finite row an error; values outside the
+        family's support are errors. Each names the row."""
+        if self.nan_policy == "raise":
+            driver.check_finite(family)
+        elif self.nan_policy == "omit":
+            driver.check_missing(family)
+        else:
+            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
 
     def _prepare(self, source):
         """The source as the family reads it (CategoricalHMM checks its codes' column)."""
@@ -132,12 +154,12 @@ class _HMMBase(Estimator):
         self._letters("params")
         driver = self._driver(X, lengths, fitting=True)
         family = self._make_family()
-        driver.check_finite(family)
+        self._check_rows(driver, family)
         self.n_features_in_ = driver.n_features
         self._init(driver, family)
         params = self._hmm_params()
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
-        total = float(driver.n_samples)
+        total = float(driver.n_samples - driver.n_omitted)  # the rows with emissions
 
         def report(result, change, seconds):
             self.monitor_.report(result.lower_bound * total)
@@ -179,40 +201,59 @@ class _HMMBase(Estimator):
         params = self._hmm_params()
         driver = self._driver(X, lengths)
         family = self._make_family()
-        driver.check_finite(family)
+        self._check_rows(driver, family)
         return driver, family, self._latent().pack(family, params, driver.dtype)
 
-    def score_samples(self, X, lengths=None):
-        """``(log p(X), posteriors (n_samples, n_components))``."""
+    def score_samples(self, X, lengths=None, out=None):
+        """``(log p(X), posteriors (n_samples, n_components))``. ``out``: a float64 array of
+        that shape to fill, or a path for a new ``.npy`` file (memory-mapped, written
+        atomically), so posteriors larger than memory stream to disk; the same holds for
+        :meth:`predict_proba`, and for the states of :meth:`predict` and :meth:`decode`."""
         driver, family, packed = self._inference(X, lengths)
-        seq_ll, gamma = driver.posteriors(family, packed)
-        return float(seq_ll.sum()), gamma
+
+        def fill(gamma):
+            def write(start, rows):
+                gamma[start:start + rows.shape[0]] = rows
+            return float(driver.posteriors(family, packed, write).sum())
+
+        return data.write_per_row(out, (driver.n_samples, self.n_components), np.float64, fill,
+                                  inputs=(driver.X, X))
 
     def score(self, X, lengths=None):
         """log p(X) under the model (summed over sequences)."""
         driver, family, packed = self._inference(X, lengths)
-        return float(driver.posteriors(family, packed)[0].sum())
+        return float(driver.score(family, packed).sum())
 
-    def predict_proba(self, X, lengths=None):
+    def predict_proba(self, X, lengths=None, out=None):
         """Posterior state probabilities of each row (n_samples, n_components)."""
-        return self.score_samples(X, lengths)[1]
+        return self.score_samples(X, lengths, out)[1]
 
-    def decode(self, X, lengths=None, algorithm=None):
+    def decode(self, X, lengths=None, algorithm=None, out=None):
         """``(log_prob, state_sequence)``: Viterbi's best path and its log p(X, path), or with
         ``algorithm="map"`` each row's most probable state and (as hmmlearn) the sum of those
-        states' posteriors."""
+        states' posteriors. Both stream: Viterbi is checkpointed over a sequence longer than
+        a block (its back-pointers recomputed segment by segment from the end)."""
         algorithm = self.algorithm if algorithm is None else algorithm
         if algorithm not in ("viterbi", "map"):
             raise ValueError(f"Unknown decoder {algorithm!r}; use 'viterbi' or 'map'")
-        if algorithm == "map":
-            _, gamma = self.score_samples(X, lengths)
-            return float(gamma.max(axis=1).sum()), gamma.argmax(axis=1)
         driver, family, packed = self._inference(X, lengths)
-        return driver.viterbi(family, packed)
 
-    def predict(self, X, lengths=None):
+        def fill(states):
+            if algorithm == "viterbi":
+                return driver.viterbi(family, packed, states)
+            total = [0.0]
+
+            def write(start, gamma):
+                states[start:start + gamma.shape[0]] = gamma.argmax(axis=1)
+                total[0] += float(gamma.max(axis=1).sum())
+            driver.posteriors(family, packed, write)
+            return total[0]
+
+        return data.write_per_row(out, (driver.n_samples,), np.intp, fill, inputs=(driver.X, X))
+
+    def predict(self, X, lengths=None, out=None):
         """The most likely state of each row (by ``algorithm``)."""
-        return self.decode(X, lengths)[1]
+        return self.decode(X, lengths, out=out)[1]
 
     def sample(self, n_samples=1, random_state=None, currstate=None):
         """``(X, state_sequence)``: ``n_samples`` rows of one sequence (from ``currstate``)."""
@@ -235,7 +276,8 @@ class _HMMBase(Estimator):
 
     def bic(self, X, lengths=None):
         """-2 log p(X) + (free parameters) log n_samples."""
-        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
+        n_samples = data.open_source(X).shape[0]
+        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(n_samples)
 
     def get_stationary_distribution(self):
         """The stationary distribution of ``transmat_`` (its left eigenvector for 1)."""
@@ -259,10 +301,11 @@ class GaussianHMM(_HMMBase):
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
-                 implementation="log", n_threads=None, chunk_size=None):
+                 implementation="log", n_threads=None, chunk_size=None,
+                 nan_policy="raise"):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
                          random_state, n_iter, tol, verbose, params, init_params,
-                         implementation, n_threads, chunk_size)
+                         implementation, n_threads, chunk_size, nan_policy)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.means_prior = means_prior
@@ -332,10 +375,11 @@ class CategoricalHMM(_HMMBase):
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
-                 init_params="ste", implementation="log", n_threads=None, chunk_size=None):
+                 init_params="ste", implementation="log", n_threads=None, chunk_size=None,
+                 nan_policy="raise"):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
                          random_state, n_iter, tol, verbose, params, init_params,
-                         implementation, n_threads, chunk_size)
+                         implementation, n_threads, chunk_size, nan_policy)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
@@ -390,10 +434,11 @@ class PoissonHMM(_HMMBase):
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stl", init_params="stl",
-                 implementation="log", n_threads=None, chunk_size=None):
+                 implementation="log", n_threads=None, chunk_size=None,
+                 nan_policy="raise"):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
                          random_state, n_iter, tol, verbose, params, init_params,
-                         implementation, n_threads, chunk_size)
+                         implementation, n_threads, chunk_size, nan_policy)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 
@@ -441,10 +486,10 @@ class HMM(_HMMBase):
     def __init__(self, family=None, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
                  params="ste", init_params="ste", m_step="exact", m_step_iters=1,
-                 n_threads=None, chunk_size=None):
+                 n_threads=None, chunk_size=None, nan_policy="raise"):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
                          random_state, n_iter, tol, verbose, params, init_params, "log",
-                         n_threads, chunk_size)
+                         n_threads, chunk_size, nan_policy)
         self.family = family
         self.m_step = m_step
         self.m_step_iters = m_step_iters
@@ -473,8 +518,12 @@ class HMM(_HMMBase):
 
 
 def _unweighted(driver):
-    """A plain local driver over the same rows (initialisation ignores sequences)."""
-    return LocalDriver(driver.X, None, driver.chunk_size, driver.n_threads)
+    """A plain driver over the same rows (initialisation ignores sequences), missing rows
+    left out."""
+    local = make_driver(driver.X, None, driver.chunk_size, driver.n_threads)
+    if driver.filler is not None:
+        local.omit_nonfinite()
+    return local
 
 
 def _moments(driver):
@@ -482,6 +531,9 @@ def _moments(driver):
     centred on the first block's mean (Chan et al.'s pairwise update)."""
     n, mean, scatter = 0, None, None
     for _, block, _ in data.iter_blocks(driver.X, data.BLOCK_ROWS, np.float64):
+        block = block[data.finite_rows(block)]  # missing rows left out
+        if not block.shape[0]:
+            continue
         m_b = block.mean(axis=0)
         c = block - m_b
         s_b = c.T @ c
@@ -499,7 +551,7 @@ def _moments(driver):
 def _scalar_moments(driver):
     """The mean and variance (ddof 0) of every value of X, as hmmlearn's X.mean(), X.var()."""
     mean, cov = _moments(driver)
-    n, d = driver.n_samples, driver.n_features
+    n, d = driver.n_samples - driver.n_omitted, driver.n_features
     grand = mean.mean()
     within = np.trace(cov) * (n - 1) / n  # sum over columns of their own (ddof 0) variances
     return grand, (within + ((mean - grand) ** 2).sum()) / d

@@ -223,53 +223,53 @@ class SequenceWork:
         self.frame = np.empty((rows, k))
         self.gamma = np.empty((rows, k))
         self.scale = np.empty(rows)
-        self.threads = np.empty((n_threads, 2 * k))
+        self.threads = np.empty((n_threads, 3 * k))
         self.slots = np.empty((n_seq, 1 + chain_size(k)))
 
 
-def emission_log_densities(family, packed, X, chunk_size, n_threads, work):
-    """log p(x_t | z_t = k) of a block (n, K), in ``work.frame``."""
+def emission_log_densities(family, packed, X, chunk_size, n_threads, work, missing=None):
+    """log p(x_t | z_t = k) of a block (n, K), in ``work.frame``; rows marked ``missing``
+    (all NaN under ``nan_policy="omit"``) get density one (log 0): the chain runs through."""
     frame = work.frame[:X.shape[0]]
     family.log_density_block(packed.emission, X, chunk_size, n_threads, work.family, frame)
+    if missing is not None:
+        frame[missing] = 0.0
     return frame
 
 
-def posteriors_block(family, packed, X, bounds, chunk_size, n_threads, work, chain, seq_ll):
+def posteriors_block(family, packed, X, bounds, chunk_size, n_threads, work, chain, seq_ll,
+                     missing=None):
     """Forward-backward over a block of whole sequences: the posteriors (n, K), a view of
     ``work.gamma``; adds ``[log p, start counts, transition counts]`` into ``chain``."""
     n = X.shape[0]
-    frame = emission_log_densities(family, packed, X, chunk_size, n_threads, work)
+    frame = emission_log_densities(family, packed, X, chunk_size, n_threads, work, missing)
     gamma = work.gamma[:n]
     fb.forward_backward(frame, bounds, packed.startprob, packed.transmat, n_threads, gamma,
                         work.scale[:n], work.threads, work.slots, chain, seq_ll)
     return gamma
 
 
-def fit_block(family, packed, X, bounds, chunk_size, n_threads, work, stats, worst, row_offset):
-    """One block's E-step: forward-backward, then the family's statistics from the posteriors,
-    added into ``stats`` (the family's vector and the chain's counts); ``worst`` becomes the
-    lowest sequence log-likelihood and the sequence's first row."""
+def emission_statistics(family, packed, X, gamma, missing, chunk_size, n_threads, work, stats,
+                        worst, row_offset):
+    """Add the family's statistics of a block under the posteriors ``gamma`` into ``stats``
+    (the family's part of the vector); rows marked ``missing`` add nothing."""
     k = packed.log_norm.shape[0]
-    size = chain_size(k)
-    chain = np.zeros(1 + size)
-    seq_ll = np.empty(bounds.size - 1)
-    gamma = posteriors_block(family, packed, X, bounds, chunk_size, n_threads, work, chain,
-                             seq_ll)
-    family.fit_block(packed.emission, X, None, gamma, True, chunk_size, n_threads, work.family,
-                     stats[:stats.size - size], worst, row_offset)
-    stats[0] += chain[0]
-    stats[stats.size - size:] += chain[1:]
-    low = int(np.argmin(seq_ll))
-    if seq_ll[low] < worst[0]:
-        worst[0], worst[1] = seq_ll[low], row_offset + bounds[low]
+    weights = None if missing is None else np.where(missing, 0.0, 1.0)
+    family.fit_block(packed.emission, X, weights, gamma, True, chunk_size, n_threads,
+                     work.family, stats[:stats.size - chain_size(k)], worst, row_offset)
 
 
-def viterbi_block(family, packed, X, bounds, chunk_size, n_threads, work, states):
+def viterbi_block(family, packed, X, bounds, chunk_size, n_threads, work, states, missing=None):
     """Most likely state paths of a block into ``states`` (n,); returns their summed log p."""
-    frame = emission_log_densities(family, packed, X, chunk_size, n_threads, work)
-    with np.errstate(divide="ignore"):  # log 0 = -inf: a forbidden start or transition
-        log_start, log_trans = np.log(packed.startprob), np.log(packed.transmat)
+    frame = emission_log_densities(family, packed, X, chunk_size, n_threads, work, missing)
+    log_start, log_trans = log_chain(packed)
     best = np.empty(bounds.size - 1)
     back = np.empty(frame.shape, dtype=np.intp)
     fb.viterbi(frame, bounds, log_start, log_trans, n_threads, back, work.threads, states, best)
     return float(best.sum())
+
+
+def log_chain(packed):
+    """``(log startprob, log transmat)``, -inf where a start or transition is forbidden."""
+    with np.errstate(divide="ignore"):
+        return np.log(packed.startprob), np.log(packed.transmat)
