@@ -27,6 +27,8 @@ from ..em import FitInterrupted, run_em
 from ..families.expfam import Categorical, ExpFamParams, Poisson, ProductFamily
 from ..families.gaussian import COVARIANCE_TYPES, GaussianFamily, GaussianParams
 from ..families.gaussian_hmmlearn import HMMLearnGaussianFamily
+from ..families.gmm_hmmlearn import GMMHMMLearnFamily, GMMParams, default_priors
+from ..families.multinomial import MultinomialFamily, MultinomialParams
 from ..initialization import initial_params
 from ..latent.hmm import HiddenMarkov, HMMParams, check_chain
 from ..latent.mixture import Mixture
@@ -109,7 +111,10 @@ class _HMMBase(Estimator):
         source = data.open_source(X)
         data.check_shape(source, type(self).__name__, n_features=None if fitting
                          else getattr(self, "n_features_in_", None))
-        return SequenceDriver(self._prepare(source), lengths, self.chunk_size, self.n_threads)
+        driver = SequenceDriver(self._prepare(source), lengths, self.chunk_size, self.n_threads)
+        if fitting:  # before the family is made: some families are sized by it
+            self.n_features_in_ = driver.n_features
+        return driver
 
     def _prepare(self, source):
         """The source as the family reads it (CategoricalHMM checks its codes' column)."""
@@ -132,7 +137,6 @@ class _HMMBase(Estimator):
         driver = self._driver(X, lengths, fitting=True)
         family = self._make_family()
         driver.check_finite(family)
-        self.n_features_in_ = driver.n_features
         self._init(driver, family)
         params = self._hmm_params()
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
@@ -404,12 +408,6 @@ class PoissonHMM(_HMMBase):
         frozen = () if "l" in self._letters("params") else range(d)
         return ProductFamily([Poisson(prior=prior) for _ in range(d)], frozen)
 
-    def _driver(self, X, lengths, fitting=False):
-        driver = super()._driver(X, lengths, fitting)
-        if fitting:
-            self.n_features_in_ = driver.n_features
-        return driver
-
     def _components(self):
         lambdas = np.atleast_2d(np.asarray(self.lambdas_, dtype=np.float64))
         return ExpFamParams([lambdas[:, j:j + 1].copy() for j in range(lambdas.shape[1])])
@@ -424,6 +422,119 @@ class PoissonHMM(_HMMBase):
             rng = check_random_state(self.random_state)
             self.lambdas_ = rng.gamma(shape=mean**2 / var, scale=var / mean,
                                       size=(self.n_components, driver.n_features))
+
+
+class MultinomialHMM(_HMMBase):
+    """Hidden Markov model with multinomial emissions (hmmlearn >= 0.3's definition): each row
+    of ``X`` counts how often each of n_features symbols came up in ``n_trials`` draws;
+    ``emissionprob_`` (n_components, n_features). ``n_trials=None`` is set by ``fit`` to the
+    rows' common total (left None, and ``sample`` refused, when totals differ: hmmlearn keeps
+    the array of row totals there); a row of another total is refused naming it."""
+
+    _emission_letters = "e"
+    _sample_dtype = np.int64
+
+    def __init__(self, n_components=1, n_trials=None, startprob_prior=1.0, transmat_prior=1.0,
+                 algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
+                 params="ste", init_params="ste", implementation="log", n_threads=None,
+                 chunk_size=None):
+        super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
+                         random_state, n_iter, tol, verbose, params, init_params,
+                         implementation, n_threads, chunk_size)
+        self.n_trials = n_trials
+
+    def _make_family(self):
+        trials = np.unique(np.asarray(self.n_trials)) if self.n_trials is not None else []
+        return MultinomialFamily(int(trials[0]) if len(trials) == 1 else None)
+
+    def fit(self, X, lengths=None):
+        if self.n_trials is None:  # as hmmlearn: the rows' totals
+            low, high = _row_total_range(data.open_source(X))
+            if low == high:
+                self.n_trials = int(low)
+        return super().fit(X, lengths)
+
+    def _components(self):
+        return MultinomialParams(np.atleast_2d(np.asarray(self.emissionprob_, dtype=np.float64)))
+
+    def _set_components(self, components):
+        self.emissionprob_ = components.probabilities
+
+    def _init_emissions(self, driver, family):
+        self.n_features = driver.n_features  # as hmmlearn sets it
+        if self._needs_init("e", "emissionprob_"):
+            p = check_random_state(self.random_state).rand(self.n_components, driver.n_features)
+            self.emissionprob_ = p / p.sum(axis=1, keepdims=True)
+
+
+class GMMHMM(_HMMBase):
+    """Hidden Markov model with Gaussian-mixture emissions (hmmlearn's parameters, priors and
+    M-step): ``weights_`` (n_components, n_mix), ``means_`` (n_components, n_mix, n_features),
+    ``covars_`` (n_components, n_mix) spherical, (n_components, n_mix, n_features) diag,
+    (n_components, n_mix, n_features, n_features) full, (n_components, n_features, n_features)
+    tied (one covariance per state). The means start from fastem's k-means with
+    n_components * n_mix centres (hmmlearn runs k-means within k-means clusters)."""
+
+    _emission_letters = "mcw"
+
+    def __init__(self, n_components=1, n_mix=1, min_covar=1e-3, startprob_prior=1.0,
+                 transmat_prior=1.0, weights_prior=1.0, means_prior=0.0, means_weight=0.0,
+                 covars_prior=None, covars_weight=None, algorithm="viterbi",
+                 covariance_type="diag", random_state=None, n_iter=10, tol=1e-2, verbose=False,
+                 params="stmcw", init_params="stmcw", implementation="log", n_threads=None,
+                 chunk_size=None):
+        super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
+                         random_state, n_iter, tol, verbose, params, init_params,
+                         implementation, n_threads, chunk_size)
+        self.n_mix = n_mix
+        self.min_covar = min_covar
+        self.weights_prior = weights_prior
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+        self.covariance_type = covariance_type
+
+    def _make_family(self):
+        d = np.shape(self.means_)[-1] if hasattr(self, "means_") else self.n_features_in_
+        if self.covariance_type not in ("spherical", "diag", "full", "tied"):
+            raise ValueError(f"covariance_type must be one of ('spherical', 'diag', 'full', "
+                             f"'tied'), got {self.covariance_type!r}")
+        priors = default_priors(self.covariance_type, self.n_components, self.n_mix, d,
+                                self.weights_prior, self.means_prior, self.means_weight,
+                                self.covars_prior, self.covars_weight)
+        params = self._letters("params")
+        frozen = [name for letter, name in (("w", "weights"), ("m", "means"),
+                                            ("c", "covariances")) if letter not in params]
+        return GMMHMMLearnFamily(self.covariance_type, self.n_mix, *priors, frozen)
+
+    def _components(self):
+        as_array = lambda a: np.array(a, dtype=np.float64)  # noqa: E731
+        params = GMMParams(self.covariance_type, as_array(self.weights_), as_array(self.means_),
+                           as_array(self.covars_))
+        params.check()
+        return params
+
+    def _set_components(self, components):
+        self.weights_, self.means_ = components.weights, components.means
+        self.covars_ = components.covars
+
+    def _init_emissions(self, driver, family):
+        self.n_features = d = driver.n_features  # as hmmlearn sets it
+        k, m, t = self.n_components, self.n_mix, self.covariance_type
+        if self._needs_init("w", "weights_"):
+            self.weights_ = np.full((k, m), 1.0 / m)
+        if self._needs_init("m", "means_"):
+            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+            mixture = initial_params("kmeans", Mixture(), GaussianFamily("spherical"),
+                                     _unweighted(driver), k * m, rng)
+            self.means_ = mixture.components.means.reshape(k, m, d)
+        if self._needs_init("c", "covars_"):
+            cv = _moments(driver)[1] + self.min_covar * np.eye(d)
+            self.covars_ = {"tied": lambda: np.broadcast_to(cv, (k, d, d)),
+                            "full": lambda: np.broadcast_to(cv, (k, m, d, d)),
+                            "diag": lambda: np.broadcast_to(np.diag(cv), (k, m, d)),
+                            "spherical": lambda: np.full((k, m), cv.mean())}[t]().copy()
 
 
 class HMM(_HMMBase):
@@ -474,6 +585,17 @@ class HMM(_HMMBase):
 def _unweighted(driver):
     """A plain local driver over the same rows (initialisation ignores sequences)."""
     return LocalDriver(driver.X, None, driver.chunk_size, driver.n_threads)
+
+
+def _row_total_range(source):
+    """The smallest and largest finite row total of a source, in one streamed pass."""
+    low, high = np.inf, -np.inf
+    for _, block, _ in data.iter_blocks(source, data.BLOCK_ROWS, np.float64):
+        totals = block.sum(axis=1)
+        totals = totals[np.isfinite(totals)]
+        if totals.size:
+            low, high = min(low, totals.min()), max(high, totals.max())
+    return low, high
 
 
 def _moments(driver):

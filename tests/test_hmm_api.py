@@ -1,0 +1,200 @@
+"""MultinomialHMM and GMMHMM: agreement with hmmlearn 0.3.3 from the same initial parameters,
+zeros that stay zero, thread-count independence, sampling and their input errors."""
+import logging
+
+import numpy as np
+import pytest
+from test_hmm import K, assert_close, chain, gaussian_data
+
+from fastem import hmm
+
+hmmlearn_hmm = pytest.importorskip("hmmlearn.hmm")
+
+
+@pytest.fixture(autouse=True)
+def quiet_hmmlearn():
+    """hmmlearn logs a notice for every MultinomialHMM it builds."""
+    logging.getLogger("hmmlearn").setLevel(logging.ERROR)
+
+
+def fit_both(make, set_params, X, lengths):
+    models = []
+    for module in (hmmlearn_hmm, hmm):
+        model = make(module)
+        set_params(model)
+        models.append(model.fit(X, lengths))
+    return models
+
+
+def assert_same_model(ref, ours, X, lengths, names):
+    assert len(ours.monitor_.history) == len(ref.monitor_.history)
+    assert_close(ref.monitor_.history, ours.monitor_.history)
+    for name in ("startprob_", "transmat_") + names:
+        assert_close(getattr(ref, name), getattr(ours, name))
+    assert_close(ref.score(X, lengths), ours.score(X, lengths))
+    assert_close(ref.predict_proba(X, lengths), ours.predict_proba(X, lengths), rtol=1e-7)
+    np.testing.assert_array_equal(ref.predict(X, lengths), ours.predict(X, lengths))
+    assert_close(ref.decode(X, lengths)[0], ours.decode(X, lengths)[0])
+    assert_close(ref.bic(X, lengths), ours.bic(X, lengths))
+
+
+# ---------------------------------------------------------------- MultinomialHMM
+def count_data(seed=3, n_trials=8, n=500, d=5):
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(d), size=K)
+    z = np.repeat(rng.integers(0, K, n // 25), 25)
+    return np.vstack([rng.multinomial(n_trials, p[k]) for k in z]), [120, 80, 300]
+
+
+def test_multinomial_hmm_matches_hmmlearn():
+    X, lengths = count_data()
+    startprob, transmat = chain()
+    emission = np.random.default_rng(5).dirichlet(np.ones(X.shape[1]), size=K)
+
+    def set_params(model):
+        model.startprob_, model.transmat_, model.emissionprob_ = startprob, transmat, emission
+
+    ref, ours = fit_both(lambda m: m.MultinomialHMM(K, n_trials=8, init_params="", n_iter=15,
+                                                    tol=-np.inf), set_params, X, lengths)
+    assert_same_model(ref, ours, X, lengths, ("emissionprob_",))
+
+
+def test_multinomial_default_init_matches_hmmlearn_and_infers_n_trials():
+    """Same draws as hmmlearn from the same seed (Dirichlet chain, uniform emission rows), and
+    ``n_trials`` set from the rows' common total."""
+    X, lengths = count_data(4, n_trials=6)
+    ref, ours = (m.MultinomialHMM(K, n_iter=5, random_state=7).fit(X, lengths)
+                 for m in (hmmlearn_hmm, hmm))
+    assert ours.n_trials == 6
+    assert_close(ref.monitor_.history, ours.monitor_.history)
+    assert_close(ref.emissionprob_, ours.emissionprob_)
+    sampled, states = ours.sample(40, random_state=0)
+    assert sampled.dtype.kind == "i" and sampled.shape == (40, X.shape[1])
+    assert np.all(sampled.sum(axis=1) == 6) and states.shape == (40,)
+
+
+def test_multinomial_zero_emission_probability_stays_exactly_zero():
+    X, lengths = count_data(6)
+    startprob, transmat = chain()
+    emission = np.full((K, X.shape[1]), 1.0 / X.shape[1])
+    emission[0] = [0.0, 0.25, 0.25, 0.25, 0.25]
+    model = hmm.MultinomialHMM(K, n_trials=8, init_params="", n_iter=10, tol=-np.inf)
+    model.startprob_, model.transmat_, model.emissionprob_ = startprob, transmat, emission
+    model.fit(X, lengths)
+    assert model.emissionprob_[0, 0] == 0.0
+    rows_with_symbol_0 = X[:, 0] > 0
+    assert np.all(model.predict_proba(X, lengths)[rows_with_symbol_0, 0] == 0.0)
+    history = np.asarray(model.monitor_.history)
+    assert np.all(np.diff(history) >= -1e-10 * np.abs(history[-1]))
+
+
+def test_multinomial_rows_outside_support_are_named():
+    X, lengths = count_data()
+    bad = X.copy()
+    bad[37, 1] += 1  # sums to 9 trials
+    with pytest.raises(ValueError, match=r"summing to n_trials=8: X row 37 is"):
+        hmm.MultinomialHMM(K, n_trials=8).fit(bad, lengths)
+    bad[37, 1] = -1
+    with pytest.raises(ValueError, match=r"nonnegative integers.*X row 37"):
+        hmm.MultinomialHMM(K).fit(bad, lengths)
+    varying = X.copy()
+    varying[0, 0] += 1  # totals differ: n_trials stays None, sampling is refused (as hmmlearn)
+    model = hmm.MultinomialHMM(K, n_iter=2, random_state=0).fit(varying, lengths)
+    assert model.n_trials is None
+    with pytest.raises(ValueError, match="a single n_trials"):
+        model.sample(5)
+
+
+# ---------------------------------------------------------------- GMMHMM
+M = 2
+
+
+def gmm_data(seed=0, d=2):
+    return gaussian_data(seed, d)
+
+
+def gmm_start(covariance_type, X):
+    rng = np.random.default_rng(1)
+    d = X.shape[1]
+    means = X[rng.choice(X.shape[0], K * M, replace=False)].reshape(K, M, d)
+    weights = rng.dirichlet(np.ones(M), size=K)
+    a = rng.normal(size=(d, d))
+    base = a @ a.T / d + np.eye(d)
+    scales = rng.uniform(0.5, 2.0, (K, M))
+    covars = {"spherical": scales, "diag": scales[..., None] * np.ones(d),
+              "full": scales[..., None, None] * base,
+              "tied": scales[:, :1, None] * base}[covariance_type]
+    return weights, means, covars
+
+
+PRIORS = {"default": {}, "map": dict(means_prior=0.3, means_weight=0.5, weights_prior=1.5,
+                                     covars_prior=0.2, covars_weight=0.4)}
+
+
+@pytest.mark.parametrize("covariance_type", ["spherical", "diag", "full", "tied"])
+@pytest.mark.parametrize("priors", ["default", "map"])
+def test_gmm_hmm_matches_hmmlearn(covariance_type, priors):
+    X, lengths = gmm_data()
+    startprob, transmat = chain()
+    weights, means, covars = gmm_start(covariance_type, X)
+    prior = dict(PRIORS[priors])
+    if priors == "map" and covariance_type in ("full", "tied"):  # a proper inverse Wishart
+        prior.update(covars_prior=0.2 * np.eye(X.shape[1]), covars_weight=4.0)
+
+    def set_params(model):
+        model.startprob_, model.transmat_ = startprob, transmat
+        model.weights_, model.means_, model.covars_ = weights, means, covars
+
+    ref, ours = fit_both(lambda m: m.GMMHMM(K, M, covariance_type=covariance_type,
+                                            init_params="", n_iter=10, tol=-np.inf, **prior),
+                         set_params, X, lengths)
+    assert ours.covars_.shape == ref.covars_.shape
+    assert_same_model(ref, ours, X, lengths, ("weights_", "means_", "covars_"))
+
+
+@pytest.mark.parametrize("params", ["stmc", "stw", "mc", "stwc"])
+def test_gmm_hmm_params_letters_match_hmmlearn(params):
+    """Parameters left out of ``params`` stay; the others follow hmmlearn's updates (the
+    covariance update uses the E-step's means, so freezing the means changes it)."""
+    X, lengths = gmm_data(2)
+    startprob, transmat = chain()
+    weights, means, covars = gmm_start("diag", X)
+
+    def set_params(model):
+        model.startprob_, model.transmat_ = startprob, transmat
+        model.weights_, model.means_, model.covars_ = weights, means, covars
+
+    ref, ours = fit_both(lambda m: m.GMMHMM(K, M, params=params, init_params="", n_iter=6,
+                                            tol=-np.inf), set_params, X, lengths)
+    assert_same_model(ref, ours, X, lengths, ("weights_", "means_", "covars_"))
+    if "w" not in params:
+        assert np.array_equal(ours.weights_, weights)
+
+
+def test_gmm_hmm_threads_pieces_and_monotone():
+    """Bitwise the same for 1 and 2 threads; blocks cut into pieces of a few chunks equal one
+    piece to rounding; the log-likelihood never decreases from fastem's own initialisation."""
+    X, lengths = gmm_data(3, d=3)
+    fits = [hmm.GMMHMM(K, M, covariance_type="full", n_iter=12, tol=-np.inf, random_state=0,
+                       n_threads=n, chunk_size=chunk).fit(X, lengths)
+            for n, chunk in ((1, 4), (2, 4), (2, None))]
+    assert list(fits[0].monitor_.history) == list(fits[1].monitor_.history)
+    for name in ("weights_", "means_", "covars_", "transmat_"):
+        assert np.array_equal(getattr(fits[0], name), getattr(fits[1], name))
+    assert_close(fits[2].monitor_.history, fits[0].monitor_.history, rtol=1e-11)
+    history = np.asarray(fits[0].monitor_.history)
+    assert np.all(np.diff(history) >= -1e-10 * np.abs(history[-1]))
+    sampled, states = fits[0].sample(300, random_state=0, currstate=1)
+    assert sampled.shape == (300, 3) and states[0] == 1
+
+
+def test_gmm_hmm_bad_attributes_are_named():
+    X, lengths = gmm_data()
+    weights, means, covars = gmm_start("diag", X)
+    model = hmm.GMMHMM(K, M, init_params="st")
+    model.weights_, model.means_, model.covars_ = weights, means, covars[:, :, :1]
+    with pytest.raises(ValueError, match=r"'diag' mixture covars must have shape \(3, 2, 2\)"):
+        model.fit(X, lengths)
+    model.covars_, model.weights_ = covars, weights * 2
+    with pytest.raises(ValueError, match="weights_ rows must sum to 1"):
+        model.fit(X, lengths)
