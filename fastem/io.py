@@ -13,7 +13,7 @@ refused, as it cannot be stored without pickle.
 
 Loading uses ``allow_pickle=False``, so a tampered file cannot execute code, and instantiates
 only registered classes; every array is checked against the header (shapes, finiteness, a valid
-mixture) so that a damaged or foreign file is refused with a clear error instead of giving a
+mixture; hidden Markov models check their own state in ``_check_loaded``) so that a damaged or foreign file is refused with a clear error instead of giving a
 model that predicts garbage. Saving writes a temporary file in the target folder and renames it,
 so a crash or Ctrl-C never leaves a half-written model behind.
 
@@ -105,7 +105,10 @@ def load(path):
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path!r} has a damaged header ({exc})") from None
     try:
-        _check_params(model)
+        if hasattr(model, "_check_loaded"):  # estimators that check their own state (HMMs)
+            model._check_loaded()
+        else:
+            _check_params(model)
     except (ValueError, TypeError, AttributeError) as exc:  # the last two: foreign structures
         raise ValueError(f"{path!r}: {exc}") from None
     model._set_params(model._fitted_params())  # attributes derived from them (precisions_, ...)
@@ -127,11 +130,12 @@ def _storable_classes():
     """The classes other than estimators that a file may hold, by name: built-in families, their
     columns and priors, and their parameters objects (each rebuilt from constructor arguments
     read from its attributes of the same names)."""
-    from .families import expfam, gaussian
+    from .families import expfam, gaussian, multinomial
 
     classes = (gaussian.GaussianFamily, gaussian.GaussianPrior, gaussian.GaussianParams,
                expfam.ProductFamily, expfam.ExpFamParams, expfam.Bernoulli, expfam.Categorical,
-               expfam.Poisson, expfam.Exponential, expfam.Gamma, expfam.Normal)
+               expfam.Poisson, expfam.Exponential, expfam.Gamma, expfam.Normal,
+               multinomial.MultinomialFamily, multinomial.MultinomialParams)
     return {cls.__name__: cls for cls in classes}
 
 

@@ -198,3 +198,71 @@ def test_gmm_hmm_bad_attributes_are_named():
     model.covars_, model.weights_ = covars, weights * 2
     with pytest.raises(ValueError, match="weights_ rows must sum to 1"):
         model.fit(X, lengths)
+
+
+# ---------------------------------------------------------------- model files
+def _hmm_models():
+    """One fitted model of every HMM class (and covariance type), with data to score."""
+    from fastem.families.expfam import Bernoulli, Normal, ProductFamily
+    from fastem.families.gaussian import GaussianFamily
+    from fastem.families.multinomial import MultinomialFamily
+
+    X, lengths = gaussian_data(20)
+    counts, count_lengths = count_data(21)
+    rng = np.random.default_rng(22)
+    codes = rng.integers(0, 4, size=(300, 1))
+    poisson = rng.poisson(3.0, size=(300, 2))
+    table = np.column_stack([rng.random(300) < 0.3, rng.normal(size=300)]).astype(float)
+    fit = dict(n_iter=3, random_state=0)
+    models = [(hmm.GaussianHMM(K, t, **fit), X, lengths)
+              for t in ("spherical", "diag", "full", "tied")]
+    models += [(hmm.GMMHMM(K, M, covariance_type=t, **fit), X, lengths)
+               for t in ("spherical", "diag", "full", "tied")]
+    models += [(hmm.CategoricalHMM(K, **fit), codes, None),
+               (hmm.PoissonHMM(K, **fit), poisson, [100, 200]),
+               (hmm.MultinomialHMM(K, **fit), counts, count_lengths),
+               (hmm.HMM(GaussianFamily("full"), K, **fit), X, lengths),
+               (hmm.HMM(ProductFamily([Bernoulli(), Normal()]), K, **fit), table, None),
+               (hmm.HMM(MultinomialFamily(), K, **fit), counts, count_lengths)]
+    return [(model.fit(data, seq), data, seq) for model, data, seq in models]
+
+
+@pytest.fixture(scope="module")
+def hmm_models():
+    return _hmm_models()
+
+
+def test_every_hmm_class_round_trips_through_a_model_file(hmm_models, tmp_path):
+    import fastem
+
+    for i, (model, X, lengths) in enumerate(hmm_models):
+        loaded = fastem.load(fastem.save(model, tmp_path / f"model{i}"))
+        assert type(loaded) is type(model)
+        params, saved = loaded.get_params(), model.get_params()
+        assert type(params.pop("family", None)) is type(saved.pop("family", None))
+        assert params == saved
+        for name in model._fitted_arrays:
+            if isinstance(getattr(model, name), np.ndarray):
+                np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+        assert loaded.score(X, lengths) == model.score(X, lengths)
+        np.testing.assert_array_equal(loaded.predict(X, lengths), model.predict(X, lengths))
+        np.testing.assert_array_equal(loaded.predict_proba(X, lengths),
+                                      model.predict_proba(X, lengths))
+
+
+def test_damaged_hmm_files_are_refused(hmm_models, tmp_path):
+    import fastem
+
+    model = hmm_models[1][0]  # diag GaussianHMM
+    path = fastem.save(model, tmp_path / "model")
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    for name, value, message in [
+            ("transmat_", np.full((K, K), 0.5), "transmat_ rows must sum to 1"),
+            ("startprob_", np.array([np.nan, 0.5, 0.5]), "startprob_ contains NaN"),
+            ("means_", np.zeros((K, 5)), "emission parameters for 5 features")]:
+        np.savez(tmp_path / "bad.npz", **{**arrays, name: value})
+        with pytest.raises(ValueError, match=message):
+            fastem.load(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match="not fitted"):
+        fastem.save(hmm.GaussianHMM(K), tmp_path / "unfitted")

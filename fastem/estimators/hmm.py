@@ -71,6 +71,10 @@ class _HMMBase(Estimator):
 
     _emission_letters = ""
     _sample_dtype = np.float64  # hmmlearn's dtype of sampled rows
+    # model files (fastem.io): the fitted state, the chain and each class's emission attributes
+    _fitted_state = ("n_features_in_",)
+    _fitted_arrays = ("startprob_", "transmat_")
+    _unsaved_params = ()
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
@@ -128,6 +132,30 @@ class _HMMBase(Estimator):
 
     def _needs_init(self, letter, name):
         return letter in self._letters("init_params") or not hasattr(self, name)
+
+    # ------------------------------------------------------------ model files
+    def _check_fitted(self):
+        if not all(hasattr(self, name) for name in self._fitted_state + self._fitted_arrays):
+            raise not_fitted(self)
+
+    def _fitted_params(self):
+        """The parameters as stored (checked, but the chain not renormalised: a loaded model
+        holds the saved bits)."""
+        components = self._hmm_params().components
+        return HMMParams(np.asarray(self.startprob_, dtype=np.float64),
+                         np.asarray(self.transmat_, dtype=np.float64), components)
+
+    def _check_loaded(self):
+        """ValueError unless a loaded model is valid: finite arrays, the checks every method
+        runs (chain shapes and sums, the emissions' own) and the emissions' width."""
+        for name in self._fitted_arrays:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray) and not np.isfinite(value).all():
+                raise ValueError(f"{name} contains NaN or infinity")
+        width = self._hmm_params().components.n_features
+        if width != self.n_features_in_:
+            raise ValueError(f"emission parameters for {width} features, n_features_in_ is "
+                             f"{self.n_features_in_}")
 
     # ------------------------------------------------------------ fitting
     def fit(self, X, lengths=None):
@@ -257,6 +285,8 @@ class GaussianHMM(_HMMBase):
     """
 
     _emission_letters = "mc"
+    _fitted_state = _HMMBase._fitted_state + ("n_features",)
+    _fitted_arrays = _HMMBase._fitted_arrays + ("means_", "_covars_")
 
     def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
@@ -331,6 +361,7 @@ class CategoricalHMM(_HMMBase):
 
     _emission_letters = "e"
     _sample_dtype = np.int64
+    _fitted_arrays = _HMMBase._fitted_arrays + ("emissionprob_",)
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
@@ -389,6 +420,8 @@ class PoissonHMM(_HMMBase):
 
     _emission_letters = "l"
     _sample_dtype = np.int64
+    _fitted_state = _HMMBase._fitted_state + ("n_features",)
+    _fitted_arrays = _HMMBase._fitted_arrays + ("lambdas_",)
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi", random_state=None,
@@ -433,6 +466,8 @@ class MultinomialHMM(_HMMBase):
 
     _emission_letters = "e"
     _sample_dtype = np.int64
+    _fitted_state = _HMMBase._fitted_state + ("n_features",)
+    _fitted_arrays = _HMMBase._fitted_arrays + ("emissionprob_",)
 
     def __init__(self, n_components=1, n_trials=None, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
@@ -476,6 +511,8 @@ class GMMHMM(_HMMBase):
     n_components * n_mix centres (hmmlearn runs k-means within k-means clusters)."""
 
     _emission_letters = "mcw"
+    _fitted_state = _HMMBase._fitted_state + ("n_features",)
+    _fitted_arrays = _HMMBase._fitted_arrays + ("weights_", "means_", "covars_")
 
     def __init__(self, n_components=1, n_mix=1, min_covar=1e-3, startprob_prior=1.0,
                  transmat_prior=1.0, weights_prior=1.0, means_prior=0.0, means_weight=0.0,
@@ -547,6 +584,7 @@ class HMM(_HMMBase):
     the emissions per iteration (the chain still takes its exact update), as for mixtures."""
 
     _emission_letters = "e"
+    _fitted_arrays = _HMMBase._fitted_arrays + ("components_",)
 
     def __init__(self, family=None, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
