@@ -107,8 +107,8 @@ def load(path):
     try:
         if hasattr(model, "_check_loaded"):  # estimators that check their own state (HMMs)
             model._check_loaded()
-        else:
-            _check_params(model)
+            return model
+        _check_params(model)
     except (ValueError, TypeError, AttributeError) as exc:  # the last two: foreign structures
         raise ValueError(f"{path!r}: {exc}") from None
     model._set_params(model._fitted_params())  # attributes derived from them (precisions_, ...)

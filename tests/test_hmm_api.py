@@ -1,6 +1,8 @@
 """MultinomialHMM and GMMHMM: agreement with hmmlearn 0.3.3 from the same initial parameters,
 zeros that stay zero, thread-count independence, sampling and their input errors."""
+import copy
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -196,7 +198,7 @@ def test_gmm_hmm_bad_attributes_are_named():
     with pytest.raises(ValueError, match=r"'diag' mixture covars must have shape \(3, 2, 2\)"):
         model.fit(X, lengths)
     model.covars_, model.weights_ = covars, weights * 2
-    with pytest.raises(ValueError, match="weights_ rows must sum to 1"):
+    with pytest.raises(ValueError, match="weights_ rows must sum to 1: row 0 sums to 2"):
         model.fit(X, lengths)
 
 
@@ -222,7 +224,7 @@ def _hmm_models():
                (hmm.PoissonHMM(K, **fit), poisson, [100, 200]),
                (hmm.MultinomialHMM(K, **fit), counts, count_lengths),
                (hmm.HMM(GaussianFamily("full"), K, **fit), X, lengths),
-               (hmm.HMM(ProductFamily([Bernoulli(), Normal()]), K, **fit), table, None),
+               (hmm.HMM(ProductFamily([Bernoulli(), Normal()]), K, **fit), table, [100, 150, 50]),
                (hmm.HMM(MultinomialFamily(), K, **fit), counts, count_lengths)]
     return [(model.fit(data, seq), data, seq) for model, data, seq in models]
 
@@ -260,9 +262,110 @@ def test_damaged_hmm_files_are_refused(hmm_models, tmp_path):
     for name, value, message in [
             ("transmat_", np.full((K, K), 0.5), "transmat_ rows must sum to 1"),
             ("startprob_", np.array([np.nan, 0.5, 0.5]), "startprob_ contains NaN"),
-            ("means_", np.zeros((K, 5)), "emission parameters for 5 features")]:
+            ("means_", np.zeros((K, 5)), r"means_ must have shape .* got \(3, 5\)")]:
         np.savez(tmp_path / "bad.npz", **{**arrays, name: value})
         with pytest.raises(ValueError, match=message):
             fastem.load(tmp_path / "bad.npz")
     with pytest.raises(ValueError, match="not fitted"):
         fastem.save(hmm.GaussianHMM(K), tmp_path / "unfitted")
+
+
+# ---------------------------------------------------------------- bad input, every class
+METHODS = ("fit", "score", "score_samples", "predict", "predict_proba", "decode", "sample")
+
+
+def _call(model, method, X, lengths):
+    if method == "sample":
+        return model.sample(5)
+    return getattr(model, method)(X, lengths)
+
+
+def _set(name, change):
+    """A mutation setting attribute ``name`` to ``change(its value)``."""
+    def mutate(model, X, lengths):
+        setattr(model, name, change(np.array(getattr(model, name), dtype=float)))
+        return X, lengths
+    return mutate
+
+
+def _shifted(value, index, delta):
+    value[index] += delta
+    return value
+
+
+def _bad_emission(model, X, lengths):
+    name = {"GaussianHMM": "means_", "GMMHMM": "weights_", "CategoricalHMM": "emissionprob_",
+            "MultinomialHMM": "emissionprob_", "PoissonHMM": "lambdas_"}[type(model).__name__]
+    value = np.array(getattr(model, name), dtype=float)
+    if name == "means_":
+        value = value[:, :2]
+    else:
+        value[0, 0] = -0.5
+    setattr(model, name, value)
+    return X, lengths
+
+
+def _bad_row(model, X, lengths):
+    X = X.astype(float)
+    from fastem.families.gaussian import GaussianFamily
+
+    gaussian = type(model) in (hmm.GaussianHMM, hmm.GMMHMM) \
+        or isinstance(getattr(model, "family", None), GaussianFamily)
+    X[7, 0] = np.nan if gaussian else -1.0  # Gaussians take any finite value
+    return X, lengths
+
+
+BAD_INPUTS = {
+    "lengths not summing to the rows": (lambda m, X, n: (X, [len(X) - 5]),
+                                        r"lengths sum to \d+, but X has \d+ rows"),
+    "a zero length": (lambda m, X, n: (X, [len(X), 0]),
+                      "must be positive: sequence 1 has length 0"),
+    "a negative length": (lambda m, X, n: (X, [len(X) + 3, -3]),
+                          "must be positive: sequence 1 has length -3"),
+    "transmat_ rows not summing to 1": (_set("transmat_", lambda t: _shifted(t, (1, 0), 0.2)),
+                                        "transmat_ rows must sum to 1: row 1 sums to 1.2"),
+    "a negative transition": (_set("transmat_", lambda t: _shifted(_shifted(t, (0, 0), 2.0),
+                                                                    (0, 1), -2.0)),
+                              r"transmat_ must hold probabilities \(>= 0, not NaN\)"),
+    "a NaN start probability": (_set("startprob_", lambda s: _shifted(s, 0, np.nan)),
+                                r"startprob_ must hold probabilities \(>= 0, not NaN\)"),
+    "an unknown params letter": (lambda m, X, n: (setattr(m, "params", "stq"), (X, n))[1],
+                                 r"params='stq' holds unknown letter\(s\) \['q'\]"),
+    "invalid emission parameters": (_bad_emission, "(must hold probabilities|non-negative "
+                                                   "rates|means_ must have shape)"),
+    "a value outside the support": (_bad_row, "(X row 7 is|first at row 7)"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_INPUTS))
+def test_bad_input_gets_a_clear_error_from_every_class_and_method(hmm_models, kind):
+    mutate, message = BAD_INPUTS[kind]
+    for model, X, lengths in hmm_models:
+        if kind == "invalid emission parameters" and type(model) is hmm.HMM:
+            continue  # components_ are the family's objects, checked by the family
+        for method in METHODS:
+            if method == "sample" and ("length" in kind or "support" in kind):
+                continue  # sample reads no X
+            candidate = copy.deepcopy(model)
+            candidate.init_params = ""  # fit starts from the (mutated) attributes
+            data, seq = mutate(candidate, X.copy(), lengths)
+            with pytest.raises(ValueError, match=message):
+                _call(candidate, method, data, seq)
+
+
+def test_left_right_zeros_stay_exactly_zero_for_every_class(hmm_models):
+    for model, X, lengths in hmm_models:
+        model = copy.deepcopy(model)
+        model.init_params, model.n_iter, model.tol = "", 5, -np.inf
+        model.startprob_ = np.array([1.0, 0.0, 0.0])
+        model.transmat_ = np.array([[0.6, 0.4, 0.0], [0.0, 0.7, 0.3], [0.0, 0.0, 1.0]])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(X, lengths)
+        assert model.startprob_[1] == model.startprob_[2] == 0.0
+        assert np.all(model.transmat_[np.tril_indices(K, -1)] == 0.0) and \
+            model.transmat_[0, 2] == 0.0
+        unseen = model.transmat_.sum(axis=1) == 0  # a state never left: hmmlearn's zero row
+        assert unseen.any() == any("have zero sum" in str(w.message) for w in caught)
+        if not unseen.any():
+            assert np.all(model.predict_proba(X, lengths)[0, 1:] == 0.0)

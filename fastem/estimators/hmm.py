@@ -24,8 +24,9 @@ from .._config import single_threaded_blas
 from ..drivers.local import LocalDriver
 from ..drivers.sequences import SequenceDriver
 from ..em import FitInterrupted, run_em
+from ..families.base import check_distributions
 from ..families.expfam import Categorical, ExpFamParams, Poisson, ProductFamily
-from ..families.gaussian import COVARIANCE_TYPES, GaussianFamily, GaussianParams
+from ..families.gaussian import COVARIANCE_TYPES, GaussianFamily, GaussianParams, covariance_shape
 from ..families.gaussian_hmmlearn import HMMLearnGaussianFamily
 from ..families.gmm_hmmlearn import GMMHMMLearnFamily, GMMParams, default_priors
 from ..families.multinomial import MultinomialFamily, MultinomialParams
@@ -138,16 +139,10 @@ class _HMMBase(Estimator):
         if not all(hasattr(self, name) for name in self._fitted_state + self._fitted_arrays):
             raise not_fitted(self)
 
-    def _fitted_params(self):
-        """The parameters as stored (checked, but the chain not renormalised: a loaded model
-        holds the saved bits)."""
-        components = self._hmm_params().components
-        return HMMParams(np.asarray(self.startprob_, dtype=np.float64),
-                         np.asarray(self.transmat_, dtype=np.float64), components)
-
     def _check_loaded(self):
         """ValueError unless a loaded model is valid: finite arrays, the checks every method
-        runs (chain shapes and sums, the emissions' own) and the emissions' width."""
+        runs (chain shapes and sums, the emissions' own) and the emissions' width. The
+        attributes stay as stored, bit for bit."""
         for name in self._fitted_arrays:
             value = getattr(self, name)
             if isinstance(value, np.ndarray) and not np.isfinite(value).all():
@@ -167,6 +162,7 @@ class _HMMBase(Estimator):
         driver.check_finite(family)
         self._init(driver, family)
         params = self._hmm_params()
+        _check_width(params, driver)
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         total = float(driver.n_samples)
 
@@ -186,6 +182,9 @@ class _HMMBase(Estimator):
                                   RuntimeWarning, stacklevel=2)
                 raise
         self._set_params(result.params)
+        if (self.transmat_.sum(axis=1) == 0).any():  # hmmlearn logs the same
+            warnings.warn("Some rows of transmat_ have zero sum because no transition from the "
+                          "state was ever observed.", RuntimeWarning, stacklevel=2)
         return self
 
     def _m_step_options(self):
@@ -209,6 +208,7 @@ class _HMMBase(Estimator):
     def _inference(self, X, lengths):
         params = self._hmm_params()
         driver = self._driver(X, lengths)
+        _check_width(params, driver)
         family = self._make_family()
         driver.check_finite(family)
         return driver, family, self._latent().pack(family, params, driver.dtype)
@@ -332,9 +332,13 @@ class GaussianHMM(_HMMBase):
                                       self.covars_prior, self.covars_weight, self._frozen())
 
     def _components(self):
-        return GaussianParams.from_covariances(self.covariance_type,
-                                               np.asarray(self.means_, dtype=np.float64),
-                                               self._covars_)
+        t, k = self.covariance_type, self.n_components
+        means = np.asarray(self.means_, dtype=np.float64)
+        d = getattr(self, "n_features_in_", means.shape[-1])
+        if means.shape != (k, d):
+            raise ValueError(f"means_ must have shape (n_components, n_features) = ({k}, {d}), "
+                             f"got {means.shape}")
+        return GaussianParams.from_covariances(t, means, _checked_covars(t, self._covars_, k, d))
 
     def _set_components(self, components):
         self.means_, self._covars_ = components.means, components.covariances
@@ -346,7 +350,7 @@ class GaussianHMM(_HMMBase):
             mixture = initial_params("kmeans", Mixture(), GaussianFamily("spherical"),
                                      _unweighted(driver), self.n_components, rng)
             self.means_ = mixture.components.means
-        if self._needs_init("c", "covars_"):
+        if self._needs_init("c", "_covars_"):
             mean, cov = _moments(driver)
             cv = cov + self.min_covar * np.eye(driver.n_features)
             t, k = self.covariance_type, self.n_components
@@ -399,7 +403,9 @@ class CategoricalHMM(_HMMBase):
         return super().fit(X, lengths)
 
     def _components(self):
-        return ExpFamParams([np.atleast_2d(np.asarray(self.emissionprob_, dtype=np.float64))])
+        p = np.atleast_2d(self.emissionprob_)
+        shape = (self.n_components, self.n_features or p.shape[1])
+        return ExpFamParams([check_distributions("emissionprob_", p, shape)])
 
     def _set_components(self, components):
         self.emissionprob_ = components.columns[0]
@@ -443,6 +449,12 @@ class PoissonHMM(_HMMBase):
 
     def _components(self):
         lambdas = np.atleast_2d(np.asarray(self.lambdas_, dtype=np.float64))
+        shape = (self.n_components, getattr(self, "n_features_in_", lambdas.shape[1]))
+        if lambdas.shape != shape:
+            raise ValueError(f"lambdas_ must have shape (n_components, n_features) = {shape}, "
+                             f"got {lambdas.shape}")
+        if not np.all(lambdas >= 0):  # NaN fails too
+            raise ValueError("lambdas_ must be non-negative rates (not NaN)")
         return ExpFamParams([lambdas[:, j:j + 1].copy() for j in range(lambdas.shape[1])])
 
     def _set_components(self, components):
@@ -490,7 +502,9 @@ class MultinomialHMM(_HMMBase):
         return super().fit(X, lengths)
 
     def _components(self):
-        return MultinomialParams(np.atleast_2d(np.asarray(self.emissionprob_, dtype=np.float64)))
+        p = np.atleast_2d(self.emissionprob_)
+        shape = (self.n_components, getattr(self, "n_features_in_", p.shape[1]))
+        return MultinomialParams(check_distributions("emissionprob_", p, shape))
 
     def _set_components(self, components):
         self.emissionprob_ = components.probabilities
@@ -620,9 +634,37 @@ class HMM(_HMMBase):
                                               self.n_components, rng).components
 
 
+def _check_width(params, driver):
+    """ValueError unless the emissions are for as many columns as X has (where their
+    parameters say: a custom family's need not)."""
+    width = getattr(params.components, "n_features", None)
+    if width is not None and width != driver.n_features:
+        raise ValueError(f"X has {driver.n_features} features, but the emission parameters are "
+                         f"for {width}")
+
+
 def _unweighted(driver):
     """A plain local driver over the same rows (initialisation ignores sequences)."""
     return LocalDriver(driver.X, None, driver.chunk_size, driver.n_threads)
+
+
+def _checked_covars(covariance_type, covars, k, d):
+    """``covars_`` as set (in the type's shape), or ValueError as hmmlearn words it: the
+    shape, or variances that are not positive (matrices not symmetric positive-definite)."""
+    t = covariance_type
+    covars = np.asarray(covars, dtype=np.float64)
+    shape = covariance_shape(t, k, d)
+    if covars.shape != shape:
+        raise ValueError(f"{t!r} covars must have shape {shape}, got {covars.shape}")
+    if t in ("spherical", "diag"):
+        if not np.all(covars > 0):
+            raise ValueError(f"{t!r} covars must be positive")
+    else:
+        stack = covars.reshape(-1, d, d)
+        if not (np.allclose(stack, np.swapaxes(stack, -1, -2))
+                and np.all(np.linalg.eigvalsh(stack) > 0)):
+            raise ValueError(f"{t!r} covars must be symmetric, positive-definite")
+    return covars
 
 
 def _row_total_range(source):

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..frame import Statistics
-from .base import Family
+from .base import Family, check_distributions
 from .gaussian import GaussianFamily, GaussianParams, unpack_moments
 
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
@@ -97,9 +97,7 @@ class GMMParams:
         if self.covars.shape != shape:
             raise ValueError(f"{self.covariance_type!r} mixture covars must have shape {shape}, "
                              f"actual shape: {self.covars.shape}")
-        if not (np.all(self.weights >= 0) and np.allclose(self.weights.sum(axis=1), 1)):
-            raise ValueError(f"weights_ rows must sum to 1 (got row sums of "
-                             f"{self.weights.sum(axis=1)})")
+        check_distributions("weights_", self.weights, (k, m))
 
     def gaussians(self):
         """The K*M Gaussian components (tied: full, each state's covariance repeated)."""
