@@ -369,3 +369,34 @@ def test_left_right_zeros_stay_exactly_zero_for_every_class(hmm_models):
         assert unseen.any() == any("have zero sum" in str(w.message) for w in caught)
         if not unseen.any():
             assert np.all(model.predict_proba(X, lengths)[0, 1:] == 0.0)
+
+
+def test_a_users_monitor_decides_when_fit_stops():
+    """hmmlearn's documented pattern: ``monitor_`` exists before ``fit`` and may be replaced by
+    a subclass whose ``converged`` decides when EM stops (here: hmmlearn's own class)."""
+    from hmmlearn.base import ConvergenceMonitor
+
+    class ThresholdMonitor(ConvergenceMonitor):
+        @property
+        def converged(self):
+            return self.iter == self.n_iter or self.history[-1] >= -2750
+
+    X, lengths = gaussian_data(30)
+    model = hmm.GaussianHMM(K, n_iter=50, tol=-np.inf, random_state=0)
+    model.monitor_ = ThresholdMonitor(model.monitor_.tol, model.monitor_.n_iter,
+                                      model.monitor_.verbose)
+    model.fit(X, lengths)
+    history = list(model.monitor_.history)
+    assert 1 < len(history) < 50 and history[-1] >= -2750 > history[-2]
+    refit = hmm.GaussianHMM(K, n_iter=len(history), tol=-np.inf, random_state=0).fit(X, lengths)
+    assert list(refit.monitor_.history) == history  # the same iterations, then stopped
+
+
+def test_spherical_covars_in_hmmlearns_shapes():
+    X, lengths = gaussian_data(31, d=1)
+    models = []
+    for covars in ([1.0, 2.0, 3.0], [[1.0], [2.0], [3.0]]):
+        model = hmm.GaussianHMM(K, "spherical", init_params="st", n_iter=2, random_state=0)
+        model.means_, model.covars_ = X[[0, 300, 500]], covars
+        models.append(model.fit(X, lengths))
+    assert list(models[0].monitor_.history) == list(models[1].monitor_.history)

@@ -30,7 +30,7 @@ from ..families.gaussian import COVARIANCE_TYPES, GaussianFamily, GaussianParams
 from ..families.gaussian_hmmlearn import HMMLearnGaussianFamily
 from ..families.gmm_hmmlearn import GMMHMMLearnFamily, GMMParams, default_priors
 from ..families.multinomial import MultinomialFamily, MultinomialParams
-from ..initialization import initial_params
+from ..initialization import MAX_SAMPLE, initial_params, kmeans
 from ..latent.hmm import HiddenMarkov, HMMParams, check_chain
 from ..latent.mixture import Mixture
 from ._base import check_random_state
@@ -48,6 +48,11 @@ class ConvergenceMonitor:
         return (f"ConvergenceMonitor(history={list(self.history)}, iter={self.iter}, "
                 f"n_iter={self.n_iter}, tol={self.tol}, verbose={self.verbose})")
 
+    def _reset(self):
+        """Forget the history (``fit`` starts with it)."""
+        self.iter = 0
+        self.history.clear()
+
     def report(self, value):
         if self.verbose:
             delta = value - self.history[-1] if self.history else np.nan
@@ -60,6 +65,17 @@ class ConvergenceMonitor:
         """Whether EM stopped on ``tol`` or reached ``n_iter`` (hmmlearn's definition)."""
         return self.iter == self.n_iter or (
             len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol)
+
+
+class _MonitorRule:
+    """``fastem.em.run_em``'s stopping rule: the monitor's ``converged``, whichever monitor
+    ``monitor_`` holds (fastem's, hmmlearn's or a user's subclass of either)."""
+
+    def __init__(self, monitor):
+        self.monitor = monitor
+
+    def done(self, change):
+        return bool(self.monitor.converged)
 
 
 class _HMMBase(Estimator):
@@ -94,6 +110,8 @@ class _HMMBase(Estimator):
         self.implementation = implementation  # accepted: one scaled kernel serves both
         self.n_threads = n_threads
         self.chunk_size = chunk_size
+        # as hmmlearn: there before fit, so that a user may replace it by a subclass
+        self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
 
     # ------------------------------------------------------------ pieces
     def _letters(self, name):
@@ -163,7 +181,9 @@ class _HMMBase(Estimator):
         self._init(driver, family)
         params = self._hmm_params()
         _check_width(params, driver)
-        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        monitor = self.monitor_  # hmmlearn's, or a user's subclass; the estimator's settings
+        monitor.tol, monitor.n_iter, monitor.verbose = self.tol, self.n_iter, self.verbose
+        monitor._reset()
         total = float(driver.n_samples)
 
         def report(result, change, seconds):
@@ -174,7 +194,8 @@ class _HMMBase(Estimator):
             try:
                 result = run_em(self._latent(), family, driver, params, tol=self.tol / total,
                                 max_iter=self.n_iter, rng=check_random_state(self.random_state),
-                                callback=report, **self._m_step_options())
+                                callback=report, rule=_MonitorRule(monitor),
+                                **self._m_step_options())
             except FitInterrupted as interrupt:  # Ctrl-C: keep the last completed iteration
                 if interrupt.result.n_iter:
                     self._set_params(interrupt.result.params)
@@ -521,8 +542,8 @@ class GMMHMM(_HMMBase):
     M-step): ``weights_`` (n_components, n_mix), ``means_`` (n_components, n_mix, n_features),
     ``covars_`` (n_components, n_mix) spherical, (n_components, n_mix, n_features) diag,
     (n_components, n_mix, n_features, n_features) full, (n_components, n_features, n_features)
-    tied (one covariance per state). The means start from fastem's k-means with
-    n_components * n_mix centres (hmmlearn runs k-means within k-means clusters)."""
+    tied (one covariance per state). The means start as hmmlearn's, from k-means within
+    k-means clusters (on a bounded sample of the rows, with fastem's k-means)."""
 
     _emission_letters = "mcw"
     _fitted_state = _HMMBase._fitted_state + ("n_features",)
@@ -575,17 +596,32 @@ class GMMHMM(_HMMBase):
         k, m, t = self.n_components, self.n_mix, self.covariance_type
         if self._needs_init("w", "weights_"):
             self.weights_ = np.full((k, m), 1.0 / m)
+        cv = _moments(driver)[1] + self.min_covar * np.eye(d)
         if self._needs_init("m", "means_"):
-            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
-            mixture = initial_params("kmeans", Mixture(), GaussianFamily("spherical"),
-                                     _unweighted(driver), k * m, rng)
-            self.means_ = mixture.components.means.reshape(k, m, d)
+            self.means_ = self._kmeans_means(driver, cv)
         if self._needs_init("c", "covars_"):
-            cv = _moments(driver)[1] + self.min_covar * np.eye(d)
             self.covars_ = {"tied": lambda: np.broadcast_to(cv, (k, d, d)),
                             "full": lambda: np.broadcast_to(cv, (k, m, d, d)),
                             "diag": lambda: np.broadcast_to(np.diag(cv), (k, m, d)),
                             "spherical": lambda: np.full((k, m), cv.mean())}[t]().copy()
+
+
+    def _kmeans_means(self, driver, cv):
+        """hmmlearn's means: k-means with n_components clusters, then k-means with n_mix
+        clusters within each (best of 10 runs each), on a sample of at most
+        ``initialization.MAX_SAMPLE`` rows; a cluster with fewer rows than n_mix draws its
+        means around the centres' mean with the data's covariance ``cv``."""
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        sample, weights, _ = _unweighted(driver).sample_rows(rng, MAX_SAMPLE)
+        centers, labels = kmeans(sample, weights, self.n_components, rng)
+        means = []
+        for k in range(self.n_components):
+            rows = labels == k
+            if rows.sum() >= self.n_mix:
+                means.append(kmeans(sample[rows], weights[rows], self.n_mix, rng)[0])
+            else:
+                means.append(rng.multivariate_normal(centers.mean(axis=0), cv, size=self.n_mix))
+        return np.stack(means)
 
 
 class HMM(_HMMBase):
@@ -653,6 +689,9 @@ def _checked_covars(covariance_type, covars, k, d):
     shape, or variances that are not positive (matrices not symmetric positive-definite)."""
     t = covariance_type
     covars = np.asarray(covars, dtype=np.float64)
+    if t == "spherical" and covars.ndim == 2 and covars.shape[0] == k \
+            and np.all(covars == covars[:, :1]):  # hmmlearn's (K, 1) or tiled (K, D)
+        covars = covars[:, 0]
     shape = covariance_shape(t, k, d)
     if covars.shape != shape:
         raise ValueError(f"{t!r} covars must have shape {shape}, got {covars.shape}")
