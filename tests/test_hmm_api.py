@@ -90,6 +90,17 @@ def test_multinomial_zero_emission_probability_stays_exactly_zero():
     assert np.all(np.diff(history) >= -1e-10 * np.abs(history[-1]))
 
 
+def test_multinomial_threads_chunks_and_memmap_give_identical_fits(tmp_path):
+    X, lengths = count_data(8)
+    np.save(tmp_path / "counts.npy", X.astype(np.float32))
+    fits = [hmm.MultinomialHMM(K, n_iter=6, tol=-np.inf, random_state=0, n_threads=n,
+                               chunk_size=16).fit(source, lengths)
+            for n, source in ((1, X), (2, X), (2, str(tmp_path / "counts.npy")))]
+    for model in fits[1:]:
+        assert list(model.monitor_.history) == list(fits[0].monitor_.history)
+        assert np.array_equal(model.emissionprob_, fits[0].emissionprob_)
+
+
 def test_multinomial_rows_outside_support_are_named():
     X, lengths = count_data()
     bad = X.copy()
