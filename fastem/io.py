@@ -213,6 +213,7 @@ def _check_params(model):
     """ValueError unless the fitted parameters are a valid mixture of the fitted family."""
     from .families.expfam import ProductFamily
     from .families.gaussian import GaussianFamily, covariance_shape
+    from .families.multinomial import MultinomialFamily
 
     params, family = model._fitted_params(), model.family_
     k, d = model.n_components, model.n_features_in_
@@ -229,6 +230,8 @@ def _check_params(model):
             raise ValueError(f"{family.n_features} family columns and {len(params.columns)} "
                              f"parameter columns for {d} features")
         expected.update({f"columns.{j}": (k, c.n_params) for j, c in enumerate(family.columns)})
+    elif isinstance(family, MultinomialFamily):
+        expected.update(probabilities=(k, d))
     else:
         raise ValueError(f"family_ is a {type(family).__name__}, which model files do not hold")
     for field, shape in expected.items():

@@ -101,6 +101,26 @@ def test_multinomial_threads_chunks_and_memmap_give_identical_fits(tmp_path):
         assert np.array_equal(model.emissionprob_, fits[0].emissionprob_)
 
 
+def test_multinomial_family_serves_mixtures_too(tmp_path):
+    """The same kernel's fused E-step (no given posteriors): scipy's log-likelihood, a
+    non-decreasing bound, and a model file that predicts identically."""
+    from scipy.special import logsumexp
+    from scipy.stats import multinomial
+
+    import fastem
+    from fastem.families.multinomial import MultinomialFamily
+
+    X, _ = count_data(9)
+    model = fastem.MixtureModel(MultinomialFamily(n_trials=8), K, random_state=0).fit(X)
+    p = model.params_.probabilities
+    joint = np.stack([multinomial.logpmf(X, 8, p[k]) for k in range(K)], axis=1)
+    reference = logsumexp(joint + np.log(model.weights_), axis=1).mean()
+    assert_close(reference, model.score(X), rtol=1e-12)
+    assert np.all(np.diff(model.lower_bounds_) >= -1e-12)
+    loaded = fastem.load(fastem.save(model, tmp_path / "mixture"))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
 def test_multinomial_rows_outside_support_are_named():
     X, lengths = count_data()
     bad = X.copy()

@@ -13,13 +13,14 @@
 # responsibilities, reported through ``worst``, and it adds nothing to S.
 #
 # Scratch: the skeleton's (chunk, k) and (chunk,) per thread, then the family's base measures
-# (chunk,). Chunks write their own slots, added in chunk order: bitwise identical results for any
+# (chunk,). With given responsibilities (an HMM's posteriors) only the support is checked. Chunks write their own slots, added in chunk order: bitwise identical results for any
 # number of threads.
 from cython cimport floating
-from libc.math cimport INFINITY, floor, lgamma
+from libc.math cimport INFINITY, floor
 from libc.string cimport memcpy
 
 from ._blocks cimport emission_t, fit_chunks, predict_chunks
+from .expfam cimport log_factorial
 from .logsumexp cimport normalize_log_rows
 
 
@@ -34,19 +35,28 @@ cpdef Py_ssize_t workspace_size(Py_ssize_t chunk_size, Py_ssize_t k):
     return chunk_size * (k + 2)
 
 
+cdef inline bint in_support(const floating* x, Py_ssize_t d) noexcept nogil:
+    """Whether every count of a row is a finite non-negative integer."""
+    cdef Py_ssize_t j
+    for j in range(d):
+        if not (0.0 <= x[j] < INFINITY and x[j] == floor(x[j])):
+            return False
+    return True
+
+
 cdef inline double base_measure(const floating* x, Py_ssize_t d) noexcept nogil:
-    """log n! - sum_j log x_j! of one row; -inf if a count is negative, non-integer or not
-    finite. lgamma is skipped for counts 0 and 1 (log 1 = 0); its sign output is unused."""
+    """log n! - sum_j log x_j! of one row (expfam.pyx's table of log-factorials); -inf out of
+    support. Counts 0 and 1 cost nothing (log 1 = 0)."""
     cdef Py_ssize_t j
     cdef double v, total = 0.0, b = 0.0
+    if not in_support(x, d):
+        return -INFINITY
     for j in range(d):
         v = x[j]
-        if not (0.0 <= v < INFINITY and v == floor(v)):
-            return -INFINITY
         total += v
         if v > 1.0:
-            b -= lgamma(v + 1.0)
-    return b + (lgamma(total + 1.0) if total > 1.0 else 0.0)
+            b -= log_factorial(v)
+    return b + log_factorial(total)
 
 
 ctypedef struct MultinomialPass:
@@ -112,9 +122,9 @@ cdef void fit_chunk(
         normalize_log_rows(resp, n, k, lse)
     else:
         memcpy(resp, resp_in, n * k * sizeof(double))
-        for i in range(n):
-            scratch[i] = base_measure(x + i * d, d)
-            lse[i] = -INFINITY if scratch[i] == -INFINITY else 0.0
+        for i in range(n):  # the support only: the base measure is not needed
+            scratch[i] = 0.0 if in_support(x + i * d, d) else -INFINITY
+            lse[i] = scratch[i]
     for i in range(n):
         row = resp + i * k
         w = 1.0 if weights == NULL else weights[i]

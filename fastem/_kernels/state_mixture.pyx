@@ -49,17 +49,25 @@ def state_responsibilities(
     double[:, ::1] resp,               # OUT (n, k*m) gamma_ik times the components' posteriors
 ):
     cdef Py_ssize_t n = L.shape[0], k = gamma.shape[1], i, c, j
-    cdef double lse, g
+    cdef double top, total, g
     if m < 1 or L.shape[1] != k * m or gamma.shape[0] != n or resp.shape[0] != n \
             or resp.shape[1] != k * m:
         raise ValueError("fastem: L and resp must have shape (n, k * m), gamma (n, k)")
     for i in prange(n, nogil=True, schedule="static", num_threads=n_threads):
         for c in range(k):
             g = gamma[i, c]
-            lse = group_lse(&L[i, c * m], m)
-            if g == 0.0 or not (-INFINITY < lse < INFINITY):
+            top = L[i, c * m]
+            for j in range(1, m):
+                if L[i, c * m + j] > top:
+                    top = L[i, c * m + j]
+            if g == 0.0 or not (-INFINITY < top < INFINITY):
                 for j in range(m):
                     resp[i, c * m + j] = 0.0
                 continue
+            total = 0.0  # one exp per component: shares exp(L - top) / sum, times gamma
             for j in range(m):
-                resp[i, c * m + j] = g * exp(L[i, c * m + j] - lse)
+                resp[i, c * m + j] = exp(L[i, c * m + j] - top)
+                total = total + resp[i, c * m + j]
+            g = g / total
+            for j in range(m):
+                resp[i, c * m + j] = resp[i, c * m + j] * g
