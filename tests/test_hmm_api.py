@@ -231,6 +231,17 @@ def test_gmm_hmm_bad_attributes_are_named():
     model.covars_, model.weights_ = covars, weights * 2
     with pytest.raises(ValueError, match="weights_ rows must sum to 1: row 0 sums to 2"):
         model.fit(X, lengths)
+    model.weights_, model.covars_ = weights, np.where(np.arange(M) == 1, 0.0, 1.0)[:, None] \
+        * covars
+    with pytest.raises(ValueError, match="'diag' mixture covars must be positive"):
+        model.predict(X, lengths)
+    full = hmm.GMMHMM(K, M, covariance_type="full", init_params="")
+    full.startprob_, full.transmat_ = chain()
+    full.weights_, full.means_ = weights, means
+    full.covars_ = np.tile(np.eye(2), (K, M, 1, 1))
+    full.covars_[2, 1] = [[1.0, 2.0], [2.0, 1.0]]  # symmetric, not positive definite
+    with pytest.raises(ValueError, match="Covariance of state #2, mixture #1 is not"):
+        full.score(X, lengths)
 
 
 # ---------------------------------------------------------------- model files

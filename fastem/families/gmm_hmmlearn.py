@@ -98,6 +98,20 @@ class GMMParams:
             raise ValueError(f"{self.covariance_type!r} mixture covars must have shape {shape}, "
                              f"actual shape: {self.covars.shape}")
         check_distributions("weights_", self.weights, (k, m))
+        t = self.covariance_type
+        if t in ("spherical", "diag"):
+            if not np.all(self.covars > 0):  # NaN fails too
+                raise ValueError(f"{t!r} mixture covars must be positive")
+            return
+        stack = self.covars.reshape(-1, d, d)
+        symmetric = np.isclose(stack, np.swapaxes(stack, -1, -2)).all(axis=(1, 2))
+        with np.errstate(invalid="ignore"):
+            definite = np.linalg.eigvalsh(np.where(np.isfinite(stack), stack, 0)).min(axis=1) > 0
+        bad = np.flatnonzero(~(symmetric & definite & np.isfinite(stack).all(axis=(1, 2))))
+        if bad.size:
+            i = int(bad[0])
+            where = f"state #{i // m}, mixture #{i % m}" if t == "full" else f"state #{i}"
+            raise ValueError(f"Covariance of {where} is not symmetric positive definite")
 
     def gaussians(self):
         """The K*M Gaussian components (tied: full, each state's covariance repeated)."""
