@@ -204,6 +204,32 @@ def test_gmm_hmm_params_letters_match_hmmlearn(params):
         assert np.array_equal(ours.weights_, weights)
 
 
+def test_gmm_hmm_components_dying_as_in_hmmlearn():
+    """hmmlearn's default spherical prior leaves a nearly empty component a negative variance
+    (its density then floors it at the smallest double) and the next M-step a weight of
+    exactly 0: fastem follows step for step."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 1)) + rng.integers(0, 3, (300, 1)) * 3
+    weights = rng.dirichlet(np.ones(4), size=K)
+    means = X[rng.choice(300, K * 4, replace=False)].reshape(K, 4, 1)
+
+    def set_params(model):
+        model.startprob_, model.transmat_ = np.full(K, 1 / K), np.full((K, K), 1 / K)
+        model.weights_, model.means_, model.covars_ = weights, means, np.ones((K, 4))
+
+    with np.errstate(divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # hmmlearn's log(0)
+        ref, ours = fit_both(lambda m: m.GMMHMM(K, 4, covariance_type="spherical",
+                                                init_params="", n_iter=8, tol=-np.inf),
+                             set_params, X, [100, 200])
+    assert (ref.weights_ == 0).sum() == 3
+    np.testing.assert_array_equal(ref.weights_ == 0, ours.weights_ == 0)
+    assert_close(ref.monitor_.history, ours.monitor_.history)
+    used = ref.weights_ > 0
+    assert_close(ref.covars_[used], ours.covars_[used])
+    assert_close(ref.means_, ours.means_)
+
+
 def test_gmm_hmm_threads_pieces_and_monotone():
     """Bitwise the same for 1 and 2 threads; blocks cut into pieces of a few chunks equal one
     piece to rounding; the log-likelihood never decreases from fastem's own initialisation."""
@@ -231,9 +257,9 @@ def test_gmm_hmm_bad_attributes_are_named():
     model.covars_, model.weights_ = covars, weights * 2
     with pytest.raises(ValueError, match="weights_ rows must sum to 1: row 0 sums to 2"):
         model.fit(X, lengths)
-    model.weights_, model.covars_ = weights, np.where(np.arange(M) == 1, 0.0, 1.0)[:, None] \
+    model.weights_, model.covars_ = weights, np.where(np.arange(M) == 1, -1.0, 1.0)[:, None] \
         * covars
-    with pytest.raises(ValueError, match="'diag' mixture covars must be positive"):
+    with pytest.raises(ValueError, match="'diag' mixture covars must be non-negative"):
         model.predict(X, lengths)
     full = hmm.GMMHMM(K, M, covariance_type="full", init_params="")
     full.startprob_, full.transmat_ = chain()

@@ -87,7 +87,8 @@ class GMMParams:
         return self.means.shape[2]
 
     def check(self):
-        """ValueError naming the attribute whose shape or values are wrong."""
+        """ValueError naming the attribute whose shape or values are wrong (hmmlearn's
+        ``_check``, which every method runs before it starts, not between EM iterations)."""
         k, m = self.weights.shape
         d = self.means.shape[-1]
         if self.means.shape != (k, m, d):
@@ -99,30 +100,42 @@ class GMMParams:
                              f"actual shape: {self.covars.shape}")
         check_distributions("weights_", self.weights, (k, m))
         t = self.covariance_type
+        used = self.weights.ravel() > 0  # a component of weight 0 is never used (hmmlearn's)
         if t in ("spherical", "diag"):
-            if not np.all(self.covars > 0):  # NaN fails too
-                raise ValueError(f"{t!r} mixture covars must be positive")
+            if not np.all(self.covars >= 0):  # NaN fails too
+                raise ValueError(f"{t!r} mixture covars must be non-negative")
             return
         stack = self.covars.reshape(-1, d, d)
         symmetric = np.isclose(stack, np.swapaxes(stack, -1, -2)).all(axis=(1, 2))
         with np.errstate(invalid="ignore"):
             definite = np.linalg.eigvalsh(np.where(np.isfinite(stack), stack, 0)).min(axis=1) > 0
-        bad = np.flatnonzero(~(symmetric & definite & np.isfinite(stack).all(axis=(1, 2))))
+        valid = symmetric & definite & np.isfinite(stack).all(axis=(1, 2))
+        bad = np.flatnonzero(~(valid | ~used) if t == "full" else ~valid)
         if bad.size:
             i = int(bad[0])
             where = f"state #{i // m}, mixture #{i % m}" if t == "full" else f"state #{i}"
             raise ValueError(f"Covariance of {where} is not symmetric positive definite")
 
     def gaussians(self):
-        """The K*M Gaussian components (tied: full, each state's covariance repeated)."""
+        """The K*M Gaussian components (tied: full, each state's covariance repeated), as
+        hmmlearn's densities see them: variances floored at the smallest positive double
+        (hmmlearn's spherical M-step can leave a nearly empty component a negative one, which
+        its density then treats as that floor), and a component of weight 0 with unit
+        covariance (its log-weight is -inf: its density is never used)."""
         k, m, d = self.means.shape
         t = self.covariance_type
         cov = {"spherical": lambda: self.covars.reshape(k * m),
                "diag": lambda: self.covars.reshape(k * m, d),
                "full": lambda: self.covars.reshape(k * m, d, d),
-               "tied": lambda: np.repeat(self.covars, m, axis=0)}[t]()
-        return GaussianParams.from_covariances("full" if t == "tied" else t,
-                                               self.means.reshape(k * m, d), cov)
+               "tied": lambda: np.repeat(self.covars, m, axis=0)}[t]().copy()
+        if cov.ndim < 3:
+            cov = np.maximum(cov, np.finfo(np.float64).tiny)
+        cov[self.weights.ravel() == 0] = np.eye(d) if cov.ndim == 3 else 1.0
+        try:
+            return GaussianParams.from_covariances("full" if t == "tied" else t,
+                                                   self.means.reshape(k * m, d), cov)
+        except ValueError:
+            raise ValueError("'covars' must be symmetric, positive-definite") from None
 
 
 class GMMPacked(NamedTuple):
@@ -159,7 +172,6 @@ class GMMHMMLearnFamily(Family):
 
     # ---------------------------------------------------------------- kernel binding
     def pack(self, params, dtype, mass):
-        params.check()
         k, m = params.weights.shape
         packed = self.gaussian.pack(params.gaussians(), dtype, np.repeat(mass, m) / m)
         with np.errstate(divide="ignore"):
