@@ -55,7 +55,7 @@ class FitInterrupted(KeyboardInterrupt):
 
 
 def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-np.inf,
-           callback=None, m_step="exact", m_step_iters=1, symmetric_start=False):
+           callback=None, m_step="exact", m_step_iters=1, symmetric_start=False, rule=None):
     """Iterate E- and M-steps from ``params`` until the objective changes by less than ``tol``.
 
     ``latent`` (e.g. ``fastem.latent.mixture.Mixture``) owns what couples the ``family``'s
@@ -65,9 +65,12 @@ def run_em(latent, family, driver, params, *, tol, max_iter, rng, lower_bound=-n
     ``callback(result, change, seconds)`` is called after every iteration. A
     KeyboardInterrupt becomes :class:`FitInterrupted` carrying the last completed iteration.
 
-    ``symmetric_start``: see :class:`StoppingRule`.
+    ``symmetric_start``: see :class:`StoppingRule`. ``rule``: another object whose
+    ``done(change)`` says when to stop, after the callback (hidden Markov models ask their
+    ``monitor_``).
     """
-    result, rule = EMResult(params, lower_bound), StoppingRule(tol, symmetric_start)
+    result = EMResult(params, lower_bound)
+    rule = StoppingRule(tol, symmetric_start) if rule is None else rule
     with keeping(lambda: result):
         for n_iter in range(1, max_iter + 1):
             tic = time.perf_counter()

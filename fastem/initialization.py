@@ -110,6 +110,19 @@ def kmeans_plusplus(X, weights, k, rng):
     return X[chosen].copy(), chosen
 
 
+def kmeans(X, weights, k, rng, n_init=10):
+    """``(centres, labels)`` of the best of ``n_init`` k-means runs (k-means++ seeding, then
+    Lloyd) on in-memory rows, by weighted inertia, as scikit-learn's ``KMeans(n_init=10)``."""
+    best = None
+    for _ in range(n_init):
+        centers = lloyd(X, weights, kmeans_plusplus(X, weights, k, rng)[0])
+        labels, dist = nearest(X, centers)
+        inertia = float(dist @ weights)
+        if best is None or inertia < best[0]:
+            best = (inertia, centers, labels)
+    return best[1], best[2]
+
+
 def lloyd(X, weights, centers, max_iter=KMEANS_MAX_ITER, tol=1e-4):
     """Weighted Lloyd iterations from ``centers``; an empty cluster keeps its centre."""
     k = centers.shape[0]

@@ -14,7 +14,7 @@ refused, as it cannot be stored without pickle.
 
 Loading uses ``allow_pickle=False``, so a tampered file cannot execute code, and instantiates
 only registered classes; every array is checked against the header (shapes, finiteness, a valid
-mixture) so that a damaged or foreign file is refused with a clear error instead of giving a
+mixture; hidden Markov models check their own state in ``_check_loaded``) so that a damaged or foreign file is refused with a clear error instead of giving a
 model that predicts garbage. Saving writes a temporary file in the target folder and renames it,
 so a crash or Ctrl-C never leaves a half-written model behind.
 
@@ -115,6 +115,9 @@ def load(path):
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{path!r} has a damaged header ({exc})") from None
     try:
+        if hasattr(model, "_check_loaded"):  # estimators that check their own state (HMMs)
+            model._check_loaded()
+            return model
         _check_params(model)
     except (ValueError, TypeError, AttributeError) as exc:  # the last two: foreign structures
         raise ValueError(f"{path!r}: {exc}") from None
@@ -138,11 +141,12 @@ def _storable_classes():
     """The classes other than estimators that a file may hold, by name: built-in families, their
     columns and priors, and their parameters objects (each rebuilt from constructor arguments
     read from its attributes of the same names)."""
-    from .families import expfam, gaussian
+    from .families import expfam, gaussian, multinomial
 
     classes = (gaussian.GaussianFamily, gaussian.GaussianPrior, gaussian.GaussianParams,
                expfam.ProductFamily, expfam.ExpFamParams, expfam.Bernoulli, expfam.Categorical,
-               expfam.Poisson, expfam.Exponential, expfam.Gamma, expfam.Normal)
+               expfam.Poisson, expfam.Exponential, expfam.Gamma, expfam.Normal,
+               multinomial.MultinomialFamily, multinomial.MultinomialParams)
     return {cls.__name__: cls for cls in classes}
 
 
@@ -220,6 +224,7 @@ def _check_params(model):
     """ValueError unless the fitted parameters are a valid mixture of the fitted family."""
     from .families.expfam import ProductFamily
     from .families.gaussian import GaussianFamily, covariance_shape
+    from .families.multinomial import MultinomialFamily
 
     dtype = getattr(model.weights_, "dtype", None)  # float32 data's models are float32
     if dtype not in (np.float32, np.float64):
@@ -239,6 +244,8 @@ def _check_params(model):
             raise ValueError(f"{family.n_features} family columns and {len(params.columns)} "
                              f"parameter columns for {d} features")
         expected.update({f"columns.{j}": (k, c.n_params) for j, c in enumerate(family.columns)})
+    elif isinstance(family, MultinomialFamily):
+        expected.update(probabilities=(k, d))
     else:
         raise ValueError(f"family_ is a {type(family).__name__}, which model files do not hold")
     for field, shape in expected.items():

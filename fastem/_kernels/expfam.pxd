@@ -20,6 +20,8 @@ cpdef enum:
     COL_GAUSSIAN = 4      # T = [x - s, (x - s)^2],         b = 0              x finite
 
 
+cdef double log_factorial(double x) noexcept nogil  # log(x!), x a non-negative integer
+
 cdef void features(
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
     const int* col_kind,                             # IN  (d,) COL_* of each column

@@ -50,8 +50,8 @@ for _m in range(N_LOG_FACTORIAL):
     LOG_FACTORIAL[_m] = lgamma(_m + 1.0)
 
 
-cdef inline double log_factorial(double x) noexcept nogil:
-    """log(x!) for an integer x >= 0 (as a double)."""
+cdef double log_factorial(double x) noexcept nogil:
+    """log(x!) for an integer x >= 0 (as a double); also multinomial.pyx's."""
     if x < N_LOG_FACTORIAL:
         return LOG_FACTORIAL[<Py_ssize_t> x]
     return lgamma(x + 1.0)

@@ -25,10 +25,13 @@ from ..drivers import is_dask_array, make_driver
 from ..drivers.local import LocalDriver
 from ..drivers.sequences import SequenceDriver
 from ..em import FitInterrupted, run_em
+from ..families.base import check_distributions
 from ..families.expfam import Categorical, ExpFamParams, Poisson, ProductFamily
-from ..families.gaussian import COVARIANCE_TYPES, GaussianFamily, GaussianParams
+from ..families.gaussian import COVARIANCE_TYPES, GaussianFamily, GaussianParams, covariance_shape
 from ..families.gaussian_hmmlearn import HMMLearnGaussianFamily
-from ..initialization import initial_params
+from ..families.gmm_hmmlearn import GMMHMMLearnFamily, GMMParams, default_priors
+from ..families.multinomial import MultinomialFamily, MultinomialParams
+from ..initialization import MAX_SAMPLE, initial_params, kmeans
 from ..latent.hmm import HiddenMarkov, HMMParams, check_chain
 from ..latent.mixture import Mixture
 from ._base import check_random_state
@@ -46,6 +49,11 @@ class ConvergenceMonitor:
         return (f"ConvergenceMonitor(history={list(self.history)}, iter={self.iter}, "
                 f"n_iter={self.n_iter}, tol={self.tol}, verbose={self.verbose})")
 
+    def _reset(self):
+        """Forget the history (``fit`` starts with it)."""
+        self.iter = 0
+        self.history.clear()
+
     def report(self, value):
         if self.verbose:
             delta = value - self.history[-1] if self.history else np.nan
@@ -60,6 +68,17 @@ class ConvergenceMonitor:
             len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol)
 
 
+class _MonitorRule:
+    """``fastem.em.run_em``'s stopping rule: the monitor's ``converged``, whichever monitor
+    ``monitor_`` holds (fastem's, hmmlearn's or a user's subclass of either)."""
+
+    def __init__(self, monitor):
+        self.monitor = monitor
+
+    def done(self, change):
+        return bool(self.monitor.converged)
+
+
 class _HMMBase(Estimator):
     """EM, scoring, decoding and sampling of a hidden Markov model over one family.
 
@@ -70,6 +89,10 @@ class _HMMBase(Estimator):
 
     _emission_letters = ""
     _sample_dtype = np.float64  # hmmlearn's dtype of sampled rows
+    # model files (fastem.io): the fitted state, the chain and each class's emission attributes
+    _fitted_state = ("n_features_in_",)
+    _fitted_arrays = ("startprob_", "transmat_")
+    _unsaved_params = ()
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
@@ -89,6 +112,8 @@ class _HMMBase(Estimator):
         self.n_threads = n_threads
         self.chunk_size = chunk_size
         self.nan_policy = nan_policy
+        # as hmmlearn: there before fit, so that a user may replace it by a subclass
+        self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
 
     # ------------------------------------------------------------ pieces
     def _letters(self, name):
@@ -118,9 +143,14 @@ class _HMMBase(Estimator):
         if dask:
             from ..drivers.dask_sequences import DaskSequenceDriver
 
-            return DaskSequenceDriver(self._prepare(source), lengths, self.chunk_size,
-                                      self.n_threads)
-        return SequenceDriver(self._prepare(source), lengths, self.chunk_size, self.n_threads)
+            driver = DaskSequenceDriver(self._prepare(source), lengths, self.chunk_size,
+                                        self.n_threads)
+        else:
+            driver = SequenceDriver(self._prepare(source), lengths, self.chunk_size,
+                                    self.n_threads)
+        if fitting:  # before the family is made: some families are sized by it
+            self.n_features_in_ = driver.n_features
+        return driver
 
     def _check_rows(self, driver, family):
         """One pass over the rows: under ``nan_policy="raise"`` any NaN or infinity is an
@@ -147,6 +177,24 @@ class _HMMBase(Estimator):
     def _needs_init(self, letter, name):
         return letter in self._letters("init_params") or not hasattr(self, name)
 
+    # ------------------------------------------------------------ model files
+    def _check_fitted(self):
+        if not all(hasattr(self, name) for name in self._fitted_state + self._fitted_arrays):
+            raise not_fitted(self)
+
+    def _check_loaded(self):
+        """ValueError unless a loaded model is valid: finite arrays, the checks every method
+        runs (chain shapes and sums, the emissions' own) and the emissions' width. The
+        attributes stay as stored, bit for bit."""
+        for name in self._fitted_arrays:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray) and not np.isfinite(value).all():
+                raise ValueError(f"{name} contains NaN or infinity")
+        width = self._hmm_params().components.n_features
+        if width != self.n_features_in_:
+            raise ValueError(f"emission parameters for {width} features, n_features_in_ is "
+                             f"{self.n_features_in_}")
+
     # ------------------------------------------------------------ fitting
     def fit(self, X, lengths=None):
         """Estimate the parameters by EM (Baum-Welch) from ``X`` (n_samples, n_features), cut
@@ -155,10 +203,12 @@ class _HMMBase(Estimator):
         driver = self._driver(X, lengths, fitting=True)
         family = self._make_family()
         self._check_rows(driver, family)
-        self.n_features_in_ = driver.n_features
         self._init(driver, family)
         params = self._hmm_params()
-        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        _check_width(params, driver)
+        monitor = self.monitor_  # hmmlearn's, or a user's subclass; the estimator's settings
+        monitor.tol, monitor.n_iter, monitor.verbose = self.tol, self.n_iter, self.verbose
+        monitor._reset()
         total = float(driver.n_samples - driver.n_omitted)  # the rows with emissions
 
         def report(result, change, seconds):
@@ -169,7 +219,8 @@ class _HMMBase(Estimator):
             try:
                 result = run_em(self._latent(), family, driver, params, tol=self.tol / total,
                                 max_iter=self.n_iter, rng=check_random_state(self.random_state),
-                                callback=report, **self._m_step_options())
+                                callback=report, rule=_MonitorRule(monitor),
+                                **self._m_step_options())
             except FitInterrupted as interrupt:  # Ctrl-C: keep the last completed iteration
                 if interrupt.result.n_iter:
                     self._set_params(interrupt.result.params)
@@ -177,6 +228,9 @@ class _HMMBase(Estimator):
                                   RuntimeWarning, stacklevel=2)
                 raise
         self._set_params(result.params)
+        if (self.transmat_.sum(axis=1) == 0).any():  # hmmlearn logs the same
+            warnings.warn("Some rows of transmat_ have zero sum because no transition from the "
+                          "state was ever observed.", RuntimeWarning, stacklevel=2)
         return self
 
     def _m_step_options(self):
@@ -200,6 +254,7 @@ class _HMMBase(Estimator):
     def _inference(self, X, lengths):
         params = self._hmm_params()
         driver = self._driver(X, lengths)
+        _check_width(params, driver)
         family = self._make_family()
         self._check_rows(driver, family)
         return driver, family, self._latent().pack(family, params, driver.dtype)
@@ -296,6 +351,8 @@ class GaussianHMM(_HMMBase):
     """
 
     _emission_letters = "mc"
+    _fitted_state = _HMMBase._fitted_state + ("n_features",)
+    _fitted_arrays = _HMMBase._fitted_arrays + ("means_", "_covars_")
 
     def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
@@ -342,9 +399,13 @@ class GaussianHMM(_HMMBase):
                                       self.covars_prior, self.covars_weight, self._frozen())
 
     def _components(self):
-        return GaussianParams.from_covariances(self.covariance_type,
-                                               np.asarray(self.means_, dtype=np.float64),
-                                               self._covars_)
+        t, k = self.covariance_type, self.n_components
+        means = np.asarray(self.means_, dtype=np.float64)
+        d = getattr(self, "n_features_in_", means.shape[-1])
+        if means.shape != (k, d):
+            raise ValueError(f"means_ must have shape (n_components, n_features) = ({k}, {d}), "
+                             f"got {means.shape}")
+        return GaussianParams.from_covariances(t, means, _checked_covars(t, self._covars_, k, d))
 
     def _set_components(self, components):
         self.means_, self._covars_ = components.means, components.covariances
@@ -356,7 +417,7 @@ class GaussianHMM(_HMMBase):
             mixture = initial_params("kmeans", Mixture(), GaussianFamily("spherical"),
                                      _unweighted(driver), self.n_components, rng)
             self.means_ = mixture.components.means
-        if self._needs_init("c", "covars_"):
+        if self._needs_init("c", "_covars_"):
             mean, cov = _moments(driver)
             cv = cov + self.min_covar * np.eye(driver.n_features)
             t, k = self.covariance_type, self.n_components
@@ -371,6 +432,7 @@ class CategoricalHMM(_HMMBase):
 
     _emission_letters = "e"
     _sample_dtype = np.int64
+    _fitted_arrays = _HMMBase._fitted_arrays + ("emissionprob_",)
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
@@ -409,7 +471,9 @@ class CategoricalHMM(_HMMBase):
         return super().fit(X, lengths)
 
     def _components(self):
-        return ExpFamParams([np.atleast_2d(np.asarray(self.emissionprob_, dtype=np.float64))])
+        p = np.atleast_2d(self.emissionprob_)
+        shape = (self.n_components, self.n_features or p.shape[1])
+        return ExpFamParams([check_distributions("emissionprob_", p, shape)])
 
     def _set_components(self, components):
         self.emissionprob_ = components.columns[0]
@@ -430,6 +494,8 @@ class PoissonHMM(_HMMBase):
 
     _emission_letters = "l"
     _sample_dtype = np.int64
+    _fitted_state = _HMMBase._fitted_state + ("n_features",)
+    _fitted_arrays = _HMMBase._fitted_arrays + ("lambdas_",)
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi", random_state=None,
@@ -450,14 +516,14 @@ class PoissonHMM(_HMMBase):
         frozen = () if "l" in self._letters("params") else range(d)
         return ProductFamily([Poisson(prior=prior) for _ in range(d)], frozen)
 
-    def _driver(self, X, lengths, fitting=False):
-        driver = super()._driver(X, lengths, fitting)
-        if fitting:
-            self.n_features_in_ = driver.n_features
-        return driver
-
     def _components(self):
         lambdas = np.atleast_2d(np.asarray(self.lambdas_, dtype=np.float64))
+        shape = (self.n_components, getattr(self, "n_features_in_", lambdas.shape[1]))
+        if lambdas.shape != shape:
+            raise ValueError(f"lambdas_ must have shape (n_components, n_features) = {shape}, "
+                             f"got {lambdas.shape}")
+        if not np.all(lambdas >= 0):  # NaN fails too
+            raise ValueError("lambdas_ must be non-negative rates (not NaN)")
         return ExpFamParams([lambdas[:, j:j + 1].copy() for j in range(lambdas.shape[1])])
 
     def _set_components(self, components):
@@ -472,6 +538,140 @@ class PoissonHMM(_HMMBase):
                                       size=(self.n_components, driver.n_features))
 
 
+class MultinomialHMM(_HMMBase):
+    """Hidden Markov model with multinomial emissions (hmmlearn >= 0.3's definition): each row
+    of ``X`` counts how often each of n_features symbols came up in ``n_trials`` draws;
+    ``emissionprob_`` (n_components, n_features). ``n_trials=None`` is set by ``fit`` to the
+    rows' common total (left None, and ``sample`` refused, when totals differ: hmmlearn keeps
+    the array of row totals there); a row of another total is refused naming it."""
+
+    _emission_letters = "e"
+    _sample_dtype = np.int64
+    _fitted_state = _HMMBase._fitted_state + ("n_features",)
+    _fitted_arrays = _HMMBase._fitted_arrays + ("emissionprob_",)
+
+    def __init__(self, n_components=1, n_trials=None, startprob_prior=1.0, transmat_prior=1.0,
+                 algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
+                 params="ste", init_params="ste", implementation="log", n_threads=None,
+                 chunk_size=None, nan_policy="raise"):
+        super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
+                         random_state, n_iter, tol, verbose, params, init_params,
+                         implementation, n_threads, chunk_size, nan_policy)
+        self.n_trials = n_trials
+
+    def _make_family(self):
+        trials = np.unique(np.asarray(self.n_trials)) if self.n_trials is not None else []
+        return MultinomialFamily(int(trials[0]) if len(trials) == 1 else None)
+
+    def fit(self, X, lengths=None):
+        if self.n_trials is None:  # as hmmlearn: the rows' totals
+            low, high = _row_total_range(data.open_source(X))
+            if low == high:
+                self.n_trials = int(low)
+        return super().fit(X, lengths)
+
+    def _components(self):
+        p = np.atleast_2d(self.emissionprob_)
+        shape = (self.n_components, getattr(self, "n_features_in_", p.shape[1]))
+        return MultinomialParams(check_distributions("emissionprob_", p, shape))
+
+    def _set_components(self, components):
+        self.emissionprob_ = components.probabilities
+
+    def _init_emissions(self, driver, family):
+        self.n_features = driver.n_features  # as hmmlearn sets it
+        if self._needs_init("e", "emissionprob_"):
+            p = check_random_state(self.random_state).rand(self.n_components, driver.n_features)
+            self.emissionprob_ = p / p.sum(axis=1, keepdims=True)
+
+
+class GMMHMM(_HMMBase):
+    """Hidden Markov model with Gaussian-mixture emissions (hmmlearn's parameters, priors and
+    M-step): ``weights_`` (n_components, n_mix), ``means_`` (n_components, n_mix, n_features),
+    ``covars_`` (n_components, n_mix) spherical, (n_components, n_mix, n_features) diag,
+    (n_components, n_mix, n_features, n_features) full, (n_components, n_features, n_features)
+    tied (one covariance per state). The means start as hmmlearn's, from k-means within
+    k-means clusters (on a bounded sample of the rows, with fastem's k-means)."""
+
+    _emission_letters = "mcw"
+    _fitted_state = _HMMBase._fitted_state + ("n_features",)
+    _fitted_arrays = _HMMBase._fitted_arrays + ("weights_", "means_", "covars_")
+
+    def __init__(self, n_components=1, n_mix=1, min_covar=1e-3, startprob_prior=1.0,
+                 transmat_prior=1.0, weights_prior=1.0, means_prior=0.0, means_weight=0.0,
+                 covars_prior=None, covars_weight=None, algorithm="viterbi",
+                 covariance_type="diag", random_state=None, n_iter=10, tol=1e-2, verbose=False,
+                 params="stmcw", init_params="stmcw", implementation="log", n_threads=None,
+                 chunk_size=None, nan_policy="raise"):
+        super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
+                         random_state, n_iter, tol, verbose, params, init_params,
+                         implementation, n_threads, chunk_size, nan_policy)
+        self.n_mix = n_mix
+        self.min_covar = min_covar
+        self.weights_prior = weights_prior
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+        self.covariance_type = covariance_type
+
+    def _make_family(self):
+        d = np.shape(self.means_)[-1] if hasattr(self, "means_") else self.n_features_in_
+        if self.covariance_type not in ("spherical", "diag", "full", "tied"):
+            raise ValueError(f"covariance_type must be one of ('spherical', 'diag', 'full', "
+                             f"'tied'), got {self.covariance_type!r}")
+        priors = default_priors(self.covariance_type, self.n_components, self.n_mix, d,
+                                self.weights_prior, self.means_prior, self.means_weight,
+                                self.covars_prior, self.covars_weight)
+        params = self._letters("params")
+        frozen = [name for letter, name in (("w", "weights"), ("m", "means"),
+                                            ("c", "covariances")) if letter not in params]
+        return GMMHMMLearnFamily(self.covariance_type, self.n_mix, *priors, frozen)
+
+    def _components(self):
+        as_array = lambda a: np.array(a, dtype=np.float64)  # noqa: E731
+        params = GMMParams(self.covariance_type, as_array(self.weights_), as_array(self.means_),
+                           as_array(self.covars_))
+        params.check()
+        return params
+
+    def _set_components(self, components):
+        self.weights_, self.means_ = components.weights, components.means
+        self.covars_ = components.covars
+
+    def _init_emissions(self, driver, family):
+        self.n_features = d = driver.n_features  # as hmmlearn sets it
+        k, m, t = self.n_components, self.n_mix, self.covariance_type
+        if self._needs_init("w", "weights_"):
+            self.weights_ = np.full((k, m), 1.0 / m)
+        cv = _moments(driver)[1] + self.min_covar * np.eye(d)
+        if self._needs_init("m", "means_"):
+            self.means_ = self._kmeans_means(driver, cv)
+        if self._needs_init("c", "covars_"):
+            self.covars_ = {"tied": lambda: np.broadcast_to(cv, (k, d, d)),
+                            "full": lambda: np.broadcast_to(cv, (k, m, d, d)),
+                            "diag": lambda: np.broadcast_to(np.diag(cv), (k, m, d)),
+                            "spherical": lambda: np.full((k, m), cv.mean())}[t]().copy()
+
+
+    def _kmeans_means(self, driver, cv):
+        """hmmlearn's means: k-means with n_components clusters, then k-means with n_mix
+        clusters within each (best of 10 runs each), on a sample of at most
+        ``initialization.MAX_SAMPLE`` rows; a cluster with fewer rows than n_mix draws its
+        means around the centres' mean with the data's covariance ``cv``."""
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        sample, weights, _ = _unweighted(driver).sample_rows(rng, MAX_SAMPLE)
+        centers, labels = kmeans(sample, weights, self.n_components, rng)
+        means = []
+        for k in range(self.n_components):
+            rows = labels == k
+            if rows.sum() >= self.n_mix:
+                means.append(kmeans(sample[rows], weights[rows], self.n_mix, rng)[0])
+            else:
+                means.append(rng.multivariate_normal(centers.mean(axis=0), cv, size=self.n_mix))
+        return np.stack(means)
+
+
 class HMM(_HMMBase):
     """A hidden Markov model over any fastem ``family`` (``fastem.families``: Gaussian,
     product of Bernoulli/Categorical/Poisson/Exponential/Gamma/Normal columns, custom Numba
@@ -482,6 +682,7 @@ class HMM(_HMMBase):
     the emissions per iteration (the chain still takes its exact update), as for mixtures."""
 
     _emission_letters = "e"
+    _fitted_arrays = _HMMBase._fitted_arrays + ("components_",)
 
     def __init__(self, family=None, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
@@ -517,6 +718,15 @@ class HMM(_HMMBase):
                                               self.n_components, rng).components
 
 
+def _check_width(params, driver):
+    """ValueError unless the emissions are for as many columns as X has (where their
+    parameters say: a custom family's need not)."""
+    width = getattr(params.components, "n_features", None)
+    if width is not None and width != driver.n_features:
+        raise ValueError(f"X has {driver.n_features} features, but the emission parameters are "
+                         f"for {width}")
+
+
 def _unweighted(driver):
     """A plain driver over the same rows (initialisation ignores sequences), missing rows
     left out."""
@@ -524,6 +734,39 @@ def _unweighted(driver):
     if driver.filler is not None:
         local.omit_nonfinite()
     return local
+
+
+def _checked_covars(covariance_type, covars, k, d):
+    """``covars_`` as set (in the type's shape), or ValueError as hmmlearn words it: the
+    shape, or variances that are not positive (matrices not symmetric positive-definite)."""
+    t = covariance_type
+    covars = np.asarray(covars, dtype=np.float64)
+    if t == "spherical" and covars.ndim == 2 and covars.shape[0] == k \
+            and np.all(covars == covars[:, :1]):  # hmmlearn's (K, 1) or tiled (K, D)
+        covars = covars[:, 0]
+    shape = covariance_shape(t, k, d)
+    if covars.shape != shape:
+        raise ValueError(f"{t!r} covars must have shape {shape}, got {covars.shape}")
+    if t in ("spherical", "diag"):
+        if not np.all(covars > 0):
+            raise ValueError(f"{t!r} covars must be positive")
+    else:
+        stack = covars.reshape(-1, d, d)
+        if not (np.allclose(stack, np.swapaxes(stack, -1, -2))
+                and np.all(np.linalg.eigvalsh(stack) > 0)):
+            raise ValueError(f"{t!r} covars must be symmetric, positive-definite")
+    return covars
+
+
+def _row_total_range(source):
+    """The smallest and largest finite row total of a source, in one streamed pass."""
+    low, high = np.inf, -np.inf
+    for _, block, _ in data.iter_blocks(source, data.BLOCK_ROWS, np.float64):
+        totals = block.sum(axis=1)
+        totals = totals[np.isfinite(totals)]
+        if totals.size:
+            low, high = min(low, totals.min()), max(high, totals.max())
+    return low, high
 
 
 def _moments(driver):

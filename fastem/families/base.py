@@ -144,3 +144,22 @@ def xlogy(x, y):
     scipy.special.xlogy without importing scipy at ``import fastem``."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(x == 0, 0.0, x * np.log(y))
+
+
+def check_distributions(name, p, shape):
+    """``p`` as float64 of ``shape`` whose last axis holds probability distributions, each
+    renormalised exactly, or ValueError naming what is wrong: the shape, negative or NaN
+    entries, or a sum other than one (beyond np.allclose's tolerance, as hmmlearn checks)."""
+    p = np.array(p, dtype=np.float64)
+    if p.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {p.shape}")
+    if not np.all(p >= 0):  # NaN fails too
+        raise ValueError(f"{name} must hold probabilities (>= 0, not NaN)")
+    sums = p.sum(axis=-1, keepdims=True)
+    bad = np.flatnonzero(~(np.abs(sums - 1.0) <= 1e-8 + 1e-5))
+    if bad.size and p.ndim == 1:
+        raise ValueError(f"{name} must sum to 1 (got {sums[0]:.10g})")
+    if bad.size:
+        raise ValueError(f"{name} rows must sum to 1: row {int(bad[0])} sums to "
+                         f"{sums.flat[bad[0]]:.10g}")
+    return p / sums

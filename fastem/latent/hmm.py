@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._kernels import forward_backward as fb
-from ..families.base import xlogy
+from ..families.base import check_distributions, xlogy
 from ..frame import Statistics
 
 
@@ -61,25 +61,11 @@ def chain_size(k):
 
 def check_chain(startprob, transmat, n_components=None):
     """``(startprob, transmat)`` as float64 arrays, or ValueError naming what is wrong: shapes,
-    negative or NaN entries, sums other than one (to 1e-8, then renormalised exactly)."""
-    startprob = np.array(startprob, dtype=np.float64)
-    transmat = np.array(transmat, dtype=np.float64)
-    k = startprob.shape[0] if n_components is None else n_components
-    if startprob.shape != (k,):
-        raise ValueError(f"startprob_ must have shape ({k},), got {startprob.shape}")
-    if transmat.shape != (k, k):
-        raise ValueError(f"transmat_ must have shape ({k}, {k}), got {transmat.shape}")
-    for name, p in (("startprob_", startprob), ("transmat_", transmat)):
-        if not np.all(p >= 0):  # NaN fails too
-            raise ValueError(f"{name} must hold probabilities (>= 0, not NaN)")
-    if not abs(startprob.sum() - 1.0) <= 1e-8:
-        raise ValueError(f"startprob_ must sum to 1 (got {startprob.sum():.10g})")
-    sums = transmat.sum(axis=1)
-    bad = np.flatnonzero(~(np.abs(sums - 1.0) <= 1e-8))
-    if bad.size:
-        raise ValueError(f"transmat_ rows must sum to 1: row {int(bad[0])} sums to "
-                         f"{sums[bad[0]]:.10g}")
-    return startprob / startprob.sum(), transmat / sums[:, None]
+    negative or NaN entries, sums other than one (then renormalised exactly); see
+    :func:`~fastem.families.base.check_distributions`."""
+    k = np.shape(startprob)[0] if n_components is None else n_components
+    return (check_distributions("startprob_", startprob, (k,)),
+            check_distributions("transmat_", transmat, (k, k)))
 
 
 class HiddenMarkov:
