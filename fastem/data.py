@@ -239,6 +239,38 @@ def screen(block, start, family=None, omit=False, name="X"):
     return ~finite
 
 
+def screen_missing(block, start, family=None, name="X"):
+    """:func:`screen` for ``nan_policy="marginalize"``, where NaN entries are missing: raises
+    ValueError at the first row holding infinity (not missing: an error) or, given a
+    ``family`` that checks its support, an observed value outside it; returns which rows have
+    no observed entry when some do (they are left out), else None."""
+    finite = finite_rows(block)
+    n = block.shape[0]
+    suspects = np.flatnonzero(~finite)
+    infinite = np.zeros(n, dtype=bool)
+    infinite[suspects] = np.isinf(block[suspects]).any(axis=1)
+    first_infinite = int(np.argmax(infinite)) if infinite.any() else n
+    if family is not None and family.checks_support:  # NaN is not outside any support
+        unsupported = np.flatnonzero(~infinite & family.invalid_rows(block))
+        if unsupported.size and unsupported[0] < first_infinite:
+            raise unsupported_error(family, name, start + unsupported[0], block[unsupported[0]])
+    if first_infinite < n:
+        raise ValueError(f"{name} contains infinity (first at row {start + first_infinite}); "
+                         "nan_policy='marginalize' treats only NaN entries as missing")
+    empty = np.zeros(n, dtype=bool)
+    empty[suspects] = np.isnan(block[suspects]).all(axis=1)
+    return empty if empty.any() else None
+
+
+def check_observed(observed, name="X"):
+    """ValueError naming the first column with no observed entry (``observed``: per column,
+    the number of rows of positive weight where it is not NaN)."""
+    never = np.flatnonzero(np.asarray(observed) == 0)
+    if never.size:
+        raise ValueError(f"{name}: column {int(never[0])} is missing (NaN) in every row of "
+                         "positive weight, so nothing can be learnt about it: drop the column")
+
+
 def check_finite(X, dtype, name="X", family=None, bar=None):
     """Raise ValueError at the first row of ``X`` that :func:`screen` refuses (one streamed
     pass, shown on ``bar``)."""

@@ -5,6 +5,9 @@
 those hard responsibilities into parameters. ``k-means++`` and ``random_from_data``: components
 start on chosen data rows (no pass). ``random``: uniform random responsibilities, drawn block by
 block (one pass). Sample weights are honoured throughout: zero-weight rows are never chosen.
+Missing entries (NaN under ``nan_policy="marginalize"``) are filled with column means for the
+k-means distances and the rows components start on (:func:`fill_missing`); the M-step of the
+first pass then leaves them out, as every later one does.
 """
 import numpy as np
 
@@ -26,7 +29,7 @@ def initial_params(method, latent, family, driver, n_components, rng):
         return params_on_rows(latent, family, driver,
                               rng.choice(driver.n_samples, k, replace=False, p=p))
     if method == "random":
-        centre = driver.sample_rows(rng, MAX_SAMPLE)[0].mean(axis=0, keepdims=True)
+        centre = fill_missing(driver.sample_rows(rng, MAX_SAMPLE)[0]).mean(axis=0, keepdims=True)
         pivot = np.repeat(centre, k, axis=0)
 
         def resp_fn(start, block):
@@ -35,6 +38,8 @@ def initial_params(method, latent, family, driver, n_components, rng):
 
         return params_from_resp(latent, family, driver, pivot, resp_fn)
     sample, weights, indices = driver.sample_rows(rng, MAX_SAMPLE)
+    fill = column_means(sample)
+    sample = fill_missing(sample, fill)
     centers, chosen = kmeans_plusplus(sample, weights, k, rng)
     if method == "k-means++":
         return params_on_rows(latent, family, driver, indices[chosen])
@@ -43,7 +48,7 @@ def initial_params(method, latent, family, driver, n_components, rng):
     def labels_fn(start, block):
         resp = np.zeros((block.shape[0], k))
         with np.errstate(invalid="ignore"):  # omitted rows' inf - inf; zero weight, any label
-            labels = nearest(block, centers)[0]
+            labels = nearest(fill_missing(block, fill), centers)[0]
         resp[np.arange(block.shape[0]), labels] = 1.0
         return resp
 
@@ -65,11 +70,27 @@ def params_on_rows(latent, family, driver, rows):
     """Components centred on data rows, equally weighted, with covariance ``reg_covar``:
     the M-step of one-hot responsibilities on those rows, from a pass over those rows only."""
     k = len(rows)
-    chosen = np.ascontiguousarray(driver.rows(rows), dtype=driver.dtype)
+    chosen = np.ascontiguousarray(fill_missing(driver.rows(rows)), dtype=driver.dtype)
     one_hot = np.eye(k)
     return params_from_resp(latent, family, LocalDriver(chosen, n_threads=1),
                             chosen.astype(np.float64),
                             lambda start, block: one_hot[start:start + block.shape[0]])
+
+
+def column_means(rows):
+    """Each column's mean over its observed (not NaN) entries; 0 where none is observed."""
+    seen = rows == rows
+    counts = seen.sum(axis=0)
+    return np.where(seen, rows, 0.0).sum(axis=0) / np.maximum(counts, 1)
+
+
+def fill_missing(rows, values=None):
+    """``rows`` with NaN entries (missing values) replaced by ``values`` per column (default:
+    :func:`column_means` of ``rows``); ``rows`` itself when it has none."""
+    missing = rows != rows
+    if not missing.any():
+        return rows
+    return np.where(missing, column_means(rows) if values is None else values, rows)
 
 
 def nearest(X, centers):

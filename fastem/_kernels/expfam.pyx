@@ -12,6 +12,13 @@
 #   ll = sum_i w_i log p(x_i),  W = sum_i w_i,  s0_k = sum_i w_i r_ik,  S_k = sum_i w_i r_ik T(x_i)
 # (S by one more GEMM, r.T @ T). No (n_samples, n_components) array is ever formed.
 #
+# Missing values (nan_policy="marginalize"): a column of kind COL_MISSING + COL_* has one more
+# feature, o = 1 where its value is observed, whose natural parameter is the column's
+# log-normaliser -A_j(natural_kj) (then not in log_norm); a NaN value gets all-zero features, so
+# it drops out of t @ natural (the row's marginal density over its observed columns) and of
+# r.T @ T, whose o column is then n_kj = sum_i w_i r_ik o_ij, the mass each column's M-step
+# divides by. Complete columns pay one comparison per value.
+#
 # Support: a value outside its column's support (non-finite anywhere; negative or non-integer
 # counts; x <= 0 for COL_LOG; codes that are non-integer or outside [0, width)) gets zero
 # features and makes the row's base measure -inf, so the row has log p = -inf, zero
@@ -88,7 +95,15 @@ cdef void features(
         for j in range(d):
             v = x[i * d + j]
             o = col_offset[j]
+            width = col_offset[j + 1] - o
             kind = col_kind[j]
+            if kind >= COL_MISSING:  # the last feature says whether the value is observed
+                width -= 1
+                kind -= COL_MISSING
+                row[o + width] = v == v
+                if v != v:  # missing: no features, no base measure
+                    memset(row + o, 0, width * sizeof(double))
+                    continue
             if kind == COL_IDENTITY:
                 if -INFINITY < v < INFINITY:
                     row[o] = v
@@ -111,7 +126,6 @@ cdef void features(
                     row[o + 1] = 0.0
                     b = -INFINITY
             elif kind == COL_CATEGORICAL:
-                width = col_offset[j + 1] - o
                 memset(row + o, 0, width * sizeof(double))
                 if 0.0 <= v < width and v == floor(v):
                     row[o + <Py_ssize_t> v] = 1.0
@@ -238,6 +252,9 @@ cdef check_layout(Py_ssize_t n, Py_ssize_t d, const int[::1] col_kind,
     for j in range(d):
         kind = col_kind[j]
         width = col_offset[j + 1] - col_offset[j]
+        if kind >= COL_MISSING:  # one more feature: whether the value is observed
+            kind -= COL_MISSING
+            width -= 1
         if kind == COL_IDENTITY or kind == COL_COUNT:
             ok = width == 1
         elif kind == COL_LOG or kind == COL_GAUSSIAN:

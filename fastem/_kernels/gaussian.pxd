@@ -20,20 +20,34 @@ cdef enum:
     EXPFAM_FULL = 4
     EXPFAM_TIED = 5
     EXPFAM_SPHERICAL = 6
+    # nan_policy="marginalize" (missing entries are NaN and drop out of a row's density and
+    # statistics): the diagonal kinds with one more feature per column, o_j = 1 where x_j is
+    # observed (its weights are the per-entry log-normalisers), and DIAG_MISSING, the exact
+    # kernel that skips NaN entries; statistics [s1 | s2 | n] per component, n_kj the
+    # responsibility mass of the rows observing column j
+    EXPFAM_DIAG_MISSING = 7
+    EXPFAM_SPHERICAL_MISSING = 8
+    DIAG_MISSING = 9
 
 
 cdef inline bint is_expfam(int kind) noexcept nogil:
     """True for the exponential-family kinds, whose log-densities need features() first."""
     return (kind == EXPFAM_DIAG or kind == EXPFAM_FULL or kind == EXPFAM_TIED
-            or kind == EXPFAM_SPHERICAL)
+            or kind == EXPFAM_SPHERICAL or kind == EXPFAM_DIAG_MISSING
+            or kind == EXPFAM_SPHERICAL_MISSING)
 
 
 cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
     """Columns of t(x): [v, v^2] (diag kinds), [v, upper triangle of v v'] (full kinds),
-    [v, -v'Pv/2] (EXPFAM_TIED: one shared precision P makes the quadratic term one feature) or
-    [v, |v|^2] (EXPFAM_SPHERICAL)."""
+    [v, -v'Pv/2] (EXPFAM_TIED: one shared precision P makes the quadratic term one feature),
+    [v, |v|^2] (EXPFAM_SPHERICAL), [v, v^2, o] (EXPFAM_DIAG_MISSING, and DIAG_MISSING's
+    statistics [s1, s2, n]) or [v, |v|^2, o] (EXPFAM_SPHERICAL_MISSING), o the observed entries."""
     if kind == EXPFAM_TIED or kind == EXPFAM_SPHERICAL:
         return d + 1
+    if kind == EXPFAM_DIAG_MISSING or kind == DIAG_MISSING:
+        return 3 * d
+    if kind == EXPFAM_SPHERICAL_MISSING:
+        return 2 * d + 1
     if kind == EXPFAM_FULL or kind == FULL or kind == TIED:
         return d + d * (d + 1) // 2
     return 2 * d
@@ -41,9 +55,10 @@ cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
 
 cdef inline bint features_by_row(int kind) noexcept nogil:
     """Whether features() stores t(x) row by row, (n, feature_width) (EXPFAM_DIAG and
-    EXPFAM_SPHERICAL, see _diag.h), rather than feature-major, (feature_width, n) (the other
-    expfam kinds)."""
-    return kind == EXPFAM_DIAG or kind == EXPFAM_SPHERICAL
+    EXPFAM_SPHERICAL and their _MISSING kinds, see _diag.h), rather than feature-major,
+    (feature_width, n) (the other expfam kinds)."""
+    return (kind == EXPFAM_DIAG or kind == EXPFAM_SPHERICAL or kind == EXPFAM_DIAG_MISSING
+            or kind == EXPFAM_SPHERICAL_MISSING)
 
 
 cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) noexcept nogil:

@@ -31,6 +31,14 @@
 #   diag (diag/spherical, direct): y = (x - mu_k) * L_k elementwise and statistics centred on
 #          each mu_k. full, tied and diag are the fallbacks where the expfam bound is too large
 #          even in float64 (components far apart relative to their spread).
+#   missing entries (nan_policy="marginalize", diag and spherical): a NaN entry drops out of the
+#          row's log-density and statistics. EXPFAM_DIAG_MISSING / EXPFAM_SPHERICAL_MISSING add
+#          one feature per column, o_j = 1 where x_j is observed (NaN: v_j = 0, o_j = 0), whose
+#          weight is the entry's log-normaliser log L_kj - log(2pi)/2 - P_kj (mu_kj - s_j)^2 / 2,
+#          so the same two GEMMs give the marginal log-densities and, in r.T @ t, the observed
+#          mass n_kj = sum_i w_i r_ik o_ij by which the M-step divides; DIAG_MISSING is the exact
+#          fallback (and the kind of passes with given responsibilities), skipping NaN entries.
+#          The complete-data kinds are untouched: the statistics only grow when marginalising.
 #
 # Threads and determinism: the block skeleton (_blocks.pyx) runs the chunks on threads; every
 # chunk writes its statistics into its own slot, and slots are added in chunk order after the
@@ -66,10 +74,10 @@ cdef extern from "fastem/_kernels/_features.h" nogil:
 
 
 cdef extern from "fastem/_kernels/_diag.h" nogil:
-    void fastem_diag_features_f32(int squares, const float* x, Py_ssize_t n, Py_ssize_t d,
-                                  const float* centre, float* t)
-    void fastem_diag_features_f64(int squares, const double* x, Py_ssize_t n, Py_ssize_t d,
-                                  const double* centre, double* t)
+    void fastem_diag_features_f32(int squares, int missing, const float* x, Py_ssize_t n,
+                                  Py_ssize_t d, const float* centre, float* t)
+    void fastem_diag_features_f64(int squares, int missing, const double* x, Py_ssize_t n,
+                                  Py_ssize_t d, const double* centre, double* t)
     void fastem_diag_log_prob_f32(const float* t, Py_ssize_t n, Py_ssize_t f, const float* w,
                                   Py_ssize_t k, const double* log_norm, double* logp)
     void fastem_diag_log_prob_f64(const double* t, Py_ssize_t n, Py_ssize_t f, const double* w,
@@ -85,13 +93,16 @@ cdef void features(
                                                      #     features_by_row(kind)
 ) noexcept nogil:
     """Features t(x) of the Gaussian exponential family: [v, v^2] or [v, |v|^2] by row
-    (_diag.h), [v, v_a v_b (a <= b)] feature-major (_features.h); for EXPFAM_TIED only v, the
-    last feature is added by chunk_log_prob."""
+    (_diag.h; the _MISSING kinds add o, the observed entries), [v, v_a v_b (a <= b)]
+    feature-major (_features.h); for EXPFAM_TIED only v, the last feature is added by
+    chunk_log_prob."""
+    cdef bint squares = kind == EXPFAM_DIAG or kind == EXPFAM_DIAG_MISSING
+    cdef bint missing = kind == EXPFAM_DIAG_MISSING or kind == EXPFAM_SPHERICAL_MISSING
     if features_by_row(kind):
         if floating is double:
-            fastem_diag_features_f64(kind == EXPFAM_DIAG, x, n, d, centre, t)
+            fastem_diag_features_f64(squares, missing, x, n, d, centre, t)
         else:
-            fastem_diag_features_f32(kind == EXPFAM_DIAG, x, n, d, centre, t)
+            fastem_diag_features_f32(squares, missing, x, n, d, centre, t)
         return
     if floating is double:  # EXPFAM_TIED: only v (chunk_log_prob adds -v'Pv/2, which needs P)
         fastem_features_f64(kind == EXPFAM_FULL, x, n, d, centre, t)
@@ -104,12 +115,15 @@ cdef void chunk_log_prob(
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d), C-contiguous
     const floating* proj,                            # IN  full, tied: (d, width) projection;
                                                      #     expfam: (feature_width, k) W;
-                                                     #     diag: (d, k) diagonal of L_k
+                                                     #     diag: (d, k) diagonal of L_k;
+                                                     #     DIAG_MISSING: (2d, k), then the
+                                                     #     rows 2 log L_kj - log 2pi
     const floating* center,                          # IN  full, tied: (d, k) mu_k @ L_k;
                                                      #     diag: (d, k) mu_k;
                                                      #     expfam tied: (d, d) L
     const double* log_norm, Py_ssize_t k,            # IN  (k,) log w_k + log det L_k - d/2 log 2pi
-                                                     #     (expfam: plus the constant of t @ W)
+                                                     #     (expfam: plus the constant of t @ W;
+                                                     #     _MISSING kinds: log w_k only)
     floating* y,                                     # TMP (n, width); expfam: t(x) on entry
     double* logp,                                    # OUT (n, k) log p(x_i, z = k)
 ) noexcept nogil:
@@ -161,6 +175,14 @@ cdef void chunk_log_prob(
                 for c in range(k):
                     t = (row[j] - center[j * k + c]) * proj[j * k + c]
                     out[c] += t * t
+        elif kind == DIAG_MISSING:  # observed entries only, each with its log-normaliser
+            row = x + i * d
+            for j in range(d):
+                if row[j] != row[j]:
+                    continue
+                for c in range(k):
+                    t = (row[j] - center[j * k + c]) * proj[j * k + c]
+                    out[c] += t * t - proj[(d + j) * k + c]
         elif kind == FULL:
             row = y + i * width
             for j in range(d):
@@ -238,17 +260,22 @@ cdef void chunk_stats(
     for i in range(n):
         for c in range(k):
             s0[c] += resp[i * k + c]
-    if kind == DIAG:
-        for i in range(n):
+    if kind == DIAG or kind == DIAG_MISSING:  # [s1 | s2] (k, 2d), or [s1 | s2 | n] (k, 3d)
+        for i in range(n):                       # over the observed (not NaN) entries
             for c in range(k):
                 r = resp[i * k + c]
                 if r == 0.0:
                     continue
                 m = pivot + c * d
                 for j in range(d):
-                    t = x[i * d + j] - m[j]
-                    s12[c * 2 * d + j] += r * t
-                    s12[c * 2 * d + d + j] += r * t * t
+                    t = x[i * d + j]
+                    if t != t:
+                        continue
+                    t = t - m[j]
+                    s12[c * f + j] += r * t
+                    s12[c * f + d + j] += r * t * t
+                    if kind == DIAG_MISSING:
+                        s12[c * f + 2 * d + j] += r
         return
     if kind == EXPFAM_TIED:
         chunk_stats_pooled(n, d, resp, k, t_rows, z, s12)

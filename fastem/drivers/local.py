@@ -85,6 +85,29 @@ class LocalDriver:
         self.sample_weight, self.n_omitted = weights, count
         return count
 
+    def mark_missing(self, family=None):
+        """``nan_policy="marginalize"``: one pass that raises ValueError at a row holding
+        infinity (or, given a ``family``, a value outside its support), gives rows with no
+        observed entry zero weight and checks that every column is observed in some row of
+        positive weight; returns (and stores in ``n_omitted``) how many rows were left out."""
+        weights = None if self.sample_weight is None else self.sample_weight.copy()
+        observed = np.zeros(self.n_features, dtype=np.int64)
+        count = 0
+        with self.bar("check") as bar:
+            for start, block, w in data.iter_blocks(self.X, data.BLOCK_ROWS, self.dtype,
+                                                    self.sample_weight, bar):
+                empty = data.screen_missing(block, start, family)
+                seen = block == block
+                observed += (seen if w is None else seen & (w > 0)[:, None]).sum(axis=0)
+                if empty is not None:
+                    if weights is None:
+                        weights = np.ones(self.n_samples)
+                    weights[start:start + empty.size][empty] = 0.0
+                    count += int(empty.sum())
+        data.check_observed(observed)
+        self.sample_weight, self.n_omitted = weights, count
+        return count
+
     def _chunk(self, n_components):
         """Rows per chunk, at most the rows there are (buffers are sized by chunks)."""
         chunk = self.chunk_size or default_chunk_size(self.n_features, n_components)
@@ -230,6 +253,8 @@ class LocalDriver:
         """The rows of a block to leave out under ``nan_policy`` (None: not checked here)."""
         if nan_policy is None:
             return None
+        if nan_policy == "marginalize":
+            return data.screen_missing(block, start, family)
         return data.screen(block, start, family, omit=nan_policy == "omit")
 
     def column_max(self):

@@ -22,6 +22,8 @@ from ..initialization import INIT_METHODS, initial_params
 from ..latent.mixture import Mixture, MixtureParams
 from ._online import OnlineMixin
 
+NAN_POLICIES = ("raise", "omit", "marginalize")
+
 
 def check_random_state(seed):
     """A ``np.random.RandomState`` from None, an int or an existing RandomState (sklearn rules)."""
@@ -144,7 +146,7 @@ class _MixtureBase(OnlineMixin, Estimator):
         do_init = not self._continues(reset=True)
         if do_init:  # a warm start continues with the fitted family and its data-based priors
             self.family_ = self._build_family(driver, rng)
-        family, latent = self.family_, self._latent()
+        family, latent = self._family(), self._latent()
         best = None
         for init in range(self.n_init if do_init else 1):
             self._say(1, f"Initialization {init}")
@@ -210,7 +212,7 @@ class _MixtureBase(OnlineMixin, Estimator):
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-likelihood per row (streamed; no per-row array)."""
         _, driver = self._prepare(X, sample_weight, reset=False)
-        family = self.family_
+        family = self._family()
         packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
         stats, _ = driver.accumulate(family, packed, with_stats=False, nan_policy=self.nan_policy)
         self._warn_omitted(driver.n_omitted)
@@ -257,12 +259,12 @@ class _MixtureBase(OnlineMixin, Estimator):
             self._data_parameters(driver)
             self._check_parameters(source.shape[1])
             family = self._make_family(source.shape[1])  # its support is checked here
-            if self.nan_policy == "raise":
-                driver.check_finite(family)
-            else:
-                self._warn_omitted(driver.omit_nonfinite(family))
-        elif self.nan_policy not in ("raise", "omit"):
-            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
+            self._check_rows(driver, family)
+        elif self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got "
+                             f"{self.nan_policy!r}")
+        elif self.nan_policy == "marginalize":
+            self._family()  # ValueError where the fitted family cannot marginalise
         if driver.sample_weight is not None and not driver.sample_weight.sum() > 0:
             raise ValueError("sample_weight sums to zero: no data to fit or score")
         if reset:
@@ -281,11 +283,31 @@ class _MixtureBase(OnlineMixin, Estimator):
         start), so the data must have the fitted number of columns."""
         return not reset or (self.warm_start and hasattr(self, "converged_"))
 
-    @staticmethod
-    def _warn_omitted(count):
+    def _check_rows(self, driver, family):
+        """Check every row under ``nan_policy``, in one pass: raise at NaN or infinity
+        ("raise"), leave such rows out ("omit"), or keep NaN entries as missing values
+        ("marginalize": infinity raises, rows with no observed entry are left out, a column
+        that is never observed raises); returns the number of rows left out."""
+        if self.nan_policy == "raise":
+            driver.check_finite(family)
+            return 0
+        if self.nan_policy == "marginalize":
+            count = driver.mark_missing(family.marginal())
+        else:
+            count = driver.omit_nonfinite(family)
+        self._warn_omitted(count)
+        return count
+
+    def _family(self):
+        """The fitted family as the passes run it: its marginal form (NaN entries missing)
+        under ``nan_policy="marginalize"``."""
+        return self.family_.marginal() if self.nan_policy == "marginalize" else self.family_
+
+    def _warn_omitted(self, count):
         if count:
-            warnings.warn(f"{count} rows with NaN or infinity were omitted", RuntimeWarning,
-                          stacklevel=4)
+            what = ("with no observed entry" if self.nan_policy == "marginalize"
+                    else "with NaN or infinity")
+            warnings.warn(f"{count} rows {what} were omitted", RuntimeWarning, stacklevel=4)
 
     @staticmethod
     def _n_rows(X):
@@ -293,7 +315,7 @@ class _MixtureBase(OnlineMixin, Estimator):
 
     def _per_row(self, X, what, out):
         _, driver = self._prepare(X, None, reset=False)
-        family = self.family_
+        family = self._family()
         packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
         result = driver.predict(family, packed, {what: out}, self.nan_policy)[what]
         self._warn_omitted(driver.n_omitted)
@@ -303,8 +325,9 @@ class _MixtureBase(OnlineMixin, Estimator):
         k = self.n_components
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"n_components must be an integer >= 1, got {k!r}")
-        if self.nan_policy not in ("raise", "omit"):
-            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
+        if self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got "
+                             f"{self.nan_policy!r}")
         if self.init_params not in INIT_METHODS:
             raise ValueError(
                 f"init_params must be one of {list(INIT_METHODS)}, got {self.init_params!r}"

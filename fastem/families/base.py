@@ -40,6 +40,12 @@ class Family:
         centred on; ``log_norm`` holds the components' own constants."""
         raise NotImplementedError
 
+    def marginal(self):
+        """This family with NaN entries as missing at random (``nan_policy="marginalize"``):
+        they drop out of each row's density and of the statistics, and the M-step divides by
+        the mass of the rows observing each entry. Families that cannot raise ValueError."""
+        raise ValueError(f"nan_policy='marginalize' is not supported by {type(self).__name__}")
+
     def add_log_weights(self, packed, log_weights):
         """``packed`` with ``log_weights`` (K,) added to its per-component constants (how a
         latent structure puts its prior over z into the fused kernel)."""
