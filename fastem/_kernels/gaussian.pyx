@@ -47,7 +47,7 @@ from cython cimport floating
 from libc.math cimport INFINITY, sqrt
 from libc.string cimport memcpy, memset
 
-from ._blocks cimport emission_t, fit_chunks, predict_chunks
+from ._blocks cimport clamp_labelled, emission_t, fit_chunks, predict_chunks
 from ._linalg cimport gemm_colmajor, gemm_rowmajor, syrk_rowmajor
 from .logsumexp cimport normalize_log_rows
 
@@ -342,6 +342,26 @@ cdef void chunk_fit(
     double* slot,                                    # OUT zeroed statistics vector (stats_size)
     double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
 ) noexcept nogil:
+    fit_rows(kind, x, n, d, weights, resp_in, NULL, proj, center, log_norm, k, pivot,
+             with_stats, resp, lse, y, z, slot, worst)
+
+
+cdef void fit_rows(
+    int kind,
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const double* weights,                           # IN  (n,) sample weights, or NULL for ones
+    const double* resp_in,                           # IN  (n, k) given responsibilities, or NULL
+    const Py_ssize_t* labels,                        # IN  (n,) clamped component (-1: none), or
+                                                     #     NULL (see _blocks.clamp_labelled)
+    const floating* proj, const floating* center,
+    const double* log_norm, Py_ssize_t k,            # IN  parameters, see chunk_log_prob
+    const floating* pivot,                           # IN  (k, d) centring point per component
+    bint with_stats,                                 # IN  accumulate s0, s1, s2 (else only loglik)
+    double* resp, double* lse, floating* y, floating* z,   # TMP per-thread buffers
+    double* slot,                                    # OUT zeroed statistics vector (stats_size)
+    double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
+) noexcept nogil:
+    """chunk_fit, with partially labelled rows."""
     cdef Py_ssize_t i, c
     cdef double w
     cdef double* row
@@ -351,6 +371,8 @@ cdef void chunk_fit(
         features(kind, x, n, d, pivot, y)
     if resp_in == NULL:
         chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, resp)
+        if labels != NULL:
+            clamp_labelled(resp, n, k, labels)
         normalize_log_rows(resp, n, k, lse)
     else:
         memcpy(resp, resp_in, n * k * sizeof(double))
@@ -405,19 +427,20 @@ cdef void fit_chunk(
     const floating* x, Py_ssize_t n,   # IN  chunk rows (n, d)
     const double* weights,             # IN  (n,) sample weights, or NULL for ones
     const double* resp_in,             # IN  (n, k) given responsibilities, or NULL
+    const Py_ssize_t* labels,          # IN  (n,) clamped component (-1: none), or NULL
     bint with_stats,                   # IN  accumulate s0, s1, s2 (else only loglik)
     double* resp, double* lse,         # TMP (n, k), (n,)
     double* scratch,                   # TMP y and z, see GaussianPass
     double* slot,                      # OUT zeroed statistics vector (stats_size)
     double* worst,                     # OUT [lowest log p(x_i), its row in the chunk]
 ) noexcept nogil:
-    """The skeleton's fit of one chunk: chunk_fit with the pass's parameters."""
+    """The skeleton's fit of one chunk: fit_rows with the pass's parameters."""
     cdef const GaussianPass* p = <const GaussianPass*> params
     cdef floating* y = <floating*> scratch
-    chunk_fit(p.kind, x, n, p.d, weights, resp_in, <const floating*> p.proj,
-              <const floating*> p.center, p.log_norm, p.k, <const floating*> p.pivot, with_stats,
-              resp, lse, y, y + p.chunk_size * projection_width(p.kind, p.d, p.k) + 1, slot,
-              worst)
+    fit_rows(p.kind, x, n, p.d, weights, resp_in, labels, <const floating*> p.proj,
+             <const floating*> p.center, p.log_norm, p.k, <const floating*> p.pivot, with_stats,
+             resp, lse, y, y + p.chunk_size * projection_width(p.kind, p.d, p.k) + 1, slot,
+             worst)
 
 
 cdef void log_density_chunk(
@@ -472,6 +495,7 @@ def fit_block(
     double[::1] stats,                 # OUT += statistics vector (stats_size)
     double[::1] worst,                 # OUT [lowest log p(x_i) so far, its row]; row_offset added
     Py_ssize_t row_offset,
+    const Py_ssize_t[::1] labels=None, # IN  (n,) clamped component per row (-1: none), or None
 ):
     """One E-step (and statistics) over a block; adds into ``stats`` in chunk order."""
     cdef GaussianPass p
@@ -479,8 +503,11 @@ def fit_block(
     fill_pass(kind, proj, center, log_norm, pivot, chunk_size, &p, &e)
     if X.shape[0] == 0:
         return
+    if labels is not None and labels.shape[0] != X.shape[0]:
+        raise ValueError("fastem: labels must be (n,) or None")
     fit_chunks(&e, &X[0, 0], X.shape[0], &weights[0] if weights.shape[0] else NULL,
-               &resp_in[0, 0] if resp_in.shape[0] else NULL, with_stats, chunk_size, n_threads,
+               &resp_in[0, 0] if resp_in.shape[0] else NULL,
+               &labels[0] if labels is not None else NULL, with_stats, chunk_size, n_threads,
                workspace, slots, stats, worst, row_offset)
 
 

@@ -56,13 +56,17 @@ class LocalDriver:
         self.sample_weight = data.check_sample_weight(sample_weight, self.n_samples)
         self.chunk_size, self.n_threads = check_options(chunk_size, n_threads)
         self.n_omitted = 0
+        self.labels = None  # (n,) ints, -1 unlabelled: rows clamped to a component (see
+                            # data.check_labels), read block by block as the weights are
 
     def block(self, start, stop):
         """A driver with the same options over rows [start, stop) (a view of the source where
         it gives one; row numbers in its errors and ``rows`` count from ``start``)."""
         weights = None if self.sample_weight is None else self.sample_weight[start:stop]
-        return LocalDriver(self.X[start:stop], weights, self.chunk_size, self.n_threads,
-                           self.progress)
+        driver = LocalDriver(self.X[start:stop], weights, self.chunk_size, self.n_threads,
+                             self.progress)
+        driver.labels = None if self.labels is None else self.labels[start:stop]
+        return driver
 
     def check_finite(self, family=None):
         """Raise ValueError naming the first row that holds NaN or infinity or, given a
@@ -147,7 +151,8 @@ class LocalDriver:
                     omitted += int(bad.sum())
                 resp = None if resp_fn is None else resp_fn(start, block)
                 family.fit_block(packed, block, weights, resp, with_stats, chunk,
-                                 self.n_threads, work, stats, worst, start)
+                                 self.n_threads, work, stats, worst, start,
+                                 labels=data.block_labels(self.labels, start, block.shape[0]))
         if nan_policy is not None:
             self.n_omitted = omitted
         return stats, worst

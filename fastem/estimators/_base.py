@@ -120,10 +120,17 @@ class _MixtureBase(OnlineMixin, Estimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
-        """Estimate the parameters by EM, keeping the best of ``n_init`` runs. Returns self."""
+        """Estimate the parameters by EM, keeping the best of ``n_init`` runs. Returns self.
+
+        ``y``: optional partial labels (scikit-learn's semi-supervised convention), an integer
+        array, memmap or ``.npy`` path with one entry per row, -1 for unlabelled rows. A
+        labelled row's posterior is clamped to its component (one-hot) and adds
+        log(w_k p_k(x)) to the lower bound, the other rows their log p(x). A ``y`` without
+        any -1 is a target that this unsupervised estimator ignores, as scikit-learn's do
+        (pipelines pass one)."""
         with single_threaded_blas():  # small M-step BLAS calls must not leave spinning threads
             try:
-                return self._fit(X, sample_weight)
+                return self._fit(X, sample_weight, y)
             except (FitInterrupted, data.SourceChanged) as interrupt:
                 result = interrupt.result
                 # keep what was computed (online: the last completed update), then stop
@@ -139,8 +146,9 @@ class _MixtureBase(OnlineMixin, Estimator):
         contract (see :mod:`fastem.estimators._online`). Returns self."""
         return self._partial_fit(X, sample_weight, check_random_state(self.random_state))
 
-    def _fit(self, X, sample_weight):
+    def _fit(self, X, sample_weight, y=None):
         _, driver = self._prepare(X, sample_weight, reset=True)
+        self._set_labels(driver, y)
         self.n_omitted_rows_ = driver.n_omitted
         rng = check_random_state(self.random_state)
         do_init = not self._continues(reset=True)
@@ -188,8 +196,16 @@ class _MixtureBase(OnlineMixin, Estimator):
         self._set_online_result(result)
 
     def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then label every row with its most probable component."""
-        return self.fit(X, sample_weight=sample_weight).predict(X)
+        """Fit, then label every row with its most probable component (a row labelled in
+        ``y``: its label, to which the fit clamped it)."""
+        predicted = self.fit(X, y, sample_weight=sample_weight).predict(X)
+        labels = data.check_labels(y, predicted.shape[0], self.n_components)
+        for start in range(0, predicted.shape[0], data.BLOCK_ROWS):
+            given = data.block_labels(labels, start, data.BLOCK_ROWS)
+            if given is not None:
+                rows = predicted[start:start + given.size]
+                rows[given >= 0] = given[given >= 0]
+        return predicted
 
     # --------------------------------------------------------------- prediction
     def predict(self, X, out=None):
@@ -210,8 +226,11 @@ class _MixtureBase(OnlineMixin, Estimator):
         return self._per_row(X, "log_prob", out)
 
     def score(self, X, y=None, sample_weight=None):
-        """Weighted mean log-likelihood per row (streamed; no per-row array)."""
+        """Weighted mean log-likelihood per row (streamed; no per-row array); with partial
+        labels ``y`` (see :meth:`fit`), labelled rows count log(w_k p_k(x)) of their own
+        component, as the fit's lower bound does."""
         _, driver = self._prepare(X, sample_weight, reset=False)
+        self._set_labels(driver, y)
         family = self._family()
         packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
         stats, _ = driver.accumulate(family, packed, with_stats=False, nan_policy=self.nan_policy)
@@ -297,6 +316,13 @@ class _MixtureBase(OnlineMixin, Estimator):
             count = driver.omit_nonfinite(family)
         self._warn_omitted(count)
         return count
+
+    def _set_labels(self, driver, y):
+        """Give the ``driver`` the checked partial labels ``y`` (see :meth:`fit`)."""
+        labels = data.check_labels(y, driver.n_samples, self.n_components)
+        if labels is not None and not hasattr(driver, "labels"):
+            raise ValueError("partial labels (y) are not supported on Dask arrays yet")
+        driver.labels = labels
 
     def _family(self):
         """The fitted family as the passes run it: its marginal form (NaN entries missing)

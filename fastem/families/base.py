@@ -71,11 +71,13 @@ class Family:
         raise NotImplementedError
 
     def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
-                  worst, row_offset):
+                  worst, row_offset, labels=None):
         """Add a block's log-likelihood and statistics into ``stats`` (chunk order), and update
         ``worst`` = [lowest log p(x_i), its row]. Posteriors are the row-wise normalisation of
         the components' log-densities plus ``packed.log_norm``; ``resp`` (n, K) replaces them
-        when given (initialisation, or posteriors from another latent structure)."""
+        when given (initialisation, or posteriors from another latent structure). ``labels``
+        (n,) intp, when given, clamps each row with ``labels[i] >= 0`` to that component: a
+        one-hot posterior, and log p(x_i, z = labels[i]) in the log-likelihood."""
         raise NotImplementedError
 
     def predict_block(self, packed, X, chunk_size, n_threads, work, log_prob, resp, labels):

@@ -384,7 +384,7 @@ class GaussianFamily(Family):
         return np.empty((n_threads, per_thread)), np.empty((n_chunks, self.stats_size(packed) + 2))
 
     def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
-                  worst, row_offset):
+                  worst, row_offset, labels=None):
         """Accumulate a block's log-likelihood and statistics into ``stats`` (see the kernel)."""
         k = packed.log_norm.shape[0]
         _kernel().fit_block(
@@ -392,7 +392,7 @@ class GaussianFamily(Family):
             _EMPTY_F64 if weights is None else weights,
             np.empty((0, k)) if resp is None else resp,
             packed.proj, packed.center, packed.log_norm, packed.pivot,
-            with_stats, chunk_size, n_threads, *work, stats, worst, row_offset,
+            with_stats, chunk_size, n_threads, *work, stats, worst, row_offset, labels,
         )
 
     def predict_block(self, packed, X, chunk_size, n_threads, work, log_prob, resp, labels):
