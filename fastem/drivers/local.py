@@ -253,6 +253,35 @@ class LocalDriver:
                 if isinstance(outputs[what], (str, os.PathLike)) else target
                 for what, target in targets.items()}
 
+    def impute(self, family, packed, expected, out=None):
+        """The source with each NaN entry replaced by its row's ``expected(resp)`` (n, D), from
+        the posteriors of the marginal ``family`` (rows with no observed entry: the mixture
+        weights); one pass, written to ``out`` as :meth:`predict` writes its outputs (None,
+        a path for a new ``.npy`` file, or an (n, D) float64 array). Infinity raises."""
+        k = packed.log_norm.shape[0]
+        with data.NewFiles() as files:
+            target = data.output_array(out, (self.n_samples, self.n_features), np.float64,
+                                       files=files, inputs=(self.X,))
+            chunk = self._chunk(k)
+            work = family.workspace(packed, chunk, self.n_threads, 0)
+            with single_threaded_blas(), self.bar("impute") as bar:
+                for start, block, _ in data.iter_blocks(self.X, PREDICT_CHUNKS * chunk,
+                                                        packed.dtype, bar=bar):
+                    data.screen_missing(block, start, family)
+                    rows = target[start:start + block.shape[0]]
+                    rows[:] = block
+                    missing = block != block
+                    if missing.any():
+                        resp = np.empty((block.shape[0], k))
+                        family.predict_block(packed, block, chunk, self.n_threads, work, None,
+                                             resp, None)
+                        rows[missing] = expected(resp)[missing]
+            if isinstance(target, np.memmap):
+                target.flush()
+        if isinstance(out, (str, os.PathLike)):
+            return np.load(os.fspath(out), mmap_mode="r+")
+        return target
+
     @staticmethod
     def _screen(block, start, family, nan_policy):
         """The rows of a block to leave out under ``nan_policy`` (None: not checked here)."""

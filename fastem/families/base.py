@@ -46,6 +46,12 @@ class Family:
         the mass of the rows observing each entry. Families that cannot raise ValueError."""
         raise ValueError(f"nan_policy='marginalize' is not supported by {type(self).__name__}")
 
+    def expected_values(self, params, resp):
+        """Conditional means of every entry given rows' posteriors ``resp`` (n, K):
+        sum_k resp_ik E[x_j | z = k], for families whose components are independent across
+        columns (what ``impute`` fills missing entries with); ValueError for the others."""
+        raise ValueError(f"impute is not supported by {type(self).__name__}")
+
     def add_log_weights(self, packed, log_weights):
         """``packed`` with ``log_weights`` (K,) added to its per-component constants (how a
         latent structure puts its prior over z into the fused kernel)."""

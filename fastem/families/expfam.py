@@ -76,6 +76,15 @@ class Column:
         """Mask of values outside the support (x: one column of finite values)."""
         return np.zeros(x.shape, dtype=bool)
 
+    def mean(self, theta):
+        """E[x | z = k] per component, (K,)."""
+        raise NotImplementedError
+
+    def impute(self, theta, resp):
+        """The value a missing entry gets given its row's posteriors ``resp`` (n, K): the
+        conditional mean sum_k resp_ik E[x | z = k]."""
+        return resp @ self.mean(theta)
+
     def shift(self, theta, weights):
         return 0.0
 
@@ -128,6 +137,9 @@ class Bernoulli(Column):
     def invalid(self, x):
         return (x != 0) & (x != 1)
 
+    def mean(self, theta):
+        return theta[:, 0]
+
     def sample(self, theta, labels, rng):
         return (rng.random(labels.size) < theta[labels, 0]).astype(np.float64)
 
@@ -175,6 +187,11 @@ class Categorical(Column):
 
     def invalid(self, x):
         return (x != np.floor(x)) | (x < 0) | (x >= self.n_categories)
+
+    def impute(self, theta, resp):
+        """The most probable code under the posterior-mixed probabilities (a mean of codes
+        would be no code)."""
+        return np.argmax(resp @ theta, axis=1).astype(np.float64)
 
     def sample(self, theta, labels, rng):
         cumulative = np.cumsum(theta[labels], axis=1)
@@ -236,6 +253,9 @@ class Poisson(GammaRatePrior, Column):
     def invalid(self, x):
         return (x < 0) | (x != np.floor(x))
 
+    def mean(self, theta):
+        return theta[:, 0]
+
     def sample(self, theta, labels, rng):
         return rng.poisson(theta[labels, 0]).astype(np.float64)
 
@@ -265,6 +285,9 @@ class Exponential(GammaRatePrior, Column):
 
     def invalid(self, x):
         return x < 0
+
+    def mean(self, theta):
+        return 1.0 / theta[:, 0]
 
     def sample(self, theta, labels, rng):
         return rng.exponential(1.0 / theta[labels, 0])
@@ -322,6 +345,9 @@ class Gamma(Column):
     def invalid(self, x):
         return x <= 0
 
+    def mean(self, theta):
+        return theta[:, 0] / theta[:, 1]
+
     def sample(self, theta, labels, rng):
         return rng.gamma(theta[labels, 0], 1.0 / theta[labels, 1])
 
@@ -353,6 +379,9 @@ class Normal(Column):
         n = np.maximum(s0, 1e-300)
         m = S[:, 0] / n
         return np.column_stack([shift + m, np.maximum(S[:, 1] / n - m**2, 1e-300)])
+
+    def mean(self, theta):
+        return theta[:, 0]
 
     def sample(self, theta, labels, rng):
         return theta[labels, 0] + np.sqrt(theta[labels, 1]) * rng.standard_normal(labels.size)
@@ -505,6 +534,11 @@ class ProductFamily(Family):
         _kernel().log_density_block(
             X, packed.col_kind, packed.col_offset, packed.col_shift, packed.natural,
             packed.log_norm, chunk_size, n_threads, work[0], out)
+
+    def expected_values(self, params, resp):
+        """Each column's :meth:`Column.impute` given the posteriors ``resp`` (n, K)."""
+        return np.column_stack([column.impute(theta, resp)
+                                for column, theta in zip(self.columns, params.columns)])
 
     def invalid_rows(self, block):
         """Rows holding a value outside its column's support (NaN is not: see ``screen``)."""

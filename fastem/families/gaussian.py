@@ -251,6 +251,15 @@ class GaussianFamily(Family):
         return GaussianFamily(self.covariance_type, self.reg_covar, self.prior, self.frozen,
                               missing=True)
 
+    def expected_values(self, params, resp):
+        """sum_k resp_ik mu_kj: a diagonal component's mean of x_j does not depend on the
+        other entries. Full and tied covariances would regress the missing entries on the
+        observed ones, which is not implemented."""
+        if self.covariance_type in ("full", "tied"):
+            raise ValueError("impute supports covariance_type 'diag' and 'spherical' so far, "
+                             f"not {self.covariance_type!r}")
+        return resp @ params.means
+
     def stats_size(self, packed):
         """Length of the statistics vector that a pass with ``packed`` fills."""
         k, d = packed.pivot.shape
