@@ -56,12 +56,13 @@ def initial_params(method, latent, family, driver, n_components, rng):
             return params_on_rows(latent, family, driver, indices[chosen])
         centers = lloyd(sample, weights, centers)
         component = match_labels(labelled, centers)
+    partial = getattr(driver, "labels", None)  # not the driver in the closure: Dask pickles it
 
     def labels_fn(start, block):
         resp = np.zeros((block.shape[0], k))
         with np.errstate(invalid="ignore"):  # omitted rows' inf - inf; zero weight, any label
             labels = component[nearest(fill_missing(block, fill), centers)[0]]
-        given = data.block_labels(getattr(driver, "labels", None), start, block.shape[0])
+        given = data.block_labels(partial, start, block.shape[0])
         if given is not None:
             labels = np.where(given >= 0, given, labels)
         resp[np.arange(block.shape[0]), labels] = 1.0
