@@ -28,6 +28,10 @@ cdef enum:
     EXPFAM_DIAG_MISSING = 7
     EXPFAM_SPHERICAL_MISSING = 8
     DIAG_MISSING = 9
+    # full and tied covariances (tied: its matrix repeated per component), float64 only: the
+    # missing entries regressed on the observed ones per pattern (_conditional.h); statistics
+    # as FULL's, with the conditional moments of the missing entries
+    FULL_MISSING = 10
 
 
 cdef inline bint is_expfam(int kind) noexcept nogil:
@@ -48,7 +52,7 @@ cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
         return 3 * d
     if kind == EXPFAM_SPHERICAL_MISSING:
         return 2 * d + 1
-    if kind == EXPFAM_FULL or kind == FULL or kind == TIED:
+    if kind == EXPFAM_FULL or kind == FULL or kind == TIED or kind == FULL_MISSING:
         return d + d * (d + 1) // 2
     return 2 * d
 
@@ -66,6 +70,8 @@ cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) no
     (EXPFAM_TIED: the second part also holds v L, L the Cholesky factor of P)."""
     if kind == FULL:
         return d * k
+    if kind == FULL_MISSING:  # yhat (k, d), then (per chunk, not per row: generously) the row
+        return d * k + 1 + 3 * d * d + 2 * d  # order, the pattern's work and missing indices
     if kind == TIED:
         return d
     if kind == EXPFAM_TIED:

@@ -59,7 +59,7 @@ cpdef Py_ssize_t stats_size(int kind, Py_ssize_t d, Py_ssize_t k):
     """Length of the statistics vector: [loglik, weight, s0 (k), s1 (k, d), s2 (k, d, d)] for
     full and tied; [loglik, weight, s0 (k), s1 (k, d), pooled s2 (d, d)] for expfam tied;
     [loglik, weight, s0 (k), [s1 | packed s2] (k, feature_width)] otherwise."""
-    if kind == FULL or kind == TIED:
+    if kind == FULL or kind == TIED or kind == FULL_MISSING:
         return 2 + k + k * d + k * d * d
     if kind == EXPFAM_TIED:
         return 2 + k + k * d + d * d
@@ -71,6 +71,19 @@ cdef extern from "fastem/_kernels/_features.h" nogil:
                              const float* centre, float* t)
     void fastem_features_f64(int products, const double* x, Py_ssize_t n, Py_ssize_t d,
                              const double* centre, double* t)
+
+
+cdef extern from "fastem/_kernels/_conditional.h" nogil:
+    void fastem_pattern_order(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t* order)
+    void fastem_conditional_log_prob(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
+                                     const double* chol, const double* prec,
+                                     const double* means, const double* log_norm,
+                                     const Py_ssize_t* order, double* fill, double* work,
+                                     Py_ssize_t* miss, double* logp)
+    void fastem_conditional_stats(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
+                                  const double* prec, const Py_ssize_t* order,
+                                  const double* fill, const double* resp, double* work,
+                                  Py_ssize_t* miss, double* s1, double* s2)
 
 
 cdef extern from "fastem/_kernels/_diag.h" nogil:
@@ -133,6 +146,14 @@ cdef void chunk_log_prob(
     cdef double* out
     cdef floating t
     cdef int f = <int> feature_width(kind, d)
+    if kind == FULL_MISSING:  # packed in float64: proj (k, d, d) L_k, center [P_k; means]
+        if floating is double:
+            fastem_pattern_order(x, n, d, <Py_ssize_t*> (y + n * d * k))
+            fastem_conditional_log_prob(x, n, d, k, proj, center, center + k * d * d, log_norm,
+                                        <Py_ssize_t*> (y + n * d * k), y,
+                                        y + n * d * k + n,
+                                        <Py_ssize_t*> (y + n * d * k + n + 2 * d * d + d), logp)
+        return
     if features_by_row(kind):  # row by row, in registers (_diag.h)
         if floating is double:
             fastem_diag_log_prob_f64(y, n, f, proj, k, log_norm, logp)
@@ -397,7 +418,16 @@ cdef void fit_rows(
         if w != 1.0:
             for c in range(k):
                 row[c] *= w
-    if with_stats:
+    if with_stats and kind == FULL_MISSING:  # the conditional moments (_conditional.h)
+        if floating is double:
+            for i in range(n):
+                for c in range(k):
+                    slot[2 + c] += resp[i * k + c]
+            fastem_conditional_stats(x, n, d, k, center, <Py_ssize_t*> (y + n * d * k), y, resp,
+                                     y + n * d * k + n,
+                                     <Py_ssize_t*> (y + n * d * k + n + 2 * d * d + d),
+                                     slot + 2 + k, slot + 2 + k + k * d)
+    elif with_stats:
         chunk_stats(kind, x, n, d, resp, k, pivot, y, z, slot + 2, slot + 2 + k)
 
 

@@ -38,9 +38,10 @@ class GaussianMixture(_MixtureBase):
         Rows holding NaN or infinity raise a ValueError naming the first one ("raise"), or are
         left out ("omit"): they get zero weight in ``fit`` and ``score`` (counted in
         ``n_omitted_rows_``), and label -1 and NaN log-likelihood and posteriors in predictions.
-        "marginalize" (diag and spherical): NaN entries are missing at random and drop out of
-        each row's density (exact EM on the observed entries); infinity raises, and rows with
-        no observed entry are left out as under "omit".
+        "marginalize": NaN entries are missing at random and drop out of each row's density
+        (exact EM on the observed entries; full and tied covariances take the conditional
+        moments of the missing entries); infinity raises, and rows with no observed entry are
+        left out as under "omit".
     m_step, m_step_iters :
         "exact" (default) or "partial" (generalized EM: ``m_step_iters`` Newton steps on each
         precision, with backtracking); see :class:`fastem.MixtureModel`.

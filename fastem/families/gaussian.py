@@ -40,7 +40,7 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # errors per row 8e-5 on average and 1.1e-3 at worst).
 (KIND_FULL, KIND_TIED, KIND_EXPFAM_DIAG, KIND_DIAG, KIND_EXPFAM_FULL, KIND_EXPFAM_TIED,
  KIND_EXPFAM_SPHERICAL, KIND_EXPFAM_DIAG_MISSING, KIND_EXPFAM_SPHERICAL_MISSING,
- KIND_DIAG_MISSING) = range(10)
+ KIND_DIAG_MISSING, KIND_FULL_MISSING) = range(11)
 # nan_policy="marginalize": kinds whose statistics hold n_kj, the mass of component k's rows
 # observing column j, after the moments of each component ([s1 | s2 | n], see gaussian.pyx)
 MISSING_KINDS = (KIND_EXPFAM_DIAG_MISSING, KIND_EXPFAM_SPHERICAL_MISSING, KIND_DIAG_MISSING)
@@ -241,13 +241,11 @@ class GaussianFamily(Family):
         self.prior = prior
         self.frozen = frozenset(frozen)
         self.missing = bool(missing)
-        if self.missing and covariance_type in ("full", "tied"):
-            raise ValueError("nan_policy='marginalize' supports covariance_type 'diag' and "
-                             f"'spherical' so far, not {covariance_type!r}")
 
     def marginal(self):
         """This family with NaN entries as missing at random: they drop out of each row's
-        density and statistics (the diagonal kinds with observed-entry features)."""
+        density (diag, spherical: also of the statistics, through observed-entry features;
+        full, tied: the statistics take their conditional moments given the observed ones)."""
         return GaussianFamily(self.covariance_type, self.reg_covar, self.prior, self.frozen,
                               missing=True)
 
@@ -283,6 +281,12 @@ class GaussianFamily(Family):
         t, means, chol = self.covariance_type, params.means, params.precisions_cholesky
         k, d = means.shape
         log_norm = np.broadcast_to(params.log_det_cholesky() - 0.5 * d * np.log(2 * np.pi), (k,))
+        if self.missing and t in ("full", "tied"):  # _conditional.h, float64: L_k, [P_k; mu]
+            stack = np.broadcast_to(chol, (k, d, d))
+            precision = stack @ stack.transpose(0, 2, 1)
+            return self._packed(KIND_FULL_MISSING, stack.reshape(k * d, d),
+                                np.vstack([precision.reshape(k * d, d), means]), log_norm, means,
+                                np.float64)
         # the kernel subtracts the pivot in the data's dtype: the offsets must be from that very
         # (rounded) centre, else float32 data far from the origin are off by |P mu'| eps |s|
         centre = np.average(means, axis=0, weights=mass).astype(dtype).astype(np.float64)
@@ -344,9 +348,10 @@ class GaussianFamily(Family):
 
     def pack_pivot(self, means, dtype):
         """KernelParams carrying only a pivot, for passes with given responsibilities."""
-        kind = {"full": KIND_FULL, "tied": KIND_TIED}.get(self.covariance_type,
-                                                          KIND_DIAG_MISSING if self.missing
-                                                          else KIND_DIAG)
+        if self.missing:  # full, tied: no covariance to condition on yet, a diagonal start
+            kind = KIND_DIAG_MISSING
+        else:
+            kind = {"full": KIND_FULL, "tied": KIND_TIED}.get(self.covariance_type, KIND_DIAG)
         unused = np.zeros((1, 1))
         return self._packed(kind, unused, unused, np.zeros(means.shape[0]), means, dtype)
 
@@ -432,6 +437,8 @@ class GaussianFamily(Family):
         supply the parameters named in ``frozen``.
         """
         t = self.covariance_type
+        if packed.kind == KIND_DIAG_MISSING and t in ("full", "tied"):
+            return self._diagonal_start(stats, packed)
         # without ``params`` (initialisation from given responsibilities) nothing is frozen yet
         frozen = self.frozen if params is not None else frozenset()
         if "means" in frozen:
@@ -443,6 +450,16 @@ class GaussianFamily(Family):
         scatter = self._posterior_scatter(stats, packed, means)
         return GaussianParams.from_covariances(t, means,
                                                self._covariance_update(stats, packed, scatter))
+
+    def _diagonal_start(self, stats, packed):
+        """Full or tied components from statistics of given responsibilities on data with
+        missing entries (initialisation): the diagonal update over the observed entries, as
+        diagonal matrices (tied: their average weighted by the components' masses)."""
+        diag = GaussianFamily("diag", self.reg_covar, missing=True).m_step(stats, packed)
+        cov = np.einsum("kd,de->kde", diag.covariances, np.eye(packed.pivot.shape[1]))
+        if self.covariance_type == "tied":
+            cov = np.average(cov, axis=0, weights=stats.s0)
+        return GaussianParams.from_covariances(self.covariance_type, diag.means, cov)
 
     @property
     def reseeds_empty(self):
@@ -686,7 +703,7 @@ def unpack_moments(moments, kind, k, d):
     if kind == KIND_EXPFAM_TIED:  # s1 (k, d), then S = z' v (d, d), symmetric up to rounding
         pooled = moments[k * d:].reshape(d, d)
         return moments[:k * d].reshape(k, d), (0.5 * (pooled + pooled.T))[None]
-    if kind in (KIND_FULL, KIND_TIED):  # s1 (k, d), then SYRK's lower triangles (k, d, d)
+    if kind in (KIND_FULL, KIND_TIED, KIND_FULL_MISSING):  # s1 (k, d), then lower triangles
         s1 = moments[:k * d].reshape(k, d)
         lower = np.tril(moments[k * d:].reshape(k, d, d))
         return s1, lower + np.tril(lower, -1).transpose(0, 2, 1)
@@ -722,13 +739,14 @@ def pack_moments(s1, second, kind, mass=None):
     if (kind in MISSING_KINDS) != (mass is not None):
         raise ValueError("statistics with and without missing entries cannot be restated in "
                          "each other's layout")
-    if kind in (KIND_EXPFAM_TIED, KIND_FULL, KIND_TIED, KIND_EXPFAM_FULL) and second.ndim != 3:
+    if (kind in (KIND_EXPFAM_TIED, KIND_FULL, KIND_TIED, KIND_EXPFAM_FULL, KIND_FULL_MISSING)
+            and second.ndim != 3):
         raise ValueError("diagonal second moments cannot be restated as full matrices")
     if kind == KIND_EXPFAM_TIED:
         return np.concatenate([s1.ravel(), second.sum(axis=0).ravel()])
     if second.shape[0] != k:  # pooled over components (tied)
         second = np.concatenate([second, np.zeros((k - 1, d, d))])
-    if kind in (KIND_FULL, KIND_TIED):  # lower triangles, as SYRK writes them
+    if kind in (KIND_FULL, KIND_TIED, KIND_FULL_MISSING):  # lower triangles, as SYRK writes
         return np.concatenate([s1.ravel(), np.tril(second).ravel()])
     if kind == KIND_EXPFAM_FULL:
         rows, cols = np.triu_indices(d)
