@@ -70,8 +70,8 @@ cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) no
     (EXPFAM_TIED: the second part also holds v L, L the Cholesky factor of P)."""
     if kind == FULL:
         return d * k
-    if kind == FULL_MISSING:  # yhat (k, d), then (per chunk, not per row: generously) the row
-        return d * k + 1 + 3 * d * d + 2 * d  # order, the pattern's work and missing indices
+    if kind == FULL_MISSING:  # yhat (k, d), yhat L (d), then (per chunk, not per row:
+        return d * k + d + 2 + 3 * d * d + 2 * d  # generously) order, keys, work, indices
     if kind == TIED:
         return d
     if kind == EXPFAM_TIED:

@@ -74,16 +74,38 @@ cdef extern from "fastem/_kernels/_features.h" nogil:
 
 
 cdef extern from "fastem/_kernels/_conditional.h" nogil:
-    void fastem_pattern_order(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t* order)
-    void fastem_conditional_log_prob(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
-                                     const double* chol, const double* prec,
-                                     const double* means, const double* log_norm,
-                                     const Py_ssize_t* order, double* fill, double* work,
-                                     Py_ssize_t* miss, double* logp)
-    void fastem_conditional_stats(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
-                                  const double* prec, const Py_ssize_t* order,
-                                  const double* fill, const double* resp, double* work,
-                                  Py_ssize_t* miss, double* s1, double* s2)
+    void fastem_pattern_order(const double* x, Py_ssize_t n, Py_ssize_t d,
+                              unsigned long long* keys, Py_ssize_t* order)
+    void fastem_conditional_fill(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
+                                 const double* prec, const double* means, const double* log_norm,
+                                 const unsigned long long* keys, const Py_ssize_t* order,
+                                 double* fill, double* work, Py_ssize_t* miss, double* logp)
+    void fastem_conditional_covariance(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
+                                       const double* prec, const unsigned long long* keys,
+                                       const Py_ssize_t* order, const double* resp,
+                                       double* work, Py_ssize_t* miss, double* s2)
+
+
+ctypedef struct MissingScratch:        # FULL_MISSING's part of y for a chunk of n rows
+    double* fill                       # (n, k, d) yhat per row and component
+    double* product                    # (n, d) yhat L_c of one component
+    Py_ssize_t* order                  # (n,) rows sorted by missingness pattern
+    unsigned long long* keys           # (n,) their patterns (_conditional.h)
+    double* work                       # (2 d^2 + d,) a pattern's factorisation
+    Py_ssize_t* miss                   # (d,) its missing entries
+
+
+cdef inline MissingScratch missing_scratch(double* y, Py_ssize_t n, Py_ssize_t d,
+                                           Py_ssize_t k) noexcept nogil:
+    """The layout of FULL_MISSING's scratch (projection_width per row, in y)."""
+    cdef MissingScratch s
+    s.fill = y
+    s.product = y + n * d * k
+    s.order = <Py_ssize_t*> (s.product + n * d)
+    s.keys = <unsigned long long*> (s.order + n)
+    s.work = <double*> (s.keys + n)
+    s.miss = <Py_ssize_t*> (s.work + 2 * d * d + d)
+    return s
 
 
 cdef extern from "fastem/_kernels/_diag.h" nogil:
@@ -146,13 +168,23 @@ cdef void chunk_log_prob(
     cdef double* out
     cdef floating t
     cdef int f = <int> feature_width(kind, d)
+    cdef MissingScratch missing
     if kind == FULL_MISSING:  # packed in float64: proj (k, d, d) L_k, center [P_k; means]
-        if floating is double:
-            fastem_pattern_order(x, n, d, <Py_ssize_t*> (y + n * d * k))
-            fastem_conditional_log_prob(x, n, d, k, proj, center, center + k * d * d, log_norm,
-                                        <Py_ssize_t*> (y + n * d * k), y,
-                                        y + n * d * k + n,
-                                        <Py_ssize_t*> (y + n * d * k + n + 2 * d * d + d), logp)
+        if floating is double:  # yhat per pattern (_conditional.h), then -|yhat L_c|^2 / 2
+            missing = missing_scratch(y, n, d, k)
+            fastem_pattern_order(x, n, d, missing.keys, missing.order)
+            fastem_conditional_fill(x, n, d, k, center, center + k * d * d, log_norm,
+                                    missing.keys, missing.order, missing.fill, missing.work,
+                                    missing.miss, logp)
+            for c in range(k):
+                gemm_rowmajor(<int> n, <int> d, <int> d, missing.fill + c * d, <int> (k * d),
+                              proj + c * d * d, <int> d, missing.product, <int> d)
+                for i in range(n):
+                    t = 0.0
+                    for j in range(d):
+                        t = t + missing.product[i * d + j] * missing.product[i * d + j]
+                    t = logp[i * k + c] - 0.5 * t
+                    logp[i * k + c] = t if t == t else -INFINITY
         return
     if features_by_row(kind):  # row by row, in registers (_diag.h)
         if floating is double:
@@ -383,9 +415,10 @@ cdef void fit_rows(
     double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
 ) noexcept nogil:
     """chunk_fit, with partially labelled rows."""
-    cdef Py_ssize_t i, c
-    cdef double w
+    cdef Py_ssize_t i, j, c
+    cdef double w, r, sr
     cdef double* row
+    cdef MissingScratch missing
     worst[0] = INFINITY
     worst[1] = -1
     if is_expfam(kind):
@@ -418,15 +451,20 @@ cdef void fit_rows(
         if w != 1.0:
             for c in range(k):
                 row[c] *= w
-    if with_stats and kind == FULL_MISSING:  # the conditional moments (_conditional.h)
+    if with_stats and kind == FULL_MISSING:  # the conditional moments, about the means
         if floating is double:
-            for i in range(n):
-                for c in range(k):
-                    slot[2 + c] += resp[i * k + c]
-            fastem_conditional_stats(x, n, d, k, center, <Py_ssize_t*> (y + n * d * k), y, resp,
-                                     y + n * d * k + n,
-                                     <Py_ssize_t*> (y + n * d * k + n + 2 * d * d + d),
-                                     slot + 2 + k, slot + 2 + k + k * d)
+            missing = missing_scratch(y, n, d, k)
+            for c in range(k):  # sum r yhat and, by SYRK, sum r yhat yhat'
+                for i in range(n):
+                    r = resp[i * k + c]
+                    slot[2 + c] += r
+                    sr = sqrt(r)
+                    for j in range(d):
+                        slot[2 + k + c * d + j] += r * missing.fill[(i * k + c) * d + j]
+                        z[i * d + j] = sr * missing.fill[(i * k + c) * d + j]
+                syrk_rowmajor(<int> n, <int> d, z, slot + 2 + k + k * d + c * d * d, 1.0)
+            fastem_conditional_covariance(x, n, d, k, center, missing.keys, missing.order, resp,
+                                          missing.work, missing.miss, slot + 2 + k + k * d)
     elif with_stats:
         chunk_stats(kind, x, n, d, resp, k, pivot, y, z, slot + 2, slot + 2 + k)
 
