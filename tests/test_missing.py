@@ -441,5 +441,29 @@ def test_impute_product_columns():
     expected[:, 3] = np.argmax(resp[kept] @ columns[3], axis=1)
     np.testing.assert_allclose(filled[kept], np.where(np.isnan(X[kept]), expected, X[kept]),
                                rtol=1e-12)
-    with pytest.raises(ValueError, match="impute supports covariance_type 'diag'"):
-        GaussianMixture(2, random_state=0).fit(blobs()[0]).impute(X)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_impute_full_regresses_on_observed_entries(covariance_type):
+    """Full and tied: sum_k p(z = k | x_o) (mu_km + Sigma_mo Sigma_oo^-1 (x_o - mu_ko)), the
+    posterior-weighted regression of the missing entries on the observed ones."""
+    X = mcar(correlated(n=400)[0], 0.3, seed=18)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        model = GaussianMixture(3, covariance_type=covariance_type, nan_policy="marginalize",
+                                random_state=0, n_threads=2, chunk_size=32).fit(X)
+        filled = model.impute(X)
+    covs = model.covariances_ if covariance_type == "full" else [model.covariances_] * 3
+    expected = X.copy()
+    for i, x in enumerate(X):
+        o = ~np.isnan(x)
+        m = ~o
+        logp, means = np.log(model.weights_), np.empty((3, m.sum()))
+        for c, cov in enumerate(covs):
+            inv = np.linalg.inv(cov[np.ix_(o, o)])
+            y = x[o] - model.means_[c, o]
+            logp[c] += -0.5 * (o.sum() * np.log(2 * np.pi) - np.linalg.slogdet(inv)[1]
+                               + y @ inv @ y)
+            means[c] = model.means_[c, m] + cov[np.ix_(m, o)] @ inv @ y
+        expected[i, m] = np.exp(logp - logsumexp(logp)) @ means
+    np.testing.assert_allclose(filled, expected, rtol=1e-10, atol=1e-12)

@@ -44,6 +44,7 @@
 # chunk writes its statistics into its own slot, and slots are added in chunk order after the
 # parallel loop, so results are bitwise identical for any number of threads.
 from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, sqrt
 from libc.string cimport memcpy, memset
 
@@ -629,3 +630,62 @@ def log_density_block(
         return
     predict_chunks(&e, &X[0, 0], X.shape[0], chunk_size, n_threads, workspace, NULL, NULL, NULL,
                    &out[0, 0])
+
+
+cdef void impute_chunk(
+    const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,  # IN  chunk rows (n, d)
+    const double* proj, const double* center,
+    const double* log_norm,            # IN  FULL_MISSING parameters, see chunk_log_prob
+    double* ws, Py_ssize_t chunk_size, # TMP the thread's scratch, laid out for chunk_size rows
+    double* out,                       # OUT (n, d) rows with NaN entries filled
+) noexcept nogil:
+    """One chunk of impute_block: posteriors, then sum_c p(c | x_o) (mu_c + yhat_c) per NaN."""
+    cdef Py_ssize_t i, j, c
+    cdef double* logp = ws
+    cdef double* y = ws + chunk_size * (k + 1)
+    cdef const double* means = center + k * d * d
+    cdef double value
+    chunk_log_prob(FULL_MISSING, x, n, d, proj, center, log_norm, k, y, logp)
+    normalize_log_rows(logp, n, k, ws + chunk_size * k)
+    for i in range(n):
+        for j in range(d):
+            value = x[i * d + j]
+            if value != value:
+                value = 0.0
+                for c in range(k):
+                    value = value + logp[i * k + c] * (means[c * d + j] + y[(i * k + c) * d + j])
+            out[i * d + j] = value
+
+
+def impute_block(
+    const double[:, ::1] X,            # IN  (n, d) block of rows
+    const double[:, ::1] proj,         # IN  FULL_MISSING parameters, see chunk_log_prob
+    const double[:, ::1] center,
+    const double[::1] log_norm,
+    const double[:, ::1] pivot,        # IN  (k, d)
+    Py_ssize_t chunk_size,
+    int n_threads,
+    double[:, ::1] workspace,          # TMP (>= n_threads, workspace_size) per-thread scratch
+    double[:, ::1] out,                # OUT (n, d) X with each NaN entry replaced by its
+                                       #     conditional mean sum_c p(c | x_o) E[x_j | x_o, c]
+):
+    """Conditional means of the missing entries of a block under full (tied) components
+    (FULL_MISSING's regression of missing on observed entries, _conditional.h)."""
+    cdef GaussianPass p
+    cdef emission_t e
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], c, start, n_chunks
+    cdef double* ws
+    fill_pass(FULL_MISSING, proj, center, log_norm, pivot, chunk_size, &p, &e)
+    if out.shape[0] != n or out.shape[1] != d or d != p.d:
+        raise ValueError("fastem: out must have the shape of X")
+    if n == 0:
+        return
+    if workspace.shape[0] < n_threads or workspace.shape[1] < e.workspace or chunk_size < 1:
+        raise ValueError("fastem: workspace too small for these threads and chunks")
+    n_chunks = (n + chunk_size - 1) // chunk_size
+    with nogil, parallel(num_threads=min(n_threads, n_chunks)):
+        ws = &workspace[threadid(), 0]
+        for c in prange(n_chunks, schedule="dynamic"):
+            start = c * chunk_size
+            impute_chunk(&X[start, 0], min(chunk_size, n - start), d, p.k, &proj[0, 0],
+                         &center[0, 0], &log_norm[0], ws, chunk_size, &out[start, 0])

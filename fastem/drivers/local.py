@@ -253,11 +253,12 @@ class LocalDriver:
                 if isinstance(outputs[what], (str, os.PathLike)) else target
                 for what, target in targets.items()}
 
-    def impute(self, family, packed, expected, out=None):
-        """The source with each NaN entry replaced by its row's ``expected(resp)`` (n, D), from
-        the posteriors of the marginal ``family`` (rows with no observed entry: the mixture
-        weights); one pass, written to ``out`` as :meth:`predict` writes its outputs (None,
-        a path for a new ``.npy`` file, or an (n, D) float64 array). Infinity raises."""
+    def impute(self, family, packed, params, out=None):
+        """The source with each NaN entry replaced by its conditional mean given its row's
+        observed entries under ``params`` (``family.impute_block``, the marginal family;
+        rows with no observed entry: the mixture's mean); one pass, written to ``out`` as
+        :meth:`predict` writes its outputs (None, a path for a new ``.npy`` file, or an
+        (n, D) float64 array). Infinity raises."""
         k = packed.log_norm.shape[0]
         with data.NewFiles() as files:
             target = data.output_array(out, (self.n_samples, self.n_features), np.float64,
@@ -269,13 +270,11 @@ class LocalDriver:
                                                         packed.dtype, bar=bar):
                     data.screen_missing(block, start, family)
                     rows = target[start:start + block.shape[0]]
-                    rows[:] = block
-                    missing = block != block
-                    if missing.any():
-                        resp = np.empty((block.shape[0], k))
-                        family.predict_block(packed, block, chunk, self.n_threads, work, None,
-                                             resp, None)
-                        rows[missing] = expected(resp)[missing]
+                    if (block != block).any():
+                        family.impute_block(packed, params, block, chunk, self.n_threads, work,
+                                            rows)
+                    else:
+                        rows[:] = block
             if isinstance(target, np.memmap):
                 target.flush()
         if isinstance(out, (str, os.PathLike)):

@@ -227,21 +227,19 @@ class _MixtureBase(OnlineMixin, Estimator):
 
     def impute(self, X, out=None):
         """``X`` with each missing (NaN) entry replaced by its conditional mean under the
-        fitted model, sum_k p(z = k | observed entries) E[x_j | z = k] (Categorical columns:
-        the most probable code; a row with no observed entry: the mixture's mean); observed
-        entries are copied. Any ``nan_policy``: NaN entries are marginalised here; infinity
+        fitted model, sum_k p(z = k | observed entries) E[x_j | z = k, observed entries]
+        (full and tied covariances: the regression on the observed entries; Categorical
+        columns: the most probable code; a row with no observed entry: the mixture's mean);
+        observed entries are copied. Any ``nan_policy``: NaN entries are marginalised here; infinity
         raises. Streamed, with ``out`` as for :meth:`predict`: an (n, D) float64 array to
         fill, or a path for a new ``.npy`` file."""
         _, driver = self._prepare(X, None, reset=False)
         if not hasattr(driver, "impute"):
             raise ValueError("impute is not supported on Dask arrays yet")
         params = self._fitted_params()
-        k = self.n_components
-        self.family_.expected_values(params.components, np.empty((0, k)))  # or ValueError
         family = self.family_.marginal()
         packed = self._latent().pack(family, params, driver.dtype)
-        return driver.impute(family, packed,
-                             lambda resp: family.expected_values(params.components, resp), out)
+        return driver.impute(family, packed, params.components, out)
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-likelihood per row (streamed; no per-row array); with partial

@@ -44,13 +44,22 @@ class Family:
         """This family with NaN entries as missing at random (``nan_policy="marginalize"``):
         they drop out of each row's density and of the statistics, and the M-step divides by
         the mass of the rows observing each entry. Families that cannot raise ValueError."""
-        raise ValueError(f"nan_policy='marginalize' is not supported by {type(self).__name__}")
+        raise ValueError(f"{type(self).__name__} cannot marginalise missing (NaN) entries "
+                         "(nan_policy='marginalize', impute)")
 
     def expected_values(self, params, resp):
         """Conditional means of every entry given rows' posteriors ``resp`` (n, K):
         sum_k resp_ik E[x_j | z = k], for families whose components are independent across
         columns (what ``impute`` fills missing entries with); ValueError for the others."""
         raise ValueError(f"impute is not supported by {type(self).__name__}")
+
+    def impute_block(self, packed, params, X, chunk_size, n_threads, work, out):
+        """Write ``X`` into ``out`` (n, D) float64 with each NaN entry replaced by its
+        conditional mean given the row's observed entries, under ``params`` packed by this
+        (marginal) family: :meth:`expected_values` of the rows' posteriors."""
+        resp = np.empty((X.shape[0], packed.log_norm.shape[0]))
+        self.predict_block(packed, X, chunk_size, n_threads, work, None, resp, None)
+        out[:] = np.where(X != X, self.expected_values(params, resp), X)
 
     def add_log_weights(self, packed, log_weights):
         """``packed`` with ``log_weights`` (K,) added to its per-component constants (how a

@@ -251,12 +251,20 @@ class GaussianFamily(Family):
 
     def expected_values(self, params, resp):
         """sum_k resp_ik mu_kj: a diagonal component's mean of x_j does not depend on the
-        other entries. Full and tied covariances would regress the missing entries on the
-        observed ones, which is not implemented."""
+        other entries. Full and tied covariances regress the missing entries on the observed
+        ones: their conditional means need the rows (:meth:`impute_block`)."""
         if self.covariance_type in ("full", "tied"):
-            raise ValueError("impute supports covariance_type 'diag' and 'spherical' so far, "
-                             f"not {self.covariance_type!r}")
+            raise ValueError("full and tied conditional means depend on the observed entries: "
+                             "use impute_block")
         return resp @ params.means
+
+    def impute_block(self, packed, params, X, chunk_size, n_threads, work, out):
+        """Full, tied: the kernel's regression of each row's missing entries on its observed
+        ones, sum_k p(k | x_o) (mu_k,m + yhat_k,m) (_conditional.h); else as every family."""
+        if packed.kind != KIND_FULL_MISSING:
+            return super().impute_block(packed, params, X, chunk_size, n_threads, work, out)
+        _kernel().impute_block(X, packed.proj, packed.center, packed.log_norm, packed.pivot,
+                               chunk_size, n_threads, work[0], out)
 
     def stats_size(self, packed):
         """Length of the statistics vector that a pass with ``packed`` fills."""
