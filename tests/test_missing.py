@@ -467,3 +467,32 @@ def test_impute_full_regresses_on_observed_entries(covariance_type):
             means[c] = model.means_[c, m] + cov[np.ix_(m, o)] @ inv @ y
         expected[i, m] = np.exp(logp - logsumexp(logp)) @ means
     np.testing.assert_allclose(filled, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.3])
+def test_recovery_beats_dropping_incomplete_rows(fraction):
+    """Known parameters are recovered better than by dropping incomplete rows ("omit"):
+    3000 rows, D = 5, diag, n_init=3, RMS error of the means against the true centres after
+    matching components, data seeds 0-4. 10 % missing (~41 % of rows dropped): omit 0.093,
+    0.099, 0.108, 0.107, 0.080 against marginalize 0.073, 0.075, 0.091, 0.081, 0.077; 30 %
+    missing (~83 % dropped): omit 0.279, 0.196, 0.205, 0.222, 0.186 against 0.097, 0.093,
+    0.102, 0.099, 0.091. Checked here on seeds 0-2."""
+    from scipy.optimize import linear_sum_assignment
+
+    errors = {"omit": [], "marginalize": []}
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        z = rng.integers(0, 3, 3000)
+        centres = rng.normal(scale=3.0, size=(3, 5))
+        scales = rng.uniform(0.5, 1.5, (3, 5))
+        X = mcar(centres[z] + rng.normal(size=(3000, 5)) * scales[z], fraction, seed=seed + 100)
+        for policy, found in errors.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                means = GaussianMixture(3, covariance_type="diag", nan_policy=policy, n_init=3,
+                                        random_state=0).fit(X).means_
+            cost = ((means[:, None] - centres[None]) ** 2).sum(axis=2)
+            found.append(np.sqrt(cost[linear_sum_assignment(cost)].mean()))
+    assert all(m < o for m, o in zip(errors["marginalize"], errors["omit"])), errors
+    if fraction == 0.3:
+        assert np.mean(errors["marginalize"]) < 0.6 * np.mean(errors["omit"]), errors
