@@ -230,9 +230,9 @@ class _MixtureBase(OnlineMixin, Estimator):
         fitted model, sum_k p(z = k | observed entries) E[x_j | z = k, observed entries]
         (full and tied covariances: the regression on the observed entries; Categorical
         columns: the most probable code; a row with no observed entry: the mixture's mean);
-        observed entries are copied. Any ``nan_policy``: NaN entries are marginalised here; infinity
-        raises. Streamed, with ``out`` as for :meth:`predict`: an (n, D) float64 array to
-        fill, or a path for a new ``.npy`` file."""
+        observed entries are copied. Under any ``nan_policy`` NaN entries are marginalised
+        here; infinity raises. Streamed, with ``out`` as for :meth:`predict`: an (n, D)
+        float64 array to fill, or a path for a new ``.npy`` file."""
         _, driver = self._prepare(X, None, reset=False)
         if not hasattr(driver, "impute"):
             raise ValueError("impute is not supported on Dask arrays yet")
