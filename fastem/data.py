@@ -117,6 +117,45 @@ def check_sample_weight(sample_weight, n_samples):
     return np.ascontiguousarray(w)
 
 
+def check_labels(y, n_samples, n_components, name="y"):
+    """Partial labels (scikit-learn's semi-supervised convention): an integer array, memmap
+    or ``.npy`` path of ``n_samples`` component indices, -1 for unlabelled rows. Returns them
+    (a path memory-mapped), or None when no row is labelled or ``y`` marks no row with -1
+    (then it is a target that unsupervised estimators ignore, as scikit-learn's pipelines
+    and checks pass it); ValueError naming what is wrong (length, dtype, the first label
+    outside [-1, n_components))."""
+    if y is None:
+        return None
+    y = open_source(y, name) if isinstance(y, (str, bytes, os.PathLike)) else y
+    if not (hasattr(y, "shape") and hasattr(y, "dtype")):
+        y = np.asarray(y)
+    if np.dtype(y.dtype).kind not in "biuf" or not any(
+            (np.asarray(y[start:start + BLOCK_ROWS]) == -1).any()
+            for start in range(0, y.shape[0] if y.shape else 0, BLOCK_ROWS)):
+        return None
+    if len(y.shape) != 1 or y.shape[0] != n_samples:
+        raise ValueError(f"{name} must hold one label per row of X, shape ({n_samples},), got "
+                         f"shape {tuple(y.shape)}")
+    if np.dtype(y.dtype).kind not in "iu":
+        raise ValueError(f"{name} must hold integer labels (-1 for unlabelled rows), got dtype "
+                         f"{y.dtype}")
+    labelled = False
+    for start in range(0, n_samples, BLOCK_ROWS):
+        block = np.asarray(y[start:start + BLOCK_ROWS])
+        bad = np.flatnonzero((block < -1) | (block >= n_components))
+        if bad.size:
+            raise ValueError(f"{name}[{start + bad[0]}] = {block[bad[0]]} is not a component: "
+                             f"labels must lie in [-1, {n_components}) (-1: unlabelled)")
+        labelled = labelled or bool((block >= 0).any())
+    return y if labelled else None
+
+
+def block_labels(labels, start, n):
+    """Rows [start, start + n) of ``labels`` as a C-contiguous intp array (None stays None)."""
+    return None if labels is None else np.ascontiguousarray(labels[start:start + n],
+                                                             dtype=np.intp)
+
+
 def iter_blocks(X, block_rows, dtype, sample_weight=None, bar=None):
     """Yield ``(start, block, weights)`` over consecutive row ranges of ``X``.
 
@@ -237,6 +276,38 @@ def screen(block, start, family=None, omit=False, name="X"):
     if not omit:
         raise nonfinite_error(name, start + first_nonfinite)
     return ~finite
+
+
+def screen_missing(block, start, family=None, name="X"):
+    """:func:`screen` for ``nan_policy="marginalize"``, where NaN entries are missing: raises
+    ValueError at the first row holding infinity (not missing: an error) or, given a
+    ``family`` that checks its support, an observed value outside it; returns which rows have
+    no observed entry when some do (they are left out), else None."""
+    finite = finite_rows(block)
+    n = block.shape[0]
+    suspects = np.flatnonzero(~finite)
+    infinite = np.zeros(n, dtype=bool)
+    infinite[suspects] = np.isinf(block[suspects]).any(axis=1)
+    first_infinite = int(np.argmax(infinite)) if infinite.any() else n
+    if family is not None and family.checks_support:  # NaN is not outside any support
+        unsupported = np.flatnonzero(~infinite & family.invalid_rows(block))
+        if unsupported.size and unsupported[0] < first_infinite:
+            raise unsupported_error(family, name, start + unsupported[0], block[unsupported[0]])
+    if first_infinite < n:
+        raise ValueError(f"{name} contains infinity (first at row {start + first_infinite}); "
+                         "nan_policy='marginalize' treats only NaN entries as missing")
+    empty = np.zeros(n, dtype=bool)
+    empty[suspects] = np.isnan(block[suspects]).all(axis=1)
+    return empty if empty.any() else None
+
+
+def check_observed(observed, name="X"):
+    """ValueError naming the first column with no observed entry (``observed``: per column,
+    the number of rows of positive weight where it is not NaN)."""
+    never = np.flatnonzero(np.asarray(observed) == 0)
+    if never.size:
+        raise ValueError(f"{name}: column {int(never[0])} is missing (NaN) in every row of "
+                         "positive weight, so nothing can be learnt about it: drop the column")
 
 
 def check_finite(X, dtype, name="X", family=None, bar=None):

@@ -5,9 +5,17 @@
 those hard responsibilities into parameters. ``k-means++`` and ``random_from_data``: components
 start on chosen data rows (no pass). ``random``: uniform random responsibilities, drawn block by
 block (one pass). Sample weights are honoured throughout: zero-weight rows are never chosen.
+Missing entries (NaN under ``nan_policy="marginalize"``) are filled with column means for the
+k-means distances and the rows components start on (:func:`fill_missing`); the M-step of the
+first pass then leaves them out, as every later one does. With partial labels
+(``driver.labels``), ``kmeans`` starts from the means of each component's labelled rows (when
+every component has some; else from k-means, its clusters numbered to agree with most labelled
+rows) and starts labelled rows in their own component; the other methods honour the labels from
+the first E-step on.
 """
 import numpy as np
 
+from . import data
 from .drivers.local import LocalDriver
 from .em import check_statistics
 
@@ -26,7 +34,7 @@ def initial_params(method, latent, family, driver, n_components, rng):
         return params_on_rows(latent, family, driver,
                               rng.choice(driver.n_samples, k, replace=False, p=p))
     if method == "random":
-        centre = driver.sample_rows(rng, MAX_SAMPLE)[0].mean(axis=0, keepdims=True)
+        centre = fill_missing(driver.sample_rows(rng, MAX_SAMPLE)[0]).mean(axis=0, keepdims=True)
         pivot = np.repeat(centre, k, axis=0)
 
         def resp_fn(start, block):
@@ -35,15 +43,28 @@ def initial_params(method, latent, family, driver, n_components, rng):
 
         return params_from_resp(latent, family, driver, pivot, resp_fn)
     sample, weights, indices = driver.sample_rows(rng, MAX_SAMPLE)
-    centers, chosen = kmeans_plusplus(sample, weights, k, rng)
-    if method == "k-means++":
-        return params_on_rows(latent, family, driver, indices[chosen])
-    centers = lloyd(sample, weights, centers)
+    fill = column_means(sample)
+    sample = fill_missing(sample, fill)
+    labelled = labelled_sample(driver, fill)
+    if method == "kmeans" and labelled is not None and np.unique(labelled[1]).size == k:
+        # every component has labelled rows: start from their means, in label order
+        centers = np.stack([labelled[0][labelled[1] == c].mean(axis=0) for c in range(k)])
+        component = np.arange(k)
+    else:
+        centers, chosen = kmeans_plusplus(sample, weights, k, rng)
+        if method == "k-means++":
+            return params_on_rows(latent, family, driver, indices[chosen])
+        centers = lloyd(sample, weights, centers)
+        component = match_labels(labelled, centers)
+    partial = getattr(driver, "labels", None)  # not the driver in the closure: Dask pickles it
 
     def labels_fn(start, block):
         resp = np.zeros((block.shape[0], k))
         with np.errstate(invalid="ignore"):  # omitted rows' inf - inf; zero weight, any label
-            labels = nearest(block, centers)[0]
+            labels = component[nearest(fill_missing(block, fill), centers)[0]]
+        given = data.block_labels(partial, start, block.shape[0])
+        if given is not None:
+            labels = np.where(given >= 0, given, labels)
         resp[np.arange(block.shape[0]), labels] = 1.0
         return resp
 
@@ -65,11 +86,57 @@ def params_on_rows(latent, family, driver, rows):
     """Components centred on data rows, equally weighted, with covariance ``reg_covar``:
     the M-step of one-hot responsibilities on those rows, from a pass over those rows only."""
     k = len(rows)
-    chosen = np.ascontiguousarray(driver.rows(rows), dtype=driver.dtype)
+    chosen = np.ascontiguousarray(fill_missing(driver.rows(rows)), dtype=driver.dtype)
     one_hot = np.eye(k)
     return params_from_resp(latent, family, LocalDriver(chosen, n_threads=1),
                             chosen.astype(np.float64),
                             lambda start, block: one_hot[start:start + block.shape[0]])
+
+
+def labelled_sample(driver, fill):
+    """At most ``MAX_SAMPLE`` labelled rows (``driver.labels >= 0``, evenly spaced), NaN
+    entries filled with ``fill``, and their labels; None without labels."""
+    labels = getattr(driver, "labels", None)
+    if labels is None:
+        return None
+    rows = np.concatenate([start + np.flatnonzero(np.asarray(labels[start:start + data.BLOCK_ROWS])
+                                                  >= 0)
+                           for start in range(0, labels.shape[0], data.BLOCK_ROWS)])
+    rows = rows[::-(-rows.size // MAX_SAMPLE)]
+    return fill_missing(driver.rows(rows), fill), np.asarray(labels[rows], dtype=np.intp)
+
+
+def match_labels(labelled, centers):
+    """The component of each k-means cluster: the one-to-one assignment under which most
+    ``labelled`` rows (:func:`labelled_sample`) fall in the cluster of their own component
+    (Hungarian algorithm); the identity without labels."""
+    k = centers.shape[0]
+    if labelled is None:
+        return np.arange(k)
+    agree = np.zeros((k, k))
+    np.add.at(agree, (nearest(labelled[0], centers)[0], labelled[1]), 1.0)
+    from scipy.optimize import linear_sum_assignment
+
+    cluster, component = linear_sum_assignment(agree, maximize=True)
+    mapping = np.empty(k, dtype=np.intp)
+    mapping[cluster] = component
+    return mapping
+
+
+def column_means(rows):
+    """Each column's mean over its observed (not NaN) entries; 0 where none is observed."""
+    seen = rows == rows
+    counts = seen.sum(axis=0)
+    return np.where(seen, rows, 0.0).sum(axis=0) / np.maximum(counts, 1)
+
+
+def fill_missing(rows, values=None):
+    """``rows`` with NaN entries (missing values) replaced by ``values`` per column (default:
+    :func:`column_means` of ``rows``); ``rows`` itself when it has none."""
+    missing = rows != rows
+    if not missing.any():
+        return rows
+    return np.where(missing, column_means(rows) if values is None else values, rows)
 
 
 def nearest(X, centers):

@@ -228,11 +228,10 @@ def _check_rows(est, driver):
     est._data_parameters(driver)
     shared = {name: value for name, value in vars(est).items() if name.endswith("_")}
     est._check_parameters(driver.n_features)
-    family = est._make_family(driver.n_features)
-    if est.nan_policy == "raise":
-        driver.check_finite(family)
-    else:
-        est._warn_omitted(driver.omit_nonfinite(family))
+    if est.nan_policy == "marginalize":
+        raise ValueError("fastem.select does not support nan_policy='marginalize' yet: fit "
+                         "each candidate with its estimator")
+    est._check_rows(driver, est._make_family(driver.n_features))
     return shared
 
 

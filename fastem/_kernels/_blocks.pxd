@@ -8,6 +8,22 @@
 # log-densities, turned responsibilities, then its (chunk_size,) log-sum-exp, then the family's
 # own scratch (``scratch`` below), which the family lays out from its parameters.
 from cython cimport floating
+from libc.math cimport INFINITY
+
+
+cdef inline void clamp_labelled(
+    double* logp, Py_ssize_t n, Py_ssize_t k,   # IN/OUT (n, k) log p(x_i, z = c)
+    const Py_ssize_t* labels,                   # IN  (n,) component of each row, -1 unlabelled
+) noexcept nogil:
+    """Partially labelled rows: a labelled row keeps only its component's joint log-density
+    (the others become -inf), so the row-wise normalisation that follows gives it a one-hot
+    posterior and log p(x_i, z = label) in place of log p(x_i)."""
+    cdef Py_ssize_t i, c
+    for i in range(n):
+        if labels[i] >= 0:
+            for c in range(k):
+                if c != labels[i]:
+                    logp[i * k + c] = -INFINITY
 
 # fit: the fused E-step of one chunk of n rows (log-densities, row-wise normalisation, weighted
 # responsibilities, statistics) into its zeroed slot, as gaussian.chunk_fit and expfam.chunk_fit.
@@ -16,6 +32,7 @@ ctypedef void (*fit_chunk_f32)(
     const float* x, Py_ssize_t n,      # IN  chunk rows (n, d)
     const double* weights,             # IN  (n,) sample weights, or NULL for ones
     const double* resp_in,             # IN  (n, k) given responsibilities, or NULL
+    const Py_ssize_t* labels,          # IN  (n,) clamped component per row (-1: none), or NULL
     bint with_stats,                   # IN  accumulate the statistics (else loglik and weight)
     double* resp, double* lse,         # TMP (chunk_size, k), (chunk_size,)
     double* scratch,                   # TMP the family's per-thread scratch
@@ -23,7 +40,8 @@ ctypedef void (*fit_chunk_f32)(
     double* worst,                     # OUT [lowest log p(x_i), its row in the chunk]
 ) noexcept nogil
 ctypedef void (*fit_chunk_f64)(const void* params, const double* x, Py_ssize_t n,
-                               const double* weights, const double* resp_in, bint with_stats,
+                               const double* weights, const double* resp_in,
+                               const Py_ssize_t* labels, bint with_stats,
                                double* resp, double* lse, double* scratch, double* slot,
                                double* worst) noexcept nogil
 
@@ -56,6 +74,7 @@ cdef int fit_chunks(
     const floating* x, Py_ssize_t n,   # IN  (n, d) block of rows, C-contiguous
     const double* weights,             # IN  (n,) sample weights, or NULL for ones
     const double* resp_in,             # IN  (n, k) given responsibilities, or NULL
+    const Py_ssize_t* labels,          # IN  (n,) clamped component per row (-1: none), or NULL
     bint with_stats,                   # IN  accumulate the statistics (else loglik and weight)
     Py_ssize_t chunk_size, int n_threads,
     double[:, ::1] workspace,          # TMP (>= n_threads, e.workspace) per-thread scratch

@@ -27,16 +27,16 @@ cdef int check_scratch(const emission_t* e, Py_ssize_t chunk_size, int n_threads
 cdef inline void fit_one(
     const emission_t* e,
     const floating* x, Py_ssize_t n,   # IN  chunk rows (n, d)
-    const double* weights, const double* resp_in, bint with_stats,
+    const double* weights, const double* resp_in, const Py_ssize_t* labels, bint with_stats,
     double* ws, Py_ssize_t chunk_size, # TMP the thread's scratch, laid out for chunk_size rows
     double* slot,                      # OUT the chunk's statistics, then [lowest log p, row]
 ) noexcept nogil:
     """The family's fit of one chunk, in the data's dtype."""
     if floating is double:
-        e.fit_f64(e.params, x, n, weights, resp_in, with_stats, ws, ws + chunk_size * e.k,
+        e.fit_f64(e.params, x, n, weights, resp_in, labels, with_stats, ws, ws + chunk_size * e.k,
                   ws + chunk_size * (e.k + 1), slot, slot + e.stats_size)
     else:
-        e.fit_f32(e.params, x, n, weights, resp_in, with_stats, ws, ws + chunk_size * e.k,
+        e.fit_f32(e.params, x, n, weights, resp_in, labels, with_stats, ws, ws + chunk_size * e.k,
                   ws + chunk_size * (e.k + 1), slot, slot + e.stats_size)
 
 
@@ -58,6 +58,7 @@ cdef int fit_chunks(
     const floating* x, Py_ssize_t n,
     const double* weights,
     const double* resp_in,
+    const Py_ssize_t* labels,
     bint with_stats,
     Py_ssize_t chunk_size, int n_threads,
     double[:, ::1] workspace,
@@ -85,7 +86,8 @@ cdef int fit_chunks(
             slot = &slots[c, 0]
             memset(slot, 0, (size + 2) * sizeof(double))
             fit_one(e, x + start * d, rows, (weights + start) if weights != NULL else NULL,
-                    (resp_in + start * k) if resp_in != NULL else NULL, with_stats,
+                    (resp_in + start * k) if resp_in != NULL else NULL,
+                    (labels + start) if labels != NULL else NULL, with_stats,
                     ws, chunk_size, slot)
     # the chunks' statistics one chunk after the other (the order fixes the rounding), and the
     # first row with the lowest log-density

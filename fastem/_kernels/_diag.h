@@ -1,5 +1,5 @@
-/* The diagonal exponential-family kinds (gaussian.pyx, EXPFAM_DIAG and EXPFAM_SPHERICAL), row
- * by row.
+/* The diagonal exponential-family kinds (gaussian.pyx, EXPFAM_DIAG and EXPFAM_SPHERICAL, and
+ * their _MISSING kinds), row by row.
  *
  * With v = x - centre, the features t(x) = [v, v^2] (diag) or [v, |v|^2] (spherical) of row i
  * are stored at t[i * f ...] (row major, f = 2d or d + 1). log p(x_i, z = c) = log_norm[c] +
@@ -40,17 +40,34 @@ static inline double fastem_diag_finite_or_minus_inf(double value)
     }
 
 #define FASTEM_DEFINE_DIAG(T, SUFFIX)                                                         \
+/* [v, v^2] (squares) or [v, |v|^2]; with `missing` (nan_policy="marginalize") followed by o,  \
+ * o_a = 1 where x_a is observed: a NaN entry gets v_a = 0 and o_a = 0, so it adds nothing to   \
+ * t @ W (its log-normaliser is o_a's weight) nor to r.T @ t. A row whose sum is not NaN takes  \
+ * the loop without per-entry tests. */                                                       \
 FASTEM_TARGET_CLONES                                                                          \
-static void fastem_diag_features_##SUFFIX(int squares, const T *restrict x, ptrdiff_t n,      \
-                                          ptrdiff_t d, const T *restrict centre,              \
+static void fastem_diag_features_##SUFFIX(int squares, int missing, const T *restrict x,      \
+                                          ptrdiff_t n, ptrdiff_t d, const T *restrict centre, \
                                           T *restrict t)                                      \
 {                                                                                             \
-    const ptrdiff_t f = squares ? 2 * d : d + 1;                                              \
+    const ptrdiff_t f = (squares ? 2 * d : d + 1) + (missing ? d : 0);                        \
     for (ptrdiff_t i = 0; i < n; i++) {                                                       \
         const T *restrict row = x + i * d;                                                    \
         T *restrict v = t + i * f;                                                            \
-        for (ptrdiff_t a = 0; a < d; a++)                                                     \
-            v[a] = row[a] - centre[a];                                                        \
+        T sum = 0;                                                                            \
+        for (ptrdiff_t a = 0; a < (missing ? d : 0); a++)                                     \
+            sum += row[a];                                                                    \
+        if (sum == sum) {                                                                     \
+            for (ptrdiff_t a = 0; a < d; a++)                                                 \
+                v[a] = row[a] - centre[a];                                                    \
+            for (ptrdiff_t a = 0; a < (missing ? d : 0); a++)                                 \
+                v[f - d + a] = 1;                                                             \
+        } else {                                                                              \
+            for (ptrdiff_t a = 0; a < d; a++) {                                               \
+                const int seen = row[a] == row[a];                                            \
+                v[a] = seen ? row[a] - centre[a] : 0;                                         \
+                v[f - d + a] = (T) seen;                                                      \
+            }                                                                                 \
+        }                                                                                     \
         if (squares) {                                                                        \
             for (ptrdiff_t a = 0; a < d; a++)                                                 \
                 v[d + a] = v[a] * v[a];                                                       \

@@ -18,6 +18,10 @@ cpdef enum:
     COL_LOG = 2           # T = [x, log x],                 b = 0              x > 0
     COL_CATEGORICAL = 3   # T = one-hot of x (width codes), b = 0              x in {0..width-1}
     COL_GAUSSIAN = 4      # T = [x - s, (x - s)^2],         b = 0              x finite
+    # added to a kind: the column may be missing (NaN, nan_policy="marginalize"); its features
+    # end with o = 1 where x is observed, whose weight is the column's -A(natural); a NaN
+    # value gets zero features (o = 0) and drops out of the row's density and statistics
+    COL_MISSING = 8
 
 
 cdef double log_factorial(double x) noexcept nogil  # log(x!), x a non-negative integer

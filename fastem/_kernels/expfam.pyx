@@ -12,6 +12,13 @@
 #   ll = sum_i w_i log p(x_i),  W = sum_i w_i,  s0_k = sum_i w_i r_ik,  S_k = sum_i w_i r_ik T(x_i)
 # (S by one more GEMM, r.T @ T). No (n_samples, n_components) array is ever formed.
 #
+# Missing values (nan_policy="marginalize"): a column of kind COL_MISSING + COL_* has one more
+# feature, o = 1 where its value is observed, whose natural parameter is the column's
+# log-normaliser -A_j(natural_kj) (then not in log_norm); a NaN value gets all-zero features, so
+# it drops out of t @ natural (the row's marginal density over its observed columns) and of
+# r.T @ T, whose o column is then n_kj = sum_i w_i r_ik o_ij, the mass each column's M-step
+# divides by. Complete columns pay one comparison per value.
+#
 # Support: a value outside its column's support (non-finite anywhere; negative or non-integer
 # counts; x <= 0 for COL_LOG; codes that are non-integer or outside [0, width)) gets zero
 # features and makes the row's base measure -inf, so the row has log p = -inf, zero
@@ -33,7 +40,7 @@ from cython cimport floating
 from libc.math cimport INFINITY, floor, lgamma, log
 from libc.string cimport memcpy, memset
 
-from ._blocks cimport emission_t, fit_chunks, predict_chunks
+from ._blocks cimport clamp_labelled, emission_t, fit_chunks, predict_chunks
 from ._linalg cimport gemm_rowmajor, gemm_tn_rowmajor
 from .logsumexp cimport normalize_log_rows
 
@@ -88,7 +95,15 @@ cdef void features(
         for j in range(d):
             v = x[i * d + j]
             o = col_offset[j]
+            width = col_offset[j + 1] - o
             kind = col_kind[j]
+            if kind >= COL_MISSING:  # the last feature says whether the value is observed
+                width -= 1
+                kind -= COL_MISSING
+                row[o + width] = v == v
+                if v != v:  # missing: no features, no base measure
+                    memset(row + o, 0, width * sizeof(double))
+                    continue
             if kind == COL_IDENTITY:
                 if -INFINITY < v < INFINITY:
                     row[o] = v
@@ -111,7 +126,6 @@ cdef void features(
                     row[o + 1] = 0.0
                     b = -INFINITY
             elif kind == COL_CATEGORICAL:
-                width = col_offset[j + 1] - o
                 memset(row + o, 0, width * sizeof(double))
                 if 0.0 <= v < width and v == floor(v):
                     row[o + <Py_ssize_t> v] = 1.0
@@ -182,6 +196,26 @@ cdef void chunk_fit(
     double* slot,                                    # OUT zeroed statistics vector (stats_size)
     double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
 ) noexcept nogil:
+    """E-step and statistics of one chunk (fit_rows without labels)."""
+    fit_rows(x, n, d, col_kind, col_offset, col_shift, weights, resp_in, NULL, natural,
+             log_norm, f, k, with_stats, t, resp, lse, base, slot, worst)
+
+
+cdef void fit_rows(
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const int* col_kind, const Py_ssize_t* col_offset,
+    const double* col_shift,                         # IN  column layout, see features
+    const double* weights,                           # IN  (n,) sample weights, or NULL for ones
+    const double* resp_in,                           # IN  (n, k) given responsibilities, or NULL
+    const Py_ssize_t* labels,                        # IN  (n,) clamped component (-1: none), or
+                                                     #     NULL (see _blocks.clamp_labelled)
+    const double* natural, const double* log_norm,   # IN  (f, k) and (k,) parameters
+    Py_ssize_t f, Py_ssize_t k,
+    bint with_stats,                                 # IN  accumulate s0, S (else only ll, W)
+    double* t, double* resp, double* lse, double* base,   # TMP (n, f), (n, k), (n,), (n,)
+    double* slot,                                    # OUT zeroed statistics vector (stats_size)
+    double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
+) noexcept nogil:
     """E-step and statistics of one chunk.
 
     With given responsibilities (resp_in) no log-density is computed, as in gaussian.pyx: they
@@ -196,6 +230,8 @@ cdef void chunk_fit(
     features(x, n, d, col_kind, col_offset, col_shift, t, base)
     if resp_in == NULL:
         chunk_log_prob(t, base, n, f, natural, log_norm, k, resp)
+        if labels != NULL:
+            clamp_labelled(resp, n, k, labels)
         normalize_log_rows(resp, n, k, lse)
     else:
         memcpy(resp, resp_in, n * k * sizeof(double))
@@ -238,6 +274,9 @@ cdef check_layout(Py_ssize_t n, Py_ssize_t d, const int[::1] col_kind,
     for j in range(d):
         kind = col_kind[j]
         width = col_offset[j + 1] - col_offset[j]
+        if kind >= COL_MISSING:  # one more feature: whether the value is observed
+            kind -= COL_MISSING
+            width -= 1
         if kind == COL_IDENTITY or kind == COL_COUNT:
             ok = width == 1
         elif kind == COL_LOG or kind == COL_GAUSSIAN:
@@ -272,17 +311,18 @@ cdef void fit_chunk(
     const floating* x, Py_ssize_t n,   # IN  chunk rows (n, d)
     const double* weights,             # IN  (n,) sample weights, or NULL for ones
     const double* resp_in,             # IN  (n, k) given responsibilities, or NULL
+    const Py_ssize_t* labels,          # IN  (n,) clamped component (-1: none), or NULL
     bint with_stats,                   # IN  accumulate s0, S (else only ll, W)
     double* resp, double* lse,         # TMP (n, k), (n,)
     double* scratch,                   # TMP features and base measure, see ExpFamPass
     double* slot,                      # OUT zeroed statistics vector (stats_size)
     double* worst,                     # OUT [lowest log p(x_i), its row in the chunk]
 ) noexcept nogil:
-    """The skeleton's fit of one chunk: chunk_fit with the pass's parameters."""
+    """The skeleton's fit of one chunk: fit_rows with the pass's parameters."""
     cdef const ExpFamPass* p = <const ExpFamPass*> params
-    chunk_fit(x, n, p.d, p.col_kind, p.col_offset, p.col_shift, weights, resp_in, p.natural,
-              p.log_norm, p.f, p.k, with_stats, scratch, resp, lse,
-              scratch + p.chunk_size * p.f, slot, worst)
+    fit_rows(x, n, p.d, p.col_kind, p.col_offset, p.col_shift, weights, resp_in, labels,
+             p.natural, p.log_norm, p.f, p.k, with_stats, scratch, resp, lse,
+             scratch + p.chunk_size * p.f, slot, worst)
 
 
 cdef void log_density_chunk(
@@ -339,6 +379,7 @@ def fit_block(
     double[::1] stats,                 # OUT += statistics vector (stats_size)
     double[::1] worst,                 # OUT [lowest log p(x_i) so far, its row]; row_offset added
     Py_ssize_t row_offset,
+    const Py_ssize_t[::1] labels=None, # IN  (n,) clamped component per row (-1: none), or None
 ):
     """One E-step (and statistics) over a block; adds into ``stats`` in chunk order.
 
@@ -354,14 +395,15 @@ def fit_block(
     cdef bint given = resp_in.shape[0] > 0
     if stats.shape[0] != e.stats_size or worst.shape[0] != 2:
         raise ValueError("fastem: stats must have stats_size(f, k) entries and worst two")
-    if weights.shape[0] not in (0, n) or (given and (resp_in.shape[0] != n
-                                                     or resp_in.shape[1] != k)):
-        raise ValueError("fastem: weights must be (n,) or empty, resp_in (n, k) or empty")
+    if weights.shape[0] not in (0, n) or (labels is not None and labels.shape[0] != n) or (
+            given and (resp_in.shape[0] != n or resp_in.shape[1] != k)):
+        raise ValueError("fastem: weights must be (n,) or empty, labels (n,) or None, resp_in "
+                         "(n, k) or empty")
     if n == 0:
         return
     fit_chunks(&e, &X[0, 0], n, &weights[0] if weights.shape[0] else NULL,
-               &resp_in[0, 0] if given else NULL, with_stats, chunk_size, n_threads, workspace,
-               slots, stats, worst, row_offset)
+               &resp_in[0, 0] if given else NULL, &labels[0] if labels is not None else NULL,
+               with_stats, chunk_size, n_threads, workspace, slots, stats, worst, row_offset)
 
 
 def predict_block(

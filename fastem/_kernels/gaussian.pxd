@@ -20,30 +20,49 @@ cdef enum:
     EXPFAM_FULL = 4
     EXPFAM_TIED = 5
     EXPFAM_SPHERICAL = 6
+    # nan_policy="marginalize" (missing entries are NaN and drop out of a row's density and
+    # statistics): the diagonal kinds with one more feature per column, o_j = 1 where x_j is
+    # observed (its weights are the per-entry log-normalisers), and DIAG_MISSING, the exact
+    # kernel that skips NaN entries; statistics [s1 | s2 | n] per component, n_kj the
+    # responsibility mass of the rows observing column j
+    EXPFAM_DIAG_MISSING = 7
+    EXPFAM_SPHERICAL_MISSING = 8
+    DIAG_MISSING = 9
+    # full and tied covariances (tied: its matrix repeated per component), float64 only: the
+    # missing entries regressed on the observed ones per pattern (_conditional.h); statistics
+    # as FULL's, with the conditional moments of the missing entries
+    FULL_MISSING = 10
 
 
 cdef inline bint is_expfam(int kind) noexcept nogil:
     """True for the exponential-family kinds, whose log-densities need features() first."""
     return (kind == EXPFAM_DIAG or kind == EXPFAM_FULL or kind == EXPFAM_TIED
-            or kind == EXPFAM_SPHERICAL)
+            or kind == EXPFAM_SPHERICAL or kind == EXPFAM_DIAG_MISSING
+            or kind == EXPFAM_SPHERICAL_MISSING)
 
 
 cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
     """Columns of t(x): [v, v^2] (diag kinds), [v, upper triangle of v v'] (full kinds),
-    [v, -v'Pv/2] (EXPFAM_TIED: one shared precision P makes the quadratic term one feature) or
-    [v, |v|^2] (EXPFAM_SPHERICAL)."""
+    [v, -v'Pv/2] (EXPFAM_TIED: one shared precision P makes the quadratic term one feature),
+    [v, |v|^2] (EXPFAM_SPHERICAL), [v, v^2, o] (EXPFAM_DIAG_MISSING, and DIAG_MISSING's
+    statistics [s1, s2, n]) or [v, |v|^2, o] (EXPFAM_SPHERICAL_MISSING), o the observed entries."""
     if kind == EXPFAM_TIED or kind == EXPFAM_SPHERICAL:
         return d + 1
-    if kind == EXPFAM_FULL or kind == FULL or kind == TIED:
+    if kind == EXPFAM_DIAG_MISSING or kind == DIAG_MISSING:
+        return 3 * d
+    if kind == EXPFAM_SPHERICAL_MISSING:
+        return 2 * d + 1
+    if kind == EXPFAM_FULL or kind == FULL or kind == TIED or kind == FULL_MISSING:
         return d + d * (d + 1) // 2
     return 2 * d
 
 
 cdef inline bint features_by_row(int kind) noexcept nogil:
     """Whether features() stores t(x) row by row, (n, feature_width) (EXPFAM_DIAG and
-    EXPFAM_SPHERICAL, see _diag.h), rather than feature-major, (feature_width, n) (the other
-    expfam kinds)."""
-    return kind == EXPFAM_DIAG or kind == EXPFAM_SPHERICAL
+    EXPFAM_SPHERICAL and their _MISSING kinds, see _diag.h), rather than feature-major,
+    (feature_width, n) (the other expfam kinds)."""
+    return (kind == EXPFAM_DIAG or kind == EXPFAM_SPHERICAL or kind == EXPFAM_DIAG_MISSING
+            or kind == EXPFAM_SPHERICAL_MISSING)
 
 
 cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
@@ -51,6 +70,8 @@ cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) no
     (EXPFAM_TIED: the second part also holds v L, L the Cholesky factor of P)."""
     if kind == FULL:
         return d * k
+    if kind == FULL_MISSING:  # yhat (k, d), yhat L (d), then (per chunk, not per row:
+        return d * k + d + 2 + 3 * d * d + 2 * d  # generously) order, keys, work, indices
     if kind == TIED:
         return d
     if kind == EXPFAM_TIED:

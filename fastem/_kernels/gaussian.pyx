@@ -31,15 +31,24 @@
 #   diag (diag/spherical, direct): y = (x - mu_k) * L_k elementwise and statistics centred on
 #          each mu_k. full, tied and diag are the fallbacks where the expfam bound is too large
 #          even in float64 (components far apart relative to their spread).
+#   missing entries (nan_policy="marginalize", diag and spherical): a NaN entry drops out of the
+#          row's log-density and statistics. EXPFAM_DIAG_MISSING / EXPFAM_SPHERICAL_MISSING add
+#          one feature per column, o_j = 1 where x_j is observed (NaN: v_j = 0, o_j = 0), whose
+#          weight is the entry's log-normaliser log L_kj - log(2pi)/2 - P_kj (mu_kj - s_j)^2 / 2,
+#          so the same two GEMMs give the marginal log-densities and, in r.T @ t, the observed
+#          mass n_kj = sum_i w_i r_ik o_ij by which the M-step divides; DIAG_MISSING is the exact
+#          fallback (and the kind of passes with given responsibilities), skipping NaN entries.
+#          The complete-data kinds are untouched: the statistics only grow when marginalising.
 #
 # Threads and determinism: the block skeleton (_blocks.pyx) runs the chunks on threads; every
 # chunk writes its statistics into its own slot, and slots are added in chunk order after the
 # parallel loop, so results are bitwise identical for any number of threads.
 from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, sqrt
 from libc.string cimport memcpy, memset
 
-from ._blocks cimport emission_t, fit_chunks, predict_chunks
+from ._blocks cimport clamp_labelled, emission_t, fit_chunks, predict_chunks
 from ._linalg cimport gemm_colmajor, gemm_rowmajor, syrk_rowmajor
 from .logsumexp cimport normalize_log_rows
 
@@ -51,7 +60,7 @@ cpdef Py_ssize_t stats_size(int kind, Py_ssize_t d, Py_ssize_t k):
     """Length of the statistics vector: [loglik, weight, s0 (k), s1 (k, d), s2 (k, d, d)] for
     full and tied; [loglik, weight, s0 (k), s1 (k, d), pooled s2 (d, d)] for expfam tied;
     [loglik, weight, s0 (k), [s1 | packed s2] (k, feature_width)] otherwise."""
-    if kind == FULL or kind == TIED:
+    if kind == FULL or kind == TIED or kind == FULL_MISSING:
         return 2 + k + k * d + k * d * d
     if kind == EXPFAM_TIED:
         return 2 + k + k * d + d * d
@@ -65,11 +74,46 @@ cdef extern from "fastem/_kernels/_features.h" nogil:
                              const double* centre, double* t)
 
 
+cdef extern from "fastem/_kernels/_conditional.h" nogil:
+    void fastem_pattern_order(const double* x, Py_ssize_t n, Py_ssize_t d,
+                              unsigned long long* keys, Py_ssize_t* order)
+    void fastem_conditional_fill(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
+                                 const double* prec, const double* means, const double* log_norm,
+                                 const unsigned long long* keys, const Py_ssize_t* order,
+                                 double* fill, double* work, Py_ssize_t* miss, double* logp)
+    void fastem_conditional_covariance(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
+                                       const double* prec, const unsigned long long* keys,
+                                       const Py_ssize_t* order, const double* resp,
+                                       double* work, Py_ssize_t* miss, double* s2)
+
+
+ctypedef struct MissingScratch:        # FULL_MISSING's part of y for a chunk of n rows
+    double* fill                       # (n, k, d) yhat per row and component
+    double* product                    # (n, d) yhat L_c of one component
+    Py_ssize_t* order                  # (n,) rows sorted by missingness pattern
+    unsigned long long* keys           # (n,) their patterns (_conditional.h)
+    double* work                       # (2 d^2 + d,) a pattern's factorisation
+    Py_ssize_t* miss                   # (d,) its missing entries
+
+
+cdef inline MissingScratch missing_scratch(double* y, Py_ssize_t n, Py_ssize_t d,
+                                           Py_ssize_t k) noexcept nogil:
+    """The layout of FULL_MISSING's scratch (projection_width per row, in y)."""
+    cdef MissingScratch s
+    s.fill = y
+    s.product = y + n * d * k
+    s.order = <Py_ssize_t*> (s.product + n * d)
+    s.keys = <unsigned long long*> (s.order + n)
+    s.work = <double*> (s.keys + n)
+    s.miss = <Py_ssize_t*> (s.work + 2 * d * d + d)
+    return s
+
+
 cdef extern from "fastem/_kernels/_diag.h" nogil:
-    void fastem_diag_features_f32(int squares, const float* x, Py_ssize_t n, Py_ssize_t d,
-                                  const float* centre, float* t)
-    void fastem_diag_features_f64(int squares, const double* x, Py_ssize_t n, Py_ssize_t d,
-                                  const double* centre, double* t)
+    void fastem_diag_features_f32(int squares, int missing, const float* x, Py_ssize_t n,
+                                  Py_ssize_t d, const float* centre, float* t)
+    void fastem_diag_features_f64(int squares, int missing, const double* x, Py_ssize_t n,
+                                  Py_ssize_t d, const double* centre, double* t)
     void fastem_diag_log_prob_f32(const float* t, Py_ssize_t n, Py_ssize_t f, const float* w,
                                   Py_ssize_t k, const double* log_norm, double* logp)
     void fastem_diag_log_prob_f64(const double* t, Py_ssize_t n, Py_ssize_t f, const double* w,
@@ -85,13 +129,16 @@ cdef void features(
                                                      #     features_by_row(kind)
 ) noexcept nogil:
     """Features t(x) of the Gaussian exponential family: [v, v^2] or [v, |v|^2] by row
-    (_diag.h), [v, v_a v_b (a <= b)] feature-major (_features.h); for EXPFAM_TIED only v, the
-    last feature is added by chunk_log_prob."""
+    (_diag.h; the _MISSING kinds add o, the observed entries), [v, v_a v_b (a <= b)]
+    feature-major (_features.h); for EXPFAM_TIED only v, the last feature is added by
+    chunk_log_prob."""
+    cdef bint squares = kind == EXPFAM_DIAG or kind == EXPFAM_DIAG_MISSING
+    cdef bint missing = kind == EXPFAM_DIAG_MISSING or kind == EXPFAM_SPHERICAL_MISSING
     if features_by_row(kind):
         if floating is double:
-            fastem_diag_features_f64(kind == EXPFAM_DIAG, x, n, d, centre, t)
+            fastem_diag_features_f64(squares, missing, x, n, d, centre, t)
         else:
-            fastem_diag_features_f32(kind == EXPFAM_DIAG, x, n, d, centre, t)
+            fastem_diag_features_f32(squares, missing, x, n, d, centre, t)
         return
     if floating is double:  # EXPFAM_TIED: only v (chunk_log_prob adds -v'Pv/2, which needs P)
         fastem_features_f64(kind == EXPFAM_FULL, x, n, d, centre, t)
@@ -104,12 +151,15 @@ cdef void chunk_log_prob(
     const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d), C-contiguous
     const floating* proj,                            # IN  full, tied: (d, width) projection;
                                                      #     expfam: (feature_width, k) W;
-                                                     #     diag: (d, k) diagonal of L_k
+                                                     #     diag: (d, k) diagonal of L_k;
+                                                     #     DIAG_MISSING: (2d, k), then the
+                                                     #     rows 2 log L_kj - log 2pi
     const floating* center,                          # IN  full, tied: (d, k) mu_k @ L_k;
                                                      #     diag: (d, k) mu_k;
                                                      #     expfam tied: (d, d) L
     const double* log_norm, Py_ssize_t k,            # IN  (k,) log w_k + log det L_k - d/2 log 2pi
-                                                     #     (expfam: plus the constant of t @ W)
+                                                     #     (expfam: plus the constant of t @ W;
+                                                     #     _MISSING kinds: log w_k only)
     floating* y,                                     # TMP (n, width); expfam: t(x) on entry
     double* logp,                                    # OUT (n, k) log p(x_i, z = k)
 ) noexcept nogil:
@@ -119,6 +169,24 @@ cdef void chunk_log_prob(
     cdef double* out
     cdef floating t
     cdef int f = <int> feature_width(kind, d)
+    cdef MissingScratch missing
+    if kind == FULL_MISSING:  # packed in float64: proj (k, d, d) L_k, center [P_k; means]
+        if floating is double:  # yhat per pattern (_conditional.h), then -|yhat L_c|^2 / 2
+            missing = missing_scratch(y, n, d, k)
+            fastem_pattern_order(x, n, d, missing.keys, missing.order)
+            fastem_conditional_fill(x, n, d, k, center, center + k * d * d, log_norm,
+                                    missing.keys, missing.order, missing.fill, missing.work,
+                                    missing.miss, logp)
+            for c in range(k):
+                gemm_rowmajor(<int> n, <int> d, <int> d, missing.fill + c * d, <int> (k * d),
+                              proj + c * d * d, <int> d, missing.product, <int> d)
+                for i in range(n):
+                    t = 0.0
+                    for j in range(d):
+                        t = t + missing.product[i * d + j] * missing.product[i * d + j]
+                    t = logp[i * k + c] - 0.5 * t
+                    logp[i * k + c] = t if t == t else -INFINITY
+        return
     if features_by_row(kind):  # row by row, in registers (_diag.h)
         if floating is double:
             fastem_diag_log_prob_f64(y, n, f, proj, k, log_norm, logp)
@@ -161,6 +229,14 @@ cdef void chunk_log_prob(
                 for c in range(k):
                     t = (row[j] - center[j * k + c]) * proj[j * k + c]
                     out[c] += t * t
+        elif kind == DIAG_MISSING:  # observed entries only, each with its log-normaliser
+            row = x + i * d
+            for j in range(d):
+                if row[j] != row[j]:
+                    continue
+                for c in range(k):
+                    t = (row[j] - center[j * k + c]) * proj[j * k + c]
+                    out[c] += t * t - proj[(d + j) * k + c]
         elif kind == FULL:
             row = y + i * width
             for j in range(d):
@@ -238,17 +314,22 @@ cdef void chunk_stats(
     for i in range(n):
         for c in range(k):
             s0[c] += resp[i * k + c]
-    if kind == DIAG:
-        for i in range(n):
+    if kind == DIAG or kind == DIAG_MISSING:  # [s1 | s2] (k, 2d), or [s1 | s2 | n] (k, 3d)
+        for i in range(n):                       # over the observed (not NaN) entries
             for c in range(k):
                 r = resp[i * k + c]
                 if r == 0.0:
                     continue
                 m = pivot + c * d
                 for j in range(d):
-                    t = x[i * d + j] - m[j]
-                    s12[c * 2 * d + j] += r * t
-                    s12[c * 2 * d + d + j] += r * t * t
+                    t = x[i * d + j]
+                    if t != t:
+                        continue
+                    t = t - m[j]
+                    s12[c * f + j] += r * t
+                    s12[c * f + d + j] += r * t * t
+                    if kind == DIAG_MISSING:
+                        s12[c * f + 2 * d + j] += r
         return
     if kind == EXPFAM_TIED:
         chunk_stats_pooled(n, d, resp, k, t_rows, z, s12)
@@ -315,15 +396,38 @@ cdef void chunk_fit(
     double* slot,                                    # OUT zeroed statistics vector (stats_size)
     double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
 ) noexcept nogil:
-    cdef Py_ssize_t i, c
-    cdef double w
+    fit_rows(kind, x, n, d, weights, resp_in, NULL, proj, center, log_norm, k, pivot,
+             with_stats, resp, lse, y, z, slot, worst)
+
+
+cdef void fit_rows(
+    int kind,
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const double* weights,                           # IN  (n,) sample weights, or NULL for ones
+    const double* resp_in,                           # IN  (n, k) given responsibilities, or NULL
+    const Py_ssize_t* labels,                        # IN  (n,) clamped component (-1: none), or
+                                                     #     NULL (see _blocks.clamp_labelled)
+    const floating* proj, const floating* center,
+    const double* log_norm, Py_ssize_t k,            # IN  parameters, see chunk_log_prob
+    const floating* pivot,                           # IN  (k, d) centring point per component
+    bint with_stats,                                 # IN  accumulate s0, s1, s2 (else only loglik)
+    double* resp, double* lse, floating* y, floating* z,   # TMP per-thread buffers
+    double* slot,                                    # OUT zeroed statistics vector (stats_size)
+    double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
+) noexcept nogil:
+    """chunk_fit, with partially labelled rows."""
+    cdef Py_ssize_t i, j, c
+    cdef double w, r, sr
     cdef double* row
+    cdef MissingScratch missing
     worst[0] = INFINITY
     worst[1] = -1
     if is_expfam(kind):
         features(kind, x, n, d, pivot, y)
     if resp_in == NULL:
         chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, resp)
+        if labels != NULL:
+            clamp_labelled(resp, n, k, labels)
         normalize_log_rows(resp, n, k, lse)
     else:
         memcpy(resp, resp_in, n * k * sizeof(double))
@@ -348,7 +452,21 @@ cdef void chunk_fit(
         if w != 1.0:
             for c in range(k):
                 row[c] *= w
-    if with_stats:
+    if with_stats and kind == FULL_MISSING:  # the conditional moments, about the means
+        if floating is double:
+            missing = missing_scratch(y, n, d, k)
+            for c in range(k):  # sum r yhat and, by SYRK, sum r yhat yhat'
+                for i in range(n):
+                    r = resp[i * k + c]
+                    slot[2 + c] += r
+                    sr = sqrt(r)
+                    for j in range(d):
+                        slot[2 + k + c * d + j] += r * missing.fill[(i * k + c) * d + j]
+                        z[i * d + j] = sr * missing.fill[(i * k + c) * d + j]
+                syrk_rowmajor(<int> n, <int> d, z, slot + 2 + k + k * d + c * d * d, 1.0)
+            fastem_conditional_covariance(x, n, d, k, center, missing.keys, missing.order, resp,
+                                          missing.work, missing.miss, slot + 2 + k + k * d)
+    elif with_stats:
         chunk_stats(kind, x, n, d, resp, k, pivot, y, z, slot + 2, slot + 2 + k)
 
 
@@ -378,19 +496,20 @@ cdef void fit_chunk(
     const floating* x, Py_ssize_t n,   # IN  chunk rows (n, d)
     const double* weights,             # IN  (n,) sample weights, or NULL for ones
     const double* resp_in,             # IN  (n, k) given responsibilities, or NULL
+    const Py_ssize_t* labels,          # IN  (n,) clamped component (-1: none), or NULL
     bint with_stats,                   # IN  accumulate s0, s1, s2 (else only loglik)
     double* resp, double* lse,         # TMP (n, k), (n,)
     double* scratch,                   # TMP y and z, see GaussianPass
     double* slot,                      # OUT zeroed statistics vector (stats_size)
     double* worst,                     # OUT [lowest log p(x_i), its row in the chunk]
 ) noexcept nogil:
-    """The skeleton's fit of one chunk: chunk_fit with the pass's parameters."""
+    """The skeleton's fit of one chunk: fit_rows with the pass's parameters."""
     cdef const GaussianPass* p = <const GaussianPass*> params
     cdef floating* y = <floating*> scratch
-    chunk_fit(p.kind, x, n, p.d, weights, resp_in, <const floating*> p.proj,
-              <const floating*> p.center, p.log_norm, p.k, <const floating*> p.pivot, with_stats,
-              resp, lse, y, y + p.chunk_size * projection_width(p.kind, p.d, p.k) + 1, slot,
-              worst)
+    fit_rows(p.kind, x, n, p.d, weights, resp_in, labels, <const floating*> p.proj,
+             <const floating*> p.center, p.log_norm, p.k, <const floating*> p.pivot, with_stats,
+             resp, lse, y, y + p.chunk_size * projection_width(p.kind, p.d, p.k) + 1, slot,
+             worst)
 
 
 cdef void log_density_chunk(
@@ -445,6 +564,7 @@ def fit_block(
     double[::1] stats,                 # OUT += statistics vector (stats_size)
     double[::1] worst,                 # OUT [lowest log p(x_i) so far, its row]; row_offset added
     Py_ssize_t row_offset,
+    const Py_ssize_t[::1] labels=None, # IN  (n,) clamped component per row (-1: none), or None
 ):
     """One E-step (and statistics) over a block; adds into ``stats`` in chunk order."""
     cdef GaussianPass p
@@ -452,8 +572,11 @@ def fit_block(
     fill_pass(kind, proj, center, log_norm, pivot, chunk_size, &p, &e)
     if X.shape[0] == 0:
         return
+    if labels is not None and labels.shape[0] != X.shape[0]:
+        raise ValueError("fastem: labels must be (n,) or None")
     fit_chunks(&e, &X[0, 0], X.shape[0], &weights[0] if weights.shape[0] else NULL,
-               &resp_in[0, 0] if resp_in.shape[0] else NULL, with_stats, chunk_size, n_threads,
+               &resp_in[0, 0] if resp_in.shape[0] else NULL,
+               &labels[0] if labels is not None else NULL, with_stats, chunk_size, n_threads,
                workspace, slots, stats, worst, row_offset)
 
 
@@ -507,3 +630,62 @@ def log_density_block(
         return
     predict_chunks(&e, &X[0, 0], X.shape[0], chunk_size, n_threads, workspace, NULL, NULL, NULL,
                    &out[0, 0])
+
+
+cdef void impute_chunk(
+    const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,  # IN  chunk rows (n, d)
+    const double* proj, const double* center,
+    const double* log_norm,            # IN  FULL_MISSING parameters, see chunk_log_prob
+    double* ws, Py_ssize_t chunk_size, # TMP the thread's scratch, laid out for chunk_size rows
+    double* out,                       # OUT (n, d) rows with NaN entries filled
+) noexcept nogil:
+    """One chunk of impute_block: posteriors, then sum_c p(c | x_o) (mu_c + yhat_c) per NaN."""
+    cdef Py_ssize_t i, j, c
+    cdef double* logp = ws
+    cdef double* y = ws + chunk_size * (k + 1)
+    cdef const double* means = center + k * d * d
+    cdef double value
+    chunk_log_prob(FULL_MISSING, x, n, d, proj, center, log_norm, k, y, logp)
+    normalize_log_rows(logp, n, k, ws + chunk_size * k)
+    for i in range(n):
+        for j in range(d):
+            value = x[i * d + j]
+            if value != value:
+                value = 0.0
+                for c in range(k):
+                    value = value + logp[i * k + c] * (means[c * d + j] + y[(i * k + c) * d + j])
+            out[i * d + j] = value
+
+
+def impute_block(
+    const double[:, ::1] X,            # IN  (n, d) block of rows
+    const double[:, ::1] proj,         # IN  FULL_MISSING parameters, see chunk_log_prob
+    const double[:, ::1] center,
+    const double[::1] log_norm,
+    const double[:, ::1] pivot,        # IN  (k, d)
+    Py_ssize_t chunk_size,
+    int n_threads,
+    double[:, ::1] workspace,          # TMP (>= n_threads, workspace_size) per-thread scratch
+    double[:, ::1] out,                # OUT (n, d) X with each NaN entry replaced by its
+                                       #     conditional mean sum_c p(c | x_o) E[x_j | x_o, c]
+):
+    """Conditional means of the missing entries of a block under full (tied) components
+    (FULL_MISSING's regression of missing on observed entries, _conditional.h)."""
+    cdef GaussianPass p
+    cdef emission_t e
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], c, start, n_chunks
+    cdef double* ws
+    fill_pass(FULL_MISSING, proj, center, log_norm, pivot, chunk_size, &p, &e)
+    if out.shape[0] != n or out.shape[1] != d or d != p.d:
+        raise ValueError("fastem: out must have the shape of X")
+    if n == 0:
+        return
+    if workspace.shape[0] < n_threads or workspace.shape[1] < e.workspace or chunk_size < 1:
+        raise ValueError("fastem: workspace too small for these threads and chunks")
+    n_chunks = (n + chunk_size - 1) // chunk_size
+    with nogil, parallel(num_threads=min(n_threads, n_chunks)):
+        ws = &workspace[threadid(), 0]
+        for c in prange(n_chunks, schedule="dynamic"):
+            start = c * chunk_size
+            impute_chunk(&X[start, 0], min(chunk_size, n - start), d, p.k, &proj[0, 0],
+                         &center[0, 0], &log_norm[0], ws, chunk_size, &out[start, 0])

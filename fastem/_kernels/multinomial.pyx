@@ -19,7 +19,7 @@ from cython cimport floating
 from libc.math cimport INFINITY, floor
 from libc.string cimport memcpy
 
-from ._blocks cimport emission_t, fit_chunks, predict_chunks
+from ._blocks cimport clamp_labelled, emission_t, fit_chunks, predict_chunks
 from .expfam cimport log_factorial
 from .logsumexp cimport normalize_log_rows
 
@@ -100,6 +100,8 @@ cdef void fit_chunk(
     const floating* x, Py_ssize_t n,   # IN  chunk rows (n, d)
     const double* weights,             # IN  (n,) sample weights, or NULL for ones
     const double* resp_in,             # IN  (n, k) given responsibilities, or NULL
+    const Py_ssize_t* labels,          # IN  (n,) clamped component per row (-1: none), or
+                                       #     NULL (see _blocks.clamp_labelled)
     bint with_stats,                   # IN  accumulate s0, S (else only ll, W)
     double* resp, double* lse,         # TMP (n, k), (n,)
     double* scratch,                   # TMP (n,) base measures
@@ -119,6 +121,8 @@ cdef void fit_chunk(
     worst[1] = -1
     if resp_in == NULL:
         chunk_log_prob(p, x, n, scratch, resp)
+        if labels != NULL:
+            clamp_labelled(resp, n, k, labels)
         normalize_log_rows(resp, n, k, lse)
     else:
         memcpy(resp, resp_in, n * k * sizeof(double))
@@ -186,6 +190,7 @@ def fit_block(
     double[::1] stats,                 # OUT += statistics vector (stats_size)
     double[::1] worst,                 # OUT [lowest log p(x_i) so far, its row]
     Py_ssize_t row_offset,
+    const Py_ssize_t[::1] labels=None, # IN  (n,) clamped component per row (-1: none), or None
 ):
     """One E-step (and statistics) over a block; adds into ``stats`` in chunk order."""
     cdef Py_ssize_t n = X.shape[0], k = log_norm.shape[0]
@@ -201,8 +206,8 @@ def fit_block(
     if n == 0:
         return
     fit_chunks(&e, &X[0, 0], n, &weights[0] if weights.shape[0] else NULL,
-               &resp_in[0, 0] if given else NULL, with_stats, chunk_size, n_threads, workspace,
-               slots, stats, worst, row_offset)
+               &resp_in[0, 0] if given else NULL, &labels[0] if labels is not None else NULL,
+               with_stats, chunk_size, n_threads, workspace, slots, stats, worst, row_offset)
 
 
 def predict_block(

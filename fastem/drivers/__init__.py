@@ -18,6 +18,10 @@ Attributes
 ``omit_nonfinite(family=None)``
     One pass giving rows holding NaN or infinity zero weight in every later pass; returns and
     stores their count; raises at rows outside the family's support.
+``mark_missing(family=None)``
+    ``nan_policy="marginalize"``: one pass raising at rows holding infinity (or outside the
+    family's support), giving rows with no observed entry zero weight (their count is
+    returned and stored) and raising when a column is NaN in every row.
 ``accumulate(family, packed, with_stats=True, resp_fn=None, nan_policy=None)``
     One pass: the summed statistics vector and [lowest log p(x_i), its row]. ``resp_fn(start,
     block)`` supplies the responsibilities (initialisation) instead of the E-step.
@@ -35,7 +39,9 @@ Attributes
 ``nan_policy`` given to a pass makes that pass check the rows it reads, so data are read once:
 "raise" raises as :meth:`check_finite` does, "omit" leaves rows holding NaN or infinity out
 (zero weight; NaN log-likelihood and posteriors and label -1 in predictions) and stores their
-count in ``n_omitted``. None means the rows were checked before (fits check once, then pass
+count in ``n_omitted``; "marginalize" passes NaN entries to the kernels of a marginal family
+(``family.marginal()``), raises at infinity and leaves out rows with no observed entry as
+"omit" does. None means the rows were checked before (fits check once, then pass
 many times).
 """
 from .. import data

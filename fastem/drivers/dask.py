@@ -129,6 +129,11 @@ class DaskDriver:
         self.sample_weight = weights
         return self.n_omitted
 
+    def mark_missing(self, family=None):
+        """``nan_policy="marginalize"`` is not implemented on Dask yet: ValueError."""
+        raise ValueError("nan_policy='marginalize' is not supported on Dask arrays yet; use "
+                         "a local array, memmap or .npy file")
+
     def _errors_per_block(self, family, omit):
         """Delayed per block: the ValueError for its first bad row (see data.screen), or None."""
         first_invalid = dask.delayed(_first_invalid, pure=True)

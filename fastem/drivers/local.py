@@ -49,13 +49,17 @@ class LocalDriver:
         self.sample_weight = data.check_sample_weight(sample_weight, self.n_samples)
         self.chunk_size, self.n_threads = check_options(chunk_size, n_threads)
         self.n_omitted = 0
+        self.labels = None  # (n,) ints, -1 unlabelled: rows clamped to a component (see
+                            # data.check_labels), read block by block as the weights are
 
     def block(self, start, stop):
         """A driver with the same options over rows [start, stop) (a view of the source where
         it gives one; row numbers in its errors and ``rows`` count from ``start``)."""
         weights = None if self.sample_weight is None else self.sample_weight[start:stop]
-        return LocalDriver(self.X[start:stop], weights, self.chunk_size, self.n_threads,
-                           self.progress)
+        driver = LocalDriver(self.X[start:stop], weights, self.chunk_size, self.n_threads,
+                             self.progress)
+        driver.labels = None if self.labels is None else self.labels[start:stop]
+        return driver
 
     def check_finite(self, family=None):
         """Raise ValueError naming the first row that holds NaN or infinity or, given a
@@ -75,6 +79,29 @@ class LocalDriver:
                     weights = np.ones(self.n_samples)
                 weights[start:start + bad.size][bad] = 0.0
                 count += int(bad.sum())
+        self.sample_weight, self.n_omitted = weights, count
+        return count
+
+    def mark_missing(self, family=None):
+        """``nan_policy="marginalize"``: one pass that raises ValueError at a row holding
+        infinity (or, given a ``family``, a value outside its support), gives rows with no
+        observed entry zero weight and checks that every column is observed in some row of
+        positive weight; returns (and stores in ``n_omitted``) how many rows were left out."""
+        weights = None if self.sample_weight is None else self.sample_weight.copy()
+        observed = np.zeros(self.n_features, dtype=np.int64)
+        count = 0
+        with self.bar("check") as bar:
+            for start, block, w in data.iter_blocks(self.X, data.BLOCK_ROWS, self.dtype,
+                                                    self.sample_weight, bar):
+                empty = data.screen_missing(block, start, family)
+                seen = block == block
+                observed += (seen if w is None else seen & (w > 0)[:, None]).sum(axis=0)
+                if empty is not None:
+                    if weights is None:
+                        weights = np.ones(self.n_samples)
+                    weights[start:start + empty.size][empty] = 0.0
+                    count += int(empty.sum())
+        data.check_observed(observed)
         self.sample_weight, self.n_omitted = weights, count
         return count
 
@@ -117,7 +144,8 @@ class LocalDriver:
                     omitted += int(bad.sum())
                 resp = None if resp_fn is None else resp_fn(start, block)
                 family.fit_block(packed, block, weights, resp, with_stats, chunk,
-                                 self.n_threads, work, stats, worst, start)
+                                 self.n_threads, work, stats, worst, start,
+                                 labels=data.block_labels(self.labels, start, block.shape[0]))
         if nan_policy is not None:
             self.n_omitted = omitted
         return stats, worst
@@ -218,11 +246,41 @@ class LocalDriver:
                 if isinstance(outputs[what], (str, os.PathLike)) else target
                 for what, target in targets.items()}
 
+    def impute(self, family, packed, params, out=None):
+        """The source with each NaN entry replaced by its conditional mean given its row's
+        observed entries under ``params`` (``family.impute_block``, the marginal family;
+        rows with no observed entry: the mixture's mean); one pass, written to ``out`` as
+        :meth:`predict` writes its outputs (None, a path for a new ``.npy`` file, or an
+        (n, D) float64 array). Infinity raises."""
+        k = packed.log_norm.shape[0]
+        with data.NewFiles() as files:
+            target = data.output_array(out, (self.n_samples, self.n_features), np.float64,
+                                       files=files, inputs=(self.X,))
+            chunk = self._chunk(k)
+            work = family.workspace(packed, chunk, self.n_threads, 0)
+            with single_threaded_blas(), self.bar("impute") as bar:
+                for start, block, _ in data.iter_blocks(self.X, PREDICT_CHUNKS * chunk,
+                                                        packed.dtype, bar=bar):
+                    data.screen_missing(block, start, family)
+                    rows = target[start:start + block.shape[0]]
+                    if (block != block).any():
+                        family.impute_block(packed, params, block, chunk, self.n_threads, work,
+                                            rows)
+                    else:
+                        rows[:] = block
+            if isinstance(target, np.memmap):
+                target.flush()
+        if isinstance(out, (str, os.PathLike)):
+            return np.load(os.fspath(out), mmap_mode="r+")
+        return target
+
     @staticmethod
     def _screen(block, start, family, nan_policy):
         """The rows of a block to leave out under ``nan_policy`` (None: not checked here)."""
         if nan_policy is None:
             return None
+        if nan_policy == "marginalize":
+            return data.screen_missing(block, start, family)
         return data.screen(block, start, family, omit=nan_policy == "omit")
 
     def column_max(self):

@@ -22,6 +22,8 @@ from ..initialization import INIT_METHODS, initial_params
 from ..latent.mixture import Mixture, MixtureParams
 from ._online import OnlineMixin
 
+NAN_POLICIES = ("raise", "omit", "marginalize")
+
 
 def check_random_state(seed):
     """A ``np.random.RandomState`` from None, an int or an existing RandomState (sklearn rules)."""
@@ -118,10 +120,17 @@ class _MixtureBase(OnlineMixin, Estimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
-        """Estimate the parameters by EM, keeping the best of ``n_init`` runs. Returns self."""
+        """Estimate the parameters by EM, keeping the best of ``n_init`` runs. Returns self.
+
+        ``y``: optional partial labels (scikit-learn's semi-supervised convention), an integer
+        array, memmap or ``.npy`` path with one entry per row, -1 for unlabelled rows. A
+        labelled row's posterior is clamped to its component (one-hot) and adds
+        log(w_k p_k(x)) to the lower bound, the other rows their log p(x). A ``y`` without
+        any -1 is a target that this unsupervised estimator ignores, as scikit-learn's do
+        (pipelines pass one)."""
         with single_threaded_blas():  # small M-step BLAS calls must not leave spinning threads
             try:
-                return self._fit(X, sample_weight)
+                return self._fit(X, sample_weight, y)
             except (FitInterrupted, data.SourceChanged) as interrupt:
                 result = interrupt.result
                 # keep what was computed (online: the last completed update), then stop
@@ -137,15 +146,16 @@ class _MixtureBase(OnlineMixin, Estimator):
         contract (see :mod:`fastem.estimators._online`). Returns self."""
         return self._partial_fit(X, sample_weight, check_random_state(self.random_state))
 
-    def _fit(self, X, sample_weight):
+    def _fit(self, X, sample_weight, y=None):
         _, driver = self._prepare(X, sample_weight, reset=True)
+        self._set_labels(driver, y)
         self.n_omitted_rows_ = driver.n_omitted
         self._fit_dtype = driver.dtype  # the fitted attributes' (see _set_result)
         rng = check_random_state(self.random_state)
         do_init = not self._continues(reset=True)
         if do_init:  # a warm start continues with the fitted family and its data-based priors
             self.family_ = self._build_family(driver, rng)
-        family, latent = self.family_, self._latent()
+        family, latent = self._family(), self._latent()
         best = None
         for init in range(self.n_init if do_init else 1):
             self._say(1, f"Initialization {init}")
@@ -190,8 +200,16 @@ class _MixtureBase(OnlineMixin, Estimator):
         self._set_online_result(result)
 
     def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then label every row with its most probable component."""
-        return self.fit(X, sample_weight=sample_weight).predict(X)
+        """Fit, then label every row with its most probable component (a row labelled in
+        ``y``: its label, to which the fit clamped it)."""
+        predicted = self.fit(X, y, sample_weight=sample_weight).predict(X)
+        labels = data.check_labels(y, predicted.shape[0], self.n_components)
+        for start in range(0, predicted.shape[0], data.BLOCK_ROWS):
+            given = data.block_labels(labels, start, data.BLOCK_ROWS)
+            if given is not None:
+                rows = predicted[start:start + given.size]
+                rows[given >= 0] = given[given >= 0]
+        return predicted
 
     # --------------------------------------------------------------- prediction
     def predict(self, X, out=None):
@@ -211,10 +229,29 @@ class _MixtureBase(OnlineMixin, Estimator):
         """Log-likelihood log p(x) of each row under the model."""
         return self._per_row(X, "log_prob", out)
 
+    def impute(self, X, out=None):
+        """``X`` with each missing (NaN) entry replaced by its conditional mean under the
+        fitted model, sum_k p(z = k | observed entries) E[x_j | z = k, observed entries]
+        (full and tied covariances: the regression on the observed entries; Categorical
+        columns: the most probable code; a row with no observed entry: the mixture's mean);
+        observed entries are copied. Under any ``nan_policy`` NaN entries are marginalised
+        here; infinity raises. Streamed, with ``out`` as for :meth:`predict`: an (n, D)
+        float64 array to fill, or a path for a new ``.npy`` file."""
+        _, driver = self._prepare(X, None, reset=False)
+        if not hasattr(driver, "impute"):
+            raise ValueError("impute is not supported on Dask arrays yet")
+        params = self._fitted_params()
+        family = self.family_.marginal()
+        packed = self._latent().pack(family, params, driver.dtype)
+        return driver.impute(family, packed, params.components, out)
+
     def score(self, X, y=None, sample_weight=None):
-        """Weighted mean log-likelihood per row (streamed; no per-row array)."""
+        """Weighted mean log-likelihood per row (streamed; no per-row array); with partial
+        labels ``y`` (see :meth:`fit`), labelled rows count log(w_k p_k(x)) of their own
+        component, as the fit's lower bound does."""
         _, driver = self._prepare(X, sample_weight, reset=False)
-        family = self.family_
+        self._set_labels(driver, y)
+        family = self._family()
         packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
         stats, _ = driver.accumulate(family, packed, with_stats=False, nan_policy=self.nan_policy)
         self._warn_omitted(driver.n_omitted)
@@ -262,12 +299,12 @@ class _MixtureBase(OnlineMixin, Estimator):
             self._data_parameters(driver)
             self._check_parameters(source.shape[1])
             family = self._make_family(source.shape[1])  # its support is checked here
-            if self.nan_policy == "raise":
-                driver.check_finite(family)
-            else:
-                self._warn_omitted(driver.omit_nonfinite(family))
-        elif self.nan_policy not in ("raise", "omit"):
-            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
+            self._check_rows(driver, family)
+        elif self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got "
+                             f"{self.nan_policy!r}")
+        elif self.nan_policy == "marginalize":
+            self._family()  # ValueError where the fitted family cannot marginalise
         if driver.sample_weight is not None and not driver.sample_weight.sum() > 0:
             raise ValueError("sample_weight sums to zero: no data to fit or score")
         if reset:
@@ -286,11 +323,38 @@ class _MixtureBase(OnlineMixin, Estimator):
         start), so the data must have the fitted number of columns."""
         return not reset or (self.warm_start and hasattr(self, "converged_"))
 
-    @staticmethod
-    def _warn_omitted(count):
+    def _check_rows(self, driver, family):
+        """Check every row under ``nan_policy``, in one pass: raise at NaN or infinity
+        ("raise"), leave such rows out ("omit"), or keep NaN entries as missing values
+        ("marginalize": infinity raises, rows with no observed entry are left out, a column
+        that is never observed raises); returns the number of rows left out."""
+        if self.nan_policy == "raise":
+            driver.check_finite(family)
+            return 0
+        if self.nan_policy == "marginalize":
+            count = driver.mark_missing(family.marginal())
+        else:
+            count = driver.omit_nonfinite(family)
+        self._warn_omitted(count)
+        return count
+
+    def _set_labels(self, driver, y):
+        """Give the ``driver`` the checked partial labels ``y`` (see :meth:`fit`)."""
+        labels = data.check_labels(y, driver.n_samples, self.n_components)
+        if labels is not None and not hasattr(driver, "labels"):
+            raise ValueError("partial labels (y) are not supported on Dask arrays yet")
+        driver.labels = labels
+
+    def _family(self):
+        """The fitted family as the passes run it: its marginal form (NaN entries missing)
+        under ``nan_policy="marginalize"``."""
+        return self.family_.marginal() if self.nan_policy == "marginalize" else self.family_
+
+    def _warn_omitted(self, count):
         if count:
-            warnings.warn(f"{count} rows with NaN or infinity were omitted", RuntimeWarning,
-                          stacklevel=4)
+            what = ("with no observed entry" if self.nan_policy == "marginalize"
+                    else "with NaN or infinity")
+            warnings.warn(f"{count} rows {what} were omitted", RuntimeWarning, stacklevel=4)
 
     @staticmethod
     def _n_rows(X):
@@ -298,7 +362,7 @@ class _MixtureBase(OnlineMixin, Estimator):
 
     def _per_row(self, X, what, out):
         _, driver = self._prepare(X, None, reset=False)
-        family = self.family_
+        family = self._family()
         packed = self._latent().pack(family, self._fitted_params(), driver.dtype)
         result = driver.predict(family, packed, {what: out}, self.nan_policy)[what]
         self._warn_omitted(driver.n_omitted)
@@ -312,8 +376,9 @@ class _MixtureBase(OnlineMixin, Estimator):
             check_int(self, name, low)
         check_str(self, "init_params", INIT_METHODS)
         check_common(self)
-        if self.nan_policy not in ("raise", "omit"):
-            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
+        if self.nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got "
+                             f"{self.nan_policy!r}")
         if self.m_step not in ("exact", "partial"):
             raise ValueError(f"m_step must be 'exact' or 'partial', got {self.m_step!r}")
         check_int(self, "m_step_iters", 1)

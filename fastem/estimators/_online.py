@@ -76,13 +76,15 @@ class OnlineMixin:
             fitted = hasattr(self, "n_features_in_")
             if fitted:
                 driver, omitted = self._checked_batch(X, sample_weight)
-                family, latent = self.family_, self._latent()
+                family, latent = self._family(), self._latent()
                 state = getattr(self, "_online_state", None) or online.StepwiseState(
                     self._fitted_params(), n_steps=self.n_steps_)
             else:
                 _, driver = self._prepare(X, sample_weight, reset=True)
                 omitted, latent = driver.n_omitted, self._latent()
                 family = self._build_family(driver, rng)
+                if self.nan_policy == "marginalize":
+                    family = family.marginal()
                 state = online.StepwiseState(self._initial_params(latent, family, driver, rng))
             state, ll, total = online.stepwise_update(
                 latent, family, driver, state, learning_offset=self.learning_offset,
@@ -105,11 +107,9 @@ class OnlineMixin:
         """A driver over a later batch, its rows checked as a fit checks them (column count,
         ``nan_policy``, the family's support): ``(driver, rows omitted)``."""
         _, driver = self._prepare(X, sample_weight, reset=False)
+        omitted = self._check_rows(driver, self.family_)
         if self.nan_policy == "raise":
-            driver.check_finite(self.family_)
             return driver, 0
-        omitted = driver.omit_nonfinite(self.family_)
-        self._warn_omitted(omitted)
         if not np.asarray(driver.sample_weight).sum() > 0:
             raise ValueError("every row of the batch was omitted: no data to fit")
         return driver, omitted

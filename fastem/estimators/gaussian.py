@@ -14,7 +14,7 @@ from ..families.gaussian import (
     covariances_from_cholesky,
     precisions_from_cholesky,
 )
-from ..initialization import MAX_SAMPLE, initial_params
+from ..initialization import MAX_SAMPLE, fill_missing, initial_params
 from ..latent.mixture import MixtureParams
 from ._base import _MixtureBase
 
@@ -35,10 +35,14 @@ class GaussianMixture(_MixtureBase):
     callback : callable or None
         ``callback(model)`` after every EM iteration, with the model's fitted attributes set to
         that iteration's parameters (for checkpoints or custom monitoring).
-    nan_policy : {"raise", "omit"}
+    nan_policy : {"raise", "omit", "marginalize"}
         Rows holding NaN or infinity raise a ValueError naming the first one ("raise"), or are
         left out ("omit"): they get zero weight in ``fit`` and ``score`` (counted in
         ``n_omitted_rows_``), and label -1 and NaN log-likelihood and posteriors in predictions.
+        "marginalize": NaN entries are missing at random and drop out of each row's density
+        (exact EM on the observed entries; full and tied covariances take the conditional
+        moments of the missing entries); infinity raises, and rows with no observed entry are
+        left out as under "omit".
     m_step, m_step_iters :
         "exact" (default) or "partial" (generalized EM: ``m_step_iters`` Newton steps on each
         precision, with backtracking); see :class:`fastem.MixtureModel`.
@@ -227,6 +231,7 @@ class GaussianMixture(_MixtureBase):
     def _prior(self, driver, rng):
         t, d = self.covariance_type, driver.n_features
         sample, weights, _ = driver.sample_rows(rng, MAX_SAMPLE)
+        sample = fill_missing(sample)  # nan_policy="marginalize": complete rows for defaults
         mean = np.average(sample, axis=0, weights=weights)
         cov = np.atleast_2d(np.cov(sample, rowvar=False, aweights=weights))
         default_psi = {"full": cov, "tied": cov, "diag": np.diag(cov).copy(),

@@ -30,10 +30,13 @@ class MixtureModel(_MixtureBase):
     callback : callable or None
         ``callback(model)`` after every EM iteration, with the model's fitted attributes set to
         that iteration's parameters (for checkpoints or custom monitoring).
-    nan_policy : {"raise", "omit"}
+    nan_policy : {"raise", "omit", "marginalize"}
         Rows holding NaN or infinity raise a ValueError naming the first one ("raise"), or are
         left out ("omit"): zero weight in ``fit`` and ``score`` (counted in
         ``n_omitted_rows_``), label -1 and NaN log-likelihood and posteriors in predictions.
+        "marginalize" (product families of exponential-family columns): NaN values are missing
+        at random and drop out of each row's density; infinity raises, rows with no observed
+        value are left out as under "omit".
     m_step : {"exact", "partial"}
         "exact": the closed-form (or, with a prior, MAP) M-step. "partial": generalized EM,
         ``m_step_iters`` Newton steps with backtracking, each kept only if the objective does not

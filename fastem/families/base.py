@@ -40,6 +40,27 @@ class Family:
         centred on; ``log_norm`` holds the components' own constants."""
         raise NotImplementedError
 
+    def marginal(self):
+        """This family with NaN entries as missing at random (``nan_policy="marginalize"``):
+        they drop out of each row's density and of the statistics, and the M-step divides by
+        the mass of the rows observing each entry. Families that cannot raise ValueError."""
+        raise ValueError(f"{type(self).__name__} cannot marginalise missing (NaN) entries "
+                         "(nan_policy='marginalize', impute)")
+
+    def expected_values(self, params, resp):
+        """Conditional means of every entry given rows' posteriors ``resp`` (n, K):
+        sum_k resp_ik E[x_j | z = k], for families whose components are independent across
+        columns (what ``impute`` fills missing entries with); ValueError for the others."""
+        raise ValueError(f"impute is not supported by {type(self).__name__}")
+
+    def impute_block(self, packed, params, X, chunk_size, n_threads, work, out):
+        """Write ``X`` into ``out`` (n, D) float64 with each NaN entry replaced by its
+        conditional mean given the row's observed entries, under ``params`` packed by this
+        (marginal) family: :meth:`expected_values` of the rows' posteriors."""
+        resp = np.empty((X.shape[0], packed.log_norm.shape[0]))
+        self.predict_block(packed, X, chunk_size, n_threads, work, None, resp, None)
+        out[:] = np.where(X != X, self.expected_values(params, resp), X)
+
     def add_log_weights(self, packed, log_weights):
         """``packed`` with ``log_weights`` (K,) added to its per-component constants (how a
         latent structure puts its prior over z into the fused kernel)."""
@@ -65,11 +86,13 @@ class Family:
         raise NotImplementedError
 
     def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
-                  worst, row_offset):
+                  worst, row_offset, labels=None):
         """Add a block's log-likelihood and statistics into ``stats`` (chunk order), and update
         ``worst`` = [lowest log p(x_i), its row]. Posteriors are the row-wise normalisation of
         the components' log-densities plus ``packed.log_norm``; ``resp`` (n, K) replaces them
-        when given (initialisation, or posteriors from another latent structure)."""
+        when given (initialisation, or posteriors from another latent structure). ``labels``
+        (n,) intp, when given, clamps each row with ``labels[i] >= 0`` to that component: a
+        one-hot posterior, and log p(x_i, z = labels[i]) in the log-likelihood."""
         raise NotImplementedError
 
     def predict_block(self, packed, X, chunk_size, n_threads, work, log_prob, resp, labels):

@@ -244,7 +244,7 @@ class CustomFamily(Family):
                           np.tile(packed.log_norm, rows), np.ones(rows))
 
     def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
-                  worst, row_offset):
+                  worst, row_offset, labels=None):
         """Add a block's log-likelihood and statistics into ``stats`` in chunk order, and update
         ``worst`` = [lowest log p(x_i), its row]; ``resp`` (n, K) replaces the E-step."""
         n, k, s = X.shape[0], packed.log_norm.shape[0], self.n_statistics
@@ -268,6 +268,7 @@ class CustomFamily(Family):
             stop = min(start + rows, n)
             x, w = X[start:stop], None if weights is None else weights[start:stop]
             r = None if resp is None else resp[start:stop]
+            lab = None if labels is None else labels[start:stop]
             index = None
             if w is not None:
                 slot[1] = w.sum()
@@ -275,6 +276,7 @@ class CustomFamily(Family):
                     index = np.flatnonzero(w)
                     x, w = _like(X[start + index], X), w[index]
                     r = None if r is None else r[index]
+                    lab = None if lab is None else lab[index]
             else:
                 slot[1] = stop - start
             m = x.shape[0]
@@ -285,6 +287,8 @@ class CustomFamily(Family):
                 self.log_density(x, packed.args, logp)
                 flat = logp.reshape(-1)  # a view: the buffer is C-contiguous
                 flat += work.log_norm_rows[:m * k]
+                if lab is not None:
+                    clamp_labelled(logp, lab)
                 _normalize(logp, lse)
                 slot[0] = lse.sum() if w is None else w @ lse
                 i = int(np.argmin(lse))
@@ -542,6 +546,16 @@ class CustomFamily(Family):
 
 
 # -------------------------------------------------------------------- the engine
+def clamp_labelled(logp, labels):
+    """Labelled rows (``labels[i] >= 0``) keep only their component's log p(x_i, z = k): the
+    normalisation then gives them a one-hot posterior (as ``_blocks.clamp_labelled``)."""
+    rows = np.flatnonzero(labels >= 0)
+    if rows.size:
+        kept = logp[rows, labels[rows]]
+        logp[rows] = -np.inf
+        logp[rows, labels[rows]] = kept
+
+
 def _block_rows(rows, chunk_size, n):
     """Rows per chunk in a block of ``n`` rows: ``rows``, or less so that the block makes at
     least CHUNKS_PER_BLOCK chunks, never below the driver's ``chunk_size``."""

@@ -25,6 +25,7 @@ from ..frame import Statistics, empty_components
 from .base import Family, xlogy
 
 COL_IDENTITY, COL_COUNT, COL_LOG, COL_CATEGORICAL, COL_GAUSSIAN = 0, 1, 2, 3, 4
+COL_MISSING = 8  # added to a kind: NaN values are missing (see expfam.pyx)
 # Natural parameters and log-normalisers are clipped to +-CLIP so that a probability of exactly
 # 0 or 1 gives a density of exp(-CLIP) = 0 instead of inf - inf in the kernel's GEMM.
 CLIP = 700.0
@@ -74,6 +75,15 @@ class Column:
     def invalid(self, x):
         """Mask of values outside the support (x: one column of finite values)."""
         return np.zeros(x.shape, dtype=bool)
+
+    def mean(self, theta):
+        """E[x | z = k] per component, (K,)."""
+        raise NotImplementedError
+
+    def impute(self, theta, resp):
+        """The value a missing entry gets given its row's posteriors ``resp`` (n, K): the
+        conditional mean sum_k resp_ik E[x | z = k]."""
+        return resp @ self.mean(theta)
 
     def shift(self, theta, weights):
         return 0.0
@@ -127,6 +137,9 @@ class Bernoulli(Column):
     def invalid(self, x):
         return (x != 0) & (x != 1)
 
+    def mean(self, theta):
+        return theta[:, 0]
+
     def sample(self, theta, labels, rng):
         return (rng.random(labels.size) < theta[labels, 0]).astype(np.float64)
 
@@ -174,6 +187,11 @@ class Categorical(Column):
 
     def invalid(self, x):
         return (x != np.floor(x)) | (x < 0) | (x >= self.n_categories)
+
+    def impute(self, theta, resp):
+        """The most probable code under the posterior-mixed probabilities (a mean of codes
+        would be no code)."""
+        return np.argmax(resp @ theta, axis=1).astype(np.float64)
 
     def sample(self, theta, labels, rng):
         cumulative = np.cumsum(theta[labels], axis=1)
@@ -235,6 +253,9 @@ class Poisson(GammaRatePrior, Column):
     def invalid(self, x):
         return (x < 0) | (x != np.floor(x))
 
+    def mean(self, theta):
+        return theta[:, 0]
+
     def sample(self, theta, labels, rng):
         return rng.poisson(theta[labels, 0]).astype(np.float64)
 
@@ -264,6 +285,9 @@ class Exponential(GammaRatePrior, Column):
 
     def invalid(self, x):
         return x < 0
+
+    def mean(self, theta):
+        return 1.0 / theta[:, 0]
 
     def sample(self, theta, labels, rng):
         return rng.exponential(1.0 / theta[labels, 0])
@@ -321,6 +345,9 @@ class Gamma(Column):
     def invalid(self, x):
         return x <= 0
 
+    def mean(self, theta):
+        return theta[:, 0] / theta[:, 1]
+
     def sample(self, theta, labels, rng):
         return rng.gamma(theta[labels, 0], 1.0 / theta[labels, 1])
 
@@ -352,6 +379,9 @@ class Normal(Column):
         n = np.maximum(s0, 1e-300)
         m = S[:, 0] / n
         return np.column_stack([shift + m, np.maximum(S[:, 1] / n - m**2, 1e-300)])
+
+    def mean(self, theta):
+        return theta[:, 0]
 
     def sample(self, theta, labels, rng):
         return theta[labels, 0] + np.sqrt(theta[labels, 1]) * rng.standard_normal(labels.size)
@@ -397,25 +427,36 @@ class ProductFamily(Family):
     """Components that are products of per-column exponential families (a table of mixed
     continuous, categorical and count columns); ``columns`` has one :class:`Column` per feature.
 
-    ``frozen``: column indices whose parameters every M-step keeps.
+    ``frozen``: column indices whose parameters every M-step keeps. ``missing``: NaN values
+    are missing at random and drop out of each row's density and of the statistics (see
+    :meth:`marginal`).
     """
 
-    def __init__(self, columns, frozen=()):
+    def __init__(self, columns, frozen=(), missing=False):
         self.columns = list(columns)
         self.frozen = frozenset(frozen)
+        self.missing = bool(missing)
         unknown = self.frozen - set(range(len(self.columns)))
         if unknown:
             raise ValueError(f"frozen may hold column indices 0..{len(columns) - 1}; got "
                              f"{sorted(map(str, unknown))}")
-        widths = [c.width() for c in self.columns]
+        # marginalising: each column's features end with its observed indicator
+        widths = [c.width() + self.missing for c in self.columns]
         self.col_offset = np.concatenate([[0], np.cumsum(widths)]).astype(np.intp)
-        self.col_kind = np.array([c.kind for c in self.columns], dtype=np.int32)
+        self.col_kind = np.array([c.kind + COL_MISSING * self.missing for c in self.columns],
+                                 dtype=np.int32)
         self.error_message = " or ".join(sorted({f"{c.support} ({c.name} column)"
                                                  for c in self.columns if c.support}))
 
     @property
     def n_features(self):
         return len(self.columns)
+
+    def marginal(self):
+        """This family with NaN values as missing at random: each column's log-normaliser
+        moves into the weight of its observed indicator, so a missing value drops out of the
+        row's density, and each column's M-step divides by the mass of the rows observing it."""
+        return ProductFamily(self.columns, self.frozen, missing=True)
 
     # ---------------------------------------------------------------- kernel binding
     def pack(self, params, dtype, mass):
@@ -428,8 +469,12 @@ class ProductFamily(Family):
         for j, (column, theta) in enumerate(zip(self.columns, params.columns)):
             shift[j] = column.shift(theta, mass)
             eta, a = column.natural(theta, shift[j])
-            natural[self.col_offset[j]:self.col_offset[j + 1]] = eta
-            log_norm = log_norm + a
+            start, stop = self.col_offset[j], self.col_offset[j + 1]
+            if self.missing:  # -A_j weighs the observed indicator, the last feature
+                natural[start:stop - 1], natural[stop - 1] = eta, a
+            else:
+                natural[start:stop] = eta
+                log_norm = log_norm + a
         return ExpFamPacked(np.ascontiguousarray(natural), np.ascontiguousarray(log_norm),
                             self.col_kind, self.col_offset, shift, np.dtype(dtype))
 
@@ -444,11 +489,11 @@ class ProductFamily(Family):
         k = to_packed.log_norm.shape[0]
         view = Statistics(stats, k)
         S = view.family.reshape(k, -1).copy()
-        s0 = view.s0
         for j, column in enumerate(self.columns):
             if column.kind == COL_GAUSSIAN:
                 d = from_packed.col_shift[j] - to_packed.col_shift[j]
                 first, second = self.col_offset[j], self.col_offset[j] + 1
+                s0 = S[:, self.col_offset[j + 1] - 1] if self.missing else view.s0
                 S[:, second] += 2 * d * S[:, first] + s0 * d * d
                 S[:, first] += s0 * d
         return view.with_family(S.ravel()).vector
@@ -468,13 +513,14 @@ class ProductFamily(Family):
         return np.empty((n_threads, per_thread)), np.empty((n_chunks, self.stats_size(packed) + 2))
 
     def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
-                  worst, row_offset):
+                  worst, row_offset, labels=None):
         k = packed.log_norm.shape[0]
         _kernel().fit_block(
             X, _EMPTY_F64 if weights is None else weights,
             np.empty((0, k)) if resp is None else np.ascontiguousarray(resp, dtype=np.float64),
             packed.col_kind, packed.col_offset, packed.col_shift, packed.natural,
-            packed.log_norm, with_stats, chunk_size, n_threads, *work, stats, worst, row_offset)
+            packed.log_norm, with_stats, chunk_size, n_threads, *work, stats, worst, row_offset,
+            labels)
 
     def predict_block(self, packed, X, chunk_size, n_threads, work, log_prob, resp, labels):
         k = packed.log_norm.shape[0]
@@ -493,29 +539,42 @@ class ProductFamily(Family):
             X, packed.col_kind, packed.col_offset, packed.col_shift, packed.natural,
             packed.log_norm, chunk_size, n_threads, work[0], out)
 
+    def expected_values(self, params, resp):
+        """Each column's :meth:`Column.impute` given the posteriors ``resp`` (n, K)."""
+        return np.column_stack([column.impute(theta, resp)
+                                for column, theta in zip(self.columns, params.columns)])
+
     def invalid_rows(self, block):
+        """Rows holding a value outside its column's support (NaN is not: see ``screen``)."""
         block = np.asarray(block)
         bad = np.zeros(block.shape[0], dtype=bool)
         for j, column in enumerate(self.columns):
-            bad |= column.invalid(block[:, j])
+            x = block[:, j]
+            bad |= column.invalid(x) & (x == x)
         return bad
 
     # ----------------------------------------------------------------- the M-step
     def _split(self, stats):
+        """Per column, (mass (K,), S_j (K, width)): the responsibility mass of the rows that
+        observe the column (s0 without missing values) and its feature sums."""
         k = stats.n_components
         S = stats.family.reshape(k, -1)
-        return stats.s0, [S[:, self.col_offset[j]:self.col_offset[j + 1]]
-                          for j in range(self.n_features)]
+        if self.missing:
+            return [(S[:, self.col_offset[j + 1] - 1], S[:, self.col_offset[j]:
+                                                           self.col_offset[j + 1] - 1])
+                    for j in range(self.n_features)]
+        return [(stats.s0, S[:, self.col_offset[j]:self.col_offset[j + 1]])
+                for j in range(self.n_features)]
 
     def _update(self, stats, packed, params, step):
-        """Each column from ``step(column, theta, s0, S_j, shift_j)``. Frozen columns are kept;
-        empty components, for the latent structure to re-seed, keep their parameters (or, at
-        initialisation, get the estimate pooled over all components)."""
-        s0, parts = self._split(stats)
-        total = s0.sum()
-        lost = empty_components(s0)
+        """Each column from ``step(column, theta, mass, S_j, shift_j)``. Frozen columns are
+        kept; components empty in a column (all of them when they lost their rows, for the
+        latent structure to re-seed) keep their parameters (or, at initialisation, get the
+        estimate pooled over all components)."""
         columns = []
-        for j, (column, S) in enumerate(zip(self.columns, parts)):
+        for j, (column, (s0, S)) in enumerate(zip(self.columns, self._split(stats))):
+            total = s0.sum()
+            lost = empty_components(s0)
             theta = None if params is None else params.columns[j]
             if theta is not None and j in self.frozen:
                 columns.append(theta)
@@ -558,9 +617,9 @@ class ProductFamily(Family):
     def objective(self, params, stats, packed):
         """The components' J + log p(theta) = sum_k [S_k . eta_k - s0_k A_k] + log prior, with
         the packing's shifts (the statistics are centred on them)."""
-        s0, parts = self._split(stats)
         value = 0.0
-        for j, (column, theta, S) in enumerate(zip(self.columns, params.columns, parts)):
+        for j, (column, theta, (s0, S)) in enumerate(zip(self.columns, params.columns,
+                                                         self._split(stats))):
             value += _column_objective(column, theta, s0, S, packed.col_shift[j])
         return value
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..frame import Statistics
+from ..frame import EMPTY_MASS, Statistics
 from .base import Family
 
 
@@ -39,7 +39,11 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # of their component; tail rows can exceed it (benchmark mixture, D=16: bound 6e-4, float32
 # errors per row 8e-5 on average and 1.1e-3 at worst).
 (KIND_FULL, KIND_TIED, KIND_EXPFAM_DIAG, KIND_DIAG, KIND_EXPFAM_FULL, KIND_EXPFAM_TIED,
- KIND_EXPFAM_SPHERICAL) = range(7)
+ KIND_EXPFAM_SPHERICAL, KIND_EXPFAM_DIAG_MISSING, KIND_EXPFAM_SPHERICAL_MISSING,
+ KIND_DIAG_MISSING, KIND_FULL_MISSING) = range(11)
+# nan_policy="marginalize": kinds whose statistics hold n_kj, the mass of component k's rows
+# observing column j, after the moments of each component ([s1 | s2 | n], see gaussian.pyx)
+MISSING_KINDS = (KIND_EXPFAM_DIAG_MISSING, KIND_EXPFAM_SPHERICAL_MISSING, KIND_DIAG_MISSING)
 EXPFAM_MAX_ERROR = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-3}
 # The exact kernels compute whitened coordinates L_k'(x - mu_k); their rounding error is about
 # eps * max_j (|mu_k|' |L_k|)_j. Where that exceeds EXACT_MAX_ERROR in the data's dtype (a nearly
@@ -257,7 +261,8 @@ class GaussianPrior:
 class GaussianFamily(Family):
     """Gaussian components with one of four covariance structures, bound to the Cython kernel."""
 
-    def __init__(self, covariance_type="full", reg_covar=1e-6, prior=None, frozen=()):
+    def __init__(self, covariance_type="full", reg_covar=1e-6, prior=None, frozen=(),
+                 missing=False):
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
                 f"Invalid value for 'covariance_type': {covariance_type!r}; "
@@ -272,6 +277,31 @@ class GaussianFamily(Family):
         self.reg_covar = reg_covar
         self.prior = prior
         self.frozen = frozenset(frozen)
+        self.missing = bool(missing)
+
+    def marginal(self):
+        """This family with NaN entries as missing at random: they drop out of each row's
+        density (diag, spherical: also of the statistics, through observed-entry features;
+        full, tied: the statistics take their conditional moments given the observed ones)."""
+        return GaussianFamily(self.covariance_type, self.reg_covar, self.prior, self.frozen,
+                              missing=True)
+
+    def expected_values(self, params, resp):
+        """sum_k resp_ik mu_kj: a diagonal component's mean of x_j does not depend on the
+        other entries. Full and tied covariances regress the missing entries on the observed
+        ones: their conditional means need the rows (:meth:`impute_block`)."""
+        if self.covariance_type in ("full", "tied"):
+            raise ValueError("full and tied conditional means depend on the observed entries: "
+                             "use impute_block")
+        return resp @ params.means
+
+    def impute_block(self, packed, params, X, chunk_size, n_threads, work, out):
+        """Full, tied: the kernel's regression of each row's missing entries on its observed
+        ones, sum_k p(k | x_o) (mu_k,m + yhat_k,m) (_conditional.h); else as every family."""
+        if packed.kind != KIND_FULL_MISSING:
+            return super().impute_block(packed, params, X, chunk_size, n_threads, work, out)
+        _kernel().impute_block(X, packed.proj, packed.center, packed.log_norm, packed.pivot,
+                               chunk_size, n_threads, work[0], out)
 
     def stats_size(self, packed):
         """Length of the statistics vector that a pass with ``packed`` fills."""
@@ -296,6 +326,12 @@ class GaussianFamily(Family):
         t, means, chol = self.covariance_type, params.means, params.precisions_cholesky
         k, d = means.shape
         log_norm = np.broadcast_to(params.log_det_cholesky() - 0.5 * d * np.log(2 * np.pi), (k,))
+        if self.missing and t in ("full", "tied"):  # _conditional.h, float64: L_k, [P_k; mu]
+            stack = np.broadcast_to(chol, (k, d, d))
+            precision = stack @ stack.transpose(0, 2, 1)
+            return self._packed(KIND_FULL_MISSING, stack.reshape(k * d, d),
+                                np.vstack([precision.reshape(k * d, d), means]), log_norm, means,
+                                np.float64)
         # the kernel subtracts the pivot in the data's dtype: the offsets must be from that very
         # (rounded) centre, else float32 data far from the origin are off by |P mu'| eps |s|
         centre = np.average(means, axis=0, weights=mass).astype(dtype).astype(np.float64)
@@ -314,6 +350,14 @@ class GaussianFamily(Family):
             # log p(x, k) = log_norm_k - spread_k / 2 + t(x) @ W[:, k]; W from P_k and P_k mu'_k.
             # In float64 for float32 data, the driver converts each block.
             pivot = np.repeat(centre[None, :], k, axis=0)
+            if self.missing:  # W = [P mu'; -P/2; per-entry log-normalisers]: see gaussian.pyx
+                chol_diag = chol if t == "diag" else np.repeat(chol[:, None], d, axis=1)
+                entry = (np.log(chol_diag) - 0.5 * np.log(2 * np.pi)
+                         - 0.5 * precision * offset**2)
+                quadratic = -0.5 * precision if t == "diag" else -0.5 * precision[:, :1]
+                kind = KIND_EXPFAM_DIAG_MISSING if t == "diag" else KIND_EXPFAM_SPHERICAL_MISSING
+                return self._packed(kind, np.hstack([precision * offset, quadratic, entry]).T,
+                                    np.zeros((1, 1)), np.zeros(k), pivot, expfam_dtype)
             if t == "tied":  # t(x) = [v, -v'Pv/2], W = [P mu'_k; 1]; the kernel needs L for v'Pv
                 proj = np.vstack([(offset @ precision[0]).T, np.ones((1, k))])
                 return self._packed(KIND_EXPFAM_TIED, proj, chol, log_norm - 0.5 * spread, pivot,
@@ -341,11 +385,18 @@ class GaussianFamily(Family):
         if t == "tied":
             return self._packed(KIND_TIED, chol, (means @ chol).T, log_norm, means, dtype)
         diag_chol = chol if t == "diag" else np.repeat(chol[:, None], d, axis=1)
+        if self.missing:  # the rows after L hold each entry's 2 log L_kj - log 2pi
+            entry = 2 * np.log(diag_chol) - np.log(2 * np.pi)
+            return self._packed(KIND_DIAG_MISSING, np.vstack([diag_chol.T, entry.T]), means.T,
+                                np.zeros(k), means, dtype)
         return self._packed(KIND_DIAG, diag_chol.T, means.T, log_norm, means, dtype)
 
     def pack_pivot(self, means, dtype):
         """KernelParams carrying only a pivot, for passes with given responsibilities."""
-        kind = {"full": KIND_FULL, "tied": KIND_TIED}.get(self.covariance_type, KIND_DIAG)
+        if self.missing:  # full, tied: no covariance to condition on yet, a diagonal start
+            kind = KIND_DIAG_MISSING
+        else:
+            kind = {"full": KIND_FULL, "tied": KIND_TIED}.get(self.covariance_type, KIND_DIAG)
         unused = np.zeros((1, 1))
         return self._packed(kind, unused, unused, np.zeros(means.shape[0]), means, dtype)
 
@@ -370,6 +421,8 @@ class GaussianFamily(Family):
         delta = (np.asarray(from_packed.pivot, dtype=np.float64)
                  - np.asarray(to_packed.pivot, dtype=np.float64))
         s0 = view.s0
+        mass = observed_mass(view.family, from_packed.kind, k, d)
+        n = s0[:, None] if mass is None else mass  # per entry when marginalising
         if second.ndim == 3:  # (K or 1, D, D): per component, or pooled over components
             cross = s1[:, :, None] * delta[:, None, :]
             shift = cross + cross.transpose(0, 2, 1) \
@@ -377,10 +430,10 @@ class GaussianFamily(Family):
             second = second + (shift.sum(axis=0, keepdims=True) if second.shape[0] == 1
                                else shift)
         elif second.shape[1] == 1:  # spherical: summed over dimensions
-            second = second + (2 * (s1 * delta).sum(axis=1) + s0 * (delta**2).sum(axis=1))[:, None]
+            second = second + (2 * (s1 * delta).sum(axis=1) + (n * delta**2).sum(axis=1))[:, None]
         else:
-            second = second + 2 * s1 * delta + s0[:, None] * delta**2
-        moments = pack_moments(s1 + s0[:, None] * delta, second, to_packed.kind)
+            second = second + 2 * s1 * delta + n * delta**2
+        moments = pack_moments(s1 + n * delta, second, to_packed.kind, mass)
         return view.with_family(moments).vector
 
     def workspace(self, packed, chunk_size, n_threads, n_chunks):
@@ -390,7 +443,7 @@ class GaussianFamily(Family):
         return np.empty((n_threads, per_thread)), np.empty((n_chunks, self.stats_size(packed) + 2))
 
     def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
-                  worst, row_offset):
+                  worst, row_offset, labels=None):
         """Accumulate a block's log-likelihood and statistics into ``stats`` (see the kernel)."""
         k = packed.log_norm.shape[0]
         _kernel().fit_block(
@@ -398,7 +451,7 @@ class GaussianFamily(Family):
             _EMPTY_F64 if weights is None else weights,
             np.empty((0, k)) if resp is None else resp,
             packed.proj, packed.center, packed.log_norm, packed.pivot,
-            with_stats, chunk_size, n_threads, *work, stats, worst, row_offset,
+            with_stats, chunk_size, n_threads, *work, stats, worst, row_offset, labels,
         )
 
     def predict_block(self, packed, X, chunk_size, n_threads, work, log_prob, resp, labels):
@@ -428,13 +481,11 @@ class GaussianFamily(Family):
         with one, they take the prior's mode and are not re-seeded. ``params`` (the E-step's)
         supply the parameters named in ``frozen``.
         """
-        k, d = packed.pivot.shape
         t = self.covariance_type
+        if packed.kind == KIND_DIAG_MISSING and t in ("full", "tied"):
+            return self._diagonal_start(stats, packed)
         # without ``params`` (initialisation from given responsibilities) nothing is frozen yet
         frozen = self.frozen if params is not None else frozenset()
-        s0 = stats.s0
-        total = s0.sum()
-        empty = s0 <= 1e-12 * total
         if "means" in frozen:
             means = params.means
         else:
@@ -442,8 +493,18 @@ class GaussianFamily(Family):
         if "covariances" in frozen:  # kept bitwise, Cholesky factors included
             return GaussianParams(t, means, params.covariances, params.precisions_cholesky)
         scatter = self._posterior_scatter(stats, packed, means)
-        cov = self._covariance_update(s0, scatter, empty, total, d, means)
+        cov = self._covariance_update(stats, packed, scatter, means)
         return GaussianParams.from_covariances(t, means, cov)
+
+    def _diagonal_start(self, stats, packed):
+        """Full or tied components from statistics of given responsibilities on data with
+        missing entries (initialisation): the diagonal update over the observed entries, as
+        diagonal matrices (tied: their average weighted by the components' masses)."""
+        diag = GaussianFamily("diag", self.reg_covar, missing=True).m_step(stats, packed)
+        cov = np.einsum("kd,de->kde", diag.covariances, np.eye(packed.pivot.shape[1]))
+        if self.covariance_type == "tied":
+            cov = np.average(cov, axis=0, weights=stats.s0)
+        return GaussianParams.from_covariances(self.covariance_type, diag.means, cov)
 
     @property
     def reseeds_empty(self):
@@ -454,13 +515,21 @@ class GaussianFamily(Family):
         """argmax over the means of J (+ log prior): the weighted data mean of each component,
         shrunk towards the prior mean by ``mean_precision`` pseudo-observations."""
         k, d = packed.pivot.shape
-        s0 = stats.s0
         s1, _ = unpack_moments(stats.family, packed.kind, k, d)
+        n = self._mass(stats, packed)
         pivot = np.asarray(packed.pivot, dtype=np.float64)
         if self.prior is None:
-            return pivot + s1 / np.where(s0 > 0, s0, 1.0)[:, None]
+            return pivot + s1 / np.where(n > 0, n, 1.0)
         kappa = self.prior.mean_precision
-        return pivot + (s1 + kappa * (self.prior.mean - pivot)) / (s0 + kappa)[:, None]
+        return pivot + (s1 + kappa * (self.prior.mean - pivot)) / (n + kappa)
+
+    @staticmethod
+    def _mass(stats, packed):
+        """The responsibility mass behind each mean entry: n_kj (k, d) when marginalising
+        missing entries, else s0_k as (k, 1)."""
+        k, d = packed.pivot.shape
+        n = observed_mass(stats.family, packed.kind, k, d)
+        return stats.s0[:, None] if n is None else n
 
     def _scatter(self, stats, packed, means):
         """sum_i w_i r_ik (x_i - mu_k)(x_i - mu_k)' (diagonal for diag and spherical) about the
@@ -471,6 +540,7 @@ class GaussianFamily(Family):
         s0 = stats.s0
         s1, second = unpack_moments(stats.family, packed.kind, k, d)
         delta = means - np.asarray(packed.pivot, dtype=np.float64)
+        n = self._mass(stats, packed)  # s0 as (k, 1), or per entry when marginalising
         if self.covariance_type == "tied":
             cross = s1.T @ delta
             return (second.sum(axis=0) - cross - cross.T + (s0[:, None] * delta).T @ delta)[None]
@@ -479,10 +549,10 @@ class GaussianFamily(Family):
             return (second - outer(s1, delta) - outer(delta, s1)
                     + s0[:, None, None] * outer(delta, delta))
         if self.covariance_type == "spherical":  # summed over dimensions, (K, 1)
-            summed = second.sum(axis=1) - 2 * (s1 * delta).sum(axis=1) + s0 * (delta**2).sum(axis=1)
+            summed = second.sum(axis=1) - 2 * (s1 * delta).sum(axis=1) + (n * delta**2).sum(axis=1)
             return np.maximum(summed, 0.0)[:, None]
         # clipped: float32 rounding can leave a tiny negative variance for a point mass
-        return np.maximum(second - 2 * s1 * delta + s0[:, None] * delta**2, 0.0)
+        return np.maximum(second - 2 * s1 * delta + n * delta**2, 0.0)
 
     def _posterior_scatter(self, stats, packed, means):
         """The scatter that the covariance update divides: the data's scatter about ``means``
@@ -501,12 +571,18 @@ class GaussianFamily(Family):
                 scatter = scatter + self.prior.mean_precision * off**2
         return scatter
 
-    def _covariance_update(self, s0, scatter, empty, total, d, means):
+    def _covariance_update(self, stats, packed, scatter, means):
         """argmax over the covariances of J (+ log prior) given the scatter about ``means``
-        (see :meth:`_scatter` for its shape) and the number of features ``d``; without a
-        prior, where they are singular, as scikit-learn's (:func:`_as_sklearn_if_singular`)."""
+        (see :meth:`_scatter` for its shape); without a prior, where they are singular, as
+        scikit-learn's (:func:`_as_sklearn_if_singular`)."""
         t, prior, reg = self.covariance_type, self.prior, self.reg_covar
-        k = s0.shape[0]
+        k, d = packed.pivot.shape
+        s0 = stats.s0
+        total = s0.sum()
+        empty = s0 <= 1e-12 * total
+        mass = observed_mass(stats.family, packed.kind, k, d)
+        if mass is not None:
+            return self._marginal_covariance(scatter, mass, d) + reg
         if prior is not None:
             psi, nu = prior.covariance, prior.degrees_of_freedom
             cov = {
@@ -533,6 +609,22 @@ class GaussianFamily(Family):
             cov = _as_sklearn_if_singular(t, cov, means, s0)
         return cov
 
+    def _marginal_covariance(self, scatter, mass, d):
+        """Diagonal (spherical) covariances when entries are missing: each entry's scatter
+        over ``mass``, the responsibility mass of the rows observing it (summed over the
+        dimensions for spherical), plus the prior's pseudo-counts; an entry that none of a
+        component's rows observes gets the variance pooled over components."""
+        prior = self.prior
+        if self.covariance_type == "spherical":
+            scatter, mass = scatter[:, 0], mass.sum(axis=1)
+        if prior is not None:
+            extra = prior.degrees_of_freedom + (d - 2 if self.covariance_type == "spherical"
+                                                else -1)
+            return (scatter + prior.covariance) / (mass + extra)
+        lost = mass <= EMPTY_MASS * mass.sum(axis=0)
+        pooled = scatter.sum(axis=0) / mass.sum(axis=0)
+        return np.where(lost, pooled, scatter / np.where(lost, 1.0, mass))
+
     def objective(self, params, stats, packed):
         """The components' part of J(theta) + log p(theta) from the statistics, up to a
         constant (for partial M-steps)."""
@@ -545,7 +637,13 @@ class GaussianFamily(Family):
             trace = np.einsum("kab,ac,bc->k", scatter, chol, chol)
         else:
             trace = (scatter * (chol**2 if t == "diag" else chol[:, None] ** 2)).sum(axis=1)
-        j = (s0 * params.log_det_cholesky()).sum() - 0.5 * trace.sum()
+        k, d = packed.pivot.shape
+        mass = observed_mass(stats.family, packed.kind, k, d)
+        if mass is None:
+            log_det = (s0 * params.log_det_cholesky()).sum()
+        else:  # each observed entry's log L_kj
+            log_det = (mass * np.log(chol if t == "diag" else chol[:, None])).sum()
+        j = log_det - 0.5 * trace.sum()
         return float(j) + self.log_prior(params)
 
     def log_prior(self, params):
@@ -584,16 +682,12 @@ class GaussianFamily(Family):
 
         Returns a :class:`GaussianStep` (the proposed precisions need not be positive
         definite; :meth:`interpolate` returns None where the mix of them is not)."""
-        d = packed.pivot.shape[1]
-        s0 = stats.s0
-        total = s0.sum()
         means = params.means if "means" in self.frozen else self._mean_update(stats, packed)
         precision = precisions_from_cholesky(params.precisions_cholesky, self.covariance_type)
         if "covariances" in self.frozen:
             return GaussianStep(means, precision)
-        empty = s0 <= 1e-12 * total
-        target = self._covariance_update(s0, self._posterior_scatter(stats, packed, means), empty,
-                                         total, d, means)
+        target = self._covariance_update(stats, packed,
+                                         self._posterior_scatter(stats, packed, means), means)
         # the covariance update is c A^-1's inverse: A / c = target, so P A P / c = P target P
         if self.covariance_type in ("full", "tied"):
             step = precision - precision @ target @ precision
@@ -654,11 +748,15 @@ class GaussianFamily(Family):
 def unpack_moments(moments, kind, k, d):
     """First and second moments (k, d) and (k, d, d) or (k, d) from a kernel's layout; the
     expfam tied kind pools the second moments over components, (1, d, d), and the expfam
-    spherical one over dimensions, (k, 1)."""
+    spherical one over dimensions, (k, 1). The observed masses of the _MISSING kinds are left
+    out (:func:`observed_mass`)."""
+    if kind in MISSING_KINDS:  # rows [s1, s2 (d, or 1 summed), n (d)]
+        block = moments.reshape(k, -1)
+        return block[:, :d], block[:, d:block.shape[1] - d]
     if kind == KIND_EXPFAM_TIED:  # s1 (k, d), then S = z' v (d, d), symmetric up to rounding
         pooled = moments[k * d:].reshape(d, d)
         return moments[:k * d].reshape(k, d), (0.5 * (pooled + pooled.T))[None]
-    if kind in (KIND_FULL, KIND_TIED):  # s1 (k, d), then SYRK's lower triangles (k, d, d)
+    if kind in (KIND_FULL, KIND_TIED, KIND_FULL_MISSING):  # s1 (k, d), then lower triangles
         s1 = moments[:k * d].reshape(k, d)
         lower = np.tril(moments[k * d:].reshape(k, d, d))
         return s1, lower + np.tril(lower, -1).transpose(0, 2, 1)
@@ -676,30 +774,43 @@ def unpack_moments(moments, kind, k, d):
     return block[:, :d], block[:, d:]
 
 
-def pack_moments(s1, second, kind):
+def observed_mass(moments, kind, k, d):
+    """n_kj (k, d), the mass of component k's rows observing column j, for the _MISSING kinds;
+    None for complete-data kinds (where it is s0_k for every column)."""
+    if kind not in MISSING_KINDS:
+        return None
+    return moments.reshape(k, -1)[:, -d:]
+
+
+def pack_moments(s1, second, kind, mass=None):
     """The kernel layout of ``kind`` for first moments (k, d) and second moments (k, d, d),
-    (1, d, d) pooled, (k, d) diagonals or (k, 1) summed over dimensions: the inverse of
-    :func:`unpack_moments`. Pooled (summed) moments restated per component (dimension) go to
+    (1, d, d) pooled, (k, d) diagonals or (k, 1) summed over dimensions (and, for the _MISSING
+    kinds, the observed masses ``mass`` (k, d)): the inverse of :func:`unpack_moments` and
+    :func:`observed_mass`. Pooled (summed) moments restated per component (dimension) go to
     the first slot, zeros elsewhere: the same sum, which the tied (spherical) updates read."""
     k, d = s1.shape
-    if kind in (KIND_EXPFAM_TIED, KIND_FULL, KIND_TIED, KIND_EXPFAM_FULL) and second.ndim != 3:
+    if (kind in MISSING_KINDS) != (mass is not None):
+        raise ValueError("statistics with and without missing entries cannot be restated in "
+                         "each other's layout")
+    if (kind in (KIND_EXPFAM_TIED, KIND_FULL, KIND_TIED, KIND_EXPFAM_FULL, KIND_FULL_MISSING)
+            and second.ndim != 3):
         raise ValueError("diagonal second moments cannot be restated as full matrices")
     if kind == KIND_EXPFAM_TIED:
         return np.concatenate([s1.ravel(), second.sum(axis=0).ravel()])
     if second.shape[0] != k:  # pooled over components (tied)
         second = np.concatenate([second, np.zeros((k - 1, d, d))])
-    if kind in (KIND_FULL, KIND_TIED):  # lower triangles, as SYRK writes them
+    if kind in (KIND_FULL, KIND_TIED, KIND_FULL_MISSING):  # lower triangles, as SYRK writes
         return np.concatenate([s1.ravel(), np.tril(second).ravel()])
     if kind == KIND_EXPFAM_FULL:
         rows, cols = np.triu_indices(d)
         return np.hstack([s1, second[:, rows, cols]]).ravel()
     if second.ndim == 3:
         second = np.diagonal(second, axis1=1, axis2=2)
-    if kind == KIND_EXPFAM_SPHERICAL:
-        return np.hstack([s1, second.sum(axis=1, keepdims=True)]).ravel()
-    if second.shape[1] != d:  # summed over dimensions (spherical)
+    if kind in (KIND_EXPFAM_SPHERICAL, KIND_EXPFAM_SPHERICAL_MISSING):
+        second = second.sum(axis=1, keepdims=True)
+    elif second.shape[1] != d:  # summed over dimensions (spherical)
         second = np.hstack([second, np.zeros((k, d - 1))])
-    return np.hstack([s1, second]).ravel()
+    return np.hstack([s1, second] + ([] if mass is None else [mass])).ravel()
 
 
 _EMPTY_F64 = np.empty(0)

@@ -205,10 +205,10 @@ class GMMHMMLearnFamily(Family):
             _kernel().state_log_densities(L[:n], packed.n_mix, n_threads, out[start:start + n])
 
     def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
-                  worst, row_offset):
+                  worst, row_offset, labels=None):
         """The statistics under given state posteriors ``resp`` (n, K): [ll (untouched), rows,
         state masses (K), the Gaussian statistics of the K*M components]."""
-        if resp is None or weights is not None:
+        if resp is None or weights is not None or labels is not None:
             raise ValueError("GMMHMMLearnFamily serves hidden Markov models: it needs the state "
                              "posteriors and takes no sample weights")
         k = packed.log_norm.shape[0]

@@ -93,13 +93,13 @@ class MultinomialFamily(Family):
                 np.empty((n_chunks, self.stats_size(packed) + 2)))
 
     def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
-                  worst, row_offset):
+                  worst, row_offset, labels=None):
         k = packed.log_norm.shape[0]
         _kernel().fit_block(
             X, _EMPTY_F64 if weights is None else weights,
             np.empty((0, k)) if resp is None else np.ascontiguousarray(resp, dtype=np.float64),
             packed.log_p, packed.log_norm, with_stats, chunk_size, n_threads, *work, stats,
-            worst, row_offset)
+            worst, row_offset, labels)
 
     def predict_block(self, packed, X, chunk_size, n_threads, work, log_prob, resp, labels):
         k = packed.log_norm.shape[0]
