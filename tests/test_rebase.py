@@ -136,3 +136,15 @@ def test_custom_family_statistics_are_frame_free():
     packings = [MIXTURE.pack(family, vm_params(family, X, rows), np.float64)
                 for rows in ([0, 1, 2], [3, 4, 5], [6, 7, 8])]
     check_rebase(family, packings, X, rng.dirichlet(np.ones(K), N), rng.uniform(0, 2, N))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_multinomial_statistics_are_frame_free(dtype):
+    from fastem.families.multinomial import MultinomialFamily, MultinomialParams
+
+    rng = np.random.default_rng(5)
+    X = rng.multinomial(20, [0.1, 0.2, 0.3, 0.4], N).astype(dtype)
+    family = MultinomialFamily(20)
+    packings = [MIXTURE.pack(family, MixtureParams(rng.dirichlet(np.ones(K)), MultinomialParams(
+        rng.dirichlet(np.ones(4), K))), dtype) for _ in range(3)]
+    check_rebase(family, packings, X, rng.dirichlet(np.ones(K), N), rng.uniform(0, 2, N))
