@@ -1,6 +1,7 @@
 """MultinomialHMM and GMMHMM: agreement with hmmlearn 0.3.3 from the same initial parameters,
 zeros that stay zero, thread-count independence, sampling and their input errors."""
 import copy
+import json
 import logging
 import warnings
 
@@ -314,6 +315,9 @@ def test_every_hmm_class_round_trips_through_a_model_file(hmm_models, tmp_path):
         for name in model._fitted_arrays:
             if isinstance(getattr(model, name), np.ndarray):
                 np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+        assert list(loaded.monitor_.history) == list(model.monitor_.history)
+        assert loaded.monitor_.iter == model.monitor_.iter > 0
+        assert loaded.monitor_.converged == model.monitor_.converged
         assert loaded.score(X, lengths) == model.score(X, lengths)
         np.testing.assert_array_equal(loaded.predict(X, lengths), model.predict(X, lengths))
         np.testing.assert_array_equal(loaded.predict_proba(X, lengths),
@@ -334,6 +338,11 @@ def test_damaged_hmm_files_are_refused(hmm_models, tmp_path):
         np.savez(tmp_path / "bad.npz", **{**arrays, name: value})
         with pytest.raises(ValueError, match=message):
             fastem.load(tmp_path / "bad.npz")
+    header = json.loads(str(arrays["header"][()]))
+    header["fitted"]["_monitor_record"] = [-1, ["x"]]
+    np.savez(tmp_path / "bad.npz", **{**arrays, "header": np.array(json.dumps(header))})
+    with pytest.raises(ValueError, match="monitor record .* is not an iteration count"):
+        fastem.load(tmp_path / "bad.npz")
     with pytest.raises(ValueError, match="not fitted"):
         fastem.save(hmm.GaussianHMM(K), tmp_path / "unfitted")
 

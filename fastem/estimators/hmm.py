@@ -90,7 +90,7 @@ class _HMMBase(Estimator):
     _emission_letters = ""
     _sample_dtype = np.float64  # hmmlearn's dtype of sampled rows
     # model files (fastem.io): the fitted state, the chain and each class's emission attributes
-    _fitted_state = ("n_features_in_",)
+    _fitted_state = ("n_features_in_", "_monitor_record")
     _fitted_arrays = ("startprob_", "transmat_")
     _unsaved_params = ()
 
@@ -181,6 +181,22 @@ class _HMMBase(Estimator):
     def _check_fitted(self):
         if not all(hasattr(self, name) for name in self._fitted_state + self._fitted_arrays):
             raise not_fitted(self)
+
+    @property
+    def _monitor_record(self):
+        """``monitor_``'s ``iter`` and ``history``, as model files keep them (so a loaded
+        model still tells whether its fit converged)."""
+        return (int(self.monitor_.iter), [float(value) for value in self.monitor_.history])
+
+    @_monitor_record.setter
+    def _monitor_record(self, record):
+        n_iter, history = record
+        if not (isinstance(n_iter, int) and n_iter >= 0 and isinstance(history, list)
+                and all(isinstance(value, float) for value in history)):
+            raise ValueError(f"monitor record {record!r} is not an iteration count and a "
+                             "list of log-likelihoods")
+        self.monitor_.iter = n_iter
+        self.monitor_.history = deque(history)
 
     def _check_loaded(self):
         """ValueError unless a loaded model is valid: finite arrays, the checks every method
