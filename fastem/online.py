@@ -12,8 +12,10 @@ and make an M-step after every block, instead of after every full pass.
   vector in the sum, then the M-step runs on the sum. Every step increases Neal & Hinton's free
   energy F(q, theta) = E_q log p(x, z | theta) + H(q), a lower bound of the log-likelihood.
 
-Frames. Statistics of different parameters are added only after ``family.rebase`` restated
-them in one frame. The stepwise running statistics are always held in the frame of the current
+Frames. Statistics of different parameters are added only after ``latent.rebase`` (the
+family's ``rebase``, and the latent structure's frame-free counts kept) restated them in one
+frame. The functions here take any latent structure (``fastem.latent``: mixtures and hidden
+Markov chains alike) and driver, as ``fastem.em`` does. The stepwise running statistics are always held in the frame of the current
 parameters' packing (they are rebased after each M-step, so each batch's statistics add to them
 as they come); the incremental blocks' statistics are held in the frame of one reference
 packing (the parameters the run started from), and their sum is rebased to the current packing
@@ -143,19 +145,20 @@ def stepwise_update(latent, family, driver, state, *, learning_offset, learning_
     view = Statistics(stats, packed.log_norm.shape[0])
     total, ll = float(view.total), float(view.log_likelihood)
     if not total > 0:
-        raise ValueError("the batch's sample_weight sums to zero: no data to update with")
+        raise ValueError("the batch has no weight (sample_weight sums to zero, or every row "
+                         "is missing): no data to update with")
     rho = learning_rate(state.n_steps, learning_offset, learning_decay)
     if state.stats is None:
         running = stats / total
     else:
-        kept = state.stats if packed is state.packed else family.rebase(state.stats,
+        kept = state.stats if packed is state.packed else latent.rebase(family, state.stats,
                                                                         state.packed, packed)
         running = (1 - rho) * kept + rho * stats / total
     seen = state.seen + total
     params = m_step_scaled(latent, family, driver, state.params, running, packed,
                            seen if size is None else size, worst, rng, n_step)
     new_packed = latent.pack(family, params, driver.dtype)
-    running = family.rebase(running, packed, new_packed)
+    running = latent.rebase(family, running, packed, new_packed)
     return StepwiseState(params, running, new_packed, driver.dtype, seen, n_step), ll, total
 
 
@@ -169,14 +172,14 @@ class IncrementalStatistics:
         self.seen = np.zeros(n_blocks, dtype=bool)
         self.total = np.zeros(size)
 
-    def replace(self, index, family, stats, packed):
+    def replace(self, index, latent, family, stats, packed):
         """Put a block's statistics (made with ``packed``) in place of its old ones; returns
         the sum restated in ``packed``'s frame."""
-        restated = family.rebase(stats, packed, self.reference)
+        restated = latent.rebase(family, stats, packed, self.reference)
         self.total += restated - self.blocks[index]
         self.blocks[index] = restated
         self.seen[index] = True
-        return family.rebase(self.total, self.reference, packed)
+        return latent.rebase(family, self.total, self.reference, packed)
 
     def resum(self):
         """Recompute the sum in block order (no drift from many replacements)."""
@@ -194,7 +197,7 @@ def incremental_update(latent, family, driver, params, index, kept, size, rng, n
     re-seeded (the blocks still to come may hold its data)."""
     packed, stats, worst = batch_estep(latent, family, driver, params, n_step)
     view = Statistics(stats, packed.log_norm.shape[0])
-    summed = kept.replace(index, family, stats, packed)
+    summed = kept.replace(index, latent, family, stats, packed)
     params = m_step_scaled(latent, family, driver, params, summed, packed, size, worst, rng,
                            n_step, reseed_empty=bool(kept.seen.all()))
     return params, float(view.log_likelihood), float(view.total)
