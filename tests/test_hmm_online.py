@@ -333,3 +333,67 @@ def test_after_fit_or_a_new_attribute_updates_start_from_the_attributes():
     fitted.means_ = fitted.means_ + 0.1
     expected = batch_fit(fitted, X[300:], [600], init_params="")
     assert_same_fit(fitted.partial_fit(X[300:], [600]), expected)
+
+
+@pytest.mark.parametrize("kind", ["gaussian-full", "gmm-diag", "categorical", "family"])
+def test_online_fit_over_one_block_is_batch_em(kind):
+    """fit(algorithm=...) with every row in one block: incremental EM is batch EM, and so is
+    stepwise EM while rho = 1 (two passes with learning_offset 0, learning_decay 1); priors
+    included, since online fits scale the statistics to all rows of X (1e-12)."""
+    priors = {"categorical": dict(emissionprob_prior=1.5, transmat_prior=1.3)}.get(kind, {})
+    model, X, lengths = make_case(kind, learning_offset=0.0, learning_decay=1.0, **priors)
+    for algorithm, n_iter in (("stepwise", 2), ("incremental", 3)):
+        batch = batch_fit(model, X, lengths, n_iter=n_iter)
+        online = copy.deepcopy(model).set_params(n_iter=n_iter, tol=-np.inf)
+        online.fit(X, lengths, algorithm=algorithm, batch_size=len(X))
+        assert_same_fit(online, batch)
+        np.testing.assert_allclose(online.monitor_.history, batch.monitor_.history, rtol=1e-12)
+
+
+def test_online_blocks_hold_whole_sequences():
+    from fastem.drivers.sequences import SequenceDriver
+
+    lengths = np.random.default_rng(2).integers(1, 40, 60)
+    lengths[7] = 150  # longer than a block: alone
+    driver = SequenceDriver(np.zeros((lengths.sum(), 1)), lengths)
+    bounds = driver.block_bounds(100)
+    assert bounds[0][0] == 0 and bounds[-1][1] == lengths.sum()
+    ends = set(np.cumsum(lengths).tolist())
+    for (start, stop), (next_start, _) in zip(bounds, bounds[1:] + [(lengths.sum(), None)]):
+        assert stop == next_start and stop in ends
+        block = driver.block(start, stop)
+        assert block.lengths.sum() == stop - start
+        assert stop - start <= 100 or block.lengths.size == 1
+    assert (150,) in [tuple(driver.block(*b).lengths) for b in bounds]
+
+
+@pytest.mark.parametrize("algorithm", ["stepwise", "incremental"])
+def test_online_fit_reaches_batch_ems_optimum(algorithm):
+    """Blocks of 1000 rows (10 sequences): within 1e-3 nats per row of the log-likelihood batch
+    EM converges to from the same start, in at most 20 passes; bitwise the same fit with 1
+    and 2 threads (stepwise's block order drawn from random_state)."""
+    truth, _, _ = make_case("gaussian-diag")
+    truth.n_features = D
+    rng = np.random.default_rng(1)
+    with single_threaded_blas():
+        X = np.concatenate([truth.sample(100, random_state=rng.integers(2**31))[0]
+                            for _ in range(60)])
+    lengths = [100] * 60
+    model, _, _ = make_case("gaussian-diag", n_iter=300, tol=1e-6, random_state=0)
+    model.means_, model.covars_ = MEANS + [[1.0, 0.5], [-1.0, 0.5], [0.5, -1.0]], np.ones((K, D))
+    best = copy.deepcopy(model).fit(X, lengths).score(X, lengths) / len(X)
+    fits = [copy.deepcopy(model).set_params(n_iter=20, n_threads=n).fit(
+        X, lengths, algorithm=algorithm, batch_size=1000) for n in (1, 2)]
+    assert fits[0].score(X, lengths) / len(X) > best - 1e-3
+    assert_same_fit(fits[1], fits[0], rtol=0)
+
+
+@pytest.mark.parametrize("options,message", [
+    (dict(algorithm="online"), "algorithm must be one of"),
+    (dict(algorithm="stepwise", batch_size=0), "batch_size"),
+    (dict(algorithm="incremental", batch_size=2.5), "batch_size")])
+def test_bad_online_fit_options_are_clear_errors(options, message):
+    model, X, lengths = make_case("poisson")
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, lengths, **options)
+    assert not hasattr(model, "n_features_in_")

@@ -1,4 +1,5 @@
-"""Stepwise (online) EM on every hidden Markov model: ``partial_fit(X, lengths=None)``.
+"""Online EM on every hidden Markov model: ``partial_fit(X, lengths=None)`` and
+``fit(X, lengths, algorithm="stepwise" | "incremental", batch_size=...)``.
 
 Each call is one update of :func:`fastem.online.stepwise_update` over the batch's sequences,
 the code the mixtures' ``partial_fit`` runs: forward-backward over the batch gives its
@@ -23,17 +24,47 @@ the priors' pseudo-counts stand against the effective sample size as in batch EM
 * Atomic: the update runs on a copy of the model, committed only when it succeeded, so a batch
   that raises (NaN under ``nan_policy="raise"``, another column count, values outside the
   family's support, ``lengths`` not summing to the rows) leaves the model exactly as it was.
+
+``fit(X, lengths, algorithm="stepwise" | "incremental", batch_size=10_000)`` runs
+:func:`fastem.online.run_online` (the mixtures' ``fit(algorithm=...)``) over blocks of whole
+sequences of at most ``batch_size`` rows (a longer sequence alone): an M-step after every block,
+stepwise in a new order of blocks each pass (from ``random_state``), incremental keeping one
+statistics vector per block. ``n_iter`` counts passes, ``monitor_.history`` holds each pass's
+online estimate of the log-likelihood (each block's under the parameters it was read with) and
+``monitor_`` stops the passes as it stops batch EM's iterations. MAP pseudo-counts stand
+against all rows of ``X``, so the fixed point is batch EM's. ``HMM(m_step="partial")``: online
+EM takes exact M-steps. Not on Dask arrays yet.
 """
 import copy
 
 from .. import online
 from .._config import single_threaded_blas
+from ..drivers import is_dask_array
 from ._base import check_random_state
 
 
 class HMMOnlineMixin:
-    """``partial_fit`` over :class:`~fastem.estimators.hmm._HMMBase`'s hooks (``_start``,
-    ``_checked``, ``_latent``, ``_set_params``, ``_fitted_arrays``)."""
+    """``partial_fit`` and ``fit``'s online algorithms over
+    :class:`~fastem.estimators.hmm._HMMBase`'s hooks (``_start``, ``_checked``, ``_latent``,
+    ``_set_params``, ``_fitted_arrays``)."""
+
+    def _check_algorithm(self, X, algorithm, batch_size):
+        """ValueError for an unknown ``fit`` algorithm or, online, a bad ``batch_size`` or
+        schedule, or a Dask array."""
+        if algorithm not in online.ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {list(online.ALGORITHMS)}, got "
+                             f"{algorithm!r}")
+        if algorithm != "batch":
+            online.check_batch_size(batch_size)
+            online.check_schedule(self.learning_offset, self.learning_decay)
+            if is_dask_array(X):
+                raise ValueError(f"algorithm={algorithm!r} is not supported on Dask arrays yet")
+
+    def _run_online(self, algorithm, batch_size, latent, family, driver, params, **options):
+        """``fit``'s online EM over blocks of whole sequences (module docstring)."""
+        return online.run_online(latent, family, driver, params, algorithm=algorithm,
+                                 batch_size=batch_size, learning_offset=self.learning_offset,
+                                 learning_decay=self.learning_decay, **options)
 
     def partial_fit(self, X, lengths=None):
         """One stepwise-EM update from the sequences of ``X`` cut by ``lengths`` (their sum is

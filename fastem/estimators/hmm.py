@@ -13,8 +13,9 @@ results for any ``n_threads``. ``monitor_.history`` holds the log-likelihood of 
 (the log-posterior under non-flat start and transition priors), as hmmlearn's does.
 
 Every class also learns online: ``partial_fit(X, lengths=None)`` makes one stepwise-EM update
-from a batch of sequences (``fastem.estimators._hmm_online``, over ``fastem.online``, the code
-the mixtures' ``partial_fit`` runs), with step sizes ``(t + learning_offset) ** -learning_decay``
+from a batch of sequences, and ``fit(X, lengths, algorithm="stepwise" | "incremental",
+batch_size)`` makes an M-step per block of whole sequences (``fastem.estimators._hmm_online``,
+over ``fastem.online``, the code the mixtures' online EM runs), with step sizes ``(t + learning_offset) ** -learning_decay``
 set by the constructor parameters ``learning_offset`` (tau >= 0, default 10) and
 ``learning_decay`` (kappa in (0.5, 1], default 0.7), named as in scikit-learn's
 ``LatentDirichletAllocation``.
@@ -208,9 +209,14 @@ class _HMMBase(HMMOnlineMixin, Estimator):
                              f"{self.n_features_in_}")
 
     # ------------------------------------------------------------ fitting
-    def fit(self, X, lengths=None):
+    def fit(self, X, lengths=None, algorithm="batch", batch_size=10_000):
         """Estimate the parameters by EM (Baum-Welch) from ``X`` (n_samples, n_features), cut
-        into sequences by ``lengths`` (their sum is n_samples; None: one sequence)."""
+        into sequences by ``lengths`` (their sum is n_samples; None: one sequence).
+
+        ``algorithm="stepwise"`` or ``"incremental"``: online EM with an M-step after every
+        block of whole sequences of at most ``batch_size`` rows (a longer sequence alone);
+        see :mod:`fastem.estimators._hmm_online`."""
+        self._check_algorithm(X, algorithm, batch_size)
         driver, family, params = self._start(X, lengths)
         monitor = self.monitor_  # hmmlearn's, or a user's subclass; the estimator's settings
         monitor.tol, monitor.n_iter, monitor.verbose = self.tol, self.n_iter, self.verbose
@@ -223,12 +229,12 @@ class _HMMBase(HMMOnlineMixin, Estimator):
         # small M-step BLAS calls must not leave spinning threads (as for mixtures)
         with single_threaded_blas():
             try:
-                result = run_em(self._latent(), family, driver, params, tol=self.tol / total,
-                                max_iter=self.n_iter, rng=check_random_state(self.random_state),
-                                callback=report, rule=_MonitorRule(monitor),
-                                **self._m_step_options())
+                result = self._run(algorithm, batch_size, self._latent(), family, driver,
+                                   params, tol=self.tol / total, max_iter=self.n_iter,
+                                   rng=check_random_state(self.random_state), callback=report,
+                                   rule=_MonitorRule(monitor))
             except FitInterrupted as interrupt:  # Ctrl-C: keep the last completed iteration
-                if interrupt.result.n_iter:
+                if interrupt.result.n_iter or getattr(interrupt.result, "n_steps", 0):
                     self._set_params(interrupt.result.params)
                     warnings.warn(f"{interrupt}; the model holds that iteration's parameters",
                                   RuntimeWarning, stacklevel=2)
@@ -256,6 +262,13 @@ class _HMMBase(HMMOnlineMixin, Estimator):
     def _data_parameters(self, X):
         """Set what a fit reads from the data before anything else (CategoricalHMM's
         ``n_features``, MultinomialHMM's ``n_trials``)."""
+
+    def _run(self, algorithm, batch_size, latent, family, driver, params, **options):
+        """EM by ``algorithm``: batch (``run_em`` with the class's M-step options), or online
+        (:meth:`_run_online`)."""
+        if algorithm == "batch":
+            return run_em(latent, family, driver, params, **options, **self._m_step_options())
+        return self._run_online(algorithm, batch_size, latent, family, driver, params, **options)
 
     def _m_step_options(self):
         """``run_em``'s M-step keywords (exact M-steps unless a subclass offers others)."""
