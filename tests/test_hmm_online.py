@@ -397,3 +397,16 @@ def test_bad_online_fit_options_are_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
         model.fit(X, lengths, **options)
     assert not hasattr(model, "n_features_in_")
+
+
+def test_partial_fit_on_dask_arrays_equals_local():
+    """Batches as Dask arrays (sequences spread over blocks by the Dask sequence driver): the
+    same updates as in memory, to rounding."""
+    da = pytest.importorskip("dask.array")
+    model, X, lengths = make_case("gaussian-diag")
+    local, remote = copy.deepcopy(model), copy.deepcopy(model)
+    for batch, n in ((X, lengths), (X[:500], [300, 200])):
+        local.partial_fit(batch, n)
+        remote.partial_fit(da.from_array(batch, chunks=(250, D)), n)
+    assert_same_fit(remote, local, rtol=1e-12)
+    np.testing.assert_allclose(remote.monitor_.history, local.monitor_.history, rtol=1e-12)
