@@ -33,7 +33,7 @@ statistics vector per block. ``n_iter`` counts passes, ``monitor_.history`` hold
 online estimate of the log-likelihood (each block's under the parameters it was read with) and
 ``monitor_`` stops the passes as it stops batch EM's iterations. MAP pseudo-counts stand
 against all rows of ``X``, so the fixed point is batch EM's. ``HMM(m_step="partial")``: online
-EM takes exact M-steps. Not on Dask arrays yet.
+EM takes exact M-steps. Online ``fit`` does not take Dask arrays yet (``partial_fit`` does).
 """
 import copy
 
