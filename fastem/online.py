@@ -1,8 +1,10 @@
 """Online EM: stepwise (Cappe & Moulines 2009; Liang & Klein 2009) and incremental (Neal &
 Hinton 1998), over the same latent structure, family and driver objects as batch EM.
 
-Both read the data block by block (``driver.block(start, stop)``: a driver over a row range)
-and make an M-step after every block, instead of after every full pass.
+Both read the data block by block (``driver.block_bounds(batch_size)``: row ranges of
+``batch_size`` rows, or of whole sequences for hidden Markov models; ``driver.block(start,
+stop)``: a driver over one) and make an M-step after every block, instead of after every full
+pass.
 
 * **Stepwise**: the running statistics, kept per unit weight, become
   ``s <- (1 - rho_t) s + rho_t s_batch / total_batch`` with ``rho_t = (t + tau)^-kappa``,
@@ -12,8 +14,10 @@ and make an M-step after every block, instead of after every full pass.
   vector in the sum, then the M-step runs on the sum. Every step increases Neal & Hinton's free
   energy F(q, theta) = E_q log p(x, z | theta) + H(q), a lower bound of the log-likelihood.
 
-Frames. Statistics of different parameters are added only after ``family.rebase`` restated
-them in one frame. The stepwise running statistics are always held in the frame of the current
+Frames. Statistics of different parameters are added only after ``latent.rebase`` (the
+family's ``rebase``, and the latent structure's frame-free counts kept) restated them in one
+frame. The functions here take any latent structure (``fastem.latent``: mixtures and hidden
+Markov chains alike) and driver, as ``fastem.em`` does. The stepwise running statistics are always held in the frame of the current
 parameters' packing (they are rebased after each M-step, so each batch's statistics add to them
 as they come); the incremental blocks' statistics are held in the frame of one reference
 packing (the parameters the run started from), and their sum is rebased to the current packing
@@ -30,7 +34,8 @@ sum is scaled up the same way.
 
 Monitoring. A pass's objective is the weighted mean, over the pass, of each block's
 log-likelihood under the parameters in force when the block was read (the online estimate; no
-extra pass), plus log p(theta) / total weight under a prior; passes stop when it changes by
+extra pass), plus log p(theta) / total weight under a prior, theta the parameters the pass
+started from (with one block, batch EM's objective exactly); passes stop when it changes by
 less than ``tol``, as batch EM's iterations do.
 """
 import time
@@ -143,19 +148,20 @@ def stepwise_update(latent, family, driver, state, *, learning_offset, learning_
     view = Statistics(stats, packed.log_norm.shape[0])
     total, ll = float(view.total), float(view.log_likelihood)
     if not total > 0:
-        raise ValueError("the batch's sample_weight sums to zero: no data to update with")
+        raise ValueError("the batch has no weight (sample_weight sums to zero, or every row "
+                         "is missing): no data to update with")
     rho = learning_rate(state.n_steps, learning_offset, learning_decay)
     if state.stats is None:
         running = stats / total
     else:
-        kept = state.stats if packed is state.packed else family.rebase(state.stats,
+        kept = state.stats if packed is state.packed else latent.rebase(family, state.stats,
                                                                         state.packed, packed)
         running = (1 - rho) * kept + rho * stats / total
     seen = state.seen + total
     params = m_step_scaled(latent, family, driver, state.params, running, packed,
                            seen if size is None else size, worst, rng, n_step)
     new_packed = latent.pack(family, params, driver.dtype)
-    running = family.rebase(running, packed, new_packed)
+    running = latent.rebase(family, running, packed, new_packed)
     return StepwiseState(params, running, new_packed, driver.dtype, seen, n_step), ll, total
 
 
@@ -169,14 +175,14 @@ class IncrementalStatistics:
         self.seen = np.zeros(n_blocks, dtype=bool)
         self.total = np.zeros(size)
 
-    def replace(self, index, family, stats, packed):
+    def replace(self, index, latent, family, stats, packed):
         """Put a block's statistics (made with ``packed``) in place of its old ones; returns
         the sum restated in ``packed``'s frame."""
-        restated = family.rebase(stats, packed, self.reference)
+        restated = latent.rebase(family, stats, packed, self.reference)
         self.total += restated - self.blocks[index]
         self.blocks[index] = restated
         self.seen[index] = True
-        return family.rebase(self.total, self.reference, packed)
+        return latent.rebase(family, self.total, self.reference, packed)
 
     def resum(self):
         """Recompute the sum in block order (no drift from many replacements)."""
@@ -194,7 +200,7 @@ def incremental_update(latent, family, driver, params, index, kept, size, rng, n
     re-seeded (the blocks still to come may hold its data)."""
     packed, stats, worst = batch_estep(latent, family, driver, params, n_step)
     view = Statistics(stats, packed.log_norm.shape[0])
-    summed = kept.replace(index, family, stats, packed)
+    summed = kept.replace(index, latent, family, stats, packed)
     params = m_step_scaled(latent, family, driver, params, summed, packed, size, worst, rng,
                            n_step, reseed_empty=bool(kept.seen.all()))
     return params, float(view.log_likelihood), float(view.total)
@@ -202,9 +208,11 @@ def incremental_update(latent, family, driver, params, index, kept, size, rng, n
 
 def run_online(latent, family, driver, params, *, algorithm, batch_size, tol, max_iter, rng,
                learning_offset=10.0, learning_decay=0.7, n_steps=0, lower_bound=-np.inf,
-               callback=None):
-    """Passes of stepwise or incremental EM over blocks of ``batch_size`` rows of ``driver``
-    until the pass objective changes by less than ``tol`` (or ``max_iter`` passes).
+               callback=None, rule=None):
+    """Passes of stepwise or incremental EM over the blocks of ``driver`` (its
+    ``block_bounds(batch_size)``: rows, or whole sequences) until the pass objective changes by
+    less than ``tol`` (or ``max_iter`` passes; ``rule``: another stopping rule, as for
+    :func:`~fastem.em.run_em`).
 
     Stepwise visits the blocks in a new random order (from ``rng``) each pass and continues the
     schedule after ``n_steps`` earlier updates; incremental visits them in file order.
@@ -215,17 +223,17 @@ def run_online(latent, family, driver, params, *, algorithm, batch_size, tol, ma
         raise ValueError(f"algorithm must be 'incremental' or 'stepwise', got {algorithm!r}")
     check_batch_size(batch_size)
     check_schedule(learning_offset, learning_decay)
-    bounds = block_bounds(driver.n_samples, batch_size)
-    size = float(driver.n_samples if driver.sample_weight is None
+    bounds = driver.block_bounds(batch_size)
+    size = float(driver.n_samples - driver.n_omitted if driver.sample_weight is None
                  else np.asarray(driver.sample_weight).sum())
     result = OnlineResult(params, lower_bound, n_steps=n_steps)
-    rule = StoppingRule(tol)
+    rule = StoppingRule(tol) if rule is None else rule
     state = StepwiseState(params, n_steps=n_steps)
     kept = None
     with keeping(lambda: result):
         for n_iter in range(1, max_iter + 1):
             tic = time.perf_counter()
-            ll = weight = 0.0
+            ll, weight, at_start = 0.0, 0.0, params
             order = rng.permutation(len(bounds)) if algorithm == "stepwise" else range(len(bounds))
             for index in order:
                 block = driver.block(*bounds[index])
@@ -240,7 +248,7 @@ def run_online(latent, family, driver, params, *, algorithm, batch_size, tol, ma
                     if kept is None:
                         reference = latent.pack(family, params, driver.dtype)
                         kept = IncrementalStatistics(reference, len(bounds),
-                                                     family.stats_size(reference))
+                                                     latent.stats_size(family, reference))
                     params, block_ll, block_weight = incremental_update(
                         latent, family, block, params, index, kept, size, rng,
                         result.n_steps + 1)
@@ -250,7 +258,7 @@ def run_online(latent, family, driver, params, *, algorithm, batch_size, tol, ma
                                       0 if kept is None else kept.nbytes)
             if kept is not None:
                 kept.resum()
-            current = (ll + latent.log_prior(family, params)) / weight
+            current = (ll + latent.log_prior(family, at_start)) / weight
             change = current - result.lower_bound
             result = OnlineResult(params, current, result.lower_bounds + [current], n_iter,
                                   False, result.n_steps, result.stats_nbytes)

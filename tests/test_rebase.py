@@ -148,3 +148,54 @@ def test_multinomial_statistics_are_frame_free(dtype):
     packings = [MIXTURE.pack(family, MixtureParams(rng.dirichlet(np.ones(K)), MultinomialParams(
         rng.dirichlet(np.ones(4), K))), dtype) for _ in range(3)]
     check_rebase(family, packings, X, rng.dirichlet(np.ones(K), N), rng.uniform(0, 2, N))
+
+
+@pytest.mark.parametrize("emissions", ["gaussian-full", "gmm-diag", "gmm-full", "gmm-tied",
+                                       "gmm-spherical"])
+def test_hidden_markov_statistics_rebase(emissions):
+    """A hidden Markov pass's statistics restated in another packing's frame (pivots 20
+    apart, data at 30 from the origin) give the same M-step (hmmlearn's GMMHMM one reads the
+    scatter about the E-step's means): the emissions' sums move, the chain's counts stay."""
+    from fastem.drivers.sequences import SequenceDriver
+    from fastem.families.gaussian_hmmlearn import HMMLearnGaussianFamily
+    from fastem.families.gmm_hmmlearn import GMMHMMLearnFamily, GMMParams, default_priors
+    from fastem.latent.hmm import HiddenMarkov, HMMParams
+
+    rng = np.random.default_rng(6)
+    d, m = 2, 2
+    X = rng.normal(size=(N, d)) + 30.0
+    kind, covariance_type = emissions.split("-")
+    if kind == "gaussian":
+        family = HMMLearnGaussianFamily(covariance_type, means_prior=29.0, means_weight=2.0)
+
+        def emission(shift):
+            means = X[[0, 100, 200]] + shift
+            return GaussianParams.from_covariances(covariance_type, means,
+                                                   np.stack([np.eye(d)] * K))
+    else:
+        family = GMMHMMLearnFamily(covariance_type, m, *default_priors(
+            covariance_type, K, m, d, 1.5, 29.0, 2.0, None, None))
+        shape = {"spherical": (K, m), "diag": (K, m, d), "full": (K, m, d, d),
+                 "tied": (K, d, d)}[covariance_type]
+        covars = np.ones(shape) if len(shape) < 3 or covariance_type == "diag" \
+            else np.broadcast_to(np.eye(d), shape).copy()
+
+        def emission(shift):
+            return GMMParams(covariance_type, rng.dirichlet(np.ones(m), K),
+                             X[:K * m].reshape(K, m, d) + shift, covars)
+    latent = HiddenMarkov(1.5, 2.0)
+    chain = (rng.dirichlet(np.ones(K)), rng.dirichlet(np.ones(K), K))
+    params, other = HMMParams(*chain, emission(0.0)), HMMParams(*chain, emission(-20.0))
+    driver = SequenceDriver(X, [200, 150, 250], chunk_size=64, n_threads=2)
+    packed, target = (latent.pack(family, p, np.float64) for p in (params, other))
+    stats, _ = driver.accumulate(family, packed)
+    rebased = latent.rebase(family, stats, packed, target)
+    assert not np.allclose(rebased, stats)
+    size = K + K * K
+    np.testing.assert_array_equal(rebased[-size:], stats[-size:])
+    ours, theirs = (latent.m_step(family, s, p, params)[0]
+                    for s, p in ((rebased, target), (stats, packed)))
+    for a, b in ((ours.startprob, theirs.startprob), (ours.transmat, theirs.transmat),
+                 *zip(vars(ours.components).values(), vars(theirs.components).values())):
+        if isinstance(a, np.ndarray):
+            np.testing.assert_allclose(a, b, rtol=1e-9)

@@ -38,6 +38,7 @@ import dask.array as da
 import numpy as np
 
 from .. import data, sampling
+from ..online import block_bounds
 from .local import LocalDriver, check_options
 
 
@@ -100,6 +101,10 @@ class DaskDriver:
                              f"({self.n_samples},) to match X")
         w = sample_weight.astype(np.float64).rechunk(row_chunks)
         return w.map_blocks(_checked_weights, dtype=np.float64)
+
+    def block_bounds(self, batch_size):
+        """(start, stop) of the blocks of online EM: consecutive runs of ``batch_size`` rows."""
+        return block_bounds(self.n_samples, batch_size)
 
     def block(self, start, stop):
         """A driver with the same options over rows [start, stop) (lazy slices of X and the

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import data, sampling
 from .._config import positive_int, resolve_n_threads, single_threaded_blas
+from ..online import block_bounds
 
 SLOT_BUDGET_BYTES = 8 << 20  # per-block buffer of chunk statistics
 PREDICT_CHUNKS = 64  # chunks per block of a predict pass (no statistics slots to bound)
@@ -51,6 +52,10 @@ class LocalDriver:
         self.n_omitted = 0
         self.labels = None  # (n,) ints, -1 unlabelled: rows clamped to a component (see
                             # data.check_labels), read block by block as the weights are
+
+    def block_bounds(self, batch_size):
+        """(start, stop) of the blocks of online EM: consecutive runs of ``batch_size`` rows."""
+        return block_bounds(self.n_samples, batch_size)
 
     def block(self, start, stop):
         """A driver with the same options over rows [start, stop) (a view of the source where

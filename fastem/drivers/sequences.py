@@ -84,6 +84,21 @@ class SequenceDriver(LocalDriver):
         block[missing] = self.filler
         return block, missing
 
+    def block_bounds(self, batch_size):
+        """(start, stop) of the blocks of online EM: runs of whole sequences of at most
+        ``batch_size`` rows, a longer sequence alone (``fastem.data.sequence_runs``)."""
+        return [(start, stop) for start, stop, _ in data.sequence_runs(self.lengths, batch_size)]
+
+    def block(self, start, stop):
+        """A driver with the same options over the whole sequences in rows [start, stop)."""
+        ends = np.cumsum(self.lengths)
+        first, last = np.searchsorted(ends - self.lengths, start), np.searchsorted(ends, stop,
+                                                                                  "right")
+        driver = SequenceDriver(self.X[start:stop], self.lengths[first:last], self.chunk_size,
+                                self.n_threads, self.progress, self.block_rows)
+        driver.filler = self.filler
+        return driver
+
     def _starts(self):
         return np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
 

@@ -11,6 +11,14 @@ Fitting runs ``fastem.em.run_em`` over the hidden Markov chain (``fastem.latent.
 :class:`~fastem.drivers.sequences.SequenceDriver`: sequences over threads, bitwise identical
 results for any ``n_threads``. ``monitor_.history`` holds the log-likelihood of each E-step
 (the log-posterior under non-flat start and transition priors), as hmmlearn's does.
+
+Every class also learns online: ``partial_fit(X, lengths=None)`` makes one stepwise-EM update
+from a batch of sequences, and ``fit(X, lengths, algorithm="stepwise" | "incremental",
+batch_size)`` makes an M-step per block of whole sequences (``fastem.estimators._hmm_online``,
+over ``fastem.online``, the code the mixtures' online EM runs), with step sizes ``(t + learning_offset) ** -learning_decay``
+set by the constructor parameters ``learning_offset`` (tau >= 0, default 10) and
+``learning_decay`` (kappa in (0.5, 1], default 0.7), named as in scikit-learn's
+``LatentDirichletAllocation``.
 """
 import sys
 import warnings
@@ -35,6 +43,7 @@ from ..initialization import MAX_SAMPLE, initial_params, kmeans
 from ..latent.hmm import HiddenMarkov, HMMParams, check_chain
 from ..latent.mixture import Mixture
 from ._base import check_random_state
+from ._hmm_online import HMMOnlineMixin
 
 
 class ConvergenceMonitor:
@@ -79,12 +88,14 @@ class _MonitorRule:
         return bool(self.monitor.converged)
 
 
-class _HMMBase(Estimator):
+class _HMMBase(HMMOnlineMixin, Estimator):
     """EM, scoring, decoding and sampling of a hidden Markov model over one family.
 
-    A subclass names its emission letters (``_emission_letters``), builds its family
-    (:meth:`_make_family`), turns its attributes into the family's parameters and back
-    (:meth:`_components`, :meth:`_set_components`) and initialises them (:meth:`_init_emissions`).
+    ``partial_fit`` (:class:`~._hmm_online.HMMOnlineMixin`) makes stepwise-EM updates from
+    batches of sequences. A subclass names its emission letters (``_emission_letters``), builds
+    its family (:meth:`_make_family`), turns its attributes into the family's parameters and
+    back (:meth:`_components`, :meth:`_set_components`) and initialises them
+    (:meth:`_init_emissions`).
     """
 
     _emission_letters = ""
@@ -97,7 +108,7 @@ class _HMMBase(Estimator):
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
                  params="st", init_params="st", implementation="log", n_threads=None,
-                 chunk_size=None, nan_policy="raise"):
+                 chunk_size=None, nan_policy="raise", learning_offset=10.0, learning_decay=0.7):
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -112,6 +123,8 @@ class _HMMBase(Estimator):
         self.n_threads = n_threads
         self.chunk_size = chunk_size
         self.nan_policy = nan_policy
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
         # as hmmlearn: there before fit, so that a user may replace it by a subclass
         self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
 
@@ -212,16 +225,15 @@ class _HMMBase(Estimator):
                              f"{self.n_features_in_}")
 
     # ------------------------------------------------------------ fitting
-    def fit(self, X, lengths=None):
+    def fit(self, X, lengths=None, algorithm="batch", batch_size=10_000):
         """Estimate the parameters by EM (Baum-Welch) from ``X`` (n_samples, n_features), cut
-        into sequences by ``lengths`` (their sum is n_samples; None: one sequence)."""
-        self._letters("params")
-        driver = self._driver(X, lengths, fitting=True)
-        family = self._make_family()
-        self._check_rows(driver, family)
-        self._init(driver, family)
-        params = self._hmm_params()
-        _check_width(params, driver)
+        into sequences by ``lengths`` (their sum is n_samples; None: one sequence).
+
+        ``algorithm="stepwise"`` or ``"incremental"``: online EM with an M-step after every
+        block of whole sequences of at most ``batch_size`` rows (a longer sequence alone);
+        see :mod:`fastem.estimators._hmm_online`."""
+        self._check_algorithm(X, algorithm, batch_size)
+        driver, family, params = self._start(X, lengths)
         monitor = self.monitor_  # hmmlearn's, or a user's subclass; the estimator's settings
         monitor.tol, monitor.n_iter, monitor.verbose = self.tol, self.n_iter, self.verbose
         monitor._reset()
@@ -233,12 +245,12 @@ class _HMMBase(Estimator):
         # small M-step BLAS calls must not leave spinning threads (as for mixtures)
         with single_threaded_blas():
             try:
-                result = run_em(self._latent(), family, driver, params, tol=self.tol / total,
-                                max_iter=self.n_iter, rng=check_random_state(self.random_state),
-                                callback=report, rule=_MonitorRule(monitor),
-                                **self._m_step_options())
+                result = self._run(algorithm, batch_size, self._latent(), family, driver,
+                                   params, tol=self.tol / total, max_iter=self.n_iter,
+                                   rng=check_random_state(self.random_state), callback=report,
+                                   rule=_MonitorRule(monitor))
             except FitInterrupted as interrupt:  # Ctrl-C: keep the last completed iteration
-                if interrupt.result.n_iter:
+                if interrupt.result.n_iter or getattr(interrupt.result, "n_steps", 0):
                     self._set_params(interrupt.result.params)
                     warnings.warn(f"{interrupt}; the model holds that iteration's parameters",
                                   RuntimeWarning, stacklevel=2)
@@ -248,6 +260,31 @@ class _HMMBase(Estimator):
             warnings.warn("Some rows of transmat_ have zero sum because no transition from the "
                           "state was ever observed.", RuntimeWarning, stacklevel=2)
         return self
+
+    def _start(self, X, lengths):
+        """What a fit (and ``partial_fit``'s first batch) starts from: ``(driver over X's
+        checked rows, family, initial parameters)``, the ``init_params`` letters initialised
+        and the other parameters as given."""
+        self._letters("params")
+        self._data_parameters(X)
+        driver = self._driver(X, lengths, fitting=True)
+        family = self._make_family()
+        self._check_rows(driver, family)
+        self._init(driver, family)
+        params = self._hmm_params()
+        _check_width(params, driver)
+        return driver, family, params
+
+    def _data_parameters(self, X):
+        """Set what a fit reads from the data before anything else (CategoricalHMM's
+        ``n_features``, MultinomialHMM's ``n_trials``)."""
+
+    def _run(self, algorithm, batch_size, latent, family, driver, params, **options):
+        """EM by ``algorithm``: batch (``run_em`` with the class's M-step options), or online
+        (:meth:`_run_online`)."""
+        if algorithm == "batch":
+            return run_em(latent, family, driver, params, **options, **self._m_step_options())
+        return self._run_online(algorithm, batch_size, latent, family, driver, params, **options)
 
     def _m_step_options(self):
         """``run_em``'s M-step keywords (exact M-steps unless a subclass offers others)."""
@@ -268,12 +305,18 @@ class _HMMBase(Estimator):
 
     # ------------------------------------------------------------ inference
     def _inference(self, X, lengths):
+        driver, family, params = self._checked(X, lengths)
+        return driver, family, self._latent().pack(family, params, driver.dtype)
+
+    def _checked(self, X, lengths):
+        """``(driver over X's checked rows, family, parameters)`` for a fitted model: the
+        column count, ``nan_policy`` and the family's support checked."""
         params = self._hmm_params()
         driver = self._driver(X, lengths)
         _check_width(params, driver)
         family = self._make_family()
         self._check_rows(driver, family)
-        return driver, family, self._latent().pack(family, params, driver.dtype)
+        return driver, family, params
 
     def score_samples(self, X, lengths=None, out=None):
         """``(log p(X), posteriors (n_samples, n_components))``. ``out``: a float64 array of
@@ -375,10 +418,11 @@ class GaussianHMM(_HMMBase):
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
                  implementation="log", n_threads=None, chunk_size=None,
-                 nan_policy="raise"):
+                 nan_policy="raise", learning_offset=10.0, learning_decay=0.7):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
                          random_state, n_iter, tol, verbose, params, init_params,
-                         implementation, n_threads, chunk_size, nan_policy)
+                         implementation, n_threads, chunk_size, nan_policy, learning_offset,
+                         learning_decay)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.means_prior = means_prior
@@ -454,10 +498,11 @@ class CategoricalHMM(_HMMBase):
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", n_threads=None, chunk_size=None,
-                 nan_policy="raise"):
+                 nan_policy="raise", learning_offset=10.0, learning_decay=0.7):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
                          random_state, n_iter, tol, verbose, params, init_params,
-                         implementation, n_threads, chunk_size, nan_policy)
+                         implementation, n_threads, chunk_size, nan_policy, learning_offset,
+                         learning_decay)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
@@ -480,11 +525,10 @@ class CategoricalHMM(_HMMBase):
         return ProductFamily([Categorical(n_categories=int(n_symbols or 1), prior=prior)],
                              frozen)
 
-    def fit(self, X, lengths=None):
+    def _data_parameters(self, X):
         if self._symbols() is None:  # as hmmlearn: one symbol past the largest code
             source = data.open_source(X)
             self.n_features = int(np.asarray(LocalDriver(source).column_max())[0]) + 1
-        return super().fit(X, lengths)
 
     def _components(self):
         p = np.atleast_2d(self.emissionprob_)
@@ -517,10 +561,11 @@ class PoissonHMM(_HMMBase):
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stl", init_params="stl",
                  implementation="log", n_threads=None, chunk_size=None,
-                 nan_policy="raise"):
+                 nan_policy="raise", learning_offset=10.0, learning_decay=0.7):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
                          random_state, n_iter, tol, verbose, params, init_params,
-                         implementation, n_threads, chunk_size, nan_policy)
+                         implementation, n_threads, chunk_size, nan_policy, learning_offset,
+                         learning_decay)
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
 
@@ -569,22 +614,22 @@ class MultinomialHMM(_HMMBase):
     def __init__(self, n_components=1, n_trials=None, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
                  params="ste", init_params="ste", implementation="log", n_threads=None,
-                 chunk_size=None, nan_policy="raise"):
+                 chunk_size=None, nan_policy="raise", learning_offset=10.0, learning_decay=0.7):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
                          random_state, n_iter, tol, verbose, params, init_params,
-                         implementation, n_threads, chunk_size, nan_policy)
+                         implementation, n_threads, chunk_size, nan_policy, learning_offset,
+                         learning_decay)
         self.n_trials = n_trials
 
     def _make_family(self):
         trials = np.unique(np.asarray(self.n_trials)) if self.n_trials is not None else []
         return MultinomialFamily(int(trials[0]) if len(trials) == 1 else None)
 
-    def fit(self, X, lengths=None):
+    def _data_parameters(self, X):
         if self.n_trials is None:  # as hmmlearn: the rows' totals
             low, high = _row_total_range(data.open_source(X))
             if low == high:
                 self.n_trials = int(low)
-        return super().fit(X, lengths)
 
     def _components(self):
         p = np.atleast_2d(self.emissionprob_)
@@ -618,10 +663,11 @@ class GMMHMM(_HMMBase):
                  covars_prior=None, covars_weight=None, algorithm="viterbi",
                  covariance_type="diag", random_state=None, n_iter=10, tol=1e-2, verbose=False,
                  params="stmcw", init_params="stmcw", implementation="log", n_threads=None,
-                 chunk_size=None, nan_policy="raise"):
+                 chunk_size=None, nan_policy="raise", learning_offset=10.0, learning_decay=0.7):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
                          random_state, n_iter, tol, verbose, params, init_params,
-                         implementation, n_threads, chunk_size, nan_policy)
+                         implementation, n_threads, chunk_size, nan_policy, learning_offset,
+                         learning_decay)
         self.n_mix = n_mix
         self.min_covar = min_covar
         self.weights_prior = weights_prior
@@ -703,10 +749,11 @@ class HMM(_HMMBase):
     def __init__(self, family=None, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2, verbose=False,
                  params="ste", init_params="ste", m_step="exact", m_step_iters=1,
-                 n_threads=None, chunk_size=None, nan_policy="raise"):
+                 n_threads=None, chunk_size=None, nan_policy="raise", learning_offset=10.0,
+                 learning_decay=0.7):
         super().__init__(n_components, startprob_prior, transmat_prior, algorithm,
                          random_state, n_iter, tol, verbose, params, init_params, "log",
-                         n_threads, chunk_size, nan_policy)
+                         n_threads, chunk_size, nan_policy, learning_offset, learning_decay)
         self.family = family
         self.m_step = m_step
         self.m_step_iters = m_step_iters

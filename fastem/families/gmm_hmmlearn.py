@@ -228,6 +228,13 @@ class GMMHMMLearnFamily(Family):
         stats[2:head] += part[2:2 + k * packed.n_mix].reshape(k, -1).sum(axis=1)
         stats[head:] += part
 
+    def rebase(self, stats, from_packed, to_packed):
+        """The K*M Gaussians' statistics (centred on their packing's pivot) restated by the
+        Gaussian family's ``rebase``; the states' head is frame-free."""
+        view = Statistics(stats, to_packed.log_norm.shape[0])
+        return view.with_family(self.gaussian.rebase(view.family, from_packed.gaussian,
+                                                     to_packed.gaussian)).vector
+
     # ----------------------------------------------------------------- the M-step
     def m_step(self, stats, packed, params=None):
         """hmmlearn's GMMHMM M-step (module docstring), from the E-step's ``params``."""

@@ -104,6 +104,19 @@ class HiddenMarkov:
         return (Statistics(stats[:stats.size - size], k), chain[:k],
                 chain[k:].reshape(k, k))
 
+    def stats_size(self, family, packed):
+        """Entries of a pass's statistics vector: the family's, then the chain's counts."""
+        return family.stats_size(packed.emission) + chain_size(packed.log_norm.shape[0])
+
+    def rebase(self, family, stats, from_packed, to_packed):
+        """The statistics of a pass made with ``from_packed`` restated in ``to_packed``'s
+        frame: the family's part by the family's ``rebase`` over the emission packings; the
+        chain's counts are frame-free."""
+        size = chain_size(from_packed.log_norm.shape[0])
+        emissions = family.rebase(stats[:stats.size - size], from_packed.emission,
+                                  to_packed.emission)
+        return np.concatenate([emissions, stats[stats.size - size:]])
+
     # ------------------------------------------------------------ the M-step
     def chain_update(self, start, trans, params):
         """hmmlearn's M-step of pi and A: Dirichlet modes with counts clipped at zero, zeros

@@ -74,6 +74,16 @@ class Mixture:
             log_weights = np.log(np.asarray(params.weights, dtype=np.float64))
         return family.add_log_weights(packed, log_weights)
 
+    def stats_size(self, family, packed):
+        """Entries of a pass's statistics vector made with ``packed``."""
+        return family.stats_size(packed)
+
+    def rebase(self, family, stats, from_packed, to_packed):
+        """The statistics of a pass made with ``from_packed`` restated in ``to_packed``'s
+        frame (the family's :meth:`~fastem.families.base.Family.rebase`: the weights' part,
+        s0, is frame-free)."""
+        return family.rebase(stats, from_packed, to_packed)
+
     # ------------------------------------------------------------ the M-step
     def weights_update(self, s0, weights=None):
         """argmax of sum_k s0_k log w_k + log Dir(w | alpha): the Dirichlet mode
