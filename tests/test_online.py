@@ -129,6 +129,42 @@ def test_incremental_never_decreases_the_free_energy(n, d, k, batch, seed):
             previous = value
 
 
+def assert_same_params(mine, theirs):
+    for name in ("weights", "means", "covariances"):
+        np.testing.assert_array_equal(getattr(mine, name), getattr(theirs, name), err_msg=name)
+
+
+def test_incremental_first_pass_is_stepwise_and_seeds_the_blocks():
+    """Incremental EM's first pass is a stepwise pass in file order; its running statistics,
+    shared out by block weight, seed the sum the second pass replaces block by block."""
+    X, _, _ = make_blobs(n=1000, d=2, k=3, seed=5)
+    family, latent = GaussianFamily("full"), Mixture()
+    driver = LocalDriver(X, n_threads=1)
+    start = GaussianMixture(3, covariance_type="full", random_state=0)._initial_params(
+        latent, family, driver, np.random.RandomState(0))
+    run = dict(batch_size=300, tol=0, rng=np.random.default_rng(0))
+    first = online.run_online(latent, family, driver, start, algorithm="incremental",
+                              max_iter=1, **run)
+    second = online.run_online(latent, family, driver, start, algorithm="incremental",
+                               max_iter=2, **run)
+    state, rng = online.StepwiseState(start), np.random.default_rng(0)
+    blocks = driver.block_bounds(300)
+    for bounds in blocks:
+        state, _, _ = online.stepwise_update(latent, family, driver.block(*bounds), state,
+                                             learning_offset=10.0, learning_decay=0.7,
+                                             rng=rng, size=1000.0)
+    assert_same_params(first.params, state.params)
+    kept = online.IncrementalStatistics.from_running(
+        state, np.array([stop - start for start, stop in blocks], dtype=float))
+    np.testing.assert_allclose(kept.total, 1000.0 * state.stats, rtol=1e-12)
+    params = state.params
+    for index, bounds in enumerate(blocks):
+        params, _, _ = online.incremental_update(latent, family, driver.block(*bounds), params,
+                                                 index, kept, 1000.0, rng, 5 + index)
+    assert_same_params(second.params, params)
+    assert second.stats_nbytes == kept.nbytes == 4 * state.stats.nbytes
+
+
 FAMILIES = {
     **{f"gaussian-{t}": (lambda t=t: GaussianMixture(3, covariance_type=t), "blobs")
        for t in ("full", "tied", "diag", "spherical")},

@@ -104,10 +104,6 @@ class HiddenMarkov:
         return (Statistics(stats[:stats.size - size], k), chain[:k],
                 chain[k:].reshape(k, k))
 
-    def stats_size(self, family, packed):
-        """Entries of a pass's statistics vector: the family's, then the chain's counts."""
-        return family.stats_size(packed.emission) + chain_size(packed.log_norm.shape[0])
-
     def rebase(self, family, stats, from_packed, to_packed):
         """The statistics of a pass made with ``from_packed`` restated in ``to_packed``'s
         frame: the family's part by the family's ``rebase`` over the emission packings; the

@@ -74,10 +74,6 @@ class Mixture:
             log_weights = np.log(np.asarray(params.weights, dtype=np.float64))
         return family.add_log_weights(packed, log_weights)
 
-    def stats_size(self, family, packed):
-        """Entries of a pass's statistics vector made with ``packed``."""
-        return family.stats_size(packed)
-
     def rebase(self, family, stats, from_packed, to_packed):
         """The statistics of a pass made with ``from_packed`` restated in ``to_packed``'s
         frame (the family's :meth:`~fastem.families.base.Family.rebase`: the weights' part,
