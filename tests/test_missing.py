@@ -167,9 +167,29 @@ def correlated(n=500, d=4, seed=14):
     return centres[z] + np.einsum("nab,nb->na", factors[z], rng.normal(size=(n, d))), centres
 
 
+def force_exact_kernel(monkeypatch):
+    """Make the exponential-family forms' rounding bound fail: the exact kernels run."""
+    monkeypatch.setattr(gaussian_family, "EXPFAM_MAX_ERROR",
+                        dict.fromkeys(gaussian_family.EXPFAM_MAX_ERROR, -1.0))
+
+
+def marginal_kind(covariance_type, weights, means, covs):
+    """The kernel kind that a marginalising pass with these parameters runs."""
+    params = gaussian_family.GaussianParams.from_covariances(
+        covariance_type, means, covs[0] if covariance_type == "tied" else covs)
+    family = gaussian_family.GaussianFamily(covariance_type).marginal()
+    return family.pack(params, np.float64, weights).kind
+
+
+@pytest.mark.parametrize("kernel", ["expfam", "exact"])
 @pytest.mark.parametrize("fraction", [0.1, 0.3, 0.6])
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
-def test_full_and_tied_match_reference(covariance_type, fraction):
+def test_full_and_tied_match_reference(covariance_type, fraction, kernel, monkeypatch):
+    """The exponential-family kernels (zero-filled rows plus the Schur complement, _marginal.h)
+    and the exact one (_conditional.h) run the reference's EM, for chunks of 64 rows and of
+    one row (a chunk's own work does not grow with its rows), on any thread count."""
+    if kernel == "exact":
+        force_exact_kernel(monkeypatch)
     X, centres = correlated()
     X = mcar(X, fraction, seed=15)
     d = X.shape[1]
@@ -177,10 +197,15 @@ def test_full_and_tied_match_reference(covariance_type, fraction):
     means = centres + np.random.default_rng(16).normal(scale=0.5, size=centres.shape)
     covs = np.repeat(2.0 * np.eye(d)[None], 3, axis=0)
     tied = covariance_type == "tied"
+    expected_kind = {("expfam", False): gaussian_family.KIND_EXPFAM_FULL_MISSING,
+                     ("expfam", True): gaussian_family.KIND_EXPFAM_TIED_MISSING}.get(
+        (kernel, tied), gaussian_family.KIND_FULL_MISSING)
+    assert marginal_kind(covariance_type, weights, means, covs) == expected_kind
     w, mu, cov, lls = reference_full_em(X, weights, means, covs, tied, N_ITER)
     precisions = np.linalg.inv(covs[0] if tied else covs)
     fits = []
-    for threads, source in ((1, X), (2, X), (2, X.astype(np.float32).astype(np.float64))):
+    for threads, chunk, source in ((1, 64, X), (2, 64, X), (1, 1, X),
+                                   (2, 64, X.astype(np.float32).astype(np.float64))):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             warnings.simplefilter("ignore", UserWarning)
@@ -188,14 +213,43 @@ def test_full_and_tied_match_reference(covariance_type, fraction):
                                         nan_policy="marginalize", weights_init=weights,
                                         means_init=means, precisions_init=precisions, tol=0.0,
                                         max_iter=N_ITER, reg_covar=REG, n_threads=threads,
-                                        chunk_size=64).fit(source))
-    model = fits[0]
-    np.testing.assert_allclose(model.weights_, w, rtol=1e-10)
-    np.testing.assert_allclose(model.means_, mu, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(model.covariances_, cov[0] if tied else cov, rtol=1e-10,
-                               atol=1e-12)
-    np.testing.assert_allclose(model.lower_bounds_, lls, rtol=1e-10)
-    assert np.array_equal(fits[1].means_, model.means_)  # any thread count: bitwise
+                                        chunk_size=chunk).fit(source))
+    for model in fits[0], fits[2]:
+        np.testing.assert_allclose(model.weights_, w, rtol=1e-10)
+        np.testing.assert_allclose(model.means_, mu, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(model.covariances_, cov[0] if tied else cov, rtol=1e-10,
+                                   atol=1e-12)
+        np.testing.assert_allclose(model.lower_bounds_, lls, rtol=1e-10)
+    assert np.array_equal(fits[1].means_, fits[0].means_)  # any thread count: bitwise
+    assert np.array_equal(fits[1].covariances_, fits[0].covariances_)
+
+
+@pytest.mark.parametrize("kernel", ["expfam", "exact"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_full_and_tied_given_responsibilities(covariance_type, kernel, monkeypatch):
+    """A pass given responsibilities (as HMMs give their posteriors) takes the conditional
+    moments of the missing entries as the E-step's pass does: given the E-step's own
+    posteriors, the same statistics."""
+    if kernel == "exact":
+        force_exact_kernel(monkeypatch)
+    X = mcar(correlated(n=300)[0], 0.3, seed=19)
+    X = X[~np.isnan(X).all(axis=1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged in 3 iterations
+        model = GaussianMixture(3, covariance_type=covariance_type, nan_policy="marginalize",
+                                random_state=0, max_iter=3, tol=0.0).fit(X)
+    family = gaussian_family.GaussianFamily(covariance_type).marginal()
+    params = gaussian_family.GaussianParams.from_covariances(covariance_type, model.means_,
+                                                             model.covariances_)
+    packed = family.add_log_weights(family.pack(params, np.float64, model.weights_),
+                                    np.log(model.weights_))
+    work = family.workspace(packed, 32, 1, 10)
+    stats = {}
+    for given in (None, model.predict_proba(X)):
+        flat, worst = np.zeros(family.stats_size(packed)), np.zeros(2)
+        family.fit_block(packed, X, None, given, True, 32, 1, work, flat, worst, 0)
+        stats[given is None] = flat[1:]  # without the log-likelihood, which given skips
+    np.testing.assert_allclose(stats[False], stats[True], rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
@@ -217,8 +271,7 @@ def test_full_and_tied_monotone_from_kmeans(covariance_type, tmp_path):
 def test_exact_fallback_kernel_matches_reference(monkeypatch):
     """Where the exponential-family form's rounding bound fails, the exact kernel that skips
     NaN entries runs (forced here): the same EM."""
-    monkeypatch.setattr(gaussian_family, "EXPFAM_MAX_ERROR",
-                        dict.fromkeys(gaussian_family.EXPFAM_MAX_ERROR, -1.0))
+    force_exact_kernel(monkeypatch)
     X = mcar(blobs()[0], 0.3, seed=3)
     for covariance_type in ("diag", "spherical"):
         spherical = covariance_type == "spherical"
@@ -443,10 +496,14 @@ def test_impute_product_columns():
                                rtol=1e-12)
 
 
+@pytest.mark.parametrize("kernel", ["expfam", "exact"])
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
-def test_impute_full_regresses_on_observed_entries(covariance_type):
+def test_impute_full_regresses_on_observed_entries(covariance_type, kernel, monkeypatch):
     """Full and tied: sum_k p(z = k | x_o) (mu_km + Sigma_mo Sigma_oo^-1 (x_o - mu_ko)), the
-    posterior-weighted regression of the missing entries on the observed ones."""
+    posterior-weighted regression of the missing entries on the observed ones, by either
+    kernel."""
+    if kernel == "exact":
+        force_exact_kernel(monkeypatch)
     X = mcar(correlated(n=400)[0], 0.3, seed=18)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -32,13 +32,32 @@ cdef enum:
     # missing entries regressed on the observed ones per pattern (_conditional.h); statistics
     # as FULL's, with the conditional moments of the missing entries
     FULL_MISSING = 10
+    # the same in the exponential-family form (_marginal.h): EXPFAM_FULL's and EXPFAM_TIED's
+    # GEMMs on the rows with 0 at the missing entries, plus m d + m^2 flops per row and
+    # component for the Schur complement; statistics in EXPFAM_FULL's and EXPFAM_TIED's layout
+    EXPFAM_FULL_MISSING = 11
+    EXPFAM_TIED_MISSING = 12
 
 
 cdef inline bint is_expfam(int kind) noexcept nogil:
     """True for the exponential-family kinds, whose log-densities need features() first."""
     return (kind == EXPFAM_DIAG or kind == EXPFAM_FULL or kind == EXPFAM_TIED
             or kind == EXPFAM_SPHERICAL or kind == EXPFAM_DIAG_MISSING
-            or kind == EXPFAM_SPHERICAL_MISSING)
+            or kind == EXPFAM_SPHERICAL_MISSING or is_marginal(kind))
+
+
+cdef inline bint is_marginal(int kind) noexcept nogil:
+    """True for the exponential-family full and tied kinds with missing entries."""
+    return kind == EXPFAM_FULL_MISSING or kind == EXPFAM_TIED_MISSING
+
+
+cdef inline int complete_kind(int kind) noexcept nogil:
+    """The complete-data kind whose GEMMs and statistics layout a kind shares."""
+    if kind == EXPFAM_FULL_MISSING:
+        return EXPFAM_FULL
+    if kind == EXPFAM_TIED_MISSING:
+        return EXPFAM_TIED
+    return kind
 
 
 cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
@@ -46,13 +65,14 @@ cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
     [v, -v'Pv/2] (EXPFAM_TIED: one shared precision P makes the quadratic term one feature),
     [v, |v|^2] (EXPFAM_SPHERICAL), [v, v^2, o] (EXPFAM_DIAG_MISSING, and DIAG_MISSING's
     statistics [s1, s2, n]) or [v, |v|^2, o] (EXPFAM_SPHERICAL_MISSING), o the observed entries."""
-    if kind == EXPFAM_TIED or kind == EXPFAM_SPHERICAL:
+    if kind == EXPFAM_TIED or kind == EXPFAM_SPHERICAL or kind == EXPFAM_TIED_MISSING:
         return d + 1
     if kind == EXPFAM_DIAG_MISSING or kind == DIAG_MISSING:
         return 3 * d
     if kind == EXPFAM_SPHERICAL_MISSING:
         return 2 * d + 1
-    if kind == EXPFAM_FULL or kind == FULL or kind == TIED or kind == FULL_MISSING:
+    if (kind == EXPFAM_FULL or kind == FULL or kind == TIED or kind == FULL_MISSING
+            or kind == EXPFAM_FULL_MISSING):
         return d + d * (d + 1) // 2
     return 2 * d
 
@@ -74,6 +94,8 @@ cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) no
         return d * k + d + 2 + 3 * d * d + 2 * d  # generously) order, keys, work, indices
     if kind == TIED:
         return d
+    if is_marginal(kind):  # then v (d), u (k d), missing entries (d) and their offset (1 + 1)
+        return projection_width(complete_kind(kind), d, k) + k * d + 2 * d + 2
     if kind == EXPFAM_TIED:
         return feature_width(kind, d) + (k if k > d else d)
     if is_expfam(kind):
@@ -81,11 +103,18 @@ cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) no
     return 0
 
 
+cdef inline Py_ssize_t projection_extra(int kind, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
+    """Elements of y beyond n * projection_width, per chunk: the marginal kinds' zero centre
+    and a row's factorisations (_marginal.h)."""
+    return d + d * d * k + 3 * k if is_marginal(kind) else 0
+
+
 cdef inline Py_ssize_t scratch_size(int kind, Py_ssize_t n, Py_ssize_t d,
                                     Py_ssize_t k) noexcept nogil:
     """Elements of the z buffer of chunk_stats for chunks of up to n rows."""
     cdef Py_ssize_t f = feature_width(kind, d)
-    return n * (d if d > k else k) + (d * d if d * d > k * f else k * f)
+    cdef Py_ssize_t extra = 2 * d * k + 5 * d * d * k if is_marginal(kind) else 0  # _marginal.h
+    return n * (d if d > k else k) + (d * d if d * d > k * f else k * f) + extra
 
 
 cdef void features(
@@ -103,8 +132,9 @@ cdef void chunk_log_prob(
     const floating* proj,                            # IN  packed parameters
     const floating* center,
     const double* log_norm, Py_ssize_t k,            # IN  (k,)
-    floating* y,                                     # TMP (n, projection_width);
-                                                     #     expfam: features() output on entry
+    floating* y,                                     # TMP (n, projection_width) +
+                                                     #     projection_extra; expfam: features()
+                                                     #     output on entry
     double* logp,                                    # OUT (n, k) log p(x_i, z = k)
 ) noexcept nogil
 

@@ -62,7 +62,7 @@ cpdef Py_ssize_t stats_size(int kind, Py_ssize_t d, Py_ssize_t k):
     [loglik, weight, s0 (k), [s1 | packed s2] (k, feature_width)] otherwise."""
     if kind == FULL or kind == TIED or kind == FULL_MISSING:
         return 2 + k + k * d + k * d * d
-    if kind == EXPFAM_TIED:
+    if kind == EXPFAM_TIED or kind == EXPFAM_TIED_MISSING:
         return 2 + k + k * d + d * d
     return 2 + k + k * feature_width(kind, d)
 
@@ -109,6 +109,56 @@ cdef inline MissingScratch missing_scratch(double* y, Py_ssize_t n, Py_ssize_t d
     return s
 
 
+cdef extern from "fastem/_kernels/_marginal.h" nogil:
+    void fastem_marginal_rows(const double* x, Py_ssize_t n, Py_ssize_t d, const double* s,
+                              double* v, Py_ssize_t* offset, Py_ssize_t* miss)
+    void fastem_marginal_log_prob(int tied, const double* v, Py_ssize_t n, Py_ssize_t d,
+                                  Py_ssize_t k, const Py_ssize_t* offset, const Py_ssize_t* miss,
+                                  const double* prec, const double* pd, const double* inverse,
+                                  const double* log_diag, double* u, double* work, double* logp)
+    void fastem_marginal_stats(int tied, const double* v, Py_ssize_t n, Py_ssize_t d,
+                               Py_ssize_t k, const Py_ssize_t* offset, const Py_ssize_t* miss,
+                               const double* prec, const double* inverse, const double* resp,
+                               const double* u, double* work, double* s12)
+
+
+ctypedef struct MarginalScratch:       # EXPFAM_*_MISSING's part of y for a chunk of n rows,
+    double* v                          # (n, d) x - s, 0 at the missing entries; after t(v)
+    double* u                          # (<= n k d) P_mm^-1 g per row and component
+    Py_ssize_t* miss                   # (<= n d) each row's missing entries
+    Py_ssize_t* offset                 # (n + 1,) where they start
+    double* zero                       # (d,) zeros: the centre of t(v), after the rows'
+    double* work                       # (d^2 k + 3k,) a row's factorisations
+    const double* prec                 # the packed P_c[j, a] (d, d, k), tied P (d, d)
+    const double* pd                   # the packed (P_c (mu_c - s))_j (d, k)
+    const double* centre               # the packed s (d,)
+    const double* inverse              # the packed 1 / P_c,jj (d, k), tied (d,)
+    const double* log_diag             # the packed log P_c,jj (d, k), tied (d,)
+
+
+cdef inline MarginalScratch marginal_scratch(int kind, double* y, const double* center,
+                                             Py_ssize_t n, Py_ssize_t d,
+                                             Py_ssize_t k) noexcept nogil:
+    """The layout of the EXPFAM_*_MISSING kinds' scratch (projection_width per row, in y) and
+    parameters (center, flat: full [P_c; P_c delta_c; s; 1 / diag P_c; log diag P_c] with
+    the components innermost, tied [L; P; P delta_c; s; 1 / diag P; log diag P], delta_c =
+    mu_c - s; see _marginal.h)."""
+    cdef MarginalScratch s
+    cdef Py_ssize_t kq = 1 if kind == EXPFAM_TIED_MISSING else k
+    s.v = y + n * projection_width(complete_kind(kind), d, k)
+    s.u = s.v + n * d
+    s.miss = <Py_ssize_t*> (s.u + n * k * d)
+    s.offset = s.miss + n * d
+    s.zero = y + n * projection_width(kind, d, k)
+    s.work = s.zero + d
+    s.prec = center + (d * d if kind == EXPFAM_TIED_MISSING else 0)
+    s.pd = s.prec + d * d * kq
+    s.centre = s.pd + d * k
+    s.inverse = s.centre + d
+    s.log_diag = s.inverse + d * kq
+    return s
+
+
 cdef extern from "fastem/_kernels/_diag.h" nogil:
     void fastem_diag_features_f32(int squares, int missing, const float* x, Py_ssize_t n,
                                   Py_ssize_t d, const float* centre, float* t)
@@ -131,7 +181,8 @@ cdef void features(
     """Features t(x) of the Gaussian exponential family: [v, v^2] or [v, |v|^2] by row
     (_diag.h; the _MISSING kinds add o, the observed entries), [v, v_a v_b (a <= b)]
     feature-major (_features.h); for EXPFAM_TIED only v, the last feature is added by
-    chunk_log_prob."""
+    chunk_log_prob; the full and tied kinds with missing entries leave it all to
+    chunk_log_prob (t(v) of the rows with 0 at their missing entries, laid out by k)."""
     cdef bint squares = kind == EXPFAM_DIAG or kind == EXPFAM_DIAG_MISSING
     cdef bint missing = kind == EXPFAM_DIAG_MISSING or kind == EXPFAM_SPHERICAL_MISSING
     if features_by_row(kind):
@@ -139,6 +190,8 @@ cdef void features(
             fastem_diag_features_f64(squares, missing, x, n, d, centre, t)
         else:
             fastem_diag_features_f32(squares, missing, x, n, d, centre, t)
+        return
+    if is_marginal(kind):
         return
     if floating is double:  # EXPFAM_TIED: only v (chunk_log_prob adds -v'Pv/2, which needs P)
         fastem_features_f64(kind == EXPFAM_FULL, x, n, d, centre, t)
@@ -170,6 +223,14 @@ cdef void chunk_log_prob(
     cdef floating t
     cdef int f = <int> feature_width(kind, d)
     cdef MissingScratch missing
+    cdef MarginalScratch marginal
+    if is_marginal(kind):  # t(v) of the rows with 0 at their missing entries (_marginal.h)
+        if floating is double:
+            marginal = marginal_scratch(kind, y, center, n, d, k)
+            memset(marginal.zero, 0, d * sizeof(double))
+            fastem_marginal_rows(x, n, d, marginal.centre, marginal.v, marginal.offset,
+                                 marginal.miss)
+            fastem_features_f64(kind == EXPFAM_FULL_MISSING, marginal.v, n, d, marginal.zero, y)
     if kind == FULL_MISSING:  # packed in float64: proj (k, d, d) L_k, center [P_k; means]
         if floating is double:  # yhat per pattern (_conditional.h), then -|yhat L_c|^2 / 2
             missing = missing_scratch(y, n, d, k)
@@ -201,7 +262,8 @@ cdef void chunk_log_prob(
         # as BLAS's untransposed operand (a third faster than W' t(x)', which packs t(x)
         # transposed), then transposed into logp 32 rows at a time
         dots = y + n * f
-        if kind == EXPFAM_TIED:  # the last feature, -|v L|^2 / 2, through dots as scratch
+        if complete_kind(kind) == EXPFAM_TIED:  # the last feature, -|v L|^2 / 2, through
+            # dots as scratch
             gemm_colmajor(c'N', c'T', <int> n, <int> d, <int> d, y, <int> n, center, <int> d,
                           dots, <int> n)
             for i in range(n):
@@ -215,6 +277,13 @@ cdef void chunk_log_prob(
                 for i in range(start, min(start + 32, n)):
                     t = dots[c * n + i]
                     logp[i * k + c] = log_norm[c] + t if t == t else -INFINITY
+        if is_marginal(kind):  # the Schur complements of the rows with missing entries
+            if floating is double:
+                marginal = marginal_scratch(kind, y, center, n, d, k)
+                fastem_marginal_log_prob(kind == EXPFAM_TIED_MISSING, marginal.v, n, d, k,
+                                         marginal.offset, marginal.miss, marginal.prec,
+                                         marginal.pd, marginal.inverse, marginal.log_diag,
+                                         marginal.u, marginal.work, logp)
         return
     if width:
         gemm_rowmajor(<int> n, <int> width, <int> d, x, <int> d, proj, <int> width, y,
@@ -420,6 +489,7 @@ cdef void fit_rows(
     cdef double w, r, sr
     cdef double* row
     cdef MissingScratch missing
+    cdef MarginalScratch marginal
     worst[0] = INFINITY
     worst[1] = -1
     if is_expfam(kind):
@@ -430,6 +500,8 @@ cdef void fit_rows(
             clamp_labelled(resp, n, k, labels)
         normalize_log_rows(resp, n, k, lse)
     else:
+        if is_marginal(kind) or kind == FULL_MISSING:  # the conditional moments, in y
+            chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, resp)
         memcpy(resp, resp_in, n * k * sizeof(double))
         memset(lse, 0, n * sizeof(double))
     for i in range(n):
@@ -467,14 +539,22 @@ cdef void fit_rows(
             fastem_conditional_covariance(x, n, d, k, center, missing.keys, missing.order, resp,
                                           missing.work, missing.miss, slot + 2 + k + k * d)
     elif with_stats:
-        chunk_stats(kind, x, n, d, resp, k, pivot, y, z, slot + 2, slot + 2 + k)
+        chunk_stats(complete_kind(kind), x, n, d, resp, k, pivot, y, z, slot + 2, slot + 2 + k)
+        if is_marginal(kind):  # the conditional moments' corrections
+            if floating is double:
+                marginal = marginal_scratch(kind, y, center, n, d, k)
+                fastem_marginal_stats(kind == EXPFAM_TIED_MISSING, marginal.v, n, d, k,
+                                      marginal.offset, marginal.miss, marginal.prec,
+                                      marginal.inverse, resp, marginal.u,
+                                      z + scratch_size(complete_kind(kind), n, d, k),
+                                      slot + 2 + k)
 
 
 cpdef Py_ssize_t workspace_size(int kind, Py_ssize_t chunk_size, Py_ssize_t d, Py_ssize_t k):
     """float64 elements of per-thread scratch for chunks of ``chunk_size`` rows (any dtype):
     the skeleton's log-densities and log-sum-exp (chunk, k + 1), then y and z (GaussianPass)."""
-    return chunk_size * (k + 1) + chunk_size * projection_width(kind, d, k) + 1 + scratch_size(
-        kind, chunk_size, d, k)
+    return (chunk_size * (k + 1) + chunk_size * projection_width(kind, d, k) + 1
+            + projection_extra(kind, d, k) + scratch_size(kind, chunk_size, d, k))
 
 
 # The block skeleton (_blocks.pyx) runs the chunks; a pass's parameters reach the per-chunk
@@ -483,7 +563,8 @@ ctypedef struct GaussianPass:
     int kind
     Py_ssize_t d, k
     Py_ssize_t chunk_size              # rows per chunk: lays out the family's scratch, which is
-                                       # y (chunk_size, projection_width) + 1, then z
+                                       # y (chunk_size, projection_width) + 1 +
+                                       # projection_extra, then z
                                        # (scratch_size), in the data's dtype
     const void* proj                   # (see chunk_log_prob), in the data's dtype
     const void* center
@@ -508,8 +589,8 @@ cdef void fit_chunk(
     cdef floating* y = <floating*> scratch
     fit_rows(p.kind, x, n, p.d, weights, resp_in, labels, <const floating*> p.proj,
              <const floating*> p.center, p.log_norm, p.k, <const floating*> p.pivot, with_stats,
-             resp, lse, y, y + p.chunk_size * projection_width(p.kind, p.d, p.k) + 1, slot,
-             worst)
+             resp, lse, y, y + p.chunk_size * projection_width(p.kind, p.d, p.k) + 1
+             + projection_extra(p.kind, p.d, p.k), slot, worst)
 
 
 cdef void log_density_chunk(
@@ -633,33 +714,49 @@ def log_density_block(
 
 
 cdef void impute_chunk(
+    int kind,                          # IN  FULL_MISSING or EXPFAM_*_MISSING
     const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,  # IN  chunk rows (n, d)
     const double* proj, const double* center,
-    const double* log_norm,            # IN  FULL_MISSING parameters, see chunk_log_prob
+    const double* log_norm,            # IN  the pass's parameters, see chunk_log_prob
     double* ws, Py_ssize_t chunk_size, # TMP the thread's scratch, laid out for chunk_size rows
     double* out,                       # OUT (n, d) rows with NaN entries filled
 ) noexcept nogil:
-    """One chunk of impute_block: posteriors, then sum_c p(c | x_o) (mu_c + yhat_c) per NaN."""
-    cdef Py_ssize_t i, j, c
+    """One chunk of impute_block: posteriors, then sum_c p(c | x_o) E[x_j | x_o, c] per NaN:
+    mu_c + yhat_c (FULL_MISSING), s - u_c (the exponential-family kinds, _marginal.h)."""
+    cdef Py_ssize_t i, j, c, r, m
     cdef double* logp = ws
     cdef double* y = ws + chunk_size * (k + 1)
     cdef const double* means = center + k * d * d
     cdef double value
-    chunk_log_prob(FULL_MISSING, x, n, d, proj, center, log_norm, k, y, logp)
+    cdef MarginalScratch marginal
+    chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, logp)
     normalize_log_rows(logp, n, k, ws + chunk_size * k)
+    memcpy(out, x, n * d * sizeof(double))
+    if is_marginal(kind):
+        marginal = marginal_scratch(kind, y, center, n, d, k)
+        for i in range(n):
+            m = marginal.offset[i + 1] - marginal.offset[i]
+            for r in range(m):
+                j = marginal.miss[marginal.offset[i] + r]
+                value = 0.0
+                for c in range(k):
+                    value = value + logp[i * k + c] * (
+                        marginal.centre[j] - marginal.u[(marginal.offset[i] + r) * k + c])
+                out[i * d + j] = value
+        return
     for i in range(n):
         for j in range(d):
-            value = x[i * d + j]
-            if value != value:
+            if x[i * d + j] != x[i * d + j]:
                 value = 0.0
                 for c in range(k):
                     value = value + logp[i * k + c] * (means[c * d + j] + y[(i * k + c) * d + j])
-            out[i * d + j] = value
+                out[i * d + j] = value
 
 
 def impute_block(
+    int kind,                          # IN  FULL_MISSING or EXPFAM_*_MISSING
     const double[:, ::1] X,            # IN  (n, d) block of rows
-    const double[:, ::1] proj,         # IN  FULL_MISSING parameters, see chunk_log_prob
+    const double[:, ::1] proj,         # IN  the pass's parameters, see chunk_log_prob
     const double[:, ::1] center,
     const double[::1] log_norm,
     const double[:, ::1] pivot,        # IN  (k, d)
@@ -670,12 +767,14 @@ def impute_block(
                                        #     conditional mean sum_c p(c | x_o) E[x_j | x_o, c]
 ):
     """Conditional means of the missing entries of a block under full (tied) components
-    (FULL_MISSING's regression of missing on observed entries, _conditional.h)."""
+    (the regression of missing on observed entries, _conditional.h, _marginal.h)."""
     cdef GaussianPass p
     cdef emission_t e
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], c, start, n_chunks
     cdef double* ws
-    fill_pass(FULL_MISSING, proj, center, log_norm, pivot, chunk_size, &p, &e)
+    if kind != FULL_MISSING and not is_marginal(kind):
+        raise ValueError("fastem: impute_block takes the full and tied kinds with missing entries")
+    fill_pass(kind, proj, center, log_norm, pivot, chunk_size, &p, &e)
     if out.shape[0] != n or out.shape[1] != d or d != p.d:
         raise ValueError("fastem: out must have the shape of X")
     if n == 0:
@@ -687,5 +786,5 @@ def impute_block(
         ws = &workspace[threadid(), 0]
         for c in prange(n_chunks, schedule="dynamic"):
             start = c * chunk_size
-            impute_chunk(&X[start, 0], min(chunk_size, n - start), d, p.k, &proj[0, 0],
+            impute_chunk(kind, &X[start, 0], min(chunk_size, n - start), d, p.k, &proj[0, 0],
                          &center[0, 0], &log_norm[0], ws, chunk_size, &out[start, 0])

@@ -40,7 +40,14 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # errors per row 8e-5 on average and 1.1e-3 at worst).
 (KIND_FULL, KIND_TIED, KIND_EXPFAM_DIAG, KIND_DIAG, KIND_EXPFAM_FULL, KIND_EXPFAM_TIED,
  KIND_EXPFAM_SPHERICAL, KIND_EXPFAM_DIAG_MISSING, KIND_EXPFAM_SPHERICAL_MISSING,
- KIND_DIAG_MISSING, KIND_FULL_MISSING) = range(11)
+ KIND_DIAG_MISSING, KIND_FULL_MISSING, KIND_EXPFAM_FULL_MISSING,
+ KIND_EXPFAM_TIED_MISSING) = range(13)
+# Full and tied kinds with missing entries (nan_policy="marginalize"): the exact FULL_MISSING
+# (_conditional.h) and the exponential-family ones (_marginal.h), whose statistics are laid out
+# as those of the complete-data kind they extend
+CONDITIONAL_KINDS = {KIND_FULL_MISSING: KIND_FULL_MISSING,
+                     KIND_EXPFAM_FULL_MISSING: KIND_EXPFAM_FULL,
+                     KIND_EXPFAM_TIED_MISSING: KIND_EXPFAM_TIED}
 # nan_policy="marginalize": kinds whose statistics hold n_kj, the mass of component k's rows
 # observing column j, after the moments of each component ([s1 | s2 | n], see gaussian.pyx)
 MISSING_KINDS = (KIND_EXPFAM_DIAG_MISSING, KIND_EXPFAM_SPHERICAL_MISSING, KIND_DIAG_MISSING)
@@ -298,9 +305,9 @@ class GaussianFamily(Family):
     def impute_block(self, packed, params, X, chunk_size, n_threads, work, out):
         """Full, tied: the kernel's regression of each row's missing entries on its observed
         ones, sum_k p(k | x_o) (mu_k,m + yhat_k,m) (_conditional.h); else as every family."""
-        if packed.kind != KIND_FULL_MISSING:
+        if packed.kind not in CONDITIONAL_KINDS:
             return super().impute_block(packed, params, X, chunk_size, n_threads, work, out)
-        _kernel().impute_block(X, packed.proj, packed.center, packed.log_norm, packed.pivot,
+        _kernel().impute_block(packed.kind, X, packed.proj, packed.center, packed.log_norm, packed.pivot,
                                chunk_size, n_threads, work[0], out)
 
     def stats_size(self, packed):
@@ -326,12 +333,9 @@ class GaussianFamily(Family):
         t, means, chol = self.covariance_type, params.means, params.precisions_cholesky
         k, d = means.shape
         log_norm = np.broadcast_to(params.log_det_cholesky() - 0.5 * d * np.log(2 * np.pi), (k,))
-        if self.missing and t in ("full", "tied"):  # _conditional.h, float64: L_k, [P_k; mu]
-            stack = np.broadcast_to(chol, (k, d, d))
-            precision = stack @ stack.transpose(0, 2, 1)
-            return self._packed(KIND_FULL_MISSING, stack.reshape(k * d, d),
-                                np.vstack([precision.reshape(k * d, d), means]), log_norm, means,
-                                np.float64)
+        conditional = self.missing and t in ("full", "tied")
+        if conditional:  # float64 only (_conditional.h, _marginal.h)
+            dtype = np.float64
         # the kernel subtracts the pivot in the data's dtype: the offsets must be from that very
         # (rounded) centre, else float32 data far from the origin are off by |P mu'| eps |s|
         centre = np.average(means, axis=0, weights=mass).astype(dtype).astype(np.float64)
@@ -346,6 +350,9 @@ class GaussianFamily(Family):
         scale = expfam_rounding_scale(offset, precision).max()
         expfam_dtype = next((t_ for t_ in map(np.dtype, (dtype, np.float64))
                              if np.finfo(t_).eps * scale <= EXPFAM_MAX_ERROR[t_]), None)
+        if conditional:
+            return self._pack_conditional(params, expfam_dtype is not None, centre, precision,
+                                          log_norm, spread)
         if expfam_dtype is not None:
             # log p(x, k) = log_norm_k - spread_k / 2 + t(x) @ W[:, k]; W from P_k and P_k mu'_k.
             # In float64 for float32 data, the driver converts each block.
@@ -390,6 +397,38 @@ class GaussianFamily(Family):
             return self._packed(KIND_DIAG_MISSING, np.vstack([diag_chol.T, entry.T]), means.T,
                                 np.zeros(k), means, dtype)
         return self._packed(KIND_DIAG, diag_chol.T, means.T, log_norm, means, dtype)
+
+    def _pack_conditional(self, params, expfam, centre, precision, log_norm, spread):
+        """Full and tied with missing entries, in float64: the exponential-family kinds of
+        _marginal.h where their rounding bound allows (``expfam``), W as EXPFAM_FULL's and
+        EXPFAM_TIED's and center, flat, with the components innermost (_marginal.h):
+        [P_k[j, a] (d, d, k); (P_k delta_k)_j (d, k); s; 1 / P_k,jj and log P_k,jj (d, k)],
+        delta_k = mu_k - s (tied: [L; P; (P delta_k)_j (d, k); s; 1 / P_jj, log P_jj (d,)]);
+        else the exactly centred FULL_MISSING (_conditional.h), L_k and [P_k; mu]."""
+        t, means, chol = self.covariance_type, params.means, params.precisions_cholesky
+        k, d = means.shape
+        linear = np.einsum("kab,kb->ka", precision, means - centre)
+        if expfam:
+            lanes = precision[:1] if t == "tied" else precision  # (1 or k, d, d)
+            diagonal = np.diagonal(lanes, axis1=1, axis2=2).T
+            parts = [lanes.transpose(1, 2, 0), linear.T, centre, 1.0 / diagonal,
+                     np.log(diagonal)]
+            if t == "tied":
+                parts.insert(0, chol)
+            center = np.concatenate([np.ravel(a) for a in parts]).reshape(-1, d)
+            pivot = np.repeat(centre[None], k, axis=0)
+        if expfam and t == "full":
+            rows, cols = np.triu_indices(d)
+            quadratic = -precision[:, rows, cols] * np.where(rows == cols, 0.5, 1.0)
+            return self._packed(KIND_EXPFAM_FULL_MISSING, np.hstack([linear, quadratic]).T,
+                                center, log_norm - 0.5 * spread, pivot, np.float64)
+        if expfam:  # t(v) = [v, -v'Pv/2], W = [P delta_k; 1]
+            return self._packed(KIND_EXPFAM_TIED_MISSING, np.vstack([linear.T, np.ones((1, k))]),
+                                center, log_norm - 0.5 * spread, pivot, np.float64)
+        stack = np.broadcast_to(chol, (k, d, d))
+        return self._packed(KIND_FULL_MISSING, stack.reshape(k * d, d),
+                            np.vstack([precision.reshape(k * d, d), means]), log_norm, means,
+                            np.float64)
 
     def pack_pivot(self, means, dtype):
         """KernelParams carrying only a pivot, for passes with given responsibilities."""
@@ -750,6 +789,7 @@ def unpack_moments(moments, kind, k, d):
     expfam tied kind pools the second moments over components, (1, d, d), and the expfam
     spherical one over dimensions, (k, 1). The observed masses of the _MISSING kinds are left
     out (:func:`observed_mass`)."""
+    kind = CONDITIONAL_KINDS.get(kind, kind)
     if kind in MISSING_KINDS:  # rows [s1, s2 (d, or 1 summed), n (d)]
         block = moments.reshape(k, -1)
         return block[:, :d], block[:, d:block.shape[1] - d]
@@ -789,6 +829,7 @@ def pack_moments(s1, second, kind, mass=None):
     :func:`observed_mass`. Pooled (summed) moments restated per component (dimension) go to
     the first slot, zeros elsewhere: the same sum, which the tied (spherical) updates read."""
     k, d = s1.shape
+    kind = CONDITIONAL_KINDS.get(kind, kind)
     if (kind in MISSING_KINDS) != (mass is not None):
         raise ValueError("statistics with and without missing entries cannot be restated in "
                          "each other's layout")
