@@ -219,8 +219,8 @@ def hmm_choice(args, n_features):
                                 ("--n-mix", "n_mix", args.n_mix)):
         if value is not None:
             if name not in cls._param_names():
-                raise ValueError(f"{option} applies to --family gaussian or gmm, not "
-                                 f"{args.family!r}")
+                raise ValueError(f"{option} does not apply to {cls.__name__} (--family "
+                                 f"{args.family})")
             params[name] = value
     return cls, dict(params, random_state=args.seed,
                      **given({"tol": args.tol, "n_iter": args.max_iter}))

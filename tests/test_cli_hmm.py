@@ -6,7 +6,7 @@ from test_cli import fastem_cli
 
 import fastem
 from fastem.families.expfam import Bernoulli, ProductFamily
-from fastem.hmm import HMM, CategoricalHMM, GaussianHMM, PoissonHMM
+from fastem.hmm import GMMHMM, HMM, CategoricalHMM, GaussianHMM, PoissonHMM
 
 LENGTHS = np.array([700, 1100, 400])
 
@@ -80,21 +80,25 @@ def test_fit_predict_score_sample_info_equal_the_estimator(files, tmp_path):
     assert "transmat:" in info and "means:" in info
 
 
-@pytest.mark.parametrize("family, options, expected", [
-    ("poisson", (), lambda: PoissonHMM(2, random_state=0)),
-    ("categorical", (), lambda: CategoricalHMM(2, random_state=0)),
-    ("gaussian", ("--covariance", "full"), lambda: GaussianHMM(2, "full", random_state=0)),
-    ("bernoulli", (), lambda: HMM(ProductFamily([Bernoulli()] * 4), 2, random_state=0)),
+@pytest.mark.parametrize("family, data, options, expected", [
+    ("poisson", "poisson", (), lambda: PoissonHMM(2, random_state=0)),
+    ("categorical", "categorical", (), lambda: CategoricalHMM(2, random_state=0)),
+    ("gaussian", "gaussian", ("--covariance", "full"),
+     lambda: GaussianHMM(2, "full", random_state=0)),
+    ("gmm", "gaussian", ("--n-mix", 2), lambda: GMMHMM(2, n_mix=2, random_state=0)),
+    ("bernoulli", "bernoulli", (),
+     lambda: HMM(ProductFamily([Bernoulli()] * 4), 2, random_state=0)),
 ])
-def test_every_family_fits_the_estimator_it_names(files, tmp_path, family, options, expected):
+def test_every_family_fits_the_estimator_it_names(files, tmp_path, family, data, options,
+                                                  expected):
     paths, arrays = files
-    fastem_cli("fit", paths[family], "--model", "hmm", "--family", family, *options, "-k", 2,
+    fastem_cli("fit", paths[data], "--model", "hmm", "--family", family, *options, "-k", 2,
                "--lengths", paths["lengths"], "--seed", 0, "-o", tmp_path / "m.npz", "-q")
-    model, reference = fastem.load(tmp_path / "m.npz"), expected().fit(arrays[family], LENGTHS)
+    model, reference = fastem.load(tmp_path / "m.npz"), expected().fit(arrays[data], LENGTHS)
     assert type(model) is type(reference)
     np.testing.assert_array_equal(model.transmat_, reference.transmat_)
-    np.testing.assert_array_equal(model.predict(arrays[family], LENGTHS),
-                                  reference.predict(arrays[family], LENGTHS))
+    np.testing.assert_array_equal(model.predict(arrays[data], LENGTHS),
+                                  reference.predict(arrays[data], LENGTHS))
     assert f"{type(model).__name__}: 2 states" in fastem_cli("info", tmp_path / "m.npz").stdout
 
 
@@ -117,7 +121,8 @@ def test_bad_input_exits_with_a_clear_message(files, tmp_path):
         (hmm_fit + ("--checkpoint", tmp_path / "c.npz", "--n-init", 2),
          "--checkpoint, --n-init apply to mixtures, not to --model hmm"),
         (hmm_fit + ("--family", "poisson", "--covariance", "full"),
-         "--covariance applies to --family gaussian or gmm, not 'poisson'"),
+         "--covariance does not apply to PoissonHMM (--family poisson)"),
+        (hmm_fit + ("--n-mix", 2), "--n-mix does not apply to GaussianHMM (--family gaussian)"),
         (("fit", data, "-k", 2, "--lengths", paths["lengths"], "-o", tmp_path / "new.npz"),
          "--lengths applies to --model hmm"),
         (("fit", data, "--model", "hmm", "--lengths", paths["lengths"], "-o",
