@@ -1,5 +1,9 @@
 """The ``fastem`` command on hidden Markov models: ``fit --model hmm --lengths``, then
 ``predict``, ``score``, ``sample`` and ``info`` on their model files."""
+import signal
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from test_cli import fastem_cli
@@ -143,3 +147,24 @@ def test_bad_input_exits_with_a_clear_message(files, tmp_path):
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "new.npz").exists() and not (tmp_path / "s.npy").exists()
     np.testing.assert_array_equal(np.load(paths["lengths"]), LENGTHS)
+
+
+def test_sigint_writes_the_last_completed_iteration(tmp_path):
+    rng = np.random.RandomState(1)
+    path = tmp_path / "long.npy"
+    np.save(path, rng.randn(200_000, 4))
+    model_path = tmp_path / "model.npz"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fastem.cli", "fit", str(path), "--model", "hmm", "-k", "6",
+         "--tol=-1e300", "--max-iter", "10000", "--seed", "0", "-o", str(model_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("iteration 2:"):
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted: wrote the last completed iteration" in err
+    model = fastem.load(model_path)
+    assert isinstance(model, GaussianHMM) and np.isfinite(model.means_).all()
+    np.testing.assert_allclose(model.transmat_.sum(axis=1), 1.0)
