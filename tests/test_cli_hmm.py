@@ -127,6 +127,11 @@ def test_bad_input_exits_with_a_clear_message(files, tmp_path):
         (hmm_fit + ("--family", "poisson", "--covariance", "full"),
          "--covariance does not apply to PoissonHMM (--family poisson)"),
         (hmm_fit + ("--n-mix", 2), "--n-mix does not apply to GaussianHMM (--family gaussian)"),
+        (hmm_fit + ("--family", "weibull"), "unknown family 'weibull' for a hidden Markov model; "
+                                            "expected one of ['bernoulli', 'categorical', "
+                                            "'exponential', 'gamma', 'gaussian', 'gmm', "
+                                            "'multinomial', 'poisson']"),
+        (hmm_fit + ("--family", "normal,poisson,normal"), "describes 3 columns but the data have 2"),
         (("fit", data, "-k", 2, "--lengths", paths["lengths"], "-o", tmp_path / "new.npz"),
          "--lengths applies to --model hmm"),
         (("fit", data, "--model", "hmm", "--lengths", paths["lengths"], "-o",

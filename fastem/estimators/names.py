@@ -54,6 +54,10 @@ def hmm_estimator(name, n_features):
     ``name`` repeats (bernoulli, exponential, gamma) or a product spec describes."""
     if name in HMM_CLASSES:
         return HMM_CLASSES[name], {}
+    if name.isalpha() and name not in FAMILIES and name not in COLUMNS:
+        raise ValueError(f"unknown family {name!r} for a hidden Markov model; expected one of "
+                         f"{sorted(set(HMM_CLASSES) | set(FAMILIES))}, or a product of columns "
+                         "such as 'normal,poisson,categorical:3'")
     spec = f"{name}*{n_features}" if name in FAMILIES else name
     return HMM, {"family": product_family(spec, n_features)}
 
