@@ -199,6 +199,32 @@ def test_kmeans_centres_are_computed_once_per_k_and_seed(X, monkeypatch):
         assert_same(est, alone, GAUSSIAN)
 
 
+def test_shared_calls_give_every_caller_one_result_or_its_error(X):
+    from fastem.lockstep import SharedInit
+
+    shared, calls = SharedInit(LocalDriver(X)), []
+
+    def draw(n, rng):
+        calls.append(n)
+        return rng.uniform(size=n)
+
+    first, second, other = (np.random.RandomState(seed) for seed in (0, 0, 1))
+    a, b = shared.share(draw, 3, rng=first), shared.share(draw, 3, rng=second)
+    assert a is b and not a.flags.writeable and len(calls) == 1
+    assert first.uniform() == second.uniform() == np.random.RandomState(0).uniform(size=4)[3]
+    assert not np.array_equal(shared.share(draw, 3, rng=other), a) and len(calls) == 2
+    assert shared.share(draw, 2, rng=np.random.RandomState(0)) is not a and len(calls) == 3
+
+    def degenerate(rng):
+        calls.append("failed")
+        raise ValueError("degenerate")
+
+    for seed in (0, 0):
+        with pytest.raises(ValueError, match="degenerate"):
+            shared.share(degenerate, rng=np.random.RandomState(seed))
+    assert calls.count("failed") == 1
+
+
 class CountingSource:
     """A sliceable source that counts the rows read from it."""
 
