@@ -8,7 +8,8 @@ read is counted, by wrapping ``fastem.data.iter_blocks`` (the one place that rea
 full reads of the file = rows read / n: for ``fastem.select`` per phase (check, seeding,
 EM, scoring), for the separate fits in total. Then both are timed, and the separate fits'
 parameters are compared with the grid's (same seeds: they must agree to 1e-10) and their
-BIC, one scoring pass each (timed apart), gives the choice of separate fitting.
+BIC, one scoring pass each (timed apart), gives the choice of separate fitting. With ``--reps``
+both run that many times, taking turns, and the best wall and CPU times are compared.
 """
 import argparse
 import os
@@ -19,6 +20,19 @@ import numpy as np
 from fastem import GaussianMixture, data
 from fastem.demo import write_mixture
 from fastem.select import select
+
+
+class Timer:
+    """Wall and process CPU seconds of a ``with`` block (CPU time is steadier on a shared
+    machine; with one thread it is the compute)."""
+
+    def __enter__(self):
+        self.start = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = (time.perf_counter() - self.start[0], time.process_time() - self.start[1])
+        return False
 
 
 class RowCounter:
@@ -50,6 +64,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--path", default=None)
+    parser.add_argument("--reps", type=int, default=1,
+                        help="runs of both, taking turns; the best time of each is compared")
     args = parser.parse_args()
     n = args.n_samples
     path = args.path or f"/work/fastem-select-{n}x{args.n_features}-float32.npy"
@@ -61,40 +77,48 @@ def main():
     print(f"data: {path} ({os.path.getsize(path) / 1e9:.2f} GB), grid K=1..{args.max_k} x "
           f"{kinds}, {args.threads} threads")
 
-    phases = []
-    with RowCounter() as counter:
-        tic = time.perf_counter()
-        marks = [(0.0, 0)]
+    seconds = {"select": [], "separate": [], "separate + BIC": []}
+    for rep in range(args.reps):  # taking turns, so that both see the same load
+        with RowCounter() as counter:
+            before_em = []
 
-        def mark(n_passes, running):
-            if n_passes == 1:  # the first EM pass ends: everything before was check + seeding
-                marks.append((time.perf_counter() - tic, counter.rows - n))
-        result = select(path, ks, kinds, callback=mark, **options)
-        grid_seconds = time.perf_counter() - tic
-        phases = counter.rows
-    em_rows = result.n_passes * n
-    before_em = marks[1][1]
+            def mark(n_passes, running):
+                if n_passes == 1:  # the first EM pass ends: all before was check + seeding
+                    before_em.append(counter.rows - n)
+            with Timer() as timer:
+                result = select(path, ks, kinds, callback=mark, **options)
+            select_rows = counter.rows
+        seconds["select"].append(timer.seconds)
+        with RowCounter() as counter:
+            with Timer() as timer:
+                fits = [GaussianMixture(row.n_components, covariance_type=row.covariance_type,
+                                        **options).fit(path) for row in result.table]
+            fit_reads = counter.rows / n
+            with Timer() as scoring:
+                bics = [alone.bic(path) for alone in fits]  # what choosing among them takes
+        seconds["separate"].append(timer.seconds)
+        seconds["separate + BIC"].append(
+            tuple(a + b for a, b in zip(timer.seconds, scoring.seconds)))
+        line = "; ".join(f"{name} {times[-1][0]:.1f} s wall, {times[-1][1]:.1f} s CPU"
+                         for name, times in seconds.items())
+        print(f"run {rep + 1}: {line} (load average {os.getloadavg()[0]:.1f})", flush=True)
+    em_rows, before_em = result.n_passes * n, before_em[0]
     print(result)
     longest = max(row.n_iter for row in result.table)
     total_iter = sum(row.n_iter for row in result.table)
-    print(f"select: {grid_seconds:.1f} s; full reads {phases / n:.2f} = check, seeding and "
-          f"initialisation {before_em / n:.2f} + EM {em_rows / n:.0f} (longest candidate: "
-          f"{longest} iterations; all candidates: {total_iter}) + scoring "
-          f"{(phases - before_em - em_rows) / n:.2f}")
-
-    with RowCounter() as counter:
-        tic = time.perf_counter()
-        fits = [GaussianMixture(row.n_components, covariance_type=row.covariance_type,
-                                **options).fit(path) for row in result.table]
-        separate_seconds = time.perf_counter() - tic
-        fit_reads = counter.rows / n
-        bics = [alone.bic(path) for alone in fits]  # what choosing among them takes
-        scored_seconds = time.perf_counter() - tic
-    print(f"separate fits: {separate_seconds:.1f} s, full reads {fit_reads:.2f}; with their "
-          f"BIC (one scoring pass each): {scored_seconds:.1f} s, full reads "
+    print(f"select: full reads {select_rows / n:.2f} = check, seeding and initialisation "
+          f"{before_em / n:.2f} + EM {em_rows / n:.0f} (longest candidate: {longest} "
+          f"iterations; all candidates: {total_iter}) + scoring "
+          f"{(select_rows - before_em - em_rows) / n:.2f}")
+    print(f"separate fits: full reads {fit_reads:.2f}; with their BIC (one scoring pass each): "
           f"{counter.rows / n:.2f}")
-    print(f"time ratio select / separate fits: {grid_seconds / separate_seconds:.2f}; "
-          f"select / separate fits and BIC: {grid_seconds / scored_seconds:.2f}")
+    best = {name: np.min(times, axis=0) for name, times in seconds.items()}
+    for clock, i in (("wall", 0), ("CPU", 1)):
+        print(f"best of {args.reps}, {clock} time: select {best['select'][i]:.1f} s, separate "
+              f"fits {best['separate'][i]:.1f} s, with their BIC "
+              f"{best['separate + BIC'][i]:.1f} s; ratio select / separate fits "
+              f"{best['select'][i] / best['separate'][i]:.2f}, select / separate fits and BIC "
+              f"{best['select'][i] / best['separate + BIC'][i]:.2f}")
 
     worst = 0.0
     for est, alone in zip(result.estimators, fits):

@@ -1,8 +1,12 @@
-"""The ``fastem`` command: fit, select, predict, score, sample and inspect mixtures on files.
+"""The ``fastem`` command: fit, select, predict, score, sample and inspect models on files.
 
 ``fit --family`` takes a family name (gaussian, bernoulli, categorical, poisson, exponential,
 gamma) or a product of columns (``normal,poisson,categorical:3`` or a JSON file of such names);
-``select`` fits a grid of candidates in shared passes and keeps the best by BIC, AIC or ICL.
+``fit --model hmm`` fits a hidden Markov model instead of a mixture (hmmlearn's classes for
+gaussian, categorical, poisson, multinomial and gmm; ``fastem.hmm.HMM`` over the columns
+otherwise), on sequences cut by ``--lengths`` (a ``.npy`` file of sequence lengths), which
+``predict`` and ``score`` take too. ``select`` fits a grid of mixtures in shared passes and
+keeps the best by BIC, AIC or ICL.
 
 Data are ``.npy`` files (memory-mapped, never loaded whole) or raw binary files described by
 ``--dtype``, ``--n-features`` and ``--offset``. Models are ``.npz`` files (no pickle).
@@ -35,12 +39,20 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="fastem", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="fit a mixture to a data file")
+    fit = commands.add_parser("fit", help="fit a mixture or a hidden Markov model to a data "
+                                           "file")
     add_data_arguments(fit)
-    fit.add_argument("-k", "--n-components", type=int, default=None, help="default: 1")
+    fit.add_argument("--model", default="mixture", choices=["mixture", "hmm"],
+                     help="a mixture (default) or a hidden Markov model")
+    fit.add_argument("-k", "--n-components", type=int, default=None,
+                     help="components, or states of a hidden Markov model (default: 1)")
     fit.add_argument("--covariance", default=None,
                      choices=["full", "tied", "diag", "spherical"],
-                     help="Gaussian covariance type (default: full)")
+                     help="Gaussian covariance type (default: full for mixtures, diag for "
+                          "hidden Markov models, as hmmlearn)")
+    add_lengths_argument(fit)
+    fit.add_argument("--n-mix", type=positive_int, default=None,
+                     help="Gaussian components per state of --model hmm --family gmm")
     add_model_arguments(fit)
     fit.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
     fit.add_argument("--checkpoint", help="model file rewritten every --checkpoint-every "
@@ -75,19 +87,23 @@ def build_parser():
     predict = commands.add_parser("predict", help="label rows (or --proba: posteriors)")
     predict.add_argument("model")
     add_data_arguments(predict)
+    add_lengths_argument(predict)
     predict.add_argument("-o", "--output", required=True, help=".npy file to write")
     predict.add_argument("--proba", action="store_true", help="write p(z | x), (n, K)")
     predict.set_defaults(run=run_predict)
 
-    score = commands.add_parser("score", help="mean log-likelihood of the rows, BIC and AIC")
+    score = commands.add_parser("score", help="log-likelihood of the rows, BIC and AIC")
     score.add_argument("model")
     add_data_arguments(score)
+    add_lengths_argument(score)
     score.set_defaults(run=run_score)
 
     sample = commands.add_parser("sample", help="draw points from a model")
     sample.add_argument("model")
     sample.add_argument("-n", "--n-samples", type=int, required=True)
     sample.add_argument("-o", "--output", required=True, help=".npy file to write")
+    sample.add_argument("--states", help=".npy file of each drawn row's component (mixtures) "
+                                         "or hidden state (hidden Markov models)")
     sample.add_argument("--seed", type=int, default=None)
     sample.set_defaults(run=run_sample)
 
@@ -132,14 +148,24 @@ def add_data_arguments(parser):
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
+def add_lengths_argument(parser):
+    parser.add_argument("--lengths", help="hidden Markov models: .npy file of the lengths of "
+                                          "the consecutive sequences (default: one sequence)")
+
+
 def add_model_arguments(parser):
     """Options of the family and of EM, shared by ``fit`` and ``select``."""
     parser.add_argument("--family", default="gaussian",
                         help="gaussian, bernoulli, categorical, poisson, exponential, gamma, "
                              "or one column type per feature: normal,poisson,categorical:3 "
                              "(name*R repeats a column) or a JSON file of such names")
-    parser.add_argument("--max-iter", type=int, default=100)
-    parser.add_argument("--tol", type=float, default=1e-3)
+    parser.add_argument("--max-iter", type=int, default=None,
+                        help="EM iterations at most (default: the estimator's, 100 for "
+                             "mixtures, hmmlearn's n_iter=10 for hidden Markov models)")
+    parser.add_argument("--tol", type=float, default=None,
+                        help="convergence threshold (default: the estimator's, 1e-3 on the "
+                             "mean log-likelihood for mixtures, 1e-2 on the log-likelihood "
+                             "for hidden Markov models)")
     parser.add_argument("--reg-covar", type=float, default=None,
                         help="Gaussian covariance regularisation (default: 1e-6)")
     parser.add_argument("--init", default=None,
@@ -155,8 +181,8 @@ def model_choice(args, n_features):
     from .estimators import MixtureModel
     from .estimators.names import FAMILIES, product_family
 
-    params = {"tol": args.tol, "max_iter": args.max_iter, "n_init": args.n_init,
-              "random_state": args.seed}
+    params = {"n_init": args.n_init, "random_state": args.seed,
+              **given({"tol": args.tol, "max_iter": args.max_iter})}
     if args.init is not None:
         params["init_params"] = args.init
     gaussian = args.family == "gaussian"
@@ -170,6 +196,52 @@ def model_choice(args, n_features):
         return FAMILIES[args.family], params
     params["family"] = product_family(args.family, n_features)
     return MixtureModel, params
+
+
+def given(options):
+    """The options whose value is not None."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def hmm_choice(args, n_features):
+    """``(estimator class, its parameters)`` of ``fit --model hmm``; ValueError naming the
+    options that apply to mixtures only."""
+    from .estimators.names import hmm_estimator
+
+    mixture_only = [option for option, used in (
+        ("--checkpoint", args.checkpoint), ("--resume", args.resume),
+        ("--algorithm", args.algorithm != "batch"), ("--n-init", args.n_init != 1),
+        ("--init", args.init), ("--reg-covar", args.reg_covar)) if used]
+    if mixture_only:
+        raise ValueError(f"{', '.join(mixture_only)} apply to mixtures, not to --model hmm")
+    cls, params = hmm_estimator(args.family, n_features)
+    for option, name, value in (("--covariance", "covariance_type", args.covariance),
+                                ("--n-mix", "n_mix", args.n_mix)):
+        if value is not None:
+            if name not in cls._param_names():
+                raise ValueError(f"{option} does not apply to {cls.__name__} (--family "
+                                 f"{args.family})")
+            params[name] = value
+    return cls, dict(params, random_state=args.seed,
+                     **given({"tol": args.tol, "n_iter": args.max_iter}))
+
+
+def read_lengths(args, n_samples):
+    """``--lengths`` as a checked vector of sequence lengths summing to ``n_samples``;
+    None without it. ValueError naming the file and the problem."""
+    from .data import check_lengths, open_source
+
+    if args.lengths is None:
+        return None
+    name = f"--lengths {args.lengths!r}"
+    return check_lengths(np.array(open_source(args.lengths, name="--lengths")), n_samples,
+                         name=name)
+
+
+def is_hmm(model):
+    from .estimators.hmm import _HMMBase
+
+    return isinstance(model, _HMMBase)
 
 
 def open_data(args):
@@ -186,15 +258,43 @@ def open_data(args):
     return open_source(args.data, name=args.data)
 
 
-def load_model(args):
+def load_file(path):
+    """The estimator of a model file, mixtures and hidden Markov models alike (importing the
+    HMM classes registers them for ``fastem.io.load``)."""
+    from . import hmm  # noqa: F401
     from .io import load
 
-    model = load(args.model)
-    return model.set_params(n_threads=args.threads, chunk_size=args.chunk_size,
-                            progress=not args.quiet, nan_policy=args.nan_policy)
+    return load(path)
+
+
+def load_model(args):
+    """The model file's estimator with the command's thread, chunk, progress and NaN options
+    (those it has)."""
+    model = load_file(args.model)
+    options = {"n_threads": args.threads, "chunk_size": args.chunk_size,
+               "progress": not args.quiet, "nan_policy": args.nan_policy}
+    return model.set_params(**{name: value for name, value in options.items()
+                               if name in model.get_params()})
+
+
+def model_lengths(args, model, n_samples):
+    """``--lengths`` for ``model`` (hidden Markov models only), see :func:`read_lengths`."""
+    if args.lengths is not None and not is_hmm(model):
+        raise ValueError(f"--lengths applies to hidden Markov models; {args.model!r} holds a "
+                         f"{type(model).__name__}")
+    return read_lengths(args, n_samples)
 
 
 def run_fit(args):
+    if args.model == "hmm":
+        return run_fit_hmm(args)
+    if args.lengths is not None or args.n_mix is not None:
+        raise ValueError(f"{'--lengths' if args.lengths is not None else '--n-mix'} applies "
+                         "to --model hmm")
+    return run_fit_mixture(args)
+
+
+def run_fit_mixture(args):
     from .data import SourceChanged
     from .io import load, save
 
@@ -206,6 +306,8 @@ def run_fit(args):
     if args.resume:
         model = load(args.resume)
         check_resumable(args, model, X)
+        if args.max_iter is None:  # the checkpointed fit's
+            args.max_iter = model.max_iter
         done, history = model.n_iter_, list(model.lower_bounds_)
         if done >= args.max_iter:  # nothing left to run; a 0-iteration fit would reset the bound
             return report(args, model, done, save(model, args.output))
@@ -221,6 +323,7 @@ def run_fit(args):
                     algorithm=args.algorithm, batch_size=args.batch_size,
                     learning_offset=args.learning_offset, learning_decay=args.learning_decay,
                     **params)
+        args.max_iter = model.max_iter
         done, history = 0, []
     run = FitRun(args, done, history)
     model.set_params(n_threads=args.threads, chunk_size=args.chunk_size, progress=not args.quiet,
@@ -239,6 +342,58 @@ def run_fit(args):
             return 130 if isinstance(exc, KeyboardInterrupt) else 1
     return report(args, model, done + model.n_iter_,
                   save_or_keep(run, model, args.output, args.checkpoint))
+
+
+def run_fit_hmm(args):
+    """``fastem fit --model hmm``: a line per iteration (the log-likelihood, as hmmlearn's
+    monitor reports it) unless --quiet; Ctrl-C writes the last completed iteration."""
+    from .io import save
+
+    check_outputs([args.output, model_file(args.output)], [args.data, args.lengths])
+    X = open_data(args)
+    cls, params = hmm_choice(args, X.shape[1])
+    lengths = read_lengths(args, X.shape[0])
+    model = cls(n_components=1 if args.n_components is None else args.n_components,
+                n_threads=args.threads, chunk_size=args.chunk_size, nan_policy=args.nan_policy,
+                **params)
+    model.monitor_ = printing_monitor()(model.tol, model.n_iter, False, quiet=args.quiet)
+    with sigint_as_keyboard_interrupt():
+        try:
+            model.fit(X, lengths)
+        except KeyboardInterrupt:
+            if model.monitor_.iter:  # the model holds the last completed iteration
+                path = save(model.set_params(n_threads=None, chunk_size=None), args.output)
+                print(f"interrupted: wrote the last completed iteration ({model.monitor_.iter})"
+                      f" to {path}", file=sys.stderr)
+            return 130
+    path = save(model.set_params(n_threads=None, chunk_size=None), args.output)
+    if not args.quiet:
+        history = model.monitor_.history  # converged: the last change below tol
+        status = ("converged" if len(history) > 1 and history[-1] - history[-2] < model.tol
+                  else "did not converge")
+        print(f"{status} after {len(history)} iterations, log-likelihood {history[-1]:.6f}; "
+              f"wrote {path}")
+    return 0
+
+
+def printing_monitor():
+    """hmmlearn's convergence monitor printing a line per iteration (made on first use, so
+    that the command's other subcommands do not import the HMM classes)."""
+    from .hmm import ConvergenceMonitor
+
+    class Monitor(ConvergenceMonitor):
+        def __init__(self, tol, n_iter, verbose, quiet=False):
+            super().__init__(tol, n_iter, verbose)
+            self.quiet = quiet
+
+        def report(self, value):
+            super().report(value)
+            if not self.quiet:
+                change = (f" (change {value - self.history[-2]:+.3e})"
+                          if len(self.history) > 1 else "")
+                print(f"iteration {self.iter}: log-likelihood {value:.6f}{change}", flush=True)
+
+    return Monitor
 
 
 def check_resumable(args, model, X):
@@ -380,61 +535,87 @@ def parse_components(text):
 
 
 def run_predict(args):
-    check_outputs([args.output], [args.data, args.model])
+    check_outputs([args.output], [args.data, args.model, args.lengths])
     model = load_model(args)
     X = open_data(args)
+    rows = (X, model_lengths(args, model, X.shape[0])) if is_hmm(model) else (X,)
     if args.proba:
-        model.predict_proba(X, out=args.output)
+        model.predict_proba(*rows, out=args.output)
     else:
-        model.predict(X, out=args.output)
+        model.predict(*rows, out=args.output)
     if not args.quiet:
-        print(f"wrote {'posteriors' if args.proba else 'labels'} of {X.shape[0]:,} rows to "
-              f"{args.output}")
+        what = "posteriors" if args.proba else "states" if is_hmm(model) else "labels"
+        print(f"wrote {what} of {X.shape[0]:,} rows to {args.output}")
     return 0
 
 
 def run_score(args):
+    """Mixtures: the mean log-likelihood per row (``score``); hidden Markov models: the
+    log-likelihood of all the sequences (hmmlearn's ``score``). Both with BIC and AIC."""
     model = load_model(args)
     X = open_data(args)
     n = X.shape[0]
-    mean = model.score(X)
+    if is_hmm(model):
+        lengths = model_lengths(args, model, n)
+        log_l = model.score(X, lengths)
+        head = (f"rows: {n}\nsequences: {1 if lengths is None else lengths.size}\n"
+                f"log-likelihood: {log_l:.10g}")
+    else:
+        model_lengths(args, model, n)
+        mean = model.score(X)
+        log_l = mean * n
+        head = f"rows: {n}\nmean log-likelihood: {mean:.10g}"
     n_params = model._n_parameters()
-    print(f"rows: {n}\nmean log-likelihood: {mean:.10g}\n"
-          f"BIC: {-2 * mean * n + n_params * np.log(n):.10g}\n"
-          f"AIC: {-2 * mean * n + 2 * n_params:.10g}")
+    print(f"{head}\nBIC: {-2 * log_l + n_params * np.log(n):.10g}\n"
+          f"AIC: {-2 * log_l + 2 * n_params:.10g}")
     return 0
 
 
 def run_sample(args):
+    """The drawn rows to ``--output`` and, with ``--states``, each row's component or state
+    (hidden Markov models draw one sequence)."""
     from .data import new_file
-    from .io import load
 
-    path = args.output if args.output.endswith(".npy") else args.output + ".npy"  # as np.save
-    check_outputs([args.output, path], [args.model])
-    model = load(args.model).set_params(random_state=args.seed)
-    points, labels = model.sample(args.n_samples)
-    with new_file(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, points)
-    print(f"wrote {args.n_samples:,} points to {path}")
+    paths = [None if path is None else path if path.endswith(".npy") else path + ".npy"
+             for path in (args.output, args.states)]  # as np.save names them
+    if paths[0] == paths[1]:
+        raise ValueError(f"--states and --output are the same file {paths[0]!r}")
+    check_outputs([args.output, args.states, *paths], [args.model])
+    model = load_file(args.model).set_params(random_state=args.seed)
+    drawn = model.sample(args.n_samples)
+    for path, values in zip(paths, drawn):
+        if path is not None:
+            with new_file(path) as tmp, open(tmp, "wb") as f:
+                np.save(f, values)
+    print(f"wrote {args.n_samples:,} points to {paths[0]}"
+          + (f" and their {'states' if is_hmm(model) else 'components'} to {paths[1]}"
+             if paths[1] else ""))
     return 0
 
 
 def run_info(args):
-    from .io import load
-
-    model = load(args.model)
+    model = load_file(args.model)
     kind = f", {model.covariance_type} covariances" if hasattr(model, "covariance_type") else ""
-    print(f"{type(model).__name__}: {model.n_components} components, {model.n_features_in_} "
+    if hasattr(model, "n_mix"):
+        kind += f", {model.n_mix} Gaussians per state"
+    units = "states" if is_hmm(model) else "components"
+    print(f"{type(model).__name__}: {model.n_components} {units}, {model.n_features_in_} "
           f"features{kind}")
-    if type(model).__name__ == "MixtureModel" and hasattr(model.family_, "columns"):
-        print("columns: " + ", ".join(repr(column) for column in model.family_.columns))
-    print(f"fitted: {model.n_iter_} iterations, converged: {model.converged_}, mean "
-          f"log-likelihood {model.lower_bound_:.10g}")
+    family = getattr(model, "family_", getattr(model, "family", None))
+    if type(model).__name__ in ("MixtureModel", "HMM") and hasattr(family, "columns"):
+        print("columns: " + ", ".join(repr(column) for column in family.columns))
+    if is_hmm(model):
+        names = ("startprob_", "transmat_", "weights_", "means_", "covars_", "lambdas_",
+                 "emissionprob_")
+    else:
+        print(f"fitted: {model.n_iter_} iterations, converged: {model.converged_}, mean "
+              f"log-likelihood {model.lower_bound_:.10g}")
+        names = ("weights_", "means_", "probabilities_", "shapes_", "rates_")
     with np.printoptions(precision=4, suppress=True, linewidth=100):
-        print(f"weights: {model.weights_}")
-        for name in ("means_", "probabilities_", "shapes_", "rates_"):  # whichever it has
+        for name in names:  # whichever it has
             if hasattr(model, name):
-                print(f"{name[:-1]}:\n{getattr(model, name)}")
+                value = np.asarray(getattr(model, name))
+                print(f"{name[:-1]}:{' ' if value.ndim < 2 else chr(10)}{value}")
     return 0
 
 

@@ -28,6 +28,8 @@ def initial_params(method, latent, family, driver, n_components, rng):
     """Parameters of ``latent`` over ``family`` to start EM from, by scikit-learn's
     ``init_params`` methods."""
     k = n_components
+    # a driver serving many fits computes each of them once (fastem.lockstep.SharedInit)
+    share = getattr(driver, "share", call)
     if method == "random_from_data":
         w = driver.sample_weight
         p = None if w is None else w / w.sum()
@@ -50,24 +52,15 @@ def initial_params(method, latent, family, driver, n_components, rng):
         # every component has labelled rows: start from their means, in label order
         centers = np.stack([labelled[0][labelled[1] == c].mean(axis=0) for c in range(k)])
         component = np.arange(k)
+    elif method == "k-means++":
+        chosen = kmeans_plusplus(sample, weights, k, rng)[1]
+        return params_on_rows(latent, family, driver, indices[chosen])
     else:
-        centers, chosen = kmeans_plusplus(sample, weights, k, rng)
-        if method == "k-means++":
-            return params_on_rows(latent, family, driver, indices[chosen])
-        centers = lloyd(sample, weights, centers)
+        centers = share(cluster, sample, weights, k, rng=rng)
         component = match_labels(labelled, centers)
-    partial = getattr(driver, "labels", None)  # not the driver in the closure: Dask pickles it
-
-    def labels_fn(start, block):
-        resp = np.zeros((block.shape[0], k))
-        with np.errstate(invalid="ignore"):  # omitted rows' inf - inf; zero weight, any label
-            labels = component[nearest(fill_missing(block, fill), centers)[0]]
-        given = data.block_labels(partial, start, block.shape[0])
-        if given is not None:
-            labels = np.where(given >= 0, given, labels)
-        resp[np.arange(block.shape[0]), labels] = 1.0
-        return resp
-
+    # not the driver in the labeller: Dask pickles it
+    labels_fn = share(OneHotLabels, centers, tuple(component), tuple(fill),
+                      getattr(driver, "labels", None))
     return params_from_resp(latent, family, driver, centers, labels_fn)
 
 
@@ -139,6 +132,50 @@ def fill_missing(rows, values=None):
     return np.where(missing, column_means(rows) if values is None else values, rows)
 
 
+def call(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``: what :meth:`fastem.lockstep.SharedInit.share` does once for
+    many fits."""
+    return fn(*args, **kwargs)
+
+
+class OneHotLabels:
+    """``resp_fn`` of a k-means start: each row one-hot on its nearest centre's component
+    (``component`` maps centres to components; given labels ``partial`` >= 0 win; NaN entries
+    filled with ``fill``). The last block's responsibilities are kept, read-only, so that fits
+    starting from the same centres label a block of a shared pass once."""
+
+    def __init__(self, centers, component, fill, partial):
+        self.centers, self.component = centers, np.asarray(component, dtype=np.intp)
+        self.fill, self.partial = np.asarray(fill), partial
+        self.last = None
+
+    def __call__(self, start, block):
+        if self.last is not None and self.last[0] == start and self.last[1] is block:
+            return self.last[2]
+        resp = np.zeros((block.shape[0], self.centers.shape[0]))
+        with np.errstate(invalid="ignore"):  # omitted rows' inf - inf; zero weight, any label
+            labels = self.component[closest(fill_missing(block, self.fill), self.centers)]
+        given = data.block_labels(self.partial, start, block.shape[0])
+        if given is not None:
+            labels = np.where(given >= 0, given, labels)
+        resp[np.arange(block.shape[0]), labels] = 1.0
+        resp.flags.writeable = False
+        self.last = start, block, resp
+        return resp
+
+
+def cluster(sample, weights, k, rng):
+    """The k-means centres of ``sample``: k-means++ seeding, then Lloyd iterations."""
+    return lloyd(sample, weights, kmeans_plusplus(sample, weights, k, rng)[0])
+
+
+def closest(X, centers):
+    """Index of the nearest centre for each row: the argmin over k of |c_k|^2 - 2 x.c_k (the
+    rows' own |x|^2, the same for every k, is left out)."""
+    return (np.einsum("ij,ij->i", centers, centers)[None, :] - 2.0 * (X @ centers.T)).argmin(
+        axis=1)
+
+
 def nearest(X, centers):
     """Index of the nearest centre for each row, and the squared distance to it."""
     dist = (
@@ -195,7 +232,7 @@ def lloyd(X, weights, centers, max_iter=KMEANS_MAX_ITER, tol=1e-4):
     k = centers.shape[0]
     scale = tol * np.mean(np.var(X, axis=0)) if X.shape[0] > 1 else 0.0
     for _ in range(max_iter):
-        labels, _ = nearest(X, centers)
+        labels = closest(X, centers)
         mass = np.bincount(labels, weights=weights, minlength=k)
         sums = np.stack(
             [np.bincount(labels, weights=X[:, j] * weights, minlength=k) for j in range(X.shape[1])],

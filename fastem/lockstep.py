@@ -5,13 +5,14 @@ Every iteration packs each still-running fit, asks the driver for one pass servi
 fit's M-step, re-seeding and convergence rule through :func:`fastem.em.em_update`,
 :func:`fastem.em.advance` and :class:`fastem.em.StoppingRule`, exactly as
 :func:`fastem.em.run_em` does. Fits that converge, reach their ``max_iter`` or fail drop out,
-so the passes over the data number the longest fit's iterations, not their sum. A fit that fails (e.g. a degenerate covariance) keeps its error and
-stops alone.
+so the passes over the data number the longest fit's iterations, not their sum. A fit that
+fails (e.g. a degenerate covariance) keeps its error and stops alone.
 
 Initialisations are shared too (:class:`SharedInit`): each fit initialises in its own thread,
-the seeding sample is drawn once for generators in the same state, and the passes that turn
-initial responsibilities (k-means labels, random draws) into parameters wait for each other
-and are served by one pass.
+the seeding sample, the k-means centres and each block's k-means labels are computed once for
+generators in the same state (e.g. a full and a diag candidate of the same K and seed), and the
+passes that turn initial responsibilities (k-means labels, random draws) into parameters wait
+for each other and are served by one pass.
 """
 import threading
 from dataclasses import dataclass
@@ -92,16 +93,17 @@ def step(fit, driver, packed, stats, worst):
 class SharedInit:
     """The driver for initialising many fits at once, each in its own thread.
 
-    :meth:`sample_rows` is shared by generators in the same state (every fit of one integer
-    ``random_state``): the sample is read once and each generator is left where its own draw
+    :meth:`share` computes a draw once for generators in the same state and the same inputs
+    (:meth:`sample_rows`: every fit of one integer ``random_state`` reads the same sample; the
+    k-means centres and labeller of fits with the same K), and leaves each generator where its own draw
     would have left it. :meth:`accumulate` waits until every thread waits for a pass or has
     finished; then one pass (``accumulate_many``) serves them all. Anything else goes to the
     driver. Each fit's generator is its own, so results do not depend on thread timing.
     """
 
     def __init__(self, driver):
-        self._driver, self._samples = driver, {}
-        self._sampling = threading.Lock()
+        self._driver, self._calls = driver, {}
+        self._sharing = threading.Lock()
         self._turn = threading.Condition()
         self._pending, self._busy = [], 0
 
@@ -109,17 +111,41 @@ class SharedInit:
         return getattr(self._driver, name)
 
     def sample_rows(self, rng, size):
-        _, key, pos, has_gauss, gauss = rng.get_state()
-        state = (size, key.tobytes(), pos, has_gauss, gauss)
-        with self._sampling:
-            if state not in self._samples:
-                sample = self._driver.sample_rows(rng, size)
-                for part in sample:
-                    part.flags.writeable = False  # one copy serves every fit
-                self._samples[state] = sample, rng.get_state()
-            sample, after = self._samples[state]
-        rng.set_state(after)
-        return sample
+        return self.share(self._driver.sample_rows, rng=rng, size=size)
+
+    def share(self, fn, *args, rng=None, **kwargs):
+        """``fn(*args, **kwargs)`` (with ``rng=rng`` when given), computed once for the same
+        ``fn``, inputs (arrays by identity) and state of ``rng`` (a ``RandomState``), and each
+        generator left where its own call would have left it; arrays of the result are made
+        read-only, as one copy serves every fit. Other threads asking meanwhile wait for it."""
+        state = None
+        if rng is not None:
+            _, key, pos, has_gauss, gauss = rng.get_state()
+            state = key.tobytes(), pos, has_gauss, gauss
+        inputs = tuple(id(a) if isinstance(a, np.ndarray) else a for a in args)
+        call = (fn, inputs, tuple(sorted(kwargs.items())), state)
+        with self._sharing:
+            entry = self._calls.get(call)
+            first = entry is None
+            if first:  # the inputs are kept, so that their ids are not reused
+                entry = self._calls[call] = {"done": threading.Event(), "inputs": args}
+        if first:
+            try:
+                result = fn(*args, **kwargs) if rng is None else fn(*args, rng=rng, **kwargs)
+                for part in result if isinstance(result, tuple) else (result,):
+                    if isinstance(part, np.ndarray):
+                        part.flags.writeable = False
+                entry["result"] = result, None if rng is None else rng.get_state()
+            except BaseException as error:  # every fit asking gets it
+                entry["result"] = error
+            entry["done"].set()
+        entry["done"].wait()
+        if isinstance(entry["result"], BaseException):
+            raise entry["result"]
+        result, after = entry["result"]
+        if rng is not None:
+            rng.set_state(after)
+        return result
 
     def accumulate(self, family, packed, with_stats=True, resp_fn=None, nan_policy=None):
         if not with_stats or nan_policy is not None:

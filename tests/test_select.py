@@ -163,6 +163,68 @@ def test_seeding_sample_is_read_once_for_every_candidate(X, monkeypatch):
         assert_same(est, alone, GAUSSIAN)
 
 
+def test_kmeans_centres_are_computed_once_per_k_and_seed(X, monkeypatch):
+    """A full and a diag candidate of the same K and seed start from the same k-means centres
+    in separate fits; the grid computes them, and each block's labels, once."""
+    import fastem.initialization
+
+    seen, labelled = [], []
+    original = fastem.initialization.cluster
+
+    def recording(sample, weights, k, rng):
+        seen.append(original(sample, weights, k, rng))
+        return seen[-1]
+
+    class Labels(fastem.initialization.OneHotLabels):
+        def __call__(self, start, block):
+            labelled.append((self, start))
+            return super().__call__(start, block)
+
+    monkeypatch.setattr(fastem.initialization, "cluster", recording)
+    monkeypatch.setattr(fastem.initialization, "OneHotLabels", Labels)
+    for kind in ("full", "diag"):
+        for k in (1, 2, 3):
+            fastem.GaussianMixture(k, covariance_type=kind, random_state=4).fit(X)
+    alone = seen[:]
+    assert all(np.array_equal(a, b) for a, b in zip(alone[:3], alone[3:]))
+    seen.clear()
+    result = select(X, [1, 2, 3], ("full", "diag"), random_state=4)
+    seen.sort(key=len)  # the candidates' threads may cluster in any order
+    assert len(seen) == 3 and all(np.array_equal(a, b) for a, b in zip(seen, alone))
+    labellers = {labeller for labeller, _ in labelled[-6:]}  # the grid's, one block each
+    assert len(labelled) == 6 + 6 and len(labellers) == 3
+    for row, est in zip(result.table, result.estimators):
+        alone = fastem.GaussianMixture(row.n_components, covariance_type=row.covariance_type,
+                                       random_state=4).fit(X)
+        assert_same(est, alone, GAUSSIAN)
+
+
+def test_shared_calls_give_every_caller_one_result_or_its_error(X):
+    from fastem.lockstep import SharedInit
+
+    shared, calls = SharedInit(LocalDriver(X)), []
+
+    def draw(n, rng):
+        calls.append(n)
+        return rng.uniform(size=n)
+
+    first, second, other = (np.random.RandomState(seed) for seed in (0, 0, 1))
+    a, b = shared.share(draw, 3, rng=first), shared.share(draw, 3, rng=second)
+    assert a is b and not a.flags.writeable and len(calls) == 1
+    assert first.uniform() == second.uniform() == np.random.RandomState(0).uniform(size=4)[3]
+    assert not np.array_equal(shared.share(draw, 3, rng=other), a) and len(calls) == 2
+    assert shared.share(draw, 2, rng=np.random.RandomState(0)) is not a and len(calls) == 3
+
+    def degenerate(rng):
+        calls.append("failed")
+        raise ValueError("degenerate")
+
+    for seed in (0, 0):
+        with pytest.raises(ValueError, match="degenerate"):
+            shared.share(degenerate, rng=np.random.RandomState(seed))
+    assert calls.count("failed") == 1
+
+
 class CountingSource:
     """A sliceable source that counts the rows read from it."""
 

@@ -1,5 +1,6 @@
 """Estimators by family name, and product families from a small spec, for ``fastem.select``
-and the ``fastem`` command.
+and the ``fastem`` command: mixtures (:data:`FAMILIES`) and hidden Markov models
+(:func:`hmm_estimator`).
 
 A spec lists one column type per feature, comma-separated: ``normal,poisson,categorical:3``
 (``categorical:N`` has N categories; ``name*R`` repeats a column R times, e.g. ``normal*4``),
@@ -25,10 +26,14 @@ from .expfam import (
     PoissonMixture,
 )
 from .gaussian import GaussianMixture
+from .hmm import GMMHMM, HMM, CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 
 FAMILIES = {"gaussian": GaussianMixture, "bernoulli": BernoulliMixture,
             "categorical": CategoricalMixture, "poisson": PoissonMixture,
             "exponential": ExponentialMixture, "gamma": GammaMixture}
+# hmmlearn's classes; any other family name or spec is an HMM over a product of columns
+HMM_CLASSES = {"gaussian": GaussianHMM, "categorical": CategoricalHMM, "poisson": PoissonHMM,
+               "multinomial": MultinomialHMM, "gmm": GMMHMM}
 COLUMNS = {"normal": Normal, "bernoulli": Bernoulli, "categorical": Categorical,
            "poisson": Poisson, "exponential": Exponential, "gamma": Gamma}
 
@@ -40,6 +45,21 @@ def estimator_class(name):
     except (KeyError, TypeError):
         raise ValueError(f"unknown family {name!r}; expected one of {sorted(FAMILIES)}, or a "
                          "product of columns such as 'normal,poisson,categorical:3'") from None
+
+
+def hmm_estimator(name, n_features):
+    """``(class, parameters)`` of the hidden Markov model for a family ``name`` on data of
+    ``n_features`` columns: hmmlearn's class where there is one (:data:`HMM_CLASSES`;
+    categorical is hmmlearn's one column of integer codes), else :class:`HMM` over the columns
+    ``name`` repeats (bernoulli, exponential, gamma) or a product spec describes."""
+    if name in HMM_CLASSES:
+        return HMM_CLASSES[name], {}
+    if name.isalpha() and name not in FAMILIES and name not in COLUMNS:
+        raise ValueError(f"unknown family {name!r} for a hidden Markov model; expected one of "
+                         f"{sorted(set(HMM_CLASSES) | set(FAMILIES))}, or a product of columns "
+                         "such as 'normal,poisson,categorical:3'")
+    spec = f"{name}*{n_features}" if name in FAMILIES else name
+    return HMM, {"family": product_family(spec, n_features)}
 
 
 def product_family(spec, n_features=None):
