@@ -97,3 +97,18 @@ def test_float32_fit_within_the_bound_of_the_float64_fit(covariance_type, shift,
     assert packed.dtype == np.float32
     per_row = model.score_samples(X32) - model.score_samples(X64)
     assert np.abs(per_row).max() < bound
+
+
+@pytest.mark.filterwarnings("ignore::fastem.ConvergenceWarning")  # max_iter=5, tol=0
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("k", [3, 8])
+def test_float32_fit_is_the_same_for_any_thread_count(covariance_type, k):
+    """The one-register and padded paths (K = 8 and 3 in float32) and the per-chunk sums in
+    locals keep fits bitwise independent of the number of threads."""
+    X = clusters(1e3, 1.0, n=5000)
+    fits = [GaussianMixture(k, covariance_type=covariance_type, max_iter=5, tol=0,
+                            random_state=0, n_threads=threads, chunk_size=256).fit(X)
+            for threads in (1, 2)]
+    assert fits[0].lower_bound_ == fits[1].lower_bound_
+    np.testing.assert_array_equal(fits[0].means_, fits[1].means_)
+    np.testing.assert_array_equal(fits[0].covariances_, fits[1].covariances_)
