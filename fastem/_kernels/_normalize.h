@@ -80,6 +80,7 @@ static void fastem_normalize_rows(double *a, ptrdiff_t n, ptrdiff_t k, double *l
 }
 
 /* The same for log-densities of float32 data: exp by the degree-7 series (_vexp.h). */
+__attribute__((unused))  /* only gaussian.pyx takes it */
 static void fastem_normalize_rows_short(double *a, ptrdiff_t n, ptrdiff_t k, double *lse)
 {
     fastem_row_max(a, n, k, lse);
