@@ -12,6 +12,11 @@ machine the minimum is the least disturbed run.
 
     python benchmarks/ab_trees.py OLD_TREE NEW_TREE [--reps 15] [--threads 2]
 
+With ``--memmap DIR`` it times issue 18's small case instead: N = 5e6, D = 8, K = 8 (``make_data``)
+memory-mapped from ``.npy`` files in DIR (float32 and float64, written once), diag and
+spherical, as ms per iteration = (fit of 10 iterations - fit of 1) / 9, each tree's two fits
+in turn with the other's.
+
 A tree is a directory holding ``fastem/`` with its compiled kernels (e.g. a git worktree after
 ``python setup.py build_ext --inplace``); the data and the benchmark code come from this file's
 tree, so both trees see the same inputs.
@@ -27,6 +32,52 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 CASES = [(t, dt) for dt in ("float64", "float32") for t in ("diag", "full")]
 ITERATIONS = 3  # timed: the gaps between the callbacks of consecutive iterations
+
+
+MEMMAP_CASES = [(t, dt) for dt in ("float32", "float64") for t in ("diag", "spherical")]
+MEMMAP_SHAPE = (5_000_000, 8, 8)  # N, D, K
+
+
+def memmap_path(folder, dtype):
+    """The .npy file of the --memmap case in ``dtype``, written on first use."""
+    n, d, k = MEMMAP_SHAPE
+    path = os.path.join(folder, f"ab-{n}x{d}-{dtype}.npy")
+    if not os.path.exists(path):
+        from benchmarks.bench_gaussian import make_data
+
+        np.save(path, make_data(n, d, k, dtype))
+    return path
+
+
+def memmap_worker(n_threads, folder):
+    """Answer each case index read from stdin with (fit of 10 - fit of 1) / 9 in ms, on the
+    memory-mapped files of the --memmap case."""
+    import warnings
+
+    sys.path.insert(0, HERE)
+    from benchmarks.bench_gaussian import initial_parameters
+
+    import fastem
+    from fastem import GaussianMixture
+
+    warnings.simplefilter("ignore")
+    k = MEMMAP_SHAPE[2]
+    data = {dt: np.load(memmap_path(folder, dt), mmap_mode="r") for dt in ("float32", "float64")}
+    inits = [initial_parameters(data[dt], k, t) for t, dt in MEMMAP_CASES]
+
+    def seconds(i, max_iter):
+        (t, dt), tic = MEMMAP_CASES[i], time.perf_counter()
+        GaussianMixture(k, covariance_type=t, tol=0, max_iter=max_iter, n_threads=n_threads,
+                        **inits[i]).fit(data[dt])
+        return time.perf_counter() - tic
+
+    for i in range(len(MEMMAP_CASES)):
+        seconds(i, 1)  # warm-up: page cache, BLAS, lazy imports
+    print(os.path.dirname(os.path.dirname(fastem.__file__)), flush=True)
+    for line in sys.stdin:
+        i = int(line)
+        one = seconds(i, 1)
+        print(1000 * (seconds(i, 10) - one) / 9, flush=True)
 
 
 def worker(n_threads):
@@ -62,23 +113,32 @@ def main():
     parser.add_argument("new")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memmap", metavar="DIR", default=None,
+                        help="time issue 18's 5e6 x 8, K = 8 memory-mapped case, files in DIR")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.threads)
+        return (memmap_worker(args.threads, args.memmap) if args.memmap
+                else worker(args.threads))
+    cases = MEMMAP_CASES if args.memmap else CASES
+    if args.memmap:  # written once, before either worker reads them
+        sys.path.insert(0, HERE)
+        for dt in ("float32", "float64"):
+            memmap_path(args.memmap, dt)
     trees = {"old": os.path.abspath(args.old), "new": os.path.abspath(args.new)}
     procs = {}
     for name, tree in trees.items():
         procs[name] = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), args.old, args.new, "--worker",
-             "--threads", str(args.threads)],
+             "--threads", str(args.threads)]
+            + (["--memmap", os.path.abspath(args.memmap)] if args.memmap else []),
             env=dict(os.environ, PYTHONPATH=tree), cwd="/", stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True)
         root = procs[name].stdout.readline().strip()
         assert root == tree, (root, tree)  # the tree's own fastem was imported
-    times = {name: {case: [] for case in CASES} for name in trees}
+    times = {name: {case: [] for case in cases} for name in trees}
     for r in range(args.reps):
-        for i, case in enumerate(CASES):
+        for i, case in enumerate(cases):
             for name in (("old", "new") if (r + i) % 2 == 0 else ("new", "old")):
                 procs[name].stdin.write(f"{i}\n")
                 procs[name].stdin.flush()
@@ -87,10 +147,11 @@ def main():
         proc.stdin.close()
         proc.wait()
     print(f"ms per EM iteration, {args.threads} threads, {args.reps} fits each, taking turns "
-          f"(min / median); old = {trees['old']}, new = {trees['new']}")
+          f"(min / median); old = {trees['old']}, new = {trees['new']}; load average "
+          f"{os.getloadavg()[0]:.1f} (1 min) at the end")
     print("| case | old min | new min | new/old (min) | old median | new median |")
     print("|---|---|---|---|---|---|")
-    for case in CASES:
+    for case in cases:
         old, new = np.array(times["old"][case]), np.array(times["new"][case])
         print(f"| {' '.join(case)} | {old.min():.1f} | {new.min():.1f} | "
               f"{new.min() / old.min():.3f} | {np.median(old):.1f} | {np.median(new):.1f} |")

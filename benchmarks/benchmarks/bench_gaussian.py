@@ -133,3 +133,46 @@ class GaussianMixturePredict(_Suite):
     def time_predict_proba(self, covariance_type, shape, dtype, n_threads):
         """Posterior probabilities of every row, (N, K)."""
         self.model.predict_proba(self.X)
+
+
+MEMMAP_SHAPE = (5_000_000, 8, 8)  # issue 18's headline case: N, D, K
+
+
+class MemmapFloat32Fit:
+    """Issue 18's case: a 5e6 x 8 float32 ``.npy`` file, memory-mapped, K = 8 (diag and
+    spherical): the fit time of one EM iteration and the ms per iteration net of a fit's fixed
+    costs, (fit of 10 - fit of 1) / 9. The file (160 MB) is written once per run of the suite,
+    into the directory where asv runs ``setup_cache`` and the benchmarks (and removes after)."""
+
+    params = [["diag", "spherical"], N_THREADS]
+    param_names = ["covariance_type", "n_threads"]
+    timeout = 900
+    number = 1
+    repeat = (3, 5, 60.0)
+
+    def setup_cache(self):
+        path = "memmap-5e6x8-float32.npy"
+        np.save(path, make_data(*MEMMAP_SHAPE, "float32"))
+        return path
+
+    def setup(self, path, covariance_type, n_threads):
+        self.X = np.load(path, mmap_mode="r")
+        self.inits = initial_parameters(self.X, MEMMAP_SHAPE[2], covariance_type)
+        fit_fastem(self.X, covariance_type, self.inits, 1, n_threads)  # page cache, imports
+
+    def time_fit_iteration(self, path, covariance_type, n_threads):
+        """A fit with ``max_iter=1``: one EM iteration and the fit's input checks."""
+        fit_fastem(self.X, covariance_type, self.inits, 1, n_threads)
+
+    def track_ms_per_iteration(self, path, covariance_type, n_threads):
+        """(fit of 10 iterations - fit of 1) / 9, in ms: one streamed E-step and M-step."""
+        import time
+
+        tic = time.perf_counter()
+        fit_fastem(self.X, covariance_type, self.inits, 1, n_threads)
+        one = time.perf_counter() - tic
+        tic = time.perf_counter()
+        fit_fastem(self.X, covariance_type, self.inits, 10, n_threads)
+        return 1000 * (time.perf_counter() - tic - one) / 9
+
+    track_ms_per_iteration.unit = "ms"

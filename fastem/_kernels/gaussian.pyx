@@ -159,6 +159,11 @@ cdef inline MarginalScratch marginal_scratch(int kind, double* y, const double* 
     return s
 
 
+cdef extern from "fastem/_kernels/_normalize.h" nogil:
+    # float32 data: exp by a shorter series, within their own rounding (_vexp.h)
+    void fastem_normalize_rows_short(double* a, Py_ssize_t n, Py_ssize_t k, double* lse)
+
+
 cdef extern from "fastem/_kernels/_diag.h" nogil:
     void fastem_diag_features_f32(int squares, int missing, const float* x, Py_ssize_t n,
                                   Py_ssize_t d, const float* centre, float* t)
@@ -380,7 +385,13 @@ cdef void chunk_stats(
     cdef const floating* m
     cdef double* s2 = s12 + k * d
     cdef floating* scratch = z + n * (d if d > k else k)
-    for i in range(n):
+    # s0 += column sums, four rows per update: one add per row to the same s0[c] (which may
+    # alias resp for the compiler) would chain its latency through memory
+    for i in range(0, n - 3, 4):
+        for c in range(k):
+            s0[c] += ((resp[i * k + c] + resp[(i + 1) * k + c])
+                      + (resp[(i + 2) * k + c] + resp[(i + 3) * k + c]))
+    for i in range(n - n % 4, n):
         for c in range(k):
             s0[c] += resp[i * k + c]
     if kind == DIAG or kind == DIAG_MISSING:  # [s1 | s2] (k, 2d), or [s1 | s2 | n] (k, 3d)
@@ -485,20 +496,21 @@ cdef void fit_rows(
     double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
 ) noexcept nogil:
     """chunk_fit, with partially labelled rows."""
-    cdef Py_ssize_t i, j, c
-    cdef double w, r, sr
+    cdef Py_ssize_t i, j, c, worst_row = -1
+    cdef double w, r, sr, loglik = 0.0, total = 0.0, lowest = INFINITY
     cdef double* row
     cdef MissingScratch missing
     cdef MarginalScratch marginal
-    worst[0] = INFINITY
-    worst[1] = -1
     if is_expfam(kind):
         features(kind, x, n, d, pivot, y)
     if resp_in == NULL:
         chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, resp)
         if labels != NULL:
             clamp_labelled(resp, n, k, labels)
-        normalize_log_rows(resp, n, k, lse)
+        if floating is double:
+            normalize_log_rows(resp, n, k, lse)
+        else:
+            fastem_normalize_rows_short(resp, n, k, lse)
     else:
         if is_marginal(kind) or kind == FULL_MISSING:  # the conditional moments, in y
             chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, resp)
@@ -508,10 +520,10 @@ cdef void fit_rows(
         row = resp + i * k
         w = 1.0 if weights == NULL else weights[i]
         if resp_in == NULL and w != 0.0:  # a zero-weight row adds nothing, even if lse is -inf
-            slot[0] += w * lse[i]
-            if lse[i] < worst[0]:
-                worst[0] = lse[i]
-                worst[1] = i
+            loglik += w * lse[i]
+            if lse[i] < lowest:
+                lowest = lse[i]
+                worst_row = i
         if is_expfam(kind) and (w == 0.0 or lse[i] == -INFINITY):
             # zero responsibility times an overflowing feature would be NaN in r.T @ t(x)
             if features_by_row(kind):
@@ -520,10 +532,15 @@ cdef void fit_rows(
             else:
                 for c in range(feature_width(kind, d)):
                     y[c * n + i] = 0.0
-        slot[1] += w
+        total += w
         if w != 1.0:
             for c in range(k):
                 row[c] *= w
+    # in locals above: slot may alias resp for the compiler, and would chain through memory
+    slot[0] += loglik
+    slot[1] += total
+    worst[0] = lowest
+    worst[1] = worst_row
     if with_stats and kind == FULL_MISSING:  # the conditional moments, about the means
         if floating is double:
             missing = missing_scratch(y, n, d, k)
