@@ -61,7 +61,7 @@ def run(L, lengths, startprob, transmat, n_threads):
     chain = np.zeros(1 + k + k * k)
     seq_ll = np.empty(len(lengths))
     fb.forward_backward(frame, bounds, startprob, transmat, n_threads, gamma, np.empty(n),
-                        np.empty((n_threads, 3 * k)), np.empty((len(lengths), chain.size)),
+                        np.empty((n_threads, fb.workspace_size(k))), np.empty((len(lengths), chain.size)),
                         chain, seq_ll)
     return gamma, chain, seq_ll
 
