@@ -33,10 +33,11 @@ typedef double fastem_v4 __attribute__((vector_size(32)));
 
 #define FASTEM_CHAIN_INLINE static inline __attribute__((always_inline))
 
-/* Lanes [4v, 4v + 4) of a row of k values, zero past k. */
-FASTEM_CHAIN_INLINE fastem_v4 fastem_chain_load(const double *row, ptrdiff_t v, ptrdiff_t k)
+/* Lanes [4v, 4v + 4) of a row of k values, `fill` past k. */
+FASTEM_CHAIN_INLINE fastem_v4 fastem_chain_load_or(const double *row, ptrdiff_t v, ptrdiff_t k,
+                                                   double fill)
 {
-    fastem_v4 x = {0.0, 0.0, 0.0, 0.0};
+    fastem_v4 x = {fill, fill, fill, fill};
     if (4 * v + 4 <= k) {
         memcpy(&x, row + 4 * v, sizeof x);
     } else {
@@ -44,6 +45,11 @@ FASTEM_CHAIN_INLINE fastem_v4 fastem_chain_load(const double *row, ptrdiff_t v, 
             x[l] = row[4 * v + l];
     }
     return x;
+}
+
+FASTEM_CHAIN_INLINE fastem_v4 fastem_chain_load(const double *row, ptrdiff_t v, ptrdiff_t k)
+{
+    return fastem_chain_load_or(row, v, k, 0.0);
 }
 
 FASTEM_CHAIN_INLINE void fastem_chain_store(double *row, ptrdiff_t v, ptrdiff_t k, fastem_v4 x)
@@ -196,6 +202,37 @@ FASTEM_CHAIN_INLINE void fastem_backward_body(const double *restrict b, ptrdiff_
     }
     for (ptrdiff_t v = 0; v < kv; v++)
         fastem_chain_store(beta_io, v, k, beta[v]);
+}
+
+/* Each row's maximum, or 0 for a row that is all -inf (the shifts of forward_rows). */
+FASTEM_CHAIN_INLINE void fastem_row_max_body(const double *restrict a, ptrdiff_t n, ptrdiff_t k,
+                                             ptrdiff_t kv, double *restrict shift)
+{
+    typedef long long mask4 __attribute__((vector_size(32)));
+    for (ptrdiff_t t = 0; t < n; t++) {
+        fastem_v4 m = fastem_chain_load_or(a + t * k, 0, k, -INFINITY);
+        for (ptrdiff_t v = 1; v < kv; v++) {
+            const fastem_v4 x = fastem_chain_load_or(a + t * k, v, k, -INFINITY);
+            const mask4 greater = x > m;  /* a select, not a branch the data mispredicts */
+            m = (fastem_v4)(((mask4)x & greater) | ((mask4)m & ~greater));
+        }
+        double top = m[0];
+        for (int l = 1; l < 4; l++)
+            top = m[l] > top ? m[l] : top;
+        shift[t] = top > -INFINITY ? top : 0.0;
+    }
+}
+
+FASTEM_TARGET_CLONES
+static void fastem_row_max(const double *a, ptrdiff_t n, ptrdiff_t k, double *shift)
+{
+    switch ((k + 3) / 4) {
+    case 1: fastem_row_max_body(a, n, k, 1, shift); break;
+    case 2: fastem_row_max_body(a, n, k, 2, shift); break;
+    case 3: fastem_row_max_body(a, n, k, 3, shift); break;
+    case 4: fastem_row_max_body(a, n, k, 4, shift); break;
+    default: fastem_row_max_body(a, n, k, (k + 3) / 4, shift);
+    }
 }
 
 FASTEM_TARGET_CLONES

@@ -47,6 +47,7 @@ cdef extern from "fastem/_kernels/_vexp.h" nogil:
     void fastem_exp_rows(double* a, Py_ssize_t n, Py_ssize_t k, const double* shift)
 
 cdef extern from "fastem/_kernels/_chain.h" nogil:
+    void fastem_row_max(const double* a, Py_ssize_t n, Py_ssize_t k, double* shift)
     double fastem_forward_rows(const double* b, Py_ssize_t T, Py_ssize_t k, double* message,
                                int first, const double* startprob, const double* transmat_p,
                                double* alpha, double* scale, double ll)
@@ -80,15 +81,7 @@ cdef void scale_rows(
 ) noexcept nogil:
     """Shift each row of log-densities by its maximum and exponentiate it (the vectorised exp
     of _vexp.h): values in [0, 1], the largest 1; a row of zero densities stays all zero."""
-    cdef Py_ssize_t t, j
-    cdef double m
-    cdef double* row
-    for t in range(T):
-        row = frame + t * k
-        m = row[0]
-        for j in range(1, k):
-            m = row[j] if row[j] > m else m  # a select, not a branch the data mispredicts
-        shift[t] = m if m > -INFINITY else 0.0
+    fastem_row_max(frame, T, k, shift)
     fastem_exp_rows(frame, T, k, shift)
 
 
