@@ -142,17 +142,16 @@ def test_segments_give_bitwise_the_whole_sequence(cuts):
     startprob, transmat = random_chain(rng, k, zeros=True)
     gamma, chain, _ = run(L, [T], startprob, transmat, 1)
     parts = list(zip(cuts, cuts[1:] + [T]))
-    message, ll, checkpoints = np.empty(k), 0.0, []
+    message, checkpoints = np.empty(fb.message_size(k)), []
     for a, b in parts:
         checkpoints.append(message.copy())
         ll = fb.forward_segment(L[a:b].copy(), message, a == 0, startprob, transmat,
-                                np.empty((b - a, k)), np.empty(b - a), ll)
+                                np.empty((b - a, k)), np.empty(b - a))
     assert ll == chain[0]
     beta, counts, post = np.ones(k), np.zeros(k + k * k), np.empty((T, k))
     for (a, b), prev in reversed(list(zip(parts, checkpoints))):
         frame, scale = L[a:b].copy(), np.empty(b - a)
-        fb.forward_segment(frame, prev.copy(), a == 0, startprob, transmat, post[a:b], scale,
-                           0.0)
+        fb.forward_segment(frame, prev.copy(), a == 0, startprob, transmat, post[a:b], scale)
         fb.backward_segment(frame, scale, post[a:b], prev if a else np.empty(0), transmat,
                             beta, counts)
     np.testing.assert_array_equal(post, gamma)
@@ -169,3 +168,22 @@ def test_segments_give_bitwise_the_whole_sequence(cuts):
     for a, b in reversed(parts):
         state = fb.viterbi_backtrack(back[a:b], state, states[a:b])
     np.testing.assert_array_equal(states, path)
+
+
+def test_rows_of_tiny_likelihood_keep_the_scaling_finite():
+    """A reachable state whose density is exp(-700) of the row's best (a row scale c_t below
+    2^-1000, renormalised before its inverse is taken) gives the log-domain reference's log p
+    and posteriors, whole and in segments."""
+    L = np.zeros((6, 2))
+    L[2] = [-700.0, 0.0]  # the chain sits in state 0, which cannot reach state 1
+    startprob, transmat = np.array([1.0, 0.0]), np.array([[1.0, 0.0], [0.5, 0.5]])
+    gamma, chain, seq_ll = run(L, [6], startprob, transmat, 1)
+    ll, g, _, xi = reference_posteriors(L, startprob, transmat)
+    np.testing.assert_allclose(seq_ll[0], ll, rtol=1e-13)
+    np.testing.assert_allclose(gamma, g, atol=1e-13)
+    np.testing.assert_allclose(chain[3:].reshape(2, 2), xi, rtol=1e-12, atol=1e-13)
+    message = np.empty(fb.message_size(2))
+    for a, b in [(0, 3), (3, 6)]:
+        seg = fb.forward_segment(L[a:b].copy(), message, a == 0, startprob, transmat,
+                                 np.empty((b - a, 2)), np.empty(b - a))
+    assert seg == seq_ll[0]

@@ -102,19 +102,39 @@ FASTEM_CHAIN_INLINE void fastem_chain_step(const fastem_v4 *m, const double *p, 
         out[u] += odd[u];
 }
 
+/* Multiply `prod` (in [1, 2)) by c > 0 and bring it back to [1, 2): returns the power of two
+ * taken out, so that sum_t log c_t = sum_t e_t log 2 + log(prod) needs no log per row. A
+ * product below 2^-1022 (c subnormal) has its log taken and prod restarts at 1. */
+FASTEM_CHAIN_INLINE double fastem_chain_mantissa(double *prod, double c)
+{
+    const unsigned long long exponent = 0x7ffULL << 52, one = 1023ULL << 52;
+    unsigned long long bits;
+    double p = *prod * c;
+    memcpy(&bits, &p, sizeof bits);
+    const long long e = (long long) ((bits & exponent) >> 52) - 1023;
+    if (e == -1023) {
+        *prod = 1.0;
+        return log(p) / 0.69314718055994530942;
+    }
+    bits = (bits & ~exponent) | one;
+    memcpy(prod, &bits, sizeof bits);
+    return (double) e;
+}
+
 /* Scaled forward pass over T rows (see the header). b: (T, k) scaled densities; scale: IN each
- * row's shift m_t, OUT 1 / c_t; message: IN r of the row before (unless first), OUT r of the
- * last row; alpha: OUT (T, k) normalised messages. Returns ll plus sum_t (log c_t + m_t), or
- * -inf when no state can emit a row (message then undefined). */
+ * row's shift m_t, OUT 1 / c_t; message (k + 2): IN [r of the row before, the log-likelihood
+ * of the rows before without log(prod), prod] (unless first), OUT those after the last row;
+ * alpha: OUT (T, k) normalised messages. Returns the log-likelihood of the rows so far,
+ * sum_t (log c_t + m_t), or -inf when no state can emit a row (message then undefined). */
 FASTEM_CHAIN_INLINE double fastem_forward_body(const double *restrict b, ptrdiff_t T, ptrdiff_t k,
                                                ptrdiff_t kv, double *restrict message, int first,
                                                const double *restrict startprob,
                                                const double *restrict transmat_p,
-                                               double *restrict alpha, double *restrict scale,
-                                               double ll)
+                                               double *restrict alpha, double *restrict scale)
 {
+    const double ln2 = 0.69314718055994530942;
     fastem_v4 r[kv], q[kv];
-    double inv = 1.0;
+    double inv = 1.0, ll = first ? 0.0 : message[k], prod = first ? 1.0 : message[k + 1];
     for (ptrdiff_t v = 0; v < kv; v++)
         r[v] = fastem_chain_load(first ? startprob : message, v, k);
     if (!first)
@@ -132,7 +152,7 @@ FASTEM_CHAIN_INLINE double fastem_forward_body(const double *restrict b, ptrdiff
         const double c = fastem_chain_sum(r, kv);
         if (!(c > 0.0))  /* no state can emit this row: zero likelihood */
             return -INFINITY;
-        ll += log(c) + scale[t];
+        ll += fastem_chain_mantissa(&prod, c) * ln2 + scale[t];
         scale[t] = 1.0 / c;
         inv = scale[t];
         if (c < 0x1p-1000) {  /* so that 1 / c stays finite in the next step: r normalised */
@@ -145,7 +165,9 @@ FASTEM_CHAIN_INLINE double fastem_forward_body(const double *restrict b, ptrdiff
     }
     for (ptrdiff_t v = 0; v < kv; v++)
         fastem_chain_store(message, v, k, r[v]);
-    return ll;
+    message[k] = ll;
+    message[k + 1] = prod;
+    return ll + log(prod);
 }
 
 /* Scaled backward pass over T rows, from beta of the last row (IN beta; OUT beta of the row
@@ -238,19 +260,19 @@ static void fastem_row_max(const double *a, ptrdiff_t n, ptrdiff_t k, double *sh
 FASTEM_TARGET_CLONES
 static double fastem_forward_rows(const double *b, ptrdiff_t T, ptrdiff_t k, double *message,
                                   int first, const double *startprob, const double *transmat_p,
-                                  double *alpha, double *scale, double ll)
+                                  double *alpha, double *scale)
 {
     switch ((k + 3) / 4) {
     case 1: return fastem_forward_body(b, T, k, 1, message, first, startprob, transmat_p,
-                                       alpha, scale, ll);
+                                       alpha, scale);
     case 2: return fastem_forward_body(b, T, k, 2, message, first, startprob, transmat_p,
-                                       alpha, scale, ll);
+                                       alpha, scale);
     case 3: return fastem_forward_body(b, T, k, 3, message, first, startprob, transmat_p,
-                                       alpha, scale, ll);
+                                       alpha, scale);
     case 4: return fastem_forward_body(b, T, k, 4, message, first, startprob, transmat_p,
-                                       alpha, scale, ll);
+                                       alpha, scale);
     default: return fastem_forward_body(b, T, k, (k + 3) / 4, message, first, startprob,
-                                        transmat_p, alpha, scale, ll);
+                                        transmat_p, alpha, scale);
     }
 }
 

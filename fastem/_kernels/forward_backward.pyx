@@ -50,7 +50,7 @@ cdef extern from "fastem/_kernels/_chain.h" nogil:
     void fastem_row_max(const double* a, Py_ssize_t n, Py_ssize_t k, double* shift)
     double fastem_forward_rows(const double* b, Py_ssize_t T, Py_ssize_t k, double* message,
                                int first, const double* startprob, const double* transmat_p,
-                               double* alpha, double* scale, double ll)
+                               double* alpha, double* scale)
     void fastem_backward_rows(const double* b, Py_ssize_t T, Py_ssize_t k, const double* scale,
                               double* gamma, const double* prev, const double* transmat_p,
                               const double* transmat_tp, double* beta, double* xi)
@@ -63,7 +63,12 @@ cdef inline Py_ssize_t padded(Py_ssize_t k) noexcept nogil:
 
 def workspace_size(Py_ssize_t k):
     """Doubles of workspace that each thread of forward_backward needs."""
-    return padded(k) * padded(k) + 2 * k
+    return padded(k) * padded(k) + 2 * k + 2
+
+
+def message_size(Py_ssize_t k):
+    """Doubles of the message that forward_segment carries from a segment to the next."""
+    return k + 2
 
 
 def padded_chain(transmat):
@@ -88,21 +93,20 @@ cdef void scale_rows(
 cdef double forward_rows(
     double* frame,                     # IN  log-densities (T, k); OUT b_t = exp(L_t - m_t)
     Py_ssize_t T, Py_ssize_t k,
-    double* message,                   # IN  (k,) r of the row before (unless first); OUT r of
-                                       #     the last row
+    double* message,                   # IN  (k + 2,) the state after the row before (unless
+                                       #     first): r and the log-likelihood (_chain.h);
+                                       #     OUT the state after the last row
     bint first,                        # IN  whether the rows start their sequence
     const double* startprob,           # IN  (k,)
     const double* transmat_p,          # IN  (4kv, 4kv) padded A
     double* alpha,                     # OUT (T, k) normalised forward messages
     double* scale,                     # OUT (T,) the rows' inverse scales 1 / c_t
-    double ll,                         # IN  log-likelihood of the rows before
 ) noexcept nogil:
     """Scaled forward pass over T rows of one sequence (see the header and _chain.h); returns
-    ``ll`` plus these rows' log-likelihood, added row by row, or -inf when no state can emit
-    a row."""
+    the log-likelihood of the sequence's rows up to the last of these, or -inf when no state
+    can emit a row."""
     scale_rows(frame, T, k, scale)
-    return fastem_forward_rows(frame, T, k, message, first, startprob, transmat_p, alpha, scale,
-                               ll)
+    return fastem_forward_rows(frame, T, k, message, first, startprob, transmat_p, alpha, scale)
 
 
 cdef void backward_rows(
@@ -154,15 +158,15 @@ cdef void sequence_posteriors(
 ) noexcept nogil:
     """Scaled forward-backward of one sequence into its zeroed ``slot`` (see the header)."""
     cdef Py_ssize_t j
-    cdef double* beta = ws + k
-    slot[0] = forward_rows(frame, T, k, ws, True, startprob, transmat_p, gamma, scale, 0.0)
+    cdef double* beta = ws + k + 2
+    slot[0] = forward_rows(frame, T, k, ws, True, startprob, transmat_p, gamma, scale)
     if slot[0] == -INFINITY:  # no statistics
         memset(gamma, 0, T * k * sizeof(double))
         return
     for j in range(k):
         beta[j] = 1.0
-    backward_rows(frame, T, k, scale, gamma, NULL, transmat_p, transmat_tp, beta, ws + 2 * k,
-                  slot + 1)
+    backward_rows(frame, T, k, scale, gamma, NULL, transmat_p, transmat_tp, beta,
+                  ws + 2 * k + 2, slot + 1)
 
 
 def forward_backward(
@@ -217,28 +221,30 @@ def forward_backward(
 
 def forward_segment(
     double[:, ::1] frame,              # IN  log p(x_t | z_t = k) (n, k); OUT scaled densities
-    double[::1] message,               # IN  the forward message r of the row before (unless
-                                       #     first; unnormalised, _chain.h); OUT r of the
-                                       #     segment's last row
+    double[::1] message,               # IN  (message_size(k),) the forward state after the row
+                                       #     before (unless first): its unnormalised message
+                                       #     r and the log-likelihood so far (_chain.h); OUT
+                                       #     the state after the segment's last row
     bint first,                        # IN  whether the segment starts its sequence
     const double[::1] startprob,       # IN  (k,)
     const double[:, ::1] transmat,     # IN  (k, k)
     double[:, ::1] alpha,              # OUT (n, k) normalised forward messages
     double[::1] scale,                 # OUT (n,) the rows' inverse scales 1 / c_t
-    double ll,                         # IN  log-likelihood of the sequence's rows before
 ):
-    """Forward pass over a segment of one sequence (one thread, GIL released): returns
-    ``ll`` plus the segment's log-likelihood, or -inf when no state can emit a row. A
-    sequence cut into segments gives bitwise the messages and log-likelihood of one piece."""
+    """Forward pass over a segment of one sequence (one thread, GIL released): returns the
+    log-likelihood of the sequence's rows up to the segment's last, or -inf when no state can
+    emit a row. A sequence cut into segments gives bitwise the messages and log-likelihood of
+    one piece."""
+    cdef double ll
     cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1]
     if (n < 1 or alpha.shape[0] != n or alpha.shape[1] != k or scale.shape[0] != n
-            or message.shape[0] != k or startprob.shape[0] != k or transmat.shape[0] != k
+            or message.shape[0] != k + 2 or startprob.shape[0] != k or transmat.shape[0] != k
             or transmat.shape[1] != k):
         raise ValueError("fastem: forward_segment buffers do not match the frame")
     cdef const double[:, ::1] transmat_p = padded_chain(np.asarray(transmat))[0]
     with nogil:
         ll = forward_rows(&frame[0, 0], n, k, &message[0], first, &startprob[0],
-                          &transmat_p[0, 0], &alpha[0, 0], &scale[0], ll)
+                          &transmat_p[0, 0], &alpha[0, 0], &scale[0])
     return ll
 
 
@@ -246,8 +252,8 @@ def backward_segment(
     const double[:, ::1] frame,        # IN  (n, k) scaled densities of forward_segment
     const double[::1] scale,           # IN  (n,) inverse scales of forward_segment
     double[:, ::1] gamma,              # IN  (n, k) its forward messages; OUT posteriors
-    const double[::1] prev,            # IN  (k,) forward_segment's message of the row before,
-                                       #     or (0,) when first
+    const double[::1] prev,            # IN  (message_size(k),) forward_segment's message
+                                       #     after the row before, or (0,) when first
     const double[:, ::1] transmat,     # IN  (k, k)
     double[::1] beta,                  # IN  (k,) beta of the last row (ones at the sequence's
                                        #     end); OUT beta of the row before the segment
@@ -262,7 +268,7 @@ def backward_segment(
     cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1]
     cdef const double* p = NULL if prev.shape[0] == 0 else &prev[0]
     if (n < 1 or gamma.shape[0] != n or gamma.shape[1] != k or scale.shape[0] != n
-            or (p != NULL and prev.shape[0] != k) or beta.shape[0] != k
+            or (p != NULL and prev.shape[0] != k + 2) or beta.shape[0] != k
             or chain.shape[0] != k + k * k or transmat.shape[0] != k or transmat.shape[1] != k):
         raise ValueError("fastem: backward_segment buffers do not match the frame")
     cdef const double[:, ::1] transmat_p, transmat_tp
