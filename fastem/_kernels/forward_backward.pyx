@@ -23,7 +23,10 @@
 # so posteriors overwrite the forward messages row by row (going backwards, alpha_{t-1} is read
 # for xi before it is overwritten by gamma_{t-1}), and xi is summed straight into the sequence's
 # K x K slot: no T x K x K array ever exists. Zero start or transition probabilities give exactly
-# zero counts, so left-right models stay left-right through EM.
+# zero counts, so left-right models stay left-right through EM. The row loops are in C
+# (_chain.h): K-vectors held in registers, the forward messages carried unnormalised so that
+# 1 / c_t is off the dependency chain from row to row, A factored out of xi's sum, and no log
+# per row (the scales' product kept as a mantissa and a power of two).
 #
 # Viterbi runs in the log domain (max-product needs no normalisation and log is exact for it):
 # delta_t(k) = L_tk + max_j (delta_{t-1}(j) + log A_jk), with back-pointers (n, K) and the first
@@ -31,7 +34,8 @@
 #
 # Segments: forward_segment, backward_segment, viterbi_segment and viterbi_backtrack run the
 # same row loops over a segment of one sequence, starting from the message of the row before
-# (the normalised alpha, the beta of the segment's last row, the delta), for the checkpointed
+# (the unnormalised alpha with the log-likelihood so far, the beta of the segment's last row,
+# the delta), for the checkpointed
 # passes over sequences longer than memory (fastem/drivers/sequences.py). The whole-sequence
 # functions call these loops too, so a sequence cut into segments gives bitwise the same
 # messages, posteriors, log-likelihood (summed row by row through the segments), counts
