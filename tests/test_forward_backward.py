@@ -66,10 +66,11 @@ def run(L, lengths, startprob, transmat, n_threads):
     return gamma, chain, seq_ll
 
 
+@pytest.mark.parametrize("k", [4, 7, 18])  # whole vectors, a partial one, the generic loop
 @pytest.mark.parametrize("zeros", [False, True])
-def test_forward_backward_matches_log_domain_reference(zeros):
+def test_forward_backward_matches_log_domain_reference(zeros, k):
     rng = np.random.default_rng(0)
-    k, lengths = 4, [1, 7, 30, 2]
+    lengths = [1, 7, 30, 2]
     L = rng.normal(scale=30.0, size=(sum(lengths), k))  # far apart: scaling must hold
     startprob, transmat = random_chain(rng, k, zeros)
     gamma, chain, seq_ll = run(L, lengths, startprob, transmat, 2)
@@ -131,13 +132,14 @@ def test_bad_bounds_raise():
         run(L, [4, 0], np.array([0.5, 0.5]), np.full((2, 2), 0.5), 1)
 
 
+@pytest.mark.parametrize("k", [4, 18])
 @pytest.mark.parametrize("cuts", [[0], [0, 1, 2, 30, 56], list(range(57))])
-def test_segments_give_bitwise_the_whole_sequence(cuts):
+def test_segments_give_bitwise_the_whole_sequence(cuts, k):
     """forward_segment over segments, then backward_segment from the last, equal one
     forward_backward call bitwise (posteriors, log p, counts); viterbi_segment and
     viterbi_backtrack equal viterbi."""
     rng = np.random.default_rng(5)
-    k, T = 4, 57
+    T = 57
     L = rng.normal(size=(T, k)) * 3
     startprob, transmat = random_chain(rng, k, zeros=True)
     gamma, chain, _ = run(L, [T], startprob, transmat, 1)
