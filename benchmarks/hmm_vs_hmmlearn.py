@@ -9,7 +9,10 @@ a fit of m iterations is exactly m EM iterations; the time per iteration is
 (t(m + 1 iterations) - t(1 iteration)) / m, which leaves out the once-per-fit work
 (argument checks, the finiteness pass). hmmlearn runs with ``implementation="scaling"``, its
 fastest. The libraries take turns fit by fit, ``--reps`` times, and the minimum is reported;
-fastem also runs on 1 thread, for the second thread's speed-up.
+fastem also runs on 1 thread, for the second thread's speed-up. A second table gives fastem's
+process CPU time per row and iteration (all threads; on a loaded machine steadier than wall
+time) and the work factor CPU(2 threads) / CPU(1 thread), which a second core turns into
+speed only when it is free.
 
     python benchmarks/hmm_vs_hmmlearn.py [--reps 2] [--cases many,long,small]
 """
@@ -49,12 +52,13 @@ def fit_seconds(module, X, lengths, init, n_iter, **kwargs):
                                tol=-np.inf, **kwargs)
     for name, value in init.items():
         setattr(model, name, value)
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     model.fit(X, lengths)
-    return time.perf_counter() - tic
+    return np.array([time.perf_counter() - tic, time.process_time() - cpu])
 
 
 def per_iteration(module, X, lengths, init, iters, **kwargs):
+    """(wall, process CPU) seconds per EM iteration."""
     return (fit_seconds(module, X, lengths, init, iters + 1, **kwargs)
             - fit_seconds(module, X, lengths, init, 1, **kwargs)) / iters
 
@@ -74,6 +78,7 @@ def main():
     print("| case | hmmlearn (scaling) | fastem 1 thread | fastem 2 threads | hmmlearn / fastem 1 "
           "| hmmlearn / fastem 2 | 1 / 2 threads |")
     print("|---|---|---|---|---|---|---|")
+    cpu_rows = []
     for name in args.cases.split(","):
         n_seq, length, d, k, iters = CASES[name]
         X, lengths, init = make_case(n_seq, length, d, k)
@@ -83,9 +88,15 @@ def main():
                                               implementation="scaling"))
             times["one"].append(per_iteration(hmm, X, lengths, init, iters, n_threads=1))
             times["two"].append(per_iteration(hmm, X, lengths, init, iters, n_threads=2))
-        ref, one, two = (min(times[key]) for key in ("ref", "one", "two"))
+        ref, one, two = (min(t[0] for t in times[key]) for key in ("ref", "one", "two"))
         print(f"| {name}: {n_seq} x {length}, D={d}, K={k} | {ref:.4f} | {one:.4f} | {two:.4f} "
               f"| {ref / one:.1f}x | {ref / two:.1f}x | {one / two:.2f}x |", flush=True)
+        cpu_one, cpu_two = (min(t[1] for t in times[key]) / X.shape[0] * 1e9
+                            for key in ("one", "two"))
+        cpu_rows.append(f"| {name} | {cpu_one:.0f} | {cpu_two:.0f} | {cpu_two / cpu_one:.2f} |")
+    print("\n| case | fastem CPU ns per row, 1 thread | 2 threads | work factor 2 / 1 |")
+    print("|---|---|---|---|")
+    print("\n".join(cpu_rows))
 
 
 if __name__ == "__main__":

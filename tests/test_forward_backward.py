@@ -61,15 +61,16 @@ def run(L, lengths, startprob, transmat, n_threads):
     chain = np.zeros(1 + k + k * k)
     seq_ll = np.empty(len(lengths))
     fb.forward_backward(frame, bounds, startprob, transmat, n_threads, gamma, np.empty(n),
-                        np.empty((n_threads, 3 * k)), np.empty((len(lengths), chain.size)),
+                        np.empty((n_threads, fb.workspace_size(k))), np.empty((len(lengths), chain.size)),
                         chain, seq_ll)
     return gamma, chain, seq_ll
 
 
+@pytest.mark.parametrize("k", [4, 7, 18])  # whole vectors, a partial one, the generic loop
 @pytest.mark.parametrize("zeros", [False, True])
-def test_forward_backward_matches_log_domain_reference(zeros):
+def test_forward_backward_matches_log_domain_reference(zeros, k):
     rng = np.random.default_rng(0)
-    k, lengths = 4, [1, 7, 30, 2]
+    lengths = [1, 7, 30, 2]
     L = rng.normal(scale=30.0, size=(sum(lengths), k))  # far apart: scaling must hold
     startprob, transmat = random_chain(rng, k, zeros)
     gamma, chain, seq_ll = run(L, lengths, startprob, transmat, 2)
@@ -131,28 +132,28 @@ def test_bad_bounds_raise():
         run(L, [4, 0], np.array([0.5, 0.5]), np.full((2, 2), 0.5), 1)
 
 
+@pytest.mark.parametrize("k", [4, 18])
 @pytest.mark.parametrize("cuts", [[0], [0, 1, 2, 30, 56], list(range(57))])
-def test_segments_give_bitwise_the_whole_sequence(cuts):
+def test_segments_give_bitwise_the_whole_sequence(cuts, k):
     """forward_segment over segments, then backward_segment from the last, equal one
     forward_backward call bitwise (posteriors, log p, counts); viterbi_segment and
     viterbi_backtrack equal viterbi."""
     rng = np.random.default_rng(5)
-    k, T = 4, 57
+    T = 57
     L = rng.normal(size=(T, k)) * 3
     startprob, transmat = random_chain(rng, k, zeros=True)
     gamma, chain, _ = run(L, [T], startprob, transmat, 1)
     parts = list(zip(cuts, cuts[1:] + [T]))
-    message, ll, checkpoints = np.empty(k), 0.0, []
+    message, checkpoints = np.empty(fb.message_size(k)), []
     for a, b in parts:
         checkpoints.append(message.copy())
         ll = fb.forward_segment(L[a:b].copy(), message, a == 0, startprob, transmat,
-                                np.empty((b - a, k)), np.empty(b - a), ll)
+                                np.empty((b - a, k)), np.empty(b - a))
     assert ll == chain[0]
     beta, counts, post = np.ones(k), np.zeros(k + k * k), np.empty((T, k))
     for (a, b), prev in reversed(list(zip(parts, checkpoints))):
         frame, scale = L[a:b].copy(), np.empty(b - a)
-        fb.forward_segment(frame, prev.copy(), a == 0, startprob, transmat, post[a:b], scale,
-                           0.0)
+        fb.forward_segment(frame, prev.copy(), a == 0, startprob, transmat, post[a:b], scale)
         fb.backward_segment(frame, scale, post[a:b], prev if a else np.empty(0), transmat,
                             beta, counts)
     np.testing.assert_array_equal(post, gamma)
@@ -169,3 +170,22 @@ def test_segments_give_bitwise_the_whole_sequence(cuts):
     for a, b in reversed(parts):
         state = fb.viterbi_backtrack(back[a:b], state, states[a:b])
     np.testing.assert_array_equal(states, path)
+
+
+def test_rows_of_tiny_likelihood_keep_the_scaling_finite():
+    """A reachable state whose density is exp(-700) of the row's best (a row scale c_t below
+    2^-1000, renormalised before its inverse is taken) gives the log-domain reference's log p
+    and posteriors, whole and in segments."""
+    L = np.zeros((6, 2))
+    L[2] = [-700.0, 0.0]  # the chain sits in state 0, which cannot reach state 1
+    startprob, transmat = np.array([1.0, 0.0]), np.array([[1.0, 0.0], [0.5, 0.5]])
+    gamma, chain, seq_ll = run(L, [6], startprob, transmat, 1)
+    ll, g, _, xi = reference_posteriors(L, startprob, transmat)
+    np.testing.assert_allclose(seq_ll[0], ll, rtol=1e-13)
+    np.testing.assert_allclose(gamma, g, atol=1e-13)
+    np.testing.assert_allclose(chain[3:].reshape(2, 2), xi, rtol=1e-12, atol=1e-13)
+    message = np.empty(fb.message_size(2))
+    for a, b in [(0, 3), (3, 6)]:
+        seg = fb.forward_segment(L[a:b].copy(), message, a == 0, startprob, transmat,
+                                 np.empty((b - a, 2)), np.empty(b - a))
+    assert seg == seq_ll[0]

@@ -23,7 +23,10 @@
 # so posteriors overwrite the forward messages row by row (going backwards, alpha_{t-1} is read
 # for xi before it is overwritten by gamma_{t-1}), and xi is summed straight into the sequence's
 # K x K slot: no T x K x K array ever exists. Zero start or transition probabilities give exactly
-# zero counts, so left-right models stay left-right through EM.
+# zero counts, so left-right models stay left-right through EM. The row loops are in C
+# (_chain.h): K-vectors held in registers, the forward messages carried unnormalised so that
+# 1 / c_t is off the dependency chain from row to row, A factored out of xi's sum, and no log
+# per row (the scales' product kept as a mantissa and a power of two).
 #
 # Viterbi runs in the log domain (max-product needs no normalisation and log is exact for it):
 # delta_t(k) = L_tk + max_j (delta_{t-1}(j) + log A_jk), with back-pointers (n, K) and the first
@@ -31,7 +34,8 @@
 #
 # Segments: forward_segment, backward_segment, viterbi_segment and viterbi_backtrack run the
 # same row loops over a segment of one sequence, starting from the message of the row before
-# (the normalised alpha, the beta of the segment's last row, the delta), for the checkpointed
+# (the unnormalised alpha with the log-likelihood so far, the beta of the segment's last row,
+# the delta), for the checkpointed
 # passes over sequences longer than memory (fastem/drivers/sequences.py). The whole-sequence
 # functions call these loops too, so a sequence cut into segments gives bitwise the same
 # messages, posteriors, log-likelihood (summed row by row through the segments), counts
@@ -47,10 +51,36 @@ cdef extern from "fastem/_kernels/_vexp.h" nogil:
     void fastem_exp_rows(double* a, Py_ssize_t n, Py_ssize_t k, const double* shift)
 
 cdef extern from "fastem/_kernels/_chain.h" nogil:
-    void fastem_forward_row(const double* prev, const double* transmat_t, const double* b,
-                            Py_ssize_t k, double* alpha)
-    void fastem_backward_row(double* alpha, const double* transmat, const double* transmat_t,
-                             const double* w, Py_ssize_t k, double* beta, double* xi)
+    void fastem_row_max(const double* a, Py_ssize_t n, Py_ssize_t k, double* shift)
+    double fastem_forward_rows(const double* b, Py_ssize_t T, Py_ssize_t k, double* message,
+                               int first, const double* startprob, const double* transmat_p,
+                               double* alpha, double* scale)
+    void fastem_backward_rows(const double* b, Py_ssize_t T, Py_ssize_t k, const double* scale,
+                              double* gamma, const double* prev, const double* transmat_p,
+                              const double* transmat_tp, double* beta, double* xi)
+
+
+cdef inline Py_ssize_t padded(Py_ssize_t k) noexcept nogil:
+    """K rounded up to whole vectors of 4 lanes (_chain.h)."""
+    return 4 * ((k + 3) // 4)
+
+
+def workspace_size(Py_ssize_t k):
+    """Doubles of workspace that each thread of forward_backward needs."""
+    return padded(k) * padded(k) + 2 * k + 2
+
+
+def message_size(Py_ssize_t k):
+    """Doubles of the message that forward_segment carries from a segment to the next."""
+    return k + 2
+
+
+def padded_chain(transmat):
+    """``(A, A's transpose)`` in (4kv, 4kv) arrays with zeros past K (_chain.h)."""
+    k = transmat.shape[0]
+    a = np.zeros((padded(k), padded(k)))
+    a[:k, :k] = transmat
+    return a, np.ascontiguousarray(a.T)
 
 
 cdef void scale_rows(
@@ -60,98 +90,61 @@ cdef void scale_rows(
 ) noexcept nogil:
     """Shift each row of log-densities by its maximum and exponentiate it (the vectorised exp
     of _vexp.h): values in [0, 1], the largest 1; a row of zero densities stays all zero."""
-    cdef Py_ssize_t t, j
-    cdef double m
-    cdef double* row
-    for t in range(T):
-        row = frame + t * k
-        m = row[0]
-        for j in range(1, k):
-            m = row[j] if row[j] > m else m  # a select, not a branch the data mispredicts
-        shift[t] = m if m > -INFINITY else 0.0
+    fastem_row_max(frame, T, k, shift)
     fastem_exp_rows(frame, T, k, shift)
-
-
-cdef inline double normalize(double* a, Py_ssize_t k) noexcept nogil:
-    """Divide (k,) by its sum, which is returned (a zero sum leaves ``a`` unchanged)."""
-    cdef Py_ssize_t j
-    cdef double c = 0.0
-    for j in range(k):
-        c += a[j]
-    if c > 0.0:
-        for j in range(k):
-            a[j] /= c
-    return c
 
 
 cdef double forward_rows(
     double* frame,                     # IN  log-densities (T, k); OUT b_t = exp(L_t - m_t)
     Py_ssize_t T, Py_ssize_t k,
-    const double* prev,                # IN  (k,) normalised alpha of the row before, or NULL
-    const double* startprob,           # IN  (k,) used when prev is NULL (the sequence's start)
-    const double* transmat_t,          # IN  (k, k) A's transpose
+    double* message,                   # IN  (k + 2,) the state after the row before (unless
+                                       #     first): r and the log-likelihood (_chain.h);
+                                       #     OUT the state after the last row
+    bint first,                        # IN  whether the rows start their sequence
+    const double* startprob,           # IN  (k,)
+    const double* transmat_p,          # IN  (4kv, 4kv) padded A
     double* alpha,                     # OUT (T, k) normalised forward messages
-    double* scale,                     # OUT (T,) the rows' scales c_t
-    double ll,                         # IN  log-likelihood of the rows before
+    double* scale,                     # OUT (T,) the rows' inverse scales 1 / c_t
 ) noexcept nogil:
-    """Scaled forward pass over T rows of one sequence (see the header); returns ``ll`` plus
-    these rows' log-likelihood, added row by row, or -inf when no state can emit a row."""
-    cdef Py_ssize_t t, j
-    cdef double c
-    cdef double* row
+    """Scaled forward pass over T rows of one sequence (see the header and _chain.h); returns
+    the log-likelihood of the sequence's rows up to the last of these, or -inf when no state
+    can emit a row."""
     scale_rows(frame, T, k, scale)
-    for t in range(T):
-        row = alpha + t * k
-        if t == 0 and prev == NULL:
-            for j in range(k):
-                row[j] = startprob[j] * frame[j]
-        else:
-            fastem_forward_row(prev if t == 0 else row - k, transmat_t, frame + t * k, k, row)
-        c = normalize(row, k)
-        if not c > 0.0:  # no state can emit this row: zero likelihood
-            return -INFINITY
-        ll += log(c) + scale[t]
-        scale[t] = c
-    return ll
+    return fastem_forward_rows(frame, T, k, message, first, startprob, transmat_p, alpha, scale)
 
 
 cdef void backward_rows(
     const double* frame,               # IN  (T, k) scaled densities b_t of forward_rows
     Py_ssize_t T, Py_ssize_t k,
-    const double* scale,               # IN  (T,) scales c_t of forward_rows
+    const double* scale,               # IN  (T,) inverse scales 1 / c_t of forward_rows
     double* gamma,                     # IN  (T, k) forward messages; OUT posteriors
-    const double* prev,                # IN  (k,) alpha of the row before, or NULL (first rows)
-    const double* transmat,            # IN  (k, k)
-    const double* transmat_t,          # IN  (k, k) its transpose
+    const double* prev,                # IN  (k,) r message of the row before, or NULL (first
+                                       #     rows)
+    const double* transmat_p,          # IN  (4kv, 4kv) padded A
+    const double* transmat_tp,         # IN  (4kv, 4kv) its padded transpose
     double* beta,                      # IN  (k,) beta of the last row; OUT beta of the row
                                        #     before the first (prev given), else undefined
-    double* w, double* tmp,            # TMP (k,), (k,)
+    double* xi,                        # TMP (4kv, 4kv)
     double* chain,                     # OUT += [start counts (k) when prev is NULL,
                                        #         transition counts (k*k)]
 ) noexcept nogil:
     """Scaled backward pass over T rows of one sequence, from beta of its last row: the
     posteriors over the forward messages, transition counts summed into ``chain`` (those
     into the first row too, when ``prev`` is given) and, at the sequence's start, the start
-    counts."""
-    cdef Py_ssize_t t, j
-    cdef double inv
-    cdef double* xi = chain + k
-    for j in range(k):
-        gamma[(T - 1) * k + j] *= beta[j]
-    for t in range(T - 1, -1, -1):
-        if t == 0 and prev == NULL:
-            break
-        inv = 1.0 / scale[t]
-        for j in range(k):
-            w[j] = frame[t * k + j] * beta[j] * inv
-        # alpha_{t-1} becomes gamma_{t-1}; beta becomes beta_{t-1}
-        if t > 0:
-            fastem_backward_row(gamma + (t - 1) * k, transmat, transmat_t, w, k, beta, xi)
-        else:  # the row before these rows: its posterior is the next call's to write
-            for j in range(k):
-                tmp[j] = prev[j]
-            fastem_backward_row(tmp, transmat, transmat_t, w, k, beta, xi)
+    counts. The transition counts are summed row by row before their product with A
+    (_chain.h), which is taken at the sequence's start (prev NULL): until then ``chain``
+    holds the sums, so segments taken from the end give the counts of one piece bitwise."""
+    cdef Py_ssize_t i, j, kp = padded(k)
+    memset(xi, 0, kp * kp * sizeof(double))
+    for i in range(k):
+        memcpy(xi + i * kp, chain + k + i * k, k * sizeof(double))
+    fastem_backward_rows(frame, T, k, scale, gamma, prev, transmat_p, transmat_tp, beta, xi)
+    for i in range(k):
+        memcpy(chain + k + i * k, xi + i * kp, k * sizeof(double))
     if prev == NULL:
+        for i in range(k):
+            for j in range(k):
+                chain[k + i * k + j] *= transmat_p[i * kp + j]
         for j in range(k):
             chain[j] += gamma[j]
 
@@ -160,23 +153,24 @@ cdef void sequence_posteriors(
     double* frame,                     # IN  log-densities (T, k); OUT b_t = exp(L_t - m_t)
     Py_ssize_t T, Py_ssize_t k,
     const double* startprob,           # IN  (k,)
-    const double* transmat,            # IN  (k, k), rows sum to one
-    const double* transmat_t,          # IN  (k, k) its transpose
+    const double* transmat_p,          # IN  (4kv, 4kv) padded A
+    const double* transmat_tp,         # IN  (4kv, 4kv) its padded transpose
     double* gamma,                     # OUT (T, k) posteriors p(z_t = k | x)
-    double* scale,                     # TMP (T,) the rows' maxima m_t, then their scales c_t
-    double* ws,                        # TMP (3 k,)
+    double* scale,                     # TMP (T,)
+    double* ws,                        # TMP (workspace_size(k),)
     double* slot,                      # OUT [log p(x), start counts (k), transition counts (k*k)]
 ) noexcept nogil:
     """Scaled forward-backward of one sequence into its zeroed ``slot`` (see the header)."""
     cdef Py_ssize_t j
-    slot[0] = forward_rows(frame, T, k, NULL, startprob, transmat_t, gamma, scale, 0.0)
+    cdef double* beta = ws + k + 2
+    slot[0] = forward_rows(frame, T, k, ws, True, startprob, transmat_p, gamma, scale)
     if slot[0] == -INFINITY:  # no statistics
         memset(gamma, 0, T * k * sizeof(double))
         return
     for j in range(k):
-        ws[j] = 1.0
-    backward_rows(frame, T, k, scale, gamma, NULL, transmat, transmat_t, ws, ws + k, ws + 2 * k,
-                  slot + 1)
+        beta[j] = 1.0
+    backward_rows(frame, T, k, scale, gamma, NULL, transmat_p, transmat_tp, beta,
+                  ws + 2 * k + 2, slot + 1)
 
 
 def forward_backward(
@@ -187,7 +181,7 @@ def forward_backward(
     int n_threads,
     double[:, ::1] gamma,              # OUT (n, k) posteriors
     double[::1] scale,                 # TMP (n,)
-    double[:, ::1] workspace,          # TMP (>= n_threads, 3 k)
+    double[:, ::1] workspace,          # TMP (>= n_threads, workspace_size(k))
     double[:, ::1] slots,              # TMP (>= n_seq, 1 + k + k*k)
     double[::1] chain,                 # OUT += [log p(x), start (k), transitions (k*k)]
     double[::1] seq_ll,                # OUT (n_seq,) log p of each sequence, or empty
@@ -197,11 +191,11 @@ def forward_backward(
     cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1], n_seq = bounds.shape[0] - 1
     cdef Py_ssize_t size = 1 + k + k * k, s, j, start, T
     cdef double* ws
-    cdef const double[:, ::1] transmat_t
+    cdef const double[:, ::1] transmat_p, transmat_tp
     if (gamma.shape[0] != n or gamma.shape[1] != k or scale.shape[0] != n
             or startprob.shape[0] != k or transmat.shape[0] != k or transmat.shape[1] != k):
         raise ValueError("fastem: forward_backward buffers do not match the frame")
-    if n_threads < 1 or workspace.shape[0] < n_threads or workspace.shape[1] < 3 * k:
+    if n_threads < 1 or workspace.shape[0] < n_threads or workspace.shape[1] < workspace_size(k):
         raise ValueError("fastem: forward_backward workspace too small for these threads")
     if slots.shape[0] < n_seq or slots.shape[1] < size or chain.shape[0] != size:
         raise ValueError("fastem: forward_backward slots do not match the block")
@@ -210,15 +204,16 @@ def forward_backward(
     for s in range(n_seq):
         if bounds[s + 1] <= bounds[s]:
             raise ValueError("fastem: every sequence needs at least one row")
-    transmat_t = np.ascontiguousarray(np.asarray(transmat).T)
+    transmat_p, transmat_tp = padded_chain(np.asarray(transmat))
     with nogil, parallel(num_threads=min(n_threads, n_seq)):
         ws = &workspace[threadid(), 0]
         for s in prange(n_seq, schedule="dynamic"):
             start = bounds[s]
             T = bounds[s + 1] - start
             memset(&slots[s, 0], 0, size * sizeof(double))
-            sequence_posteriors(&frame[start, 0], T, k, &startprob[0], &transmat[0, 0],
-                                &transmat_t[0, 0], &gamma[start, 0], &scale[start], ws, &slots[s, 0])
+            sequence_posteriors(&frame[start, 0], T, k, &startprob[0], &transmat_p[0, 0],
+                                &transmat_tp[0, 0], &gamma[start, 0], &scale[start], ws,
+                                &slots[s, 0])
     # the sequences' statistics one after the other: the order fixes the rounding
     for s in range(n_seq):
         for j in range(size):
@@ -230,42 +225,46 @@ def forward_backward(
 
 def forward_segment(
     double[:, ::1] frame,              # IN  log p(x_t | z_t = k) (n, k); OUT scaled densities
-    double[::1] message,               # IN  alpha of the row before (unless first); OUT alpha
-                                       #     of the segment's last row
+    double[::1] message,               # IN  (message_size(k),) the forward state after the row
+                                       #     before (unless first): its unnormalised message
+                                       #     r and the log-likelihood so far (_chain.h); OUT
+                                       #     the state after the segment's last row
     bint first,                        # IN  whether the segment starts its sequence
     const double[::1] startprob,       # IN  (k,)
     const double[:, ::1] transmat,     # IN  (k, k)
     double[:, ::1] alpha,              # OUT (n, k) normalised forward messages
-    double[::1] scale,                 # OUT (n,) the rows' scales c_t
-    double ll,                         # IN  log-likelihood of the sequence's rows before
+    double[::1] scale,                 # OUT (n,) the rows' inverse scales 1 / c_t
 ):
-    """Forward pass over a segment of one sequence (one thread, GIL released): returns
-    ``ll`` plus the segment's log-likelihood, or -inf when no state can emit a row. A
-    sequence cut into segments gives bitwise the messages and log-likelihood of one piece."""
+    """Forward pass over a segment of one sequence (one thread, GIL released): returns the
+    log-likelihood of the sequence's rows up to the segment's last, or -inf when no state can
+    emit a row. A sequence cut into segments gives bitwise the messages and log-likelihood of
+    one piece."""
+    cdef double ll
     cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1]
-    cdef const double* prev = NULL if first else &message[0]
     if (n < 1 or alpha.shape[0] != n or alpha.shape[1] != k or scale.shape[0] != n
-            or message.shape[0] != k or startprob.shape[0] != k or transmat.shape[0] != k
+            or message.shape[0] != k + 2 or startprob.shape[0] != k or transmat.shape[0] != k
             or transmat.shape[1] != k):
         raise ValueError("fastem: forward_segment buffers do not match the frame")
-    cdef const double[:, ::1] transmat_t = np.ascontiguousarray(np.asarray(transmat).T)
+    cdef const double[:, ::1] transmat_p = padded_chain(np.asarray(transmat))[0]
     with nogil:
-        ll = forward_rows(&frame[0, 0], n, k, prev, &startprob[0], &transmat_t[0, 0],
-                          &alpha[0, 0], &scale[0], ll)
-        if ll != -INFINITY:
-            memcpy(&message[0], &alpha[n - 1, 0], k * sizeof(double))
+        ll = forward_rows(&frame[0, 0], n, k, &message[0], first, &startprob[0],
+                          &transmat_p[0, 0], &alpha[0, 0], &scale[0])
     return ll
 
 
 def backward_segment(
     const double[:, ::1] frame,        # IN  (n, k) scaled densities of forward_segment
-    const double[::1] scale,           # IN  (n,) scales of forward_segment
+    const double[::1] scale,           # IN  (n,) inverse scales of forward_segment
     double[:, ::1] gamma,              # IN  (n, k) its forward messages; OUT posteriors
-    const double[::1] prev,            # IN  (k,) alpha of the row before, or (0,) when first
+    const double[::1] prev,            # IN  (message_size(k),) forward_segment's message
+                                       #     after the row before, or (0,) when first
     const double[:, ::1] transmat,     # IN  (k, k)
     double[::1] beta,                  # IN  (k,) beta of the last row (ones at the sequence's
                                        #     end); OUT beta of the row before the segment
-    double[::1] chain,                 # OUT += [start counts (k), transition counts (k*k)]
+    double[::1] chain,                 # IN  zeros at the sequence's last segment, then what
+                                       #     the segment after this one left; OUT [start
+                                       #     counts (k), transition counts (k*k)] once the
+                                       #     sequence's first segment is done
 ):
     """Backward pass over a segment of one sequence, after its forward pass (one thread,
     GIL released): segments taken from the sequence's end give bitwise the posteriors and
@@ -273,14 +272,15 @@ def backward_segment(
     cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1]
     cdef const double* p = NULL if prev.shape[0] == 0 else &prev[0]
     if (n < 1 or gamma.shape[0] != n or gamma.shape[1] != k or scale.shape[0] != n
-            or (p != NULL and prev.shape[0] != k) or beta.shape[0] != k
+            or (p != NULL and prev.shape[0] != k + 2) or beta.shape[0] != k
             or chain.shape[0] != k + k * k or transmat.shape[0] != k or transmat.shape[1] != k):
         raise ValueError("fastem: backward_segment buffers do not match the frame")
-    cdef const double[:, ::1] transmat_t = np.ascontiguousarray(np.asarray(transmat).T)
-    cdef double[::1] ws = np.empty(2 * k)
+    cdef const double[:, ::1] transmat_p, transmat_tp
+    transmat_p, transmat_tp = padded_chain(np.asarray(transmat))
+    cdef double[::1] xi = np.empty(padded(k) * padded(k))
     with nogil:
-        backward_rows(&frame[0, 0], n, k, &scale[0], &gamma[0, 0], p, &transmat[0, 0],
-                      &transmat_t[0, 0], &beta[0], &ws[0], &ws[k], &chain[0])
+        backward_rows(&frame[0, 0], n, k, &scale[0], &gamma[0, 0], p, &transmat_p[0, 0],
+                      &transmat_tp[0, 0], &beta[0], &xi[0], &chain[0])
 
 
 cdef void viterbi_rows(

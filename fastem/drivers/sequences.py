@@ -127,13 +127,13 @@ class SequenceDriver(LocalDriver):
         """Checkpointed forward-backward of the sequence in rows [start, stop)."""
         parts = data.segments(start, stop, p.block_rows)
         packed = p.packed
-        checkpoints = np.empty((len(parts), p.k))
-        message, ll = np.empty(p.k), 0.0
+        checkpoints = np.empty((len(parts), fb.message_size(p.k)))
+        message, ll = np.empty(fb.message_size(p.k)), 0.0
         for s, (block, missing, frame, work) in enumerate(p.pipeline(parts, range(len(parts)))):
             checkpoints[s] = message
             n = frame.shape[0]
             ll = fb.forward_segment(frame, message, s == 0, packed.startprob, packed.transmat,
-                                    work.gamma[:n], work.scale[:n], ll)
+                                    work.gamma[:n], work.scale[:n])
             if ll == -np.inf:  # no state can emit a row: no statistics, zero posteriors
                 break
         seq_ll[0] = ll
@@ -145,7 +145,7 @@ class SequenceDriver(LocalDriver):
         def recompute(block, missing, frame, work, s):
             n = frame.shape[0]
             fb.forward_segment(frame, checkpoints[s].copy(), s == 0, packed.startprob,
-                               packed.transmat, work.gamma[:n], work.scale[:n], 0.0)
+                               packed.transmat, work.gamma[:n], work.scale[:n])
 
         counts, beta = np.zeros(chain.size - 1), np.ones(p.k)
         order = range(len(parts) - 1, -1, -1)

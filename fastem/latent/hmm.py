@@ -218,7 +218,7 @@ class SequenceWork:
         self.frame = np.empty((rows, k))
         self.gamma = np.empty((rows, k))
         self.scale = np.empty(rows)
-        self.threads = np.empty((n_threads, 3 * k))
+        self.threads = np.empty((n_threads, fb.workspace_size(k)))
         self.slots = np.empty((n_seq, 1 + chain_size(k)))
 
 
