@@ -233,17 +233,18 @@ class _HMMBase(HMMOnlineMixin, Estimator):
         block of whole sequences of at most ``batch_size`` rows (a longer sequence alone);
         see :mod:`fastem.estimators._hmm_online`."""
         self._check_algorithm(X, algorithm, batch_size)
-        driver, family, params = self._start(X, lengths)
-        monitor = self.monitor_  # hmmlearn's, or a user's subclass; the estimator's settings
-        monitor.tol, monitor.n_iter, monitor.verbose = self.tol, self.n_iter, self.verbose
-        monitor._reset()
-        total = float(driver.n_samples - driver.n_omitted)  # the rows with emissions
-
-        def report(result, change, seconds):
-            self.monitor_.report(result.lower_bound * total)
-
-        # small M-step BLAS calls must not leave spinning threads (as for mixtures)
+        # NumPy's BLAS calls around the kernels (the rows' check, the start, small M-step
+        # solves) must not leave threads spinning beside the kernels' (as for mixtures)
         with single_threaded_blas():
+            driver, family, params = self._start(X, lengths)
+            monitor = self.monitor_  # hmmlearn's, or a user's subclass; the estimator's settings
+            monitor.tol, monitor.n_iter, monitor.verbose = self.tol, self.n_iter, self.verbose
+            monitor._reset()
+            total = float(driver.n_samples - driver.n_omitted)  # the rows with emissions
+
+            def report(result, change, seconds):
+                self.monitor_.report(result.lower_bound * total)
+
             try:
                 result = self._run(algorithm, batch_size, self._latent(), family, driver,
                                    params, tol=self.tol / total, max_iter=self.n_iter,
