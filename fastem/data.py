@@ -296,9 +296,31 @@ def screen_missing(block, start, family=None, name="X"):
     if first_infinite < n:
         raise ValueError(f"{name} contains infinity (first at row {start + first_infinite}); "
                          "nan_policy='marginalize' treats only NaN entries as missing")
-    empty = np.zeros(n, dtype=bool)
+    return empty_rows(block, suspects)
+
+
+def empty_rows(block, suspects=None):
+    """Which rows of a block are all NaN, or None when none is (``suspects``: the indices of
+    its rows that are not finite, when known)."""
+    suspects = np.flatnonzero(~finite_rows(block)) if suspects is None else suspects
+    if not suspects.size:
+        return None
+    empty = np.zeros(block.shape[0], dtype=bool)
     empty[suspects] = np.isnan(block[suspects]).all(axis=1)
     return empty if empty.any() else None
+
+
+def missing_rows(X, dtype, observed, sample_weight=None, family=None, bar=None, offset=0):
+    """One pass under ``nan_policy="marginalize"``: yield ``(start, empty)`` for each block
+    holding rows with no observed entry (``empty``: their mask), adding into ``observed``
+    (D,) int64 the observed entries of each column over rows of positive weight. Raises as
+    :func:`screen_missing` does, rows numbered from ``offset``."""
+    for start, block, w in iter_blocks(X, BLOCK_ROWS, dtype, sample_weight, bar):
+        empty = screen_missing(block, start + offset, family)
+        seen = block == block
+        observed += (seen if w is None else seen & (w > 0)[:, None]).sum(axis=0)
+        if empty is not None:
+            yield start, empty
 
 
 def check_observed(observed, name="X"):

@@ -430,6 +430,8 @@ cdef void fit_rows(
             clamp_labelled(resp, n, k, labels)
         normalize_log_rows(resp, n, k, lse)
     else:
+        if with_stats and kind == FULL_MISSING:  # fills the conditional means its stats read
+            chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, resp)
         memcpy(resp, resp_in, n * k * sizeof(double))
         memset(lse, 0, n * sizeof(double))
     for i in range(n):

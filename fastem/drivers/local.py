@@ -91,16 +91,12 @@ class LocalDriver:
         observed = np.zeros(self.n_features, dtype=np.int64)
         count = 0
         with self.bar("check") as bar:
-            for start, block, w in data.iter_blocks(self.X, data.BLOCK_ROWS, self.dtype,
-                                                    self.sample_weight, bar):
-                empty = data.screen_missing(block, start, family)
-                seen = block == block
-                observed += (seen if w is None else seen & (w > 0)[:, None]).sum(axis=0)
-                if empty is not None:
-                    if weights is None:
-                        weights = np.ones(self.n_samples)
-                    weights[start:start + empty.size][empty] = 0.0
-                    count += int(empty.sum())
+            for start, empty in data.missing_rows(self.X, self.dtype, observed,
+                                                  self.sample_weight, family, bar):
+                if weights is None:
+                    weights = np.ones(self.n_samples)
+                weights[start:start + empty.size][empty] = 0.0
+                count += int(empty.sum())
         data.check_observed(observed)
         self.sample_weight, self.n_omitted = weights, count
         return count
