@@ -10,8 +10,9 @@ k-means distances and the rows components start on (:func:`fill_missing`); the M
 first pass then leaves them out, as every later one does. With partial labels
 (``driver.labels``), ``kmeans`` starts from the means of each component's labelled rows (when
 every component has some; else from k-means, its clusters numbered to agree with most labelled
-rows) and starts labelled rows in their own component; the other methods honour the labels from
-the first E-step on.
+rows); the passes of ``kmeans`` and ``random`` start labelled rows in their own component (the
+driver clamps given responsibilities), and the methods that start on chosen rows honour the
+labels from the first E-step on.
 """
 import numpy as np
 
@@ -56,15 +57,11 @@ def initial_params(method, latent, family, driver, n_components, rng):
             return params_on_rows(latent, family, driver, indices[chosen])
         centers = lloyd(sample, weights, centers)
         component = match_labels(labelled, centers)
-    partial = getattr(driver, "labels", None)  # not the driver in the closure: Dask pickles it
 
-    def labels_fn(start, block):
+    def labels_fn(start, block):  # labelled rows: the driver clamps them
         resp = np.zeros((block.shape[0], k))
         with np.errstate(invalid="ignore"):  # omitted rows' inf - inf; zero weight, any label
             labels = component[nearest(fill_missing(block, fill), centers)[0]]
-        given = data.block_labels(partial, start, block.shape[0])
-        if given is not None:
-            labels = np.where(given >= 0, given, labels)
         resp[np.arange(block.shape[0]), labels] = 1.0
         return resp
 

@@ -340,10 +340,7 @@ class _MixtureBase(OnlineMixin, Estimator):
 
     def _set_labels(self, driver, y):
         """Give the ``driver`` the checked partial labels ``y`` (see :meth:`fit`)."""
-        labels = data.check_labels(y, driver.n_samples, self.n_components)
-        if labels is not None and not hasattr(driver, "labels"):
-            raise ValueError("partial labels (y) are not supported on Dask arrays yet")
-        driver.labels = labels
+        driver.set_labels(y, self.n_components)
 
     def _family(self):
         """The fitted family as the passes run it: its marginal form (NaN entries missing)

@@ -219,7 +219,7 @@ class _HMMBase(Estimator):
         the log-likelihood -inf: ValueError naming the sequence's first row."""
         self._letters("params")
         driver = self._driver(X, lengths, fitting=True)
-        driver.labels = data.check_labels(y, driver.n_samples, self.n_components)
+        driver.set_labels(y, self.n_components)
         family = self._check_rows(driver, self._make_family())
         self._init(driver, family)
         params = self._hmm_params()
