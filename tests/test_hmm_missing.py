@@ -371,3 +371,18 @@ def test_categorical_hmm_marginalising_equals_omitting():
             .fit(codes, [100, 200]) for policy in ("omit", "marginalize")]
     np.testing.assert_allclose(fits[1].monitor_.history, fits[0].monitor_.history, rtol=1e-12)
     np.testing.assert_allclose(fits[1].emissionprob_, fits[0].emissionprob_, rtol=1e-10)
+
+
+def test_a_state_the_chain_cannot_reach_is_named():
+    """Left-right chain (state 2 never left, state 0 never entered again): a row labelled 0
+    after the chain has left state 0 makes its sequence impossible, an error naming the
+    sequence's first row and the labels."""
+    X = chain_data()[0]
+    startprob, _, means, full = start(X.shape[1])
+    transmat = np.array([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.0, 0.0, 1.0]])
+    y = np.full(X.shape[0], -1)
+    y[[150, 200]] = [2, 0]  # the second sequence starts at row 150
+    model = gaussian_model("diag", startprob, transmat, means, full, nan_policy="raise")
+    with pytest.raises(ValueError, match="sequence starting at row 150 has zero likelihood "
+                                         "given its labels"):
+        model.fit(X, LENGTHS, y=y)

@@ -171,3 +171,18 @@ def test_custom_family_clamps_too():
                     tol=0.0, max_iter=N_ITER, rng=np.random.RandomState(0))
     np.testing.assert_allclose(result.params.weights, w, rtol=1e-10)
     np.testing.assert_allclose(result.params.components.mu, mu, rtol=1e-10)
+
+
+def test_a_label_the_initialisation_cannot_honour_is_named():
+    """A labelled component started with weight zero (weights_init) cannot take its rows:
+    the error names the first such row and its component, locally and for the HMM's states
+    that the chain cannot reach."""
+    X, z = overlapping(n=600)
+    y = np.full(z.size, -1)
+    y[[40, 41]] = 0
+    model = GaussianMixture(3, covariance_type="diag", weights_init=[0.0, 0.5, 0.5],
+                            means_init=[[0.0, 0.0], [6.0, 0.0], [7.2, 0.0]], max_iter=3)
+    with pytest.raises(ValueError, match="row 4[01] is labelled .y. with component 0, whose "
+                                         "weight or density there is zero"):
+        model.fit(X, y)
+    model.fit(X)  # unlabelled, the same start fits (component 0 stays empty)

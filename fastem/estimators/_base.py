@@ -127,7 +127,10 @@ class _MixtureBase(OnlineMixin, Estimator):
         labelled row's posterior is clamped to its component (one-hot) and adds
         log(w_k p_k(x)) to the lower bound, the other rows their log p(x). A ``y`` without
         any -1 is a target that this unsupervised estimator ignores, as scikit-learn's do
-        (pipelines pass one)."""
+        (pipelines pass one). A label that the parameters cannot honour (its component
+        started with weight zero, e.g. by ``weights_init``, or with zero density on the
+        labelled row, e.g. a Poisson rate of zero for a positive count) is a ValueError
+        naming the row and the component. ``y`` may be a Dask array for Dask ``X``."""
         with single_threaded_blas():  # small M-step BLAS calls must not leave spinning threads
             try:
                 return self._fit(X, sample_weight, y)
