@@ -136,7 +136,7 @@ def em_update(latent, family, driver, params, packed, stats, worst, *, rng, n_it
     current = (view.log_likelihood + latent.log_prior(family, params)) / view.total
     if not np.isfinite(current):
         raise ValueError(f"the log-likelihood became {current} at iteration {n_iter}"
-                         + _nonfinite_cause(int(worst[1]), driver))
+                         + nonfinite_cause(int(worst[1]), driver))
     check_statistics(stats, driver.dtype)
     if m_step == "partial":
         params, lost = partial_m_step(latent, family, params, stats, packed, m_step_iters)
@@ -147,7 +147,7 @@ def em_update(latent, family, driver, params, packed, stats, worst, *, rng, n_it
     return current, params
 
 
-def _nonfinite_cause(row, driver):
+def nonfinite_cause(row, driver):
     """Why the log-likelihood is not finite, naming ``row`` (the worst-fit row, or the first
     row of the worst sequence): a label (``driver.labels``) that the parameters cannot honour,
     or a row no component can emit."""

@@ -146,8 +146,9 @@ class _MixtureBase(OnlineMixin, Estimator):
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """One stepwise-EM update from the batch ``X``: scikit-learn's incremental-learning
-        contract (see :mod:`fastem.estimators._online`). Returns self."""
-        return self._partial_fit(X, sample_weight, check_random_state(self.random_state))
+        contract (see :mod:`fastem.estimators._online`), with the batch's partial labels
+        ``y`` and ``nan_policy`` as in :meth:`fit`. Returns self."""
+        return self._partial_fit(X, sample_weight, check_random_state(self.random_state), y)
 
     def _fit(self, X, sample_weight, y=None):
         _, driver = self._prepare(X, sample_weight, reset=True)
