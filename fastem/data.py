@@ -315,9 +315,10 @@ def screen_missing(block, start, family=None, name="X"):
 
 
 def empty_rows(block, suspects=None):
-    """Which rows of a block are all NaN, or None when none is (``suspects``: the indices of
-    its rows that are not finite, when known)."""
-    suspects = np.flatnonzero(~finite_rows(block)) if suspects is None else suspects
+    """Which rows of a float block are all NaN, or None when none is (``suspects``: indices of
+    rows that may be, e.g. those that are not finite; by default those whose first entry is
+    NaN, a cheaper screen than testing every entry)."""
+    suspects = np.flatnonzero(np.isnan(block[:, 0])) if suspects is None else suspects
     if not suspects.size:
         return None
     empty = np.zeros(block.shape[0], dtype=bool)
