@@ -64,6 +64,11 @@ def test_marginalised_fit_with_labels_equals_local(blobs, covariance_type, label
             lazy, expected = getattr(local, method)(dX), getattr(local, method)(X)
             np.testing.assert_allclose(lazy.compute(), expected, rtol=1e-12, atol=1e-300)
             assert local.score(dX, y) == pytest.approx(local.score(X, y), rel=1e-12)
+    filled = local.impute(dX)  # lazy, blocked as X
+    assert isinstance(filled, da.Array)
+    np.testing.assert_allclose(filled.compute(), local.impute(X), rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="out= is not supported"):
+        local.impute(dX, out=np.empty(X.shape))
 
 
 def test_labels_without_missing_entries_and_other_families(blobs):

@@ -20,7 +20,7 @@ Differences from the local driver, all documented for users:
   its own copy of the estimator's generator (a shared generator's state cannot follow the blocks
   around a cluster); both are deterministic for a fixed blocking but differ from a local fit.
 * ``progress`` bars are not drawn: the Dask dashboard shows the tasks.
-* Per-row outputs are lazy dask arrays. Given a ``nan_policy``, :meth:`DaskDriver.predict`
+* Per-row outputs (and ``impute``'s) are lazy dask arrays. Given a ``nan_policy``, :meth:`DaskDriver.predict`
   therefore checks the rows in an eager pass first, so that a bad row or the count of omitted
   rows surfaces at the call, not when the user computes the array; ``out=`` is refused.
 * ``sample_weight`` given as a numpy array and the weights made by ``nan_policy="omit"`` are
@@ -273,6 +273,18 @@ class DaskDriver:
                                      chunks=(self.X.chunks[0], (k,)))
         return self.X.map_blocks(_predict_block, job, dtype=dtype, drop_axis=1)
 
+    def impute(self, family, packed, params, out=None):
+        """Lazy: X with each NaN entry replaced by its conditional mean (the local driver's
+        :meth:`~fastem.drivers.local.LocalDriver.impute` on each block), blocked as X. Rows
+        holding infinity raise in an eager pass first, as :meth:`predict` checks rows;
+        ``out=`` is refused (store the returned array)."""
+        if out is not None:
+            raise ValueError("out= is not supported for Dask input; store the returned "
+                             "Dask array instead (e.g. with .to_zarr)")
+        self._raise_first(self._errors_per_block(family, "marginalize"))
+        job = _shared((family, packed, params, self.chunk_size, self.n_threads))
+        return self.X.map_blocks(_impute_block, job, dtype=np.float64)
+
     def column_max(self):
         """The largest finite value of each column (-inf where there is none): one pass, the
         blocks' maxima merged on the cluster."""
@@ -457,6 +469,14 @@ def _predict_block(block, job, block_info=None):
     start = block_info[0]["array-location"][0][0] if block_info else 0
     local = _local(_numeric(block, start), None, job)
     return local.predict(job.family, job.packed, {job.what: None}, job.nan_policy)[job.what]
+
+
+def _impute_block(block, job, block_info=None):
+    """One block with its NaN entries imputed, by the local driver."""
+    family, packed, params, chunk_size, n_threads = job
+    start = block_info[0]["array-location"][0][0] if block_info else 0
+    local = LocalDriver(_numeric(block, start), None, chunk_size, n_threads)
+    return local.impute(family, packed, params)
 
 
 def _column_max(block, start):

@@ -240,10 +240,9 @@ class _MixtureBase(OnlineMixin, Estimator):
         columns: the most probable code; a row with no observed entry: the mixture's mean);
         observed entries are copied. Under any ``nan_policy`` NaN entries are marginalised
         here; infinity raises. Streamed, with ``out`` as for :meth:`predict`: an (n, D)
-        float64 array to fill, or a path for a new ``.npy`` file."""
+        float64 array to fill, or a path for a new ``.npy`` file; for a Dask ``X``, a lazy
+        Dask array blocked as ``X``."""
         _, driver = self._prepare(X, None, reset=False)
-        if not hasattr(driver, "impute"):
-            raise ValueError("impute is not supported on Dask arrays yet")
         params = self._fitted_params()
         family = self.family_.marginal()
         packed = self._latent().pack(family, params, driver.dtype)
