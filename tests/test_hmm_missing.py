@@ -311,6 +311,18 @@ def test_default_initialisation_and_every_method(make):
     complete = X[np.isfinite(X).all(axis=1)]
     as_raise = model.set_params(nan_policy="raise").score(complete)
     assert model.set_params(nan_policy="marginalize").score(complete) == as_raise
+    # inference needs no column observed: a row with its first entry alone scores as the
+    # first column's marginal, and a sequence of missing rows has probability one
+    alone = np.full((1, X.shape[1]), np.nan)
+    alone[0, 0] = x0 = complete[0, 0]
+    if isinstance(model, hmm.GaussianHMM):
+        var = model.covars_[:, 0, 0]
+        density = np.exp(-0.5 * (x0 - model.means_[:, 0]) ** 2 / var) / np.sqrt(2 * np.pi * var)
+    else:
+        rate = model.lambdas_[:, 0]
+        density = np.exp(x0 * np.log(rate) - rate - gammaln(x0 + 1))
+    assert model.score(alone) == pytest.approx(np.log(model.startprob_ @ density), rel=1e-12)
+    assert model.score(np.full((3, X.shape[1]), np.nan)) == pytest.approx(0.0, abs=1e-15)
 
 
 def test_bad_input_names_the_problem():

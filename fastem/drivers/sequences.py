@@ -73,16 +73,18 @@ class SequenceDriver(LocalDriver):
             self.n_omitted, self.filler = data.check_missing(self.X, self.dtype, family=family,
                                                              bar=bar)
 
-    def mark_missing(self, family=None):
+    def mark_missing(self, family=None, every_column=True):
         """One pass under ``nan_policy="marginalize"``: NaN entries are missing at random
         (passes hand them to the kernels of the marginal ``family``) and a row with no
         observed entry is a missing observation (counted in ``n_omitted``); ValueError at a
-        row holding infinity or outside the ``family``'s support, or a column never observed."""
+        row holding infinity or outside the ``family``'s support, or (``every_column``: a fit
+        needs them all) a column never observed."""
         observed = np.zeros(self.n_features, dtype=np.int64)
         with self.bar("check") as bar:
             self.n_omitted = sum(int(empty.sum()) for _, empty in data.missing_rows(
                 self.X, self.dtype, observed, family=family, bar=bar))
-        data.check_observed(observed)
+        if every_column:
+            data.check_observed(observed)
         self.marginal = True
         return self.n_omitted
 

@@ -152,22 +152,23 @@ class _HMMBase(Estimator):
             self.n_features_in_ = driver.n_features
         return driver
 
-    def _check_rows(self, driver, family):
+    def _check_rows(self, driver, family, fitting=False):
         """One pass over the rows, returning the family the passes run. Under
         ``nan_policy="raise"`` any NaN or infinity is an error; under "omit" a row that is
         all NaN is a missing observation (density one, no emission statistics) and any other
         non-finite row an error; under "marginalize" NaN entries are missing at random (the
         family's marginal form: each row's emission density is that of its observed entries,
         the M-step takes the missing entries' conditional expectations), a row that is all
-        NaN is a missing observation, infinity is an error and so is a column that is NaN in
-        every row. Values outside the family's support are errors. Each names the row."""
+        NaN is a missing observation, infinity is an error and so is, when ``fitting``, a
+        column that is NaN in every row. Values outside the family's support are errors. Each
+        names the row."""
         if self.nan_policy == "raise":
             driver.check_finite(family)
         elif self.nan_policy == "omit":
             driver.check_missing(family)
         elif self.nan_policy == "marginalize":
             family = family.marginal()  # ValueError where the family cannot
-            driver.mark_missing(family)
+            driver.mark_missing(family, every_column=fitting)
         else:
             raise ValueError("nan_policy must be 'raise', 'omit' or 'marginalize', got "
                              f"{self.nan_policy!r}")
@@ -220,7 +221,7 @@ class _HMMBase(Estimator):
         self._letters("params")
         driver = self._driver(X, lengths, fitting=True)
         driver.set_labels(y, self.n_components)
-        family = self._check_rows(driver, self._make_family())
+        family = self._check_rows(driver, self._make_family(), fitting=True)
         self._init(driver, family)
         params = self._hmm_params()
         _check_width(params, driver)
