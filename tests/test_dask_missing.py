@@ -57,6 +57,13 @@ def test_marginalised_fit_with_labels_equals_local(blobs, covariance_type, label
     if labelled:  # the labels as a dask array, blocked unlike X
         again = fit_quietly(make(), da.from_array(X, chunks=1500), da.from_array(y, chunks=1100))
         assert_same_fit(again, local, ("weights_", "means_", "covariances_"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            predicted = make().fit_predict(da.from_array(X, chunks=1500), y)
+            expected = make().fit_predict(X, y)
+        assert isinstance(predicted, da.Array)
+        np.testing.assert_array_equal(predicted.compute(), expected)
+        assert (expected[y >= 0] == y[y >= 0]).all()
     dX = da.from_array(X, chunks=1700)
     for method in ("predict", "predict_proba", "score_samples"):
         with warnings.catch_warnings():

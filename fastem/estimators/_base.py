@@ -207,6 +207,13 @@ class _MixtureBase(OnlineMixin, Estimator):
         """Fit, then label every row with its most probable component (a row labelled in
         ``y``: its label, to which the fit clamped it)."""
         predicted = self.fit(X, y, sample_weight=sample_weight).predict(X)
+        if is_dask_array(predicted):  # lazy: the labels replace the predictions block by block
+            import dask.array as da
+
+            from ..drivers.dask import dask_labels
+
+            labels = dask_labels(y, predicted.shape[0], self.n_components, predicted.chunks[0])
+            return predicted if labels is None else da.where(labels >= 0, labels, predicted)
         labels = data.check_labels(y, predicted.shape[0], self.n_components)
         for start in range(0, predicted.shape[0], data.BLOCK_ROWS):
             given = data.block_labels(labels, start, data.BLOCK_ROWS)
