@@ -143,8 +143,10 @@ def add_data_arguments(parser):
                         help="header bytes of a raw file (default 0)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--chunk-size", type=int, default=None)
-    parser.add_argument("--nan-policy", default="raise", choices=["raise", "omit"],
-                        help="rows with NaN/inf: stop with an error, or leave them out")
+    parser.add_argument("--nan-policy", default="raise",
+                        choices=["raise", "omit", "marginalize"],
+                        help="rows with NaN/inf: stop with an error, leave them out, or "
+                             "marginalize NaN entries as missing values (exact EM)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 

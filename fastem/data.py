@@ -123,31 +123,46 @@ def check_labels(y, n_samples, n_components, name="y"):
     (a path memory-mapped), or None when no row is labelled or ``y`` marks no row with -1
     (then it is a target that unsupervised estimators ignore, as scikit-learn's pipelines
     and checks pass it); ValueError naming what is wrong (length, dtype, the first label
-    outside [-1, n_components))."""
+    outside [-1, n_components)). One pass, block by block."""
     if y is None:
         return None
     y = open_source(y, name) if isinstance(y, (str, bytes, os.PathLike)) else y
     if not (hasattr(y, "shape") and hasattr(y, "dtype")):
         y = np.asarray(y)
-    if np.dtype(y.dtype).kind not in "biuf" or not any(
-            (np.asarray(y[start:start + BLOCK_ROWS]) == -1).any()
-            for start in range(0, y.shape[0] if y.shape else 0, BLOCK_ROWS)):
+    if np.dtype(y.dtype).kind not in "biuf":
         return None
-    if len(y.shape) != 1 or y.shape[0] != n_samples:
+    summaries = [labels_summary(np.asarray(y[start:start + BLOCK_ROWS]), start, n_components)
+                 for start in range(0, y.shape[0] if y.shape else 0, BLOCK_ROWS)]
+    return y if judge_labels(y.dtype, y.shape, n_samples, n_components, summaries, name) \
+        else None
+
+
+def labels_summary(block, start, n_components):
+    """What :func:`judge_labels` needs of a block of labels whose first row is ``start``:
+    (whether it holds -1, whether it holds a label, (row, value) of its first label outside
+    [-1, n_components) or None)."""
+    bad = np.flatnonzero((block < -1) | (block >= n_components)) if block.ndim == 1 else []
+    first = None if not len(bad) else (start + int(bad[0]), block[bad[0]].item())
+    return bool((block == -1).any()), bool((block >= 0).any()), first
+
+
+def judge_labels(dtype, shape, n_samples, n_components, summaries, name="y"):
+    """Whether labels of ``dtype`` and ``shape`` with the blocks' :func:`labels_summary`
+    are used (False: ``y`` is a target to ignore), or ValueError naming the problem (see
+    :func:`check_labels`)."""
+    if np.dtype(dtype).kind not in "biuf" or not any(s[0] for s in summaries):
+        return False
+    if len(shape) != 1 or shape[0] != n_samples:
         raise ValueError(f"{name} must hold one label per row of X, shape ({n_samples},), got "
-                         f"shape {tuple(y.shape)}")
-    if np.dtype(y.dtype).kind not in "iu":
+                         f"shape {tuple(shape)}")
+    if np.dtype(dtype).kind not in "iu":
         raise ValueError(f"{name} must hold integer labels (-1 for unlabelled rows), got dtype "
-                         f"{y.dtype}")
-    labelled = False
-    for start in range(0, n_samples, BLOCK_ROWS):
-        block = np.asarray(y[start:start + BLOCK_ROWS])
-        bad = np.flatnonzero((block < -1) | (block >= n_components))
-        if bad.size:
-            raise ValueError(f"{name}[{start + bad[0]}] = {block[bad[0]]} is not a component: "
+                         f"{dtype}")
+    for _, _, first in summaries:
+        if first is not None:
+            raise ValueError(f"{name}[{first[0]}] = {first[1]} is not a component: "
                              f"labels must lie in [-1, {n_components}) (-1: unlabelled)")
-        labelled = labelled or bool((block >= 0).any())
-    return y if labelled else None
+    return any(s[1] for s in summaries)
 
 
 def block_labels(labels, start, n):
@@ -296,9 +311,32 @@ def screen_missing(block, start, family=None, name="X"):
     if first_infinite < n:
         raise ValueError(f"{name} contains infinity (first at row {start + first_infinite}); "
                          "nan_policy='marginalize' treats only NaN entries as missing")
-    empty = np.zeros(n, dtype=bool)
+    return empty_rows(block, suspects)
+
+
+def empty_rows(block, suspects=None):
+    """Which rows of a float block are all NaN, or None when none is (``suspects``: indices of
+    rows that may be, e.g. those that are not finite; by default those whose first entry is
+    NaN, a cheaper screen than testing every entry)."""
+    suspects = np.flatnonzero(np.isnan(block[:, 0])) if suspects is None else suspects
+    if not suspects.size:
+        return None
+    empty = np.zeros(block.shape[0], dtype=bool)
     empty[suspects] = np.isnan(block[suspects]).all(axis=1)
     return empty if empty.any() else None
+
+
+def missing_rows(X, dtype, observed, sample_weight=None, family=None, bar=None, offset=0):
+    """One pass under ``nan_policy="marginalize"``: yield ``(start, empty)`` for each block
+    holding rows with no observed entry (``empty``: their mask), adding into ``observed``
+    (D,) int64 the observed entries of each column over rows of positive weight. Raises as
+    :func:`screen_missing` does, rows numbered from ``offset``."""
+    for start, block, w in iter_blocks(X, BLOCK_ROWS, dtype, sample_weight, bar):
+        empty = screen_missing(block, start + offset, family)
+        seen = block == block
+        observed += (seen if w is None else seen & (w > 0)[:, None]).sum(axis=0)
+        if empty is not None:
+            yield start, empty
 
 
 def check_observed(observed, name="X"):

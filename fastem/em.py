@@ -135,11 +135,8 @@ def em_update(latent, family, driver, params, packed, stats, worst, *, rng, n_it
     view = Statistics(stats, packed.log_norm.shape[0])
     current = (view.log_likelihood + latent.log_prior(family, params)) / view.total
     if not np.isfinite(current):
-        raise ValueError(
-            f"the log-likelihood became {current} at iteration {n_iter} (row "
-            f"{int(worst[1])} has zero density under every component); scale the data "
-            "or increase reg_covar"
-        )
+        raise ValueError(f"the log-likelihood became {current} at iteration {n_iter}"
+                         + nonfinite_cause(int(worst[1]), driver))
     check_statistics(stats, driver.dtype)
     if m_step == "partial":
         params, lost = partial_m_step(latent, family, params, stats, packed, m_step_iters)
@@ -148,6 +145,25 @@ def em_update(latent, family, driver, params, packed, stats, worst, *, rng, n_it
     if lost.size:
         params = reseed(latent, family, driver, params, lost, int(worst[1]), rng, n_iter)
     return current, params
+
+
+def nonfinite_cause(row, driver):
+    """Why the log-likelihood is not finite, naming ``row`` (the worst-fit row, or the first
+    row of the worst sequence): a label (``driver.labels``) that the parameters cannot honour,
+    or a row no component can emit."""
+    labels = getattr(driver, "labels", None)
+    if labels is not None and hasattr(driver, "lengths"):  # hidden Markov models
+        return (f": the sequence starting at row {row} has zero likelihood given its labels "
+                "(y): a labelled state cannot emit its row, or cannot be reached from the "
+                "start and transition probabilities and the labels before it")
+    label = int(np.asarray(labels[row])) if labels is not None and row >= 0 else -1
+    if label >= 0:
+        return (f": row {row} is labelled (y) with component {label}, whose weight or density "
+                "there is zero (a label the initial or current parameters cannot honour): "
+                "check the label, or start that component so that it can emit the row (e.g. "
+                "a positive weights_init)")
+    return (f" (row {row} has zero density under every component); scale the data or "
+            "increase reg_covar")
 
 
 def advance(result, params, current):

@@ -10,8 +10,9 @@ k-means distances and the rows components start on (:func:`fill_missing`); the M
 first pass then leaves them out, as every later one does. With partial labels
 (``driver.labels``), ``kmeans`` starts from the means of each component's labelled rows (when
 every component has some; else from k-means, its clusters numbered to agree with most labelled
-rows) and starts labelled rows in their own component; the other methods honour the labels from
-the first E-step on.
+rows); the passes of ``kmeans`` and ``random`` start labelled rows in their own component (the
+driver clamps given responsibilities), and the methods that start on chosen rows honour the
+labels from the first E-step on.
 """
 import numpy as np
 

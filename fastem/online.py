@@ -50,7 +50,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .em import EMResult, StoppingRule, check_statistics, end_iteration, keeping, reseed
+from .em import (
+    EMResult,
+    StoppingRule,
+    check_statistics,
+    end_iteration,
+    keeping,
+    nonfinite_cause,
+    reseed,
+)
 from .frame import Statistics
 
 ALGORITHMS = ("batch", "incremental", "stepwise")
@@ -109,10 +117,8 @@ def batch_estep(latent, family, driver, params, n_step, packed=None):
     stats, worst = driver.accumulate(family, packed)
     view = Statistics(stats, packed.log_norm.shape[0])
     if not np.isfinite(view.log_likelihood):
-        raise ValueError(
-            f"the log-likelihood became {view.log_likelihood} at update {n_step} (row "
-            f"{int(worst[1])} of the batch has zero density under every component); scale the "
-            "data or increase reg_covar")
+        raise ValueError(f"the log-likelihood became {view.log_likelihood} at update {n_step} "
+                         f"of a batch{nonfinite_cause(int(worst[1]), driver)}")
     check_statistics(stats, driver.dtype)
     return packed, stats, worst
 

@@ -228,9 +228,6 @@ def _check_rows(est, driver):
     est._data_parameters(driver)
     shared = {name: value for name, value in vars(est).items() if name.endswith("_")}
     est._check_parameters(driver.n_features)
-    if est.nan_policy == "marginalize":
-        raise ValueError("fastem.select does not support nan_policy='marginalize' yet: fit "
-                         "each candidate with its estimator")
     est._check_rows(driver, est._make_family(driver.n_features))
     return shared
 
@@ -243,11 +240,11 @@ def _start(est, driver):
     try:
         est._check_parameters(driver.n_features)
         est.family_ = est._build_family(driver, rng)
-        latent = est._latent()
-        inits = [est._initial_params(latent, est.family_, driver, rng) for _ in range(est.n_init)]
+        latent, family = est._latent(), est._family()  # marginal under "marginalize"
+        inits = [est._initial_params(latent, family, driver, rng) for _ in range(est.n_init)]
     except FAILURES as error:
         return [Fit(None, None, None, rng, est.tol, 0, error=error)]
-    return [Fit(latent, est.family_, params, rng, est.tol, est.max_iter, est.m_step,
+    return [Fit(latent, family, params, rng, est.tol, est.max_iter, est.m_step,
                 est.m_step_iters, symmetric_start=est.init_params == "random")
             for params in inits]
 
@@ -273,14 +270,14 @@ def _score(estimators, errors, driver):
         packed = None
         if error is None:
             try:
-                packed = est._latent().pack(est.family_, est._fitted_params(), driver.dtype)
+                packed = est._latent().pack(est._family(), est._fitted_params(), driver.dtype)
             except FAILURES as failure:
                 error = failure
         rows.append(Candidate(est.n_components, getattr(est, "covariance_type", None),
                               error=None if error is None else f"{type(error).__name__}: "
                                                                f"{error}"))
         if packed is not None:
-            jobs.append((len(rows) - 1, est.family_, packed))
+            jobs.append((len(rows) - 1, est._family(), packed))
     sums = driver.score_many([(family, packed) for _, family, packed in jobs]) if jobs else []
     n = driver.n_samples
     total = n if driver.sample_weight is None else float(driver.sample_weight.sum())

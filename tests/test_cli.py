@@ -170,3 +170,22 @@ def test_bad_model_file_exits_with_a_clear_message(tmp_path):
     (tmp_path / "m.npz").write_bytes(b"PK not really")
     result = fastem_cli("info", tmp_path / "m.npz", check=False)
     assert result.returncode == 2 and "not a readable fastem model" in result.stderr
+
+
+@pytest.mark.filterwarnings("ignore:.*rows with no observed entry were omitted")
+def test_marginalised_missing_entries(data_file, tmp_path):
+    """--nan-policy marginalize: the fit, predictions and score of the Python estimator."""
+    _, X = data_file
+    X = X.copy()
+    X[np.random.default_rng(1).random(X.shape) < 0.2] = np.nan
+    path, model_path = tmp_path / "missing.npy", tmp_path / "model.npz"
+    np.save(path, X)
+    fastem_cli("fit", path, "-k", 3, "--covariance", "full", "--seed", 0, "--nan-policy",
+               "marginalize", "-o", model_path, "-q")
+    reference = fastem.GaussianMixture(3, random_state=0, nan_policy="marginalize").fit(X)
+    np.testing.assert_array_equal(fastem.load(model_path).means_, reference.means_)
+    fastem_cli("predict", model_path, path, "-o", tmp_path / "labels.npy", "-q", "--nan-policy",
+               "marginalize")
+    np.testing.assert_array_equal(np.load(tmp_path / "labels.npy"), reference.predict(X))
+    score = fastem_cli("score", model_path, path, "--nan-policy", "marginalize").stdout
+    assert f"mean log-likelihood: {reference.score(X):.10g}" in score

@@ -171,3 +171,59 @@ def test_custom_family_clamps_too():
                     tol=0.0, max_iter=N_ITER, rng=np.random.RandomState(0))
     np.testing.assert_allclose(result.params.weights, w, rtol=1e-10)
     np.testing.assert_allclose(result.params.components.mu, mu, rtol=1e-10)
+
+
+def test_a_label_the_initialisation_cannot_honour_is_named():
+    """A labelled component started with weight zero (weights_init) cannot take its rows:
+    the error names the first such row and its component, locally and for the HMM's states
+    that the chain cannot reach."""
+    X, z = overlapping(n=600)
+    y = np.full(z.size, -1)
+    y[[40, 41]] = 0
+    model = GaussianMixture(3, covariance_type="diag", weights_init=[0.0, 0.5, 0.5],
+                            means_init=[[0.0, 0.0], [6.0, 0.0], [7.2, 0.0]], max_iter=3)
+    with pytest.raises(ValueError, match="row 4[01] is labelled .y. with component 0, whose "
+                                         "weight or density there is zero"):
+        model.fit(X, y)
+    model.fit(X)  # unlabelled, the same start fits (component 0 stays empty)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_online_em_with_labels_and_missing_entries_is_batch_em_on_one_block(covariance_type):
+    """Stepwise and incremental EM over one block of every row (kappa = 1, tau = 0: rho = 1)
+    and a first partial_fit are batch EM, with partial labels and 20 % of entries missing
+    (nan_policy="marginalize"); a later batch's labels count, and a batch with bad labels
+    raises naming its label and leaves the model as it was."""
+    X, z = overlapping(n=1500)
+    X[np.random.default_rng(3).random(X.shape) < 0.2] = np.nan
+    y = partial_labels(z, 0.1)
+    start = dict(weights_init=[0.5, 0.25, 0.25], means_init=[[0.5, 0.5], [5.0, 0.0], [8.0, 0.0]],
+                 covariance_type=covariance_type, nan_policy="marginalize", tol=0.0)
+    names = ("weights_", "means_", "covariances_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rows with no observed entry; not converged
+        for n_iter in (1, 2):
+            batch = GaussianMixture(3, max_iter=n_iter, **start).fit(X, y)
+            for algorithm in ("stepwise", "incremental"):
+                online = GaussianMixture(3, max_iter=n_iter, algorithm=algorithm,
+                                         batch_size=len(X), learning_decay=1.0,
+                                         learning_offset=0.0, **start).fit(X, y)
+                for name in names:
+                    np.testing.assert_allclose(getattr(online, name), getattr(batch, name),
+                                               rtol=1e-10, err_msg=name)
+                np.testing.assert_allclose(online.lower_bounds_, batch.lower_bounds_, rtol=1e-12)
+        single = GaussianMixture(3, **start).partial_fit(X, y)
+        batch = GaussianMixture(3, max_iter=1, **start).fit(X, y)
+        for name in names:
+            np.testing.assert_allclose(getattr(single, name), getattr(batch, name), rtol=1e-10)
+        unlabelled = GaussianMixture(3, **start).partial_fit(X[:700])
+        labelled = GaussianMixture(3, **start).partial_fit(X[:700])
+        unlabelled.partial_fit(X[700:])
+        labelled.partial_fit(X[700:], y[700:])
+        assert not np.allclose(labelled.means_, unlabelled.means_)
+        before = labelled.means_.copy()
+        bad = y[700:].copy()
+        bad[5] = 3
+        with pytest.raises(ValueError, match=r"y\[5\] = 3 is not a component"):
+            labelled.partial_fit(X[700:], bad)
+        np.testing.assert_array_equal(labelled.means_, before)

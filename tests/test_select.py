@@ -79,6 +79,25 @@ def test_sample_weight_and_omitted_rows_as_in_separate_fits(X):
         np.testing.assert_allclose(row.log_likelihood, score * len(Y), rtol=RTOL)
 
 
+@pytest.mark.parametrize("init", ["kmeans", "random_from_data"])
+def test_marginalised_missing_entries_as_in_separate_fits(X, init):
+    """nan_policy="marginalize" (25 % of entries missing, some rows with none observed): every
+    candidate is its separate fit, and its row scores as the estimator's score and bic."""
+    Y = X.copy()
+    Y[np.random.default_rng(4).random(Y.shape) < 0.25] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rows with no observed entry; not converged
+        result = select(Y, [2, 3], ("full", "diag"), random_state=0, nan_policy="marginalize",
+                        init_params=init, max_iter=20)
+        for row, est in zip(result.table, result.estimators):
+            alone = fastem.GaussianMixture(row.n_components, covariance_type=row.covariance_type,
+                                           random_state=0, nan_policy="marginalize",
+                                           init_params=init, max_iter=20).fit(Y)
+            assert_same(est, alone, GAUSSIAN)
+            np.testing.assert_allclose(row.log_likelihood, alone.score(Y) * len(Y), rtol=RTOL)
+            np.testing.assert_allclose(row.bic, alone.bic(Y), rtol=RTOL)
+
+
 def test_float32_file_with_candidates_computing_in_float64(tmp_path, monkeypatch):
     """Some packings of float32 data compute in float64 (fastem.families.gaussian's rounding
     bounds): one pass then serves both dtypes, each block converted once."""

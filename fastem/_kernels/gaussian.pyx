@@ -512,7 +512,8 @@ cdef void fit_rows(
         else:
             fastem_normalize_rows_short(resp, n, k, lse)
     else:
-        if is_marginal(kind) or kind == FULL_MISSING:  # the conditional moments, in y
+        if with_stats and (is_marginal(kind) or kind == FULL_MISSING):
+            # the conditional moments that the statistics read, in y
             chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, resp)
         memcpy(resp, resp_in, n * k * sizeof(double))
         memset(lse, 0, n * sizeof(double))

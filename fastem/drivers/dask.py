@@ -20,7 +20,7 @@ Differences from the local driver, all documented for users:
   its own copy of the estimator's generator (a shared generator's state cannot follow the blocks
   around a cluster); both are deterministic for a fixed blocking but differ from a local fit.
 * ``progress`` bars are not drawn: the Dask dashboard shows the tasks.
-* Per-row outputs are lazy dask arrays. Given a ``nan_policy``, :meth:`DaskDriver.predict`
+* Per-row outputs (and ``impute``'s) are lazy dask arrays. Given a ``nan_policy``, :meth:`DaskDriver.predict`
   therefore checks the rows in an eager pass first, so that a bad row or the count of omitted
   rows surfaces at the call, not when the user computes the array; ``out=`` is refused.
 * ``sample_weight`` given as a numpy array and the weights made by ``nan_policy="omit"`` are
@@ -83,6 +83,11 @@ class DaskDriver:
         self.starts = np.cumsum((0,) + self.X.chunks[0][:-1])
         self.sample_weight = self._aligned_weights(sample_weight)
         self.n_omitted = 0
+        self.labels = None  # partial labels, an int dask array with X's row blocks
+
+    def set_labels(self, y, n_components):
+        """Partial labels as a dask array with X's row blocks (see :func:`dask_labels`)."""
+        self.labels = dask_labels(y, self.n_samples, n_components, self.X.chunks[0])
 
     def _aligned_weights(self, sample_weight):
         """Weights as a float64 dask array with X's row blocks, checked on the workers as the
@@ -110,12 +115,14 @@ class DaskDriver:
         """A driver with the same options over rows [start, stop) (lazy slices of X and the
         weights; row numbers in its errors and ``rows`` count from ``start``)."""
         weights = None if self.sample_weight is None else self.sample_weight[start:stop]
-        return DaskDriver(self.X[start:stop], weights, self.chunk_size, self.n_threads)
+        driver = DaskDriver(self.X[start:stop], weights, self.chunk_size, self.n_threads)
+        driver.labels = None if self.labels is None else self.labels[start:stop]
+        return driver
 
     def check_finite(self, family=None):
         """Raise ValueError at the first row holding NaN or infinity or, given a ``family``, a
         value outside its support, as locally (one pass; a small answer per block)."""
-        self._raise_first(self._errors_per_block(family, omit=False))
+        self._raise_first(self._errors_per_block(family, "raise"))
 
     def omit_nonfinite(self, family=None):
         """Give rows holding NaN or infinity zero weight; the new weights are persisted on the
@@ -126,7 +133,7 @@ class DaskDriver:
         if base is None:
             base = da.ones(self.n_samples, chunks=(self.X.chunks[0],))
         checks = ([] if family is None or not family.checks_support
-                  else self._errors_per_block(family, omit=True))
+                  else self._errors_per_block(family, "omit"))
         with _lost_work():
             weights, count, checks = dask.persist(da.where(bad, 0.0, base), bad.sum(), checks)
             self._raise_first(checks)
@@ -135,15 +142,37 @@ class DaskDriver:
         return self.n_omitted
 
     def mark_missing(self, family=None):
-        """``nan_policy="marginalize"`` is not implemented on Dask yet: ValueError."""
-        raise ValueError("nan_policy='marginalize' is not supported on Dask arrays yet; use "
-                         "a local array, memmap or .npy file")
+        """``nan_policy="marginalize"``, as :meth:`LocalDriver.mark_missing
+        <fastem.drivers.local.LocalDriver.mark_missing>` on the workers (one pass): rows with
+        no observed entry get zero weight (the weights are persisted), the first row holding
+        infinity (or outside the ``family``'s support) of all blocks and a column never
+        observed raise. Returns the number of rows left out."""
+        empty = self.X.map_blocks(_empty_rows, dtype=bool, drop_axis=1)
+        base = self.sample_weight
+        if base is None:
+            base = da.ones(self.n_samples, chunks=(self.X.chunks[0],))
+        observed = dask.delayed(_observed, pure=True)
+        job = _shared(family)
+        checks = [observed(block, weights, start, self.dtype, job)
+                  for block, weights, start in self._blocks()]
+        with _lost_work():
+            weights, count, checks = dask.persist(da.where(empty, 0.0, base), empty.sum(),
+                                                  checks)
+            checks, = dask.compute(checks)
+            for check in checks:
+                if isinstance(check, Exception):
+                    raise check
+            data.check_observed(np.sum(checks, axis=0))
+            self.n_omitted = int(count.compute())
+        self.sample_weight = weights
+        return self.n_omitted
 
-    def _errors_per_block(self, family, omit):
-        """Delayed per block: the ValueError for its first bad row (see data.screen), or None."""
+    def _errors_per_block(self, family, nan_policy):
+        """Delayed per block: the ValueError for its first bad row under ``nan_policy`` (see
+        :func:`fastem.data.screen`, :func:`fastem.data.screen_missing`), or None."""
         first_invalid = dask.delayed(_first_invalid, pure=True)
         job = _shared(family)
-        return [first_invalid(block, start, self.dtype, job, omit)
+        return [first_invalid(block, start, self.dtype, job, nan_policy)
                 for block, _, start in self._blocks()]
 
     @staticmethod
@@ -169,8 +198,8 @@ class DaskDriver:
                            None if resp_fn is None else cloudpickle.dumps(resp_fn),
                            nan_policy=nan_policy))
         block_stats = dask.delayed(_block_stats, pure=True)
-        parts = [block_stats(block, weights, start, job)
-                 for block, weights, start in self._blocks()]
+        parts = [block_stats(block, weights, labels, start, job)
+                 for (block, weights, start), labels in zip(self._blocks(), self._labels())]
         with _lost_work():
             result, = dask.compute(_tree(parts, _merge_stats))
         if result.error is not None:
@@ -205,6 +234,12 @@ class DaskDriver:
             result, = dask.compute(_tree(parts, merge))
         return result
 
+    def _labels(self):
+        """The delayed labels of each row block (None without labels)."""
+        if self.labels is None:
+            return [None] * len(self.starts)
+        return self.labels.to_delayed().ravel()
+
     def _blocks(self):
         """(delayed block, delayed weights or None, first row) for each row block."""
         blocks = self.X.to_delayed().ravel()
@@ -223,18 +258,37 @@ class DaskDriver:
             self.check_finite(family)
         elif nan_policy == "omit":
             self.omit_nonfinite(family)
+        elif nan_policy == "marginalize":
+            self._raise_first(self._errors_per_block(family, nan_policy))
+            with _lost_work():
+                self.n_omitted = int(self.X.map_blocks(_empty_rows, dtype=bool,
+                                                       drop_axis=1).sum().compute())
         return {what: self._predict_lazy(family, packed, what, nan_policy) for what in outputs}
 
     def _predict_lazy(self, family, packed, what, nan_policy):
-        """Lazy per-row ``what``; rows holding NaN or infinity are marked under "omit"."""
+        """Lazy per-row ``what``; the rows that ``nan_policy`` leaves out ("omit": rows
+        holding NaN or infinity; "marginalize": rows with no observed entry) are marked."""
+        marked = nan_policy if nan_policy in ("omit", "marginalize") else None
         job = _shared(Pass(family, packed, self.chunk_size, self.n_threads, what=what,
-                           nan_policy="omit" if nan_policy == "omit" else None))
+                           nan_policy=marked))
         k = packed.log_norm.shape[0]
         shape, dtype = data.per_row_output(what, self.n_samples, k)
         if len(shape) == 2:
             return self.X.map_blocks(_predict_block, job, dtype=dtype,
                                      chunks=(self.X.chunks[0], (k,)))
         return self.X.map_blocks(_predict_block, job, dtype=dtype, drop_axis=1)
+
+    def impute(self, family, packed, params, out=None):
+        """Lazy: X with each NaN entry replaced by its conditional mean (the local driver's
+        :meth:`~fastem.drivers.local.LocalDriver.impute` on each block), blocked as X. Rows
+        holding infinity raise in an eager pass first, as :meth:`predict` checks rows;
+        ``out=`` is refused (store the returned array)."""
+        if out is not None:
+            raise ValueError("out= is not supported for Dask input; store the returned "
+                             "Dask array instead (e.g. with .to_zarr)")
+        self._raise_first(self._errors_per_block(family, "marginalize"))
+        job = _shared((family, packed, params, self.chunk_size, self.n_threads))
+        return self.X.map_blocks(_impute_block, job, dtype=np.float64)
 
     def column_max(self):
         """The largest finite value of each column (-inf where there is none): one pass, the
@@ -268,6 +322,32 @@ class DaskDriver:
         with _lost_work():
             sample, = dask.compute(_tree(parts, sampling.keep_largest, size))
         return sampling.sample_from_keys(*sample)
+
+
+def dask_labels(y, n_samples, n_components, row_chunks):
+    """Partial labels (see :func:`fastem.data.check_labels`: ValueError naming a bad ``y``;
+    None for None or a target without -1) as an int dask array blocked by ``row_chunks``: a
+    numpy ``y`` is checked on the client and persisted (sent once), a dask ``y`` is checked on
+    the workers (one pass) and read with X's blocks in every later pass."""
+    if y is None or not isinstance(y, da.Array):
+        labels = data.check_labels(y, n_samples, n_components)
+        if labels is None:
+            return None
+        with _lost_work():
+            return da.from_array(np.asarray(labels, dtype=np.intp),
+                                 chunks=(row_chunks,)).persist()
+    _check_known_chunks(y, "y")
+    if y.ndim == 1:
+        summary = dask.delayed(data.labels_summary, pure=True)
+        starts = np.cumsum((0,) + y.chunks[0][:-1]).tolist()
+        parts = [summary(block, start, n_components)
+                 for block, start in zip(y.to_delayed().ravel(), starts)]
+    else:  # a wrong shape: only whether it marks unlabelled rows matters
+        parts = [(dask.delayed(bool)((y == -1).any()), False, None)]
+    with _lost_work():
+        summaries, = dask.compute(parts)
+    used = data.judge_labels(y.dtype, y.shape, n_samples, n_components, summaries)
+    return y.rechunk((row_chunks,)) if used else None
 
 
 def _check_known_chunks(array, name):
@@ -311,20 +391,23 @@ def _local(block, weights, job, start):
     return LocalDriver(_numeric(block, start), weights, job.chunk_size, job.n_threads)
 
 
-def _block_stats(block, weights, start, job):
-    """A block's :class:`BlockStats`, by the local driver, after checking its rows under
-    ``job.nan_policy`` (a bad row's error is returned, so the client names the first one)."""
+def _block_stats(block, weights, labels, start, job):
+    """A block's :class:`BlockStats`, by the local driver (with the block's ``labels``), after
+    checking its rows under ``job.nan_policy`` (a bad row's error is returned, so the client
+    names the first one)."""
     block, omitted = _numeric(block, start), 0
     if job.nan_policy is not None:
         try:
-            bad = data.screen(np.asarray(block, dtype=job.packed.dtype), start, job.family,
-                              omit=job.nan_policy == "omit")
+            bad = LocalDriver._screen(np.asarray(block, dtype=job.packed.dtype), start,
+                                      job.family, job.nan_policy)
         except ValueError as error:
             return BlockStats(None, None, error=error)
         if bad is not None:
             weights, omitted = data.without_rows(weights, bad), int(bad.sum())
-    stats, worst = _local(block, weights, job).accumulate(
-        job.family, job.packed, job.with_stats, _block_resp_fn(job.resp_fn, start))
+    local = _local(block, weights, job)
+    local.labels = labels
+    stats, worst = local.accumulate(job.family, job.packed, job.with_stats,
+                                    _block_resp_fn(job.resp_fn, start))
     if worst[1] >= 0:
         worst[1] += start
     return BlockStats(stats, worst, omitted)
@@ -393,6 +476,14 @@ def _predict_block(block, job, block_info=None):
     return local.predict(job.family, job.packed, {job.what: None}, job.nan_policy)[job.what]
 
 
+def _impute_block(block, job, block_info=None):
+    """One block with its NaN entries imputed, by the local driver."""
+    family, packed, params, chunk_size, n_threads = job
+    start = block_info[0]["array-location"][0][0] if block_info else 0
+    local = LocalDriver(_numeric(block, start), None, chunk_size, n_threads)
+    return local.impute(family, packed, params)
+
+
 def _column_max(block, start):
     """The largest finite value of each column of one block."""
     return data.column_max(_numeric(block, start))
@@ -410,15 +501,35 @@ def _nonfinite_rows(block, block_info=None):
     return ~data.finite_rows(_numeric(block, start))
 
 
-def _first_invalid(block, start, dtype, family, omit):
-    """The ValueError for a block's first bad row (see :func:`fastem.data.screen`; global row
-    numbers), or None: returned, not raised, so that the client raises the first of all."""
+def _first_invalid(block, start, dtype, family, nan_policy):
+    """The ValueError for a block's first bad row under ``nan_policy`` (global row numbers),
+    or None: returned, not raised, so that the client raises the first of all."""
     try:
-        data.screen(np.ascontiguousarray(_numeric(block, start), dtype=dtype), start, family,
-                    omit=omit)
+        LocalDriver._screen(np.ascontiguousarray(_numeric(block, start), dtype=dtype), start,
+                            family, nan_policy)
     except ValueError as error:
         return error
     return None
+
+
+def _empty_rows(block, block_info=None):
+    """Which rows of a block have no observed entry (all NaN)."""
+    start = block_info[0]["array-location"][0][0] if block_info else 0
+    empty = data.empty_rows(_numeric(block, start))
+    return np.zeros(block.shape[0], dtype=bool) if empty is None else empty
+
+
+def _observed(block, weights, start, dtype, family):
+    """A block's observed entries per column over rows of positive weight, or the ValueError
+    for its first bad row under "marginalize" (see :func:`fastem.data.missing_rows`)."""
+    observed = np.zeros(block.shape[1], dtype=np.int64)
+    try:
+        for _ in data.missing_rows(_numeric(block, start), dtype, observed, weights, family,
+                                   offset=start):
+            pass
+    except ValueError as error:
+        return error
+    return observed
 
 
 def _checked_weights(block):

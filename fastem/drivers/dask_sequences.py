@@ -14,7 +14,15 @@ import dask
 import numpy as np
 
 from .. import data
-from .dask import BlockStats, _check_known_chunks, _lost_work, _merge_stats, _shared, _tree
+from .dask import (
+    BlockStats,
+    _check_known_chunks,
+    _lost_work,
+    _merge_stats,
+    _shared,
+    _tree,
+    dask_labels,
+)
 from .local import check_options
 from .sequences import SequenceDriver
 
@@ -37,13 +45,22 @@ class DaskSequenceDriver:
                                                         1 if n_threads is None else n_threads)
         self.n_omitted = 0
         self.filler = None
+        self.marginal = False  # nan_policy="marginalize" (see SequenceDriver.mark_missing)
+        self.labels = None  # partial labels, an int dask array with X's blocks
+
+    def set_labels(self, y, n_components):
+        """Partial labels, checked and blocked as X (see :func:`fastem.drivers.dask.
+        dask_labels`); each block's go to its task."""
+        self.labels = dask_labels(y, self.n_samples, n_components, self.X.chunks[0])
 
     def _map(self, task, *args):
         """``task(local driver, start, *args)`` on every block, delayed, in block order."""
-        job = _shared((self.chunk_size, self.n_threads, self.filler) + args)
+        job = _shared((self.chunk_size, self.n_threads, self.filler, self.marginal) + args)
         call = dask.delayed(_on_block, pure=True)
-        return [call(task, block, lengths, start, job) for block, lengths, start
-                in zip(self.X.to_delayed().ravel(), self.block_lengths, self.starts)]
+        labels = ([None] * len(self.starts) if self.labels is None
+                  else self.labels.to_delayed().ravel())
+        return [call(task, block, lengths, given, start, job) for block, lengths, given, start
+                in zip(self.X.to_delayed().ravel(), self.block_lengths, labels, self.starts)]
 
     @staticmethod
     def _compute(parts):
@@ -68,6 +85,18 @@ class DaskSequenceDriver:
         if not fillers:
             raise ValueError("X: every row is missing (all NaN): nothing to fit or score")
         self.filler = fillers[0]
+
+    def mark_missing(self, family=None, every_column=True):
+        """As :meth:`SequenceDriver.mark_missing`, on the workers (errors name global rows)."""
+        results = self._compute(self._map(_marginal, family))
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        if every_column:
+            data.check_observed(np.sum([observed for _, observed in results], axis=0))
+        self.n_omitted = sum(count for count, _ in results)
+        self.marginal = True
+        return self.n_omitted
 
     def accumulate(self, family, packed):
         """One E-step pass on the cluster: the statistics vector and [lowest sequence
@@ -98,11 +127,12 @@ class DaskSequenceDriver:
 
 
 # ---------------------------------------------------------------- run on the workers
-def _on_block(task, block, lengths, start, job):
-    chunk_size, n_threads, filler, *args = job
+def _on_block(task, block, lengths, labels, start, job):
+    chunk_size, n_threads, filler, marginal, *args = job
     data.working_dtype(block.dtype, name=f"X (block from row {start})")
     driver = SequenceDriver(np.asarray(block), lengths, chunk_size, n_threads)
-    driver.filler = filler
+    driver.filler, driver.marginal = filler, marginal
+    driver.labels = None if labels is None else np.asarray(labels)
     return task(driver, start, *args)
 
 
@@ -122,6 +152,18 @@ def _missing(driver, start, family):
                                   required=False)
     except ValueError as error:
         return error
+
+
+def _marginal(driver, start, family):
+    """(rows with no observed entry, observed entries per column), or the first bad row's
+    ValueError (global numbering)."""
+    observed = np.zeros(driver.n_features, dtype=np.int64)
+    try:
+        count = sum(int(empty.sum()) for _, empty in data.missing_rows(
+            driver.X, driver.dtype, observed, family=family, offset=start))
+    except ValueError as error:
+        return error
+    return count, observed
 
 
 def _accumulate(driver, start, family, packed):

@@ -51,7 +51,12 @@ class LocalDriver:
         self.chunk_size, self.n_threads = check_options(chunk_size, n_threads)
         self.n_omitted = 0
         self.labels = None  # (n,) ints, -1 unlabelled: rows clamped to a component (see
-                            # data.check_labels), read block by block as the weights are
+                            # set_labels), read block by block as the weights are
+
+    def set_labels(self, y, n_components):
+        """Clamp the rows that ``y`` labels in every later pass (:func:`fastem.data.
+        check_labels`: ValueError naming a bad ``y``; None or a target without -1: none)."""
+        self.labels = data.check_labels(y, self.n_samples, n_components)
 
     def block_bounds(self, batch_size):
         """(start, stop) of the blocks of online EM: consecutive runs of ``batch_size`` rows."""
@@ -96,16 +101,12 @@ class LocalDriver:
         observed = np.zeros(self.n_features, dtype=np.int64)
         count = 0
         with self.bar("check") as bar:
-            for start, block, w in data.iter_blocks(self.X, data.BLOCK_ROWS, self.dtype,
-                                                    self.sample_weight, bar):
-                empty = data.screen_missing(block, start, family)
-                seen = block == block
-                observed += (seen if w is None else seen & (w > 0)[:, None]).sum(axis=0)
-                if empty is not None:
-                    if weights is None:
-                        weights = np.ones(self.n_samples)
-                    weights[start:start + empty.size][empty] = 0.0
-                    count += int(empty.sum())
+            for start, empty in data.missing_rows(self.X, self.dtype, observed,
+                                                  self.sample_weight, family, bar):
+                if weights is None:
+                    weights = np.ones(self.n_samples)
+                weights[start:start + empty.size][empty] = 0.0
+                count += int(empty.sum())
         data.check_observed(observed)
         self.sample_weight, self.n_omitted = weights, count
         return count
@@ -130,8 +131,8 @@ class LocalDriver:
         """One pass: summed statistics vector and [lowest log p(x_i), its row].
 
         ``resp_fn(start, block)``, when given, supplies the responsibilities of each block
-        (initialisation) instead of the E-step. ``nan_policy`` checks rows on the way (see
-        :mod:`fastem.drivers`).
+        (initialisation) instead of the E-step; labelled rows (``labels``) get one-hot rows
+        either way. ``nan_policy`` checks rows on the way (see :mod:`fastem.drivers`).
         """
         k = packed.log_norm.shape[0]
         chunk = self._chunk(k)
@@ -147,10 +148,10 @@ class LocalDriver:
                 if bad is not None:
                     weights = data.without_rows(weights, bad)
                     omitted += int(bad.sum())
-                resp = None if resp_fn is None else resp_fn(start, block)
+                labels = data.block_labels(self.labels, start, block.shape[0])
+                resp = None if resp_fn is None else clamped(resp_fn(start, block), labels)
                 family.fit_block(packed, block, weights, resp, with_stats, chunk,
-                                 self.n_threads, work, stats, worst, start,
-                                 labels=data.block_labels(self.labels, start, block.shape[0]))
+                                 self.n_threads, work, stats, worst, start, labels=labels)
         if nan_policy is not None:
             self.n_omitted = omitted
         return stats, worst
@@ -323,6 +324,18 @@ class LocalDriver:
         except Exception:  # refused index arrays; a real read error recurs in the slices below
             picked = np.concatenate([self.X[i:i + 1] for i in unique])
         return np.asarray(picked, dtype=np.float64)[inverse]
+
+
+def clamped(resp, labels):
+    """Given responsibilities (n, K) with each labelled row (``labels[i] >= 0``) one-hot on
+    its label; ``resp`` itself without labels."""
+    if labels is None or not (labels >= 0).any():
+        return resp
+    rows = np.flatnonzero(labels >= 0)
+    resp = np.array(resp, dtype=np.float64)
+    resp[rows] = 0.0
+    resp[rows, labels[rows]] = 1.0
+    return resp
 
 
 def block_score(log_prob, resp, weights):

@@ -51,8 +51,9 @@ class SequenceDriver(LocalDriver):
     """A :class:`~fastem.drivers.local.LocalDriver` whose passes follow ``lengths``.
 
     ``block_rows``: rows per block (None: ``BLOCK_CHUNKS`` chunks); a longer sequence is
-    streamed in segments of that many rows. After :meth:`check_missing`, rows that are all
-    NaN are missing observations."""
+    streamed in segments of that many rows. After :meth:`check_missing` or
+    :meth:`mark_missing`, rows that are all NaN are missing observations; ``labels`` (intp,
+    -1 unlabelled), when set, clamp the states of labelled rows in every pass."""
 
     def __init__(self, X, lengths, chunk_size=None, n_threads=None, progress=None,
                  block_rows=None):
@@ -62,6 +63,7 @@ class SequenceDriver(LocalDriver):
             raise ValueError(f"block_rows must be a positive integer, got {block_rows!r}")
         self.block_rows = block_rows
         self.filler = None  # a fully observed row, written over missing ones before a kernel
+        self.marginal = False  # NaN entries go to a marginal family's kernels (mark_missing)
 
     def check_missing(self, family=None):
         """One pass under ``nan_policy="omit"``: rows that are all NaN become missing
@@ -71,10 +73,29 @@ class SequenceDriver(LocalDriver):
             self.n_omitted, self.filler = data.check_missing(self.X, self.dtype, family=family,
                                                              bar=bar)
 
+    def mark_missing(self, family=None, every_column=True):
+        """One pass under ``nan_policy="marginalize"``: NaN entries are missing at random
+        (passes hand them to the kernels of the marginal ``family``) and a row with no
+        observed entry is a missing observation (counted in ``n_omitted``); ValueError at a
+        row holding infinity or outside the ``family``'s support, or (``every_column``: a fit
+        needs them all) a column never observed."""
+        observed = np.zeros(self.n_features, dtype=np.int64)
+        with self.bar("check") as bar:
+            self.n_omitted = sum(int(empty.sum()) for _, empty in data.missing_rows(
+                self.X, self.dtype, observed, family=family, bar=bar))
+        if every_column:
+            data.check_observed(observed)
+        self.marginal = True
+        return self.n_omitted
+
     def read(self, start, stop, dtype):
-        """``(rows [start, stop) as the kernels read them, missing rows or None)``: missing
-        rows hold a copy of an observed row (so every family's kernel reads valid values)."""
+        """``(rows [start, stop) as the kernels read them, missing rows or None)``. Under
+        "omit" missing rows hold a copy of an observed row (so every family's kernel reads
+        valid values); under "marginalize" rows keep their NaN entries, and those with no
+        observed entry are the missing ones."""
         block = data.read_rows(self.X, start, stop, dtype)
+        if self.marginal:
+            return block, data.empty_rows(block)
         if self.filler is None:
             return block, None
         missing = ~data.finite_rows(block)
@@ -96,8 +117,13 @@ class SequenceDriver(LocalDriver):
                                                                                   "right")
         driver = SequenceDriver(self.X[start:stop], self.lengths[first:last], self.chunk_size,
                                 self.n_threads, self.progress, self.block_rows)
-        driver.filler = self.filler
+        driver.filler, driver.marginal = self.filler, self.marginal
+        driver.labels = None if self.labels is None else self.labels[start:stop]
         return driver
+
+    def row_labels(self, start, stop):
+        """The labels of rows [start, stop) (intp, -1 unlabelled), or None without labels."""
+        return data.block_labels(self.labels, start, stop - start)
 
     def _starts(self):
         return np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
@@ -118,7 +144,8 @@ class SequenceDriver(LocalDriver):
                 block, missing = self.read(start, stop, p.packed.dtype)
                 gamma = hmm.posteriors_block(p.family, p.packed, block, bounds, p.chunk,
                                              self.n_threads, p.work, chain,
-                                             seq_ll[first:first + n_seq], missing)
+                                             seq_ll[first:first + n_seq], missing,
+                                             self.row_labels(start, stop))
                 yield Piece(start, block, missing, gamma, p.work, self.n_threads)
                 bar.update(stop - start)
             first += n_seq
@@ -215,7 +242,7 @@ class SequenceDriver(LocalDriver):
                     block, missing = self.read(start, stop, packed.dtype)
                     total += hmm.viterbi_block(family, packed, block, bounds, p.chunk,
                                                self.n_threads, p.work, states[start:stop],
-                                               missing)
+                                               missing, self.row_labels(start, stop))
                 bar.update(stop - start)
         return total
 
@@ -282,7 +309,8 @@ class _Pass:
         ``(block, missing, frame, work)``."""
         block, missing = self.driver.read(a, b, self.packed.dtype)
         frame = hmm.emission_log_densities(self.family, self.packed, block, self.chunk,
-                                           self.stage_threads, work, missing)
+                                           self.stage_threads, work, missing,
+                                           self.driver.row_labels(a, b))
         return block, missing, frame, work
 
     def pipeline(self, parts, order, then=None):

@@ -127,7 +127,10 @@ class _MixtureBase(OnlineMixin, Estimator):
         labelled row's posterior is clamped to its component (one-hot) and adds
         log(w_k p_k(x)) to the lower bound, the other rows their log p(x). A ``y`` without
         any -1 is a target that this unsupervised estimator ignores, as scikit-learn's do
-        (pipelines pass one)."""
+        (pipelines pass one). A label that the parameters cannot honour (its component
+        started with weight zero, e.g. by ``weights_init``, or with zero density on the
+        labelled row, e.g. a Poisson rate of zero for a positive count) is a ValueError
+        naming the row and the component. ``y`` may be a Dask array for Dask ``X``."""
         with single_threaded_blas():  # small M-step BLAS calls must not leave spinning threads
             try:
                 return self._fit(X, sample_weight, y)
@@ -143,8 +146,9 @@ class _MixtureBase(OnlineMixin, Estimator):
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """One stepwise-EM update from the batch ``X``: scikit-learn's incremental-learning
-        contract (see :mod:`fastem.estimators._online`). Returns self."""
-        return self._partial_fit(X, sample_weight, check_random_state(self.random_state))
+        contract (see :mod:`fastem.estimators._online`), with the batch's partial labels
+        ``y`` and ``nan_policy`` as in :meth:`fit`. Returns self."""
+        return self._partial_fit(X, sample_weight, check_random_state(self.random_state), y)
 
     def _fit(self, X, sample_weight, y=None):
         _, driver = self._prepare(X, sample_weight, reset=True)
@@ -203,6 +207,13 @@ class _MixtureBase(OnlineMixin, Estimator):
         """Fit, then label every row with its most probable component (a row labelled in
         ``y``: its label, to which the fit clamped it)."""
         predicted = self.fit(X, y, sample_weight=sample_weight).predict(X)
+        if is_dask_array(predicted):  # lazy: the labels replace the predictions block by block
+            import dask.array as da
+
+            from ..drivers.dask import dask_labels
+
+            labels = dask_labels(y, predicted.shape[0], self.n_components, predicted.chunks[0])
+            return predicted if labels is None else da.where(labels >= 0, labels, predicted)
         labels = data.check_labels(y, predicted.shape[0], self.n_components)
         for start in range(0, predicted.shape[0], data.BLOCK_ROWS):
             given = data.block_labels(labels, start, data.BLOCK_ROWS)
@@ -236,10 +247,9 @@ class _MixtureBase(OnlineMixin, Estimator):
         columns: the most probable code; a row with no observed entry: the mixture's mean);
         observed entries are copied. Under any ``nan_policy`` NaN entries are marginalised
         here; infinity raises. Streamed, with ``out`` as for :meth:`predict`: an (n, D)
-        float64 array to fill, or a path for a new ``.npy`` file."""
+        float64 array to fill, or a path for a new ``.npy`` file; for a Dask ``X``, a lazy
+        Dask array blocked as ``X``."""
         _, driver = self._prepare(X, None, reset=False)
-        if not hasattr(driver, "impute"):
-            raise ValueError("impute is not supported on Dask arrays yet")
         params = self._fitted_params()
         family = self.family_.marginal()
         packed = self._latent().pack(family, params, driver.dtype)
@@ -340,10 +350,7 @@ class _MixtureBase(OnlineMixin, Estimator):
 
     def _set_labels(self, driver, y):
         """Give the ``driver`` the checked partial labels ``y`` (see :meth:`fit`)."""
-        labels = data.check_labels(y, driver.n_samples, self.n_components)
-        if labels is not None and not hasattr(driver, "labels"):
-            raise ValueError("partial labels (y) are not supported on Dask arrays yet")
-        driver.labels = labels
+        driver.set_labels(y, self.n_components)
 
     def _family(self):
         """The fitted family as the passes run it: its marginal form (NaN entries missing)

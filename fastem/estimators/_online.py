@@ -14,7 +14,8 @@ default 0.7)
     Stepwise EM's step sizes rho_t = (t + tau)^-kappa, named as in scikit-learn's
     ``LatentDirichletAllocation``; also used by ``partial_fit``.
 
-``partial_fit(X)`` makes one stepwise update from the batch ``X``: the first call (or the first
+``partial_fit(X, y=None)`` makes one stepwise update from the batch ``X`` (its rows labelled
+by ``y`` clamped, NaN entries marginalised under ``nan_policy="marginalize"``, as in ``fit``): the first call (or the first
 after ``fit`` or a parameter change that cleared the running statistics) initialises from the
 ``*_init`` parameters or ``init_params`` on that batch, as ``fit`` does; later calls check the
 column count. ``n_iter_`` counts batches. Each batch is checked (``nan_policy``, the family's
@@ -68,19 +69,22 @@ class OnlineMixin:
         self.stats_nbytes_ = int(getattr(result, "stats_nbytes", 0))
         self._online_state = None  # partial_fit after fit starts fresh running statistics
 
-    def _partial_fit(self, X, sample_weight, rng):
-        """One stepwise-EM update from the batch ``X`` (see :mod:`fastem.estimators._online`),
-        with ``rng`` for initialisation and re-seeding. Returns self."""
+    def _partial_fit(self, X, sample_weight, rng, y=None):
+        """One stepwise-EM update from the batch ``X`` and its partial labels ``y`` (see
+        :mod:`fastem.estimators._online`), with ``rng`` for initialisation and re-seeding.
+        Returns self."""
         self._check_online_parameters()
         with single_threaded_blas():
             fitted = hasattr(self, "n_features_in_")
             if fitted:
                 driver, omitted = self._checked_batch(X, sample_weight)
+                self._set_labels(driver, y)
                 family, latent = self._family(), self._latent()
                 state = getattr(self, "_online_state", None) or online.StepwiseState(
                     self._fitted_params(), n_steps=self.n_steps_)
             else:
                 _, driver = self._prepare(X, sample_weight, reset=True)
+                self._set_labels(driver, y)
                 omitted, latent = driver.n_omitted, self._latent()
                 family = self._build_family(driver, rng)
                 if self.nan_policy == "marginalize":

@@ -39,7 +39,7 @@ from ..families.gaussian import COVARIANCE_TYPES, GaussianFamily, GaussianParams
 from ..families.gaussian_hmmlearn import HMMLearnGaussianFamily
 from ..families.gmm_hmmlearn import GMMHMMLearnFamily, GMMParams, default_priors
 from ..families.multinomial import MultinomialFamily, MultinomialParams
-from ..initialization import MAX_SAMPLE, initial_params, kmeans
+from ..initialization import MAX_SAMPLE, fill_missing, initial_params, kmeans
 from ..latent.hmm import HiddenMarkov, HMMParams, check_chain
 from ..latent.mixture import Mixture
 from ._base import check_random_state
@@ -165,17 +165,27 @@ class _HMMBase(HMMOnlineMixin, Estimator):
             self.n_features_in_ = driver.n_features
         return driver
 
-    def _check_rows(self, driver, family):
-        """One pass over the rows: under ``nan_policy="raise"`` any NaN or infinity is an
-        error; under "omit" a row that is all NaN is a missing observation (density one, no
-        emission statistics) and any other non-finite row an error; values outside the
-        family's support are errors. Each names the row."""
+    def _check_rows(self, driver, family, fitting=False):
+        """One pass over the rows, returning the family the passes run. Under
+        ``nan_policy="raise"`` any NaN or infinity is an error; under "omit" a row that is
+        all NaN is a missing observation (density one, no emission statistics) and any other
+        non-finite row an error; under "marginalize" NaN entries are missing at random (the
+        family's marginal form: each row's emission density is that of its observed entries,
+        the M-step takes the missing entries' conditional expectations), a row that is all
+        NaN is a missing observation, infinity is an error and so is, when ``fitting``, a
+        column that is NaN in every row. Values outside the family's support are errors. Each
+        names the row."""
         if self.nan_policy == "raise":
             driver.check_finite(family)
         elif self.nan_policy == "omit":
             driver.check_missing(family)
+        elif self.nan_policy == "marginalize":
+            family = family.marginal()  # ValueError where the family cannot
+            driver.mark_missing(family, every_column=fitting)
         else:
-            raise ValueError(f"nan_policy must be 'raise' or 'omit', got {self.nan_policy!r}")
+            raise ValueError("nan_policy must be 'raise', 'omit' or 'marginalize', got "
+                             f"{self.nan_policy!r}")
+        return family
 
     def _prepare(self, source):
         """The source as the family reads it (CategoricalHMM checks its codes' column)."""
@@ -225,9 +235,18 @@ class _HMMBase(HMMOnlineMixin, Estimator):
                              f"{self.n_features_in_}")
 
     # ------------------------------------------------------------ fitting
-    def fit(self, X, lengths=None, algorithm="batch", batch_size=10_000):
+    def fit(self, X, lengths=None, y=None, algorithm="batch", batch_size=10_000):
         """Estimate the parameters by EM (Baum-Welch) from ``X`` (n_samples, n_features), cut
         into sequences by ``lengths`` (their sum is n_samples; None: one sequence).
+
+        ``y``: optional partial labels, an integer array, memmap or ``.npy`` path with one
+        state per row, -1 where the state is unknown (scikit-learn's semi-supervised
+        convention; a ``y`` without any -1 is ignored, as by the mixtures). A labelled row's
+        state is clamped: every other state's emission density is zero there, so
+        forward-backward gives it a one-hot posterior and ``monitor_.history`` holds
+        log p(X, labelled states). A label that the model cannot honour (its state cannot
+        emit the row, or cannot be reached from the labels and transitions before it) makes
+        the log-likelihood -inf: ValueError naming the sequence's first row.
 
         ``algorithm="stepwise"`` or ``"incremental"``: online EM with an M-step after every
         block of whole sequences of at most ``batch_size`` rows (a longer sequence alone);
@@ -236,7 +255,7 @@ class _HMMBase(HMMOnlineMixin, Estimator):
         # NumPy's BLAS calls around the kernels (the rows' check, the start, small M-step
         # solves) must not leave threads spinning beside the kernels' (as for mixtures)
         with single_threaded_blas():
-            driver, family, params = self._start(X, lengths)
+            driver, family, params = self._start(X, lengths, y)
             monitor = self.monitor_  # hmmlearn's, or a user's subclass; the estimator's settings
             monitor.tol, monitor.n_iter, monitor.verbose = self.tol, self.n_iter, self.verbose
             monitor._reset()
@@ -262,15 +281,15 @@ class _HMMBase(HMMOnlineMixin, Estimator):
                           "state was ever observed.", RuntimeWarning, stacklevel=2)
         return self
 
-    def _start(self, X, lengths):
+    def _start(self, X, lengths, y=None):
         """What a fit (and ``partial_fit``'s first batch) starts from: ``(driver over X's
-        checked rows, family, initial parameters)``, the ``init_params`` letters initialised
-        and the other parameters as given."""
+        checked rows, with the labels ``y`` if any, family, initial parameters)``, the
+        ``init_params`` letters initialised and the other parameters as given."""
         self._letters("params")
         self._data_parameters(X)
         driver = self._driver(X, lengths, fitting=True)
-        family = self._make_family()
-        self._check_rows(driver, family)
+        driver.set_labels(y, self.n_components)
+        family = self._check_rows(driver, self._make_family(), fitting=True)
         self._init(driver, family)
         params = self._hmm_params()
         _check_width(params, driver)
@@ -315,8 +334,7 @@ class _HMMBase(HMMOnlineMixin, Estimator):
         params = self._hmm_params()
         driver = self._driver(X, lengths)
         _check_width(params, driver)
-        family = self._make_family()
-        self._check_rows(driver, family)
+        family = self._check_rows(driver, self._make_family())
         return driver, family, params
 
     def score_samples(self, X, lengths=None, out=None):
@@ -475,7 +493,8 @@ class GaussianHMM(_HMMBase):
         self.n_features = driver.n_features  # as hmmlearn sets it
         if self._needs_init("m", "means_"):
             rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
-            mixture = initial_params("kmeans", Mixture(), GaussianFamily("spherical"),
+            mixture = initial_params("kmeans", Mixture(),
+                                     _as_driver_reads(GaussianFamily("spherical"), driver),
                                      _unweighted(driver), self.n_components, rng)
             self.means_ = mixture.components.means
         if self._needs_init("c", "_covars_"):
@@ -724,6 +743,7 @@ class GMMHMM(_HMMBase):
         means around the centres' mean with the data's covariance ``cv``."""
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
         sample, weights, _ = _unweighted(driver).sample_rows(rng, MAX_SAMPLE)
+        sample = fill_missing(sample)
         centers, labels = kmeans(sample, weights, self.n_components, rng)
         means = []
         for k in range(self.n_components):
@@ -792,12 +812,25 @@ def _check_width(params, driver):
 
 
 def _unweighted(driver):
-    """A plain driver over the same rows (initialisation ignores sequences), missing rows
-    left out."""
+    """A plain driver over the same rows and labels (initialisation ignores sequences),
+    missing rows left out (under "marginalize": rows with no observed entry)."""
     local = make_driver(driver.X, None, driver.chunk_size, driver.n_threads)
-    if driver.filler is not None:
+    if _marginal(driver):
+        local.mark_missing()
+    elif driver.filler is not None:
         local.omit_nonfinite()
+    local.labels = getattr(driver, "labels", None)
     return local
+
+
+def _marginal(driver):
+    """Whether the driver's rows keep NaN entries as missing values ("marginalize")."""
+    return getattr(driver, "marginal", False)
+
+
+def _as_driver_reads(family, driver):
+    """``family``, in its marginal form where the driver's rows keep NaN entries."""
+    return family.marginal() if _marginal(driver) else family
 
 
 def _checked_covars(covariance_type, covars, k, d):
@@ -835,10 +868,18 @@ def _row_total_range(source):
 
 def _moments(driver):
     """Column means and the covariance matrix (ddof 1, as np.cov) in one pass, each block
-    centred on the first block's mean (Chan et al.'s pairwise update)."""
+    centred on the first block's mean (Chan et al.'s pairwise update). Missing rows are left
+    out; under "marginalize" a first pass takes each column's mean over its observed entries
+    and missing entries count as that mean (a start: it shrinks variances by the missing
+    fraction)."""
+    fill = _column_means(driver) if _marginal(driver) else None
     n, mean, scatter = 0, None, None
     for _, block, _ in data.iter_blocks(driver.X, data.BLOCK_ROWS, np.float64):
-        block = block[data.finite_rows(block)]  # missing rows left out
+        if fill is None:
+            block = block[data.finite_rows(block)]  # missing rows left out
+        else:
+            empty = data.empty_rows(block)
+            block = fill_missing(block if empty is None else block[~empty], fill)
         if not block.shape[0]:
             continue
         m_b = block.mean(axis=0)
@@ -853,6 +894,16 @@ def _moments(driver):
         mean = mean + delta * n_b / (n + n_b)
         n += n_b
     return mean, scatter / max(n - 1, 1)
+
+
+def _column_means(driver):
+    """Each column's mean over its observed (not NaN) entries, in one pass."""
+    total, count = np.zeros(driver.n_features), np.zeros(driver.n_features)
+    for _, block, _ in data.iter_blocks(driver.X, data.BLOCK_ROWS, np.float64):
+        seen = block == block
+        total += np.where(seen, block, 0.0).sum(axis=0)
+        count += seen.sum(axis=0)
+    return total / np.maximum(count, 1)
 
 
 def _scalar_moments(driver):

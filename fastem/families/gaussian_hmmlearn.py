@@ -14,6 +14,10 @@ Language Processing", pp. 443-445), with ``means_prior`` mu_0, ``means_weight`` 
 
 The scatter is taken about the pivot the statistics are centred on (Chan's shift), which equals
 hmmlearn's raw-moment form up to rounding and stays accurate for data far from the origin.
+Under ``nan_policy="marginalize"`` (:meth:`HMMLearnGaussianFamily.marginal`) the same update
+runs on the marginal statistics: diag and spherical divide each entry's sums by n_kj, the
+posterior mass of the rows observing entry j, in place of n_k (spherical: the mean of n_kj over
+j); full and tied take the conditional moments of the missing entries (exact EM).
 hmmlearn's convergence monitor reports the log-likelihood without these priors' densities, and
 so does this family (``log_prior`` is 0), which is also why it offers no partial M-step.
 """
@@ -26,12 +30,18 @@ class HMMLearnGaussianFamily(GaussianFamily):
     """Gaussian emissions whose M-step is hmmlearn's (see the module docstring)."""
 
     def __init__(self, covariance_type="diag", means_prior=0.0, means_weight=0.0,
-                 covars_prior=1e-2, covars_weight=1.0, frozen=()):
-        super().__init__(covariance_type, reg_covar=0.0, frozen=frozen)
+                 covars_prior=1e-2, covars_weight=1.0, frozen=(), missing=False):
+        super().__init__(covariance_type, reg_covar=0.0, frozen=frozen, missing=missing)
         self.means_prior = np.asarray(means_prior, dtype=np.float64)
         self.means_weight = np.asarray(means_weight, dtype=np.float64)
         self.covars_prior = np.asarray(covars_prior, dtype=np.float64)
         self.covars_weight = np.asarray(covars_weight, dtype=np.float64)
+
+    def marginal(self):
+        """This family with NaN entries missing at random (see the module docstring)."""
+        return HMMLearnGaussianFamily(self.covariance_type, self.means_prior, self.means_weight,
+                                      self.covars_prior, self.covars_weight, self.frozen,
+                                      missing=True)
 
     @property
     def reseeds_empty(self):
@@ -42,22 +52,25 @@ class HMMLearnGaussianFamily(GaussianFamily):
         t = self.covariance_type
         frozen = self.frozen if params is not None else frozenset()
         s0, lam = stats.s0, self.means_weight
+        n = self._mass(stats, packed)  # s0 (K, 1), or n_kj (K, D) for diag/spherical missing
         if "means" in frozen:
             means = params.means
         else:
             s1, _ = unpack_moments(stats.family, packed.kind, k, d)
             pivot = np.asarray(packed.pivot, dtype=np.float64)
-            means = (lam * self.means_prior + s1 + s0[:, None] * pivot) / (lam + s0[:, None])
+            means = (lam * self.means_prior + s1 + n * pivot) / (lam + n)
         if "covariances" in frozen:
             return GaussianParams(t, means, params.covariances, params.precisions_cholesky)
         scatter = self._scatter(stats, packed, means)
         off = means - self.means_prior
         psi, nu = self.covars_prior, self.covars_weight
         if t in ("diag", "spherical"):
-            denom = np.maximum(np.maximum(nu - 1, 0) + s0, 1e-5)
             if t == "diag":
-                cov = (psi + lam * off**2 + scatter) / denom[:, None]
-            else:  # scatter summed over dimensions: the mean over dimensions of the diag update
+                cov = (psi + lam * off**2 + scatter) / np.maximum(np.maximum(nu - 1, 0) + n,
+                                                                  1e-5)
+            else:
+                # scatter summed over dimensions: the mean over dimensions of the diag update
+                denom = np.maximum(np.maximum(nu - 1, 0) + n.mean(axis=1), 1e-5)
                 psi_mean = np.broadcast_to(psi, (k, d)).mean(axis=1)
                 cov = (psi_mean + (lam * (off**2).sum(axis=1) + scatter[:, 0]) / d) / denom
         else:

@@ -25,6 +25,11 @@ With n_kj the components' posterior mass, n_k the state's, lambda ``means_weight
 where d = mu_kj - mu_0kj (new means), C_kj the scatter about the E-step's means, and for
 diag/spherical ``covars_prior`` is alpha_c and ``covars_weight`` beta; for full/tied Psi and nu.
 The reported objective is the log-likelihood (``log_prior`` is 0), as in hmmlearn.
+
+Under ``nan_policy="marginalize"`` (:meth:`GMMHMMLearnFamily.marginal`) the components run in
+the marginal Gaussian kernels: diag and spherical replace n_kj by the mass of the rows observing
+each entry (spherical: D times its mean over the entries), full and tied take the conditional
+moments of the missing entries.
 """
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -33,7 +38,7 @@ import numpy as np
 
 from ..frame import Statistics
 from .base import Family, check_distributions
-from .gaussian import GaussianFamily, GaussianParams, unpack_moments
+from .gaussian import GaussianFamily, GaussianParams, observed_mass, unpack_moments
 
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 
@@ -154,7 +159,7 @@ class GMMHMMLearnFamily(Family):
     ("weights", "means", "covariances") every M-step keeps."""
 
     def __init__(self, covariance_type, n_mix, weights_prior, means_prior, means_weight,
-                 covars_prior, covars_weight, frozen=()):
+                 covars_prior, covars_weight, frozen=(), missing=False):
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(f"covariance_type must be one of {list(COVARIANCE_TYPES)}, got "
                              f"{covariance_type!r}")
@@ -164,7 +169,13 @@ class GMMHMMLearnFamily(Family):
         self.covars_weight = covars_weight
         self.frozen = frozenset(frozen)
         self.gaussian = GaussianFamily("full" if covariance_type == "tied" else covariance_type,
-                                       reg_covar=0.0)
+                                       reg_covar=0.0, missing=missing)
+
+    def marginal(self):
+        """This family with NaN entries missing at random (see the module docstring)."""
+        return GMMHMMLearnFamily(self.covariance_type, self.n_mix, self.weights_prior,
+                                 self.means_prior, self.means_weight, self.covars_prior,
+                                 self.covars_weight, self.frozen, missing=True)
 
     @property
     def reseeds_empty(self):
@@ -206,11 +217,14 @@ class GMMHMMLearnFamily(Family):
 
     def fit_block(self, packed, X, weights, resp, with_stats, chunk_size, n_threads, work, stats,
                   worst, row_offset, labels=None):
-        """The statistics under given state posteriors ``resp`` (n, K): [ll (untouched), rows,
-        state masses (K), the Gaussian statistics of the K*M components]."""
-        if resp is None or weights is not None or labels is not None:
+        """The statistics under given state posteriors ``resp`` (n, K), times ``weights``
+        (missing observations: 0) when given: [ll (untouched), rows, state masses (K), the
+        Gaussian statistics of the K*M components]."""
+        if resp is None or labels is not None:
             raise ValueError("GMMHMMLearnFamily serves hidden Markov models: it needs the state "
-                             "posteriors and takes no sample weights")
+                             "posteriors")
+        if weights is not None:
+            resp = resp * np.asarray(weights)[:, None]
         k = packed.log_norm.shape[0]
         head = Statistics.head_size(k)
         gaussian_work, L, R = work
@@ -224,7 +238,7 @@ class GMMHMMLearnFamily(Family):
                                              packed.n_mix, n_threads, R[:n])
             self.gaussian.fit_block(packed.gaussian, piece, None, R[:n], with_stats, chunk_size,
                                     n_threads, gaussian_work, part, unused, row_offset + start)
-        stats[1] += X.shape[0]
+        stats[1] += X.shape[0] if weights is None else float(np.sum(weights))
         stats[2:head] += part[2:2 + k * packed.n_mix].reshape(k, -1).sum(axis=1)
         stats[head:] += part
 
@@ -243,6 +257,9 @@ class GMMHMMLearnFamily(Family):
         d = params.means.shape[2]
         view = Statistics(stats.family, k * m)
         post_mix, post = view.s0.reshape(k, m), stats.s0
+        mass = observed_mass(view.family, packed.gaussian.kind, k * m, d)
+        # the mass behind each mean entry: n_kj (K, M, 1), per entry (K, M, D) when marginalising
+        n = post_mix[..., None] if mass is None else mass.reshape(k, m, d)
         weights, means, covars = params.weights, params.means, params.covars
         if "weights" not in frozen:
             alpha = self.weights_prior - 1
@@ -251,10 +268,11 @@ class GMMHMMLearnFamily(Family):
         if "means" not in frozen:
             s1, _ = unpack_moments(view.family, packed.gaussian.kind, k * m, d)
             pivot = np.asarray(packed.gaussian.pivot, dtype=np.float64)
-            m_n = lam[:, :, None] * mu0 + (s1 + view.s0[:, None] * pivot).reshape(k, m, d)
-            m_d = post_mix + lam
+            n_flat = view.s0[:, None] if mass is None else mass
+            m_n = lam[:, :, None] * mu0 + (s1 + n_flat * pivot).reshape(k, m, d)
+            m_d = n + lam[:, :, None]
             m_d[(weights == 0) & (m_n == 0).all(axis=-1)] = 1
-            means = m_n / m_d[:, :, None]
+            means = m_n / m_d
         if "covariances" not in frozen:
             scatter = self.gaussian._scatter(view, packed.gaussian,
                                              params.means.reshape(k * m, d))
@@ -266,10 +284,10 @@ class GMMHMMLearnFamily(Family):
                 c_d = (post_mix + 1 + self.covars_weight + d + 1)[..., None, None]
             elif t == "diag":
                 c_n = lam[..., None] * off**2 + 2 * self.covars_weight + scatter.reshape(k, m, d)
-                c_d = post_mix[..., None] + 1 + 2 * (self.covars_prior + 1)
+                c_d = n + 1 + 2 * (self.covars_prior + 1)
             elif t == "spherical":
                 c_n = lam * (off**2).sum(axis=-1) + 2 * self.covars_weight + scatter.reshape(k, m)
-                c_d = d * (post_mix + 1) + 2 * (self.covars_prior + 1)
+                c_d = d * (n.mean(axis=-1) + 1) + 2 * (self.covars_prior + 1)
             else:
                 c_n = np.einsum("ij,ijkl->ikl", lam, outer) \
                     + np.swapaxes(self.covars_prior, -1, -2) \

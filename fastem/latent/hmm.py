@@ -222,22 +222,32 @@ class SequenceWork:
         self.slots = np.empty((n_seq, 1 + chain_size(k)))
 
 
-def emission_log_densities(family, packed, X, chunk_size, n_threads, work, missing=None):
+def emission_log_densities(family, packed, X, chunk_size, n_threads, work, missing=None,
+                           labels=None):
     """log p(x_t | z_t = k) of a block (n, K), in ``work.frame``; rows marked ``missing``
-    (all NaN under ``nan_policy="omit"``) get density one (log 0): the chain runs through."""
+    (all NaN) get density one (log 0): the chain runs through. A row labelled with state
+    ``labels[t] >= 0`` keeps only that state's density (the others get zero, log -inf), so
+    forward-backward clamps its state and computes log p(x, labelled states)."""
     frame = work.frame[:X.shape[0]]
     family.log_density_block(packed.emission, X, chunk_size, n_threads, work.family, frame)
     if missing is not None:
         frame[missing] = 0.0
+    if labels is not None:
+        rows = np.flatnonzero(labels >= 0)
+        if rows.size:
+            other = np.arange(frame.shape[1]) != labels[rows, None]
+            frame[rows[:, None], np.arange(frame.shape[1])] = np.where(other, -np.inf,
+                                                                        frame[rows])
     return frame
 
 
 def posteriors_block(family, packed, X, bounds, chunk_size, n_threads, work, chain, seq_ll,
-                     missing=None):
+                     missing=None, labels=None):
     """Forward-backward over a block of whole sequences: the posteriors (n, K), a view of
     ``work.gamma``; adds ``[log p, start counts, transition counts]`` into ``chain``."""
     n = X.shape[0]
-    frame = emission_log_densities(family, packed, X, chunk_size, n_threads, work, missing)
+    frame = emission_log_densities(family, packed, X, chunk_size, n_threads, work, missing,
+                                   labels)
     gamma = work.gamma[:n]
     fb.forward_backward(frame, bounds, packed.startprob, packed.transmat, n_threads, gamma,
                         work.scale[:n], work.threads, work.slots, chain, seq_ll)
@@ -254,9 +264,11 @@ def emission_statistics(family, packed, X, gamma, missing, chunk_size, n_threads
                      work.family, stats[:stats.size - chain_size(k)], worst, row_offset)
 
 
-def viterbi_block(family, packed, X, bounds, chunk_size, n_threads, work, states, missing=None):
+def viterbi_block(family, packed, X, bounds, chunk_size, n_threads, work, states, missing=None,
+                  labels=None):
     """Most likely state paths of a block into ``states`` (n,); returns their summed log p."""
-    frame = emission_log_densities(family, packed, X, chunk_size, n_threads, work, missing)
+    frame = emission_log_densities(family, packed, X, chunk_size, n_threads, work, missing,
+                                   labels)
     log_start, log_trans = log_chain(packed)
     best = np.empty(bounds.size - 1)
     back = np.empty(frame.shape, dtype=np.intp)
