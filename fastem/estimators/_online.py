@@ -6,7 +6,8 @@ Constructor parameters (of every mixture estimator):
     How ``fit`` runs EM (``fastem.online``): batch EM makes one M-step per pass over the data;
     incremental and stepwise EM make one per block of ``batch_size`` rows. Then ``max_iter``
     and ``tol`` count and compare passes, ``n_iter_`` counts passes and ``n_steps_`` M-steps;
-    incremental EM keeps one statistics vector per block (``stats_nbytes_`` bytes).
+    incremental EM keeps one statistics vector per block (``stats_nbytes_`` bytes), seeded by
+    a first, stepwise pass.
 ``batch_size`` : int, default 10_000
     Rows per block of the online algorithms.
 ``learning_offset`` (tau, >= 0, default 10) and ``learning_decay`` (kappa, in (0.5, 1],
