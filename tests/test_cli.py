@@ -132,15 +132,11 @@ def test_checkpoints_refuse_several_inits(data_file, tmp_path, option):
     assert not os.path.exists(tmp_path / "m.npz")
 
 
-def test_sigint_writes_the_last_completed_model(tmp_path):
-    rng = np.random.RandomState(1)
-    path = tmp_path / "big.npy"
-    np.save(path, rng.randn(400_000, 8))
-    model_path = tmp_path / "model.npz"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fastem.cli", "fit", str(path), "-k", "8", "--tol", "0",
-         "--max-iter", "10000", "--seed", "0", "-o", str(model_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def interrupt_fit(*args):
+    """Run ``fastem fit *args``, press Ctrl-C once it has printed its second iteration, and
+    check that it says it wrote the last completed iteration (exit code 130)."""
+    process = subprocess.Popen([sys.executable, "-m", "fastem.cli", "fit", *map(str, args)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
         if line.startswith("iteration 2:"):
             break
@@ -148,6 +144,14 @@ def test_sigint_writes_the_last_completed_model(tmp_path):
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "interrupted: wrote the last completed iteration" in err
+
+
+def test_sigint_writes_the_last_completed_model(tmp_path):
+    rng = np.random.RandomState(1)
+    path = tmp_path / "big.npy"
+    np.save(path, rng.randn(400_000, 8))
+    model_path = tmp_path / "model.npz"
+    interrupt_fit(path, "-k", 8, "--tol", 0, "--max-iter", 10000, "--seed", 0, "-o", model_path)
     model = fastem.load(model_path)
     assert model.n_iter_ >= 2 and np.isfinite(model.means_).all()
 

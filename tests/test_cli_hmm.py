@@ -1,12 +1,9 @@
 """The ``fastem`` command on hidden Markov models: ``fit --model hmm --lengths``, then
 ``predict``, ``score``, ``sample`` and ``info`` on their model files."""
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from test_cli import fastem_cli
+from test_cli import fastem_cli, interrupt_fit
 
 import fastem
 from fastem.families.expfam import Bernoulli, ProductFamily
@@ -159,17 +156,8 @@ def test_sigint_writes_the_last_completed_iteration(tmp_path):
     path = tmp_path / "long.npy"
     np.save(path, rng.randn(200_000, 4))
     model_path = tmp_path / "model.npz"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fastem.cli", "fit", str(path), "--model", "hmm", "-k", "6",
-         "--tol=-1e300", "--max-iter", "10000", "--seed", "0", "-o", str(model_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in process.stdout:
-        if line.startswith("iteration 2:"):
-            break
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
-    assert "interrupted: wrote the last completed iteration" in err
+    interrupt_fit(path, "--model", "hmm", "-k", 6, "--tol=-1e300", "--max-iter", 10000,
+                  "--seed", 0, "-o", model_path)
     model = fastem.load(model_path)
     assert isinstance(model, GaussianHMM) and np.isfinite(model.means_).all()
     np.testing.assert_allclose(model.transmat_.sum(axis=1), 1.0)
