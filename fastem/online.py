@@ -260,7 +260,6 @@ def run_online(latent, family, driver, params, *, algorithm, batch_size, tol, ma
             tic = time.perf_counter()
             ll, weight, at_start = 0.0, 0.0, params
             order = rng.permutation(len(bounds)) if algorithm == "stepwise" else range(len(bounds))
-            seeding = algorithm == "incremental" and kept is None
             block_weights = np.zeros(len(bounds))
             for index in order:
                 block = driver.block(*bounds[index])
@@ -279,7 +278,7 @@ def run_online(latent, family, driver, params, *, algorithm, batch_size, tol, ma
                 result = OnlineResult(params, result.lower_bound, result.lower_bounds,
                                       result.n_iter, False, result.n_steps + 1,
                                       0 if kept is None else kept.nbytes)
-            if seeding:
+            if algorithm == "incremental" and kept is None and state.stats is not None:
                 kept = IncrementalStatistics.from_running(state, block_weights)
             elif kept is not None:
                 kept.resum()
