@@ -334,7 +334,8 @@ class _HMMBase(HMMOnlineMixin, Estimator):
         params = self._hmm_params()
         driver = self._driver(X, lengths)
         _check_width(params, driver)
-        family = self._check_rows(driver, self._make_family())
+        with single_threaded_blas():  # the rows' check: no BLAS threads left spinning
+            family = self._check_rows(driver, self._make_family())
         return driver, family, params
 
     def score_samples(self, X, lengths=None, out=None):
