@@ -370,12 +370,18 @@ def run_fit_hmm(args):
             return 130
     path = save(model.set_params(n_threads=None, chunk_size=None), args.output)
     if not args.quiet:
-        history = model.monitor_.history  # converged: the last change below tol
-        status = ("converged" if len(history) > 1 and history[-1] - history[-2] < model.tol
-                  else "did not converge")
-        print(f"{status} after {len(history)} iterations, log-likelihood {history[-1]:.6f}; "
-              f"wrote {path}")
+        history = model.monitor_.history
+        print(f"{hmm_status(model)} after {len(history)} iterations, log-likelihood "
+              f"{history[-1]:.6f}; wrote {path}")
     return 0
+
+
+def hmm_status(model):
+    """Whether an HMM's fit converged: its last change below ``tol`` (hmmlearn's monitor also
+    calls reaching ``n_iter`` converged; the command does not)."""
+    history = model.monitor_.history
+    return ("converged" if len(history) > 1 and history[-1] - history[-2] < model.tol
+            else "did not converge")
 
 
 def printing_monitor():
@@ -607,6 +613,10 @@ def run_info(args):
     if type(model).__name__ in ("MixtureModel", "HMM") and hasattr(family, "columns"):
         print("columns: " + ", ".join(repr(column) for column in family.columns))
     if is_hmm(model):
+        history = model.monitor_.history  # kept by the model file
+        if history:
+            print(f"fitted: {len(history)} iterations, {hmm_status(model)}, log-likelihood "
+                  f"{history[-1]:.10g}")
         names = ("startprob_", "transmat_", "weights_", "means_", "covars_", "lambdas_",
                  "emissionprob_")
     else:

@@ -79,6 +79,9 @@ def test_fit_predict_score_sample_info_equal_the_estimator(files, tmp_path):
     info = fastem_cli("info", model_path).stdout
     assert "GaussianHMM: 3 states, 2 features, diag covariances" in info
     assert "transmat:" in info and "means:" in info
+    history = reference.monitor_.history
+    assert (f"fitted: {len(history)} iterations, " in info
+            and f"log-likelihood {history[-1]:.10g}" in info)
 
 
 @pytest.mark.parametrize("family, data, options, expected", [
