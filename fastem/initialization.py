@@ -60,8 +60,7 @@ def initial_params(method, latent, family, driver, n_components, rng):
         centers = share(cluster, sample, weights, k, rng=rng)
         component = match_labels(labelled, centers)
     # not the driver in the labeller: Dask pickles it
-    labels_fn = share(OneHotLabels, centers, tuple(component), tuple(fill),
-                      getattr(driver, "labels", None))
+    labels_fn = share(OneHotLabels, centers, tuple(component), tuple(fill))
     return params_from_resp(latent, family, driver, centers, labels_fn)
 
 
@@ -141,13 +140,14 @@ def call(fn, *args, **kwargs):
 
 class OneHotLabels:
     """``resp_fn`` of a k-means start: each row one-hot on its nearest centre's component
-    (``component`` maps centres to components; given labels ``partial`` >= 0 win; NaN entries
-    filled with ``fill``). The last block's responsibilities are kept, read-only, so that fits
-    starting from the same centres label a block of a shared pass once."""
+    (``component`` maps centres to components; NaN entries filled with ``fill``; labelled rows
+    are clamped by the driver, as for every given ``resp_fn``). The last block's
+    responsibilities are kept, read-only, so that fits starting from the same centres label a
+    block of a shared pass once."""
 
-    def __init__(self, centers, component, fill, partial):
+    def __init__(self, centers, component, fill):
         self.centers, self.component = centers, np.asarray(component, dtype=np.intp)
-        self.fill, self.partial = np.asarray(fill), partial
+        self.fill = np.asarray(fill)
         self.last = None
 
     def __call__(self, start, block):
@@ -156,9 +156,6 @@ class OneHotLabels:
         resp = np.zeros((block.shape[0], self.centers.shape[0]))
         with np.errstate(invalid="ignore"):  # omitted rows' inf - inf; zero weight, any label
             labels = self.component[closest(fill_missing(block, self.fill), self.centers)]
-        given = data.block_labels(self.partial, start, block.shape[0])
-        if given is not None:
-            labels = np.where(given >= 0, given, labels)
         resp[np.arange(block.shape[0]), labels] = 1.0
         resp.flags.writeable = False
         self.last = start, block, resp
