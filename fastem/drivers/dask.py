@@ -386,11 +386,6 @@ def _tree(parts, merge, *args):
 
 
 # ---------------------------------------------------------------- run on the workers
-def _local(block, weights, job, start):
-    """A local driver over one block, after checking that the block holds numbers."""
-    return LocalDriver(_numeric(block, start), weights, job.chunk_size, job.n_threads)
-
-
 def _block_stats(block, weights, labels, start, job):
     """A block's :class:`BlockStats`, by the local driver (with the block's ``labels``), after
     checking its rows under ``job.nan_policy`` (a bad row's error is returned, so the client
