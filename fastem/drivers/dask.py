@@ -3,8 +3,8 @@
 Every pass is one task per block of rows. On the worker the block and its weights go to a
 :class:`~fastem.drivers.local.LocalDriver`, so they meet the same compiled kernels, chunk size,
 sub-blocking and single-threaded BLAS as on one machine; the task returns a zeroed-then-filled
-statistics vector and the block's worst-fit row. Those small vectors are added pairwise in block
-order by a fixed tree of tasks on the cluster, so for a given blocking the result is the same
+statistics vector and the block's worst-fit row. Those small vectors are added in block order
+by a fixed tree of tasks on the cluster (each folds up to ``FAN_IN`` neighbours), so for a given blocking the result is the same
 whatever the number of workers, and it equals the local driver's up to the order of the
 additions (rounding). The parameters of a pass travel once, as one task that every block task
 depends on; the M-step runs on the client; data blocks are read where they live and never
@@ -29,6 +29,7 @@ Differences from the local driver, all documented for users:
 """
 import concurrent.futures
 import contextlib
+import functools
 import uuid
 from typing import Any, NamedTuple
 
@@ -40,6 +41,8 @@ import numpy as np
 from .. import data, sampling
 from ..online import block_bounds
 from .local import LocalDriver, check_options
+
+FAN_IN = 32  # block results folded per merge task: one level up to 32 blocks, two to 1,024
 
 
 class Pass(NamedTuple):
@@ -376,13 +379,18 @@ def _shared(job):
 
 
 def _tree(parts, merge, *args):
-    """Merge delayed ``parts`` pairwise, neighbours first, into one: a fixed order of additions
-    however the tasks are scheduled."""
-    merge = dask.delayed(merge, pure=True)
+    """Merge delayed ``parts`` into one by tasks that each fold up to ``FAN_IN`` neighbours left
+    to right: a fixed order of additions however the tasks are scheduled, in few levels (each
+    level waits for a round trip through the scheduler and a transfer between workers)."""
+    fold = dask.delayed(_fold, pure=True)
     while len(parts) > 1:
-        parts = [merge(*args, *parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
+        parts = [fold(merge, args, *parts[i:i + FAN_IN]) for i in range(0, len(parts), FAN_IN)]
     return parts[0]
+
+
+def _fold(merge, args, *parts):
+    """``parts`` merged left to right by ``merge(*args, a, b)``."""
+    return functools.reduce(lambda a, b: merge(*args, a, b), parts)
 
 
 # ---------------------------------------------------------------- run on the workers
