@@ -268,19 +268,26 @@ def test_missing_rows_errors():
 
 
 def test_impossible_row_in_a_streamed_sequence():
-    """A row no reachable state can emit (a chain stuck in state 0, the row at state 1's mean,
-    exp(-5000) below it) gives -inf and zero posteriors, held whole or in segments, and fit
-    raises naming the sequence's first row."""
+    """A row no reachable state can emit (a chain stuck in the state it started in, state 1
+    ruled out by the first row, then a row at state 1's mean, exp(-5000) below state 0's
+    density: zero in double precision) gives -inf and zero posteriors, held whole or in
+    segments, and fit raises naming the sequence's first row. A state no path reaches does not
+    count (state 1 with a zero start probability: the row's log-density under state 0 is
+    finite, and so is the log-likelihood)."""
     X = np.random.default_rng(0).normal(size=(1000, 1))
     X[600] = 100.0
     for chunk_size in (None, 2):
         model = hmm.GaussianHMM(2, init_params="", n_iter=2, chunk_size=chunk_size)
-        model.startprob_, model.transmat_ = np.array([1.0, 0.0]), np.eye(2)
+        model.startprob_, model.transmat_ = np.array([0.5, 0.5]), np.eye(2)
         model.means_, model.covars_ = np.array([[0.0], [100.0]]), np.ones((2, 1))
         assert model.score(X) == -np.inf
         np.testing.assert_array_equal(model.predict_proba(X), 0.0)
         with pytest.raises(ValueError, match="became -inf at iteration 1 .row 0 "):
             model.fit(X)
+        model.startprob_ = np.array([1.0, 0.0])
+        log_density = -0.5 * (X[:, 0] ** 2 + np.log(2 * np.pi))
+        assert model.score(X) == pytest.approx(log_density.sum(), rel=1e-12)
+        np.testing.assert_array_equal(model.predict_proba(X), [[1.0, 0.0]] * 1000)
 
 
 @pytest.mark.parametrize("make_model", [
@@ -298,6 +305,37 @@ def test_count_models_from_files_and_in_segments(tmp_path, make_model):
     assert list(fits[0].monitor_.history) == list(fits[1].monitor_.history)
     np.testing.assert_allclose(fits[0].monitor_.history, fits[2].monitor_.history, rtol=1e-12)
     np.testing.assert_array_equal(fits[0].predict(X, lengths), fits[2].predict(X, lengths))
+
+
+@pytest.mark.filterwarnings("ignore:Some rows of transmat_ have zero sum")
+@pytest.mark.parametrize("chunk_size, n_threads", [(None, 1), (1, 1), (1, 2)])
+def test_a_state_no_path_reaches_keeps_the_posteriors_finite(chunk_size, n_threads):
+    """State 2 has a zero start probability and no transition into it, yet fits the second
+    half of the data e^-24 per row better than the states the chain can be in: backward
+    messages scaled by the forward pass overflowed there (inf, then NaN posteriors through
+    0 * inf). Now its densities are zero in the E-step: hmmlearn's log-domain results (whose
+    "scaling" implementation gives NaN too), held whole and in 64-row segments."""
+    rng = np.random.default_rng(9)
+    X = np.concatenate([rng.normal(0, 1, 150), rng.normal(10, 1, 150)])[:, None]
+
+    def model(module, **kw):
+        m = module.GaussianHMM(3, "diag", init_params="", params="st", n_iter=3, tol=-np.inf,
+                               **kw)
+        m.startprob_ = np.array([0.5, 0.5, 0.0])
+        m.transmat_ = np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.0, 0.0, 1.0]])
+        m.means_, m.covars_ = np.array([[0.0], [3.0], [10.0]]), np.ones((3, 1))
+        return m
+
+    ours = model(hmm, chunk_size=chunk_size, n_threads=n_threads)
+    theirs = model(hmmlearn_hmm, implementation="log")
+    log_prob, gamma = ours.score_samples(X)
+    ref_log_prob, ref_gamma = theirs.score_samples(X)
+    assert log_prob == pytest.approx(ref_log_prob, rel=1e-12)
+    np.testing.assert_allclose(gamma, ref_gamma, atol=1e-10)
+    ours.fit(X)
+    theirs.fit(X)
+    np.testing.assert_allclose(ours.monitor_.history, theirs.monitor_.history, rtol=1e-10)
+    np.testing.assert_allclose(ours.transmat_, theirs.transmat_, atol=1e-10)
 
 
 @pytest.mark.parametrize("nan_policy", ["omit", "marginalize"])
