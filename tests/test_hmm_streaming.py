@@ -2,6 +2,7 @@
 stream through checkpointed forward-backward and Viterbi (equal to the whole sequence, in
 bounded memory), per-row outputs to arrays and .npy files, and missing observations."""
 import os
+import threading
 import tracemalloc
 
 import numpy as np
@@ -361,3 +362,22 @@ def test_long_sequence_with_labels_and_missing_rows_over_two_threads(nan_policy)
         np.testing.assert_array_equal(a, b)
     for a, b in zip(one, whole):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_interrupting_one_half_stops_the_other():
+    """Ctrl-C on the thread walking the first half back stops the thread walking the second
+    half forward at its next segment (it does not finish its half first)."""
+    X = sticky_data(2000, seed=11)
+    model = make(n_iter=1).fit(X)
+    _, family, packed = model._inference(X, None)
+    driver = SequenceDriver(X, None, chunk_size=8, n_threads=2, block_rows=1)
+    main, others = threading.get_ident(), []
+
+    def consume(start, gamma):
+        if threading.get_ident() == main:
+            raise KeyboardInterrupt
+        others.append(start)
+
+    with pytest.raises(KeyboardInterrupt):
+        driver.posteriors(family, packed, consume)
+    assert len(others) < 1000  # of the second half's 1000 one-row segments

@@ -389,6 +389,7 @@ class _Pass:
         self.work = hmm.SequenceWork(family, packed, rows, min(driver.lengths.size, rows),
                                      self.chunk, driver.n_threads)
         self._stages = None
+        self.stopped = False  # set when one thread of a long sequence's pass raised
 
     @property
     def stages(self):
@@ -411,16 +412,24 @@ class _Pass:
 
     def both(self, first, second):
         """``(first(), second())``: ``second`` on a second thread while ``first`` runs on this
-        one when there are two stages, else one after the other (the same operations)."""
+        one when there are two stages, else one after the other (the same operations). If
+        ``first`` raises (Ctrl-C), ``second`` stops at its next segment (:meth:`emissions`)
+        instead of finishing its half of the sequence."""
         if len(self.stages) < 2:
             return first(), second()
         with ThreadPoolExecutor(1, thread_name_prefix="fastem-halves") as pool:
             future = pool.submit(second)
-            return first(), future.result()
+            try:
+                return first(), future.result()
+            except BaseException:
+                self.stopped = True
+                raise
 
     def emissions(self, a, b, work):
         """Read rows [a, b) and compute their emission log-densities into ``work.frame``:
-        ``(block, missing, frame, work)``."""
+        ``(block, missing, frame, work)``; raises once the pass has stopped (:meth:`both`)."""
+        if self.stopped:
+            raise RuntimeError("fastem: the pass was interrupted")
         block, missing = self.driver.read(a, b, self.packed.dtype)
         frame = hmm.emission_log_densities(self.family, self.packed, block, self.chunk,
                                            self.stage_threads, work, missing,
