@@ -150,12 +150,16 @@ def test_segments_give_bitwise_the_whole_sequence(cuts, k):
         ll = fb.forward_segment(L[a:b].copy(), message, a == 0, startprob, transmat,
                                 np.empty((b - a, k)), np.empty(b - a))
     assert ll == chain[0]
-    beta, counts, post = np.ones(k), np.zeros(k + k * k), np.empty((T, k))
+    message, counts, post = np.ones(k), np.zeros(k + k * k), np.empty((T, k))
     for (a, b), prev in reversed(list(zip(parts, checkpoints))):
         frame, scale = L[a:b].copy(), np.empty(b - a)
         fb.forward_segment(frame, prev.copy(), a == 0, startprob, transmat, post[a:b], scale)
-        fb.backward_segment(frame, scale, post[a:b], prev if a else np.empty(0), transmat,
-                            beta, counts)
+        alone = message.copy()  # the backward messages without the forward pass: the same
+        fb.beta_segment(L[a:b].copy(), transmat, alone, np.empty(b - a))
+        assert fb.backward_segment(frame, post[a:b], prev if a else np.empty(0), transmat,
+                                   message, counts)
+        if a:  # (the first segment's walk stops at its first row)
+            np.testing.assert_array_equal(alone, message)
     np.testing.assert_array_equal(post, gamma)
     np.testing.assert_array_equal(counts, chain[1:])
     with np.errstate(divide="ignore"):
@@ -189,3 +193,43 @@ def test_rows_of_tiny_likelihood_keep_the_scaling_finite():
         seg = fb.forward_segment(L[a:b].copy(), message, a == 0, startprob, transmat,
                                  np.empty((b - a, 2)), np.empty(b - a))
     assert seg == seq_ll[0]
+
+
+
+@pytest.mark.parametrize("factor, finite", [(14.0, True), (25.0, False)])
+def test_states_the_chain_cannot_reach_yet(factor, finite):
+    """A left-right chain forced through states 0..4 over its first rows while every row fits
+    state 5 best. With densities down to e^-350 of the row's best the posteriors are the
+    log-domain reference's, whole and in segments; with e^-625 (e^-750 after the first row)
+    the first row's forward and backward beliefs are e^-750 apart, beyond double range in
+    this scaled domain: the sequence gets log p = -inf and no statistics, never NaN."""
+    k, T = 6, 30
+    L = np.tile(-factor * (5 - np.arange(k)) ** 2, (T, 1))
+    startprob = np.eye(k)[0]
+    transmat = 0.5 * (np.eye(k) + np.eye(k, k=1))
+    transmat[-1, -1] = 1.0
+    gamma, chain, seq_ll = run(L, [T], startprob, transmat, 1)
+    parts = [(0, 3), (3, 4), (4, 20), (20, T)]
+    message, checkpoints = np.empty(fb.message_size(k)), []
+    for a, b in parts:
+        checkpoints.append(message.copy())
+        fb.forward_segment(L[a:b].copy(), message, a == 0, startprob, transmat,
+                           np.empty((b - a, k)), np.empty(b - a))
+    message, counts, post = np.ones(k), np.zeros(k + k * k), np.empty((T, k))
+    ok = True
+    for (a, b), prev in reversed(list(zip(parts, checkpoints))):
+        frame = L[a:b].copy()
+        fb.forward_segment(frame, prev.copy(), a == 0, startprob, transmat, post[a:b],
+                           np.empty(b - a))
+        ok &= fb.backward_segment(frame, post[a:b], prev if a else np.empty(0), transmat,
+                                  message, counts)
+    if not finite:
+        assert seq_ll[0] == -np.inf and not ok
+        assert np.all(gamma == 0.0) and np.all(chain[1:] == 0.0)
+        return
+    ll, g, start, xi = reference_posteriors(L, startprob, transmat)
+    assert ok
+    np.testing.assert_allclose(seq_ll[0], ll, rtol=1e-13)
+    for ours, counted in ((gamma, chain[1 + k:]), (post, counts[k:])):
+        np.testing.assert_allclose(ours, g, atol=1e-12)
+        np.testing.assert_allclose(counted.reshape(k, k), xi, rtol=1e-10, atol=1e-12)

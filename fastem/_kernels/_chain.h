@@ -13,10 +13,13 @@
  *   c_t = sum(r_t) the row's scale; the division 1 / c_{t-1} runs beside the next step instead
  *   of in front of it, and alpha_t = r_t / c_t (normalised) is written out off the chain. The
  *   message a segment carries over (its last r) determines its continuation exactly;
- * - going back, w_t = beta_t * (b_t / c_t), beta_{t-1} = A w_t, and xi and the posteriors
- *   gamma_{t-1} = alpha_{t-1} * beta_{t-1} are computed from them beside the chain, each row of
- *   alpha read once and overwritten by gamma; xi's sum over rows is A .* sum_t alpha_{t-1} w_t'
- *   (A multiplied once per sequence, not per row).
+ * - going back, the messages are self-normalised (fastem_beta_step): v_{t-1} = A (b_t * v_t)
+ *   times 1 / sum(v_t), that division beside the step; they need no forward pass, so a
+ *   sequence's second half can be walked back while its first half goes forward. The
+ *   posteriors gamma_{t-1} = alpha_{t-1} * v_{t-1} / z_{t-1} (z = alpha . v) and xi are
+ *   computed beside the chain, each row of alpha read once and overwritten by gamma; xi's sum
+ *   over rows is A .* sum_t (alpha_{t-1} / z_{t-1}) u_t' (A multiplied once per sequence, not
+ *   per row).
  * Measured (1 thread, 64 sequences of 1000 rows, K = 8, benchmarks/hmm_kernel.py and
  * callgrind): see benchmarks/README.md.
  */
@@ -170,60 +173,142 @@ FASTEM_CHAIN_INLINE double fastem_forward_body(const double *restrict b, ptrdiff
     return ll + log(prod);
 }
 
-/* Scaled backward pass over T rows, from beta of the last row (IN beta; OUT beta of the row
- * before the first when prev is given): gamma IN the forward messages, OUT posteriors;
- * m: (4kv, 4kv) padded, += alpha_{t-1}[i] w_t[j] for each row t (and for the first row when
- * prev, the r message of the row before, is given): the transition counts once multiplied by
- * A[i, j], which the caller does at the sequence's start (a multiply per row saved). */
-FASTEM_CHAIN_INLINE void fastem_backward_body(const double *restrict b, ptrdiff_t T, ptrdiff_t k,
-                                              ptrdiff_t kv, const double *restrict scale,
-                                              double *restrict gamma,
-                                              const double *restrict prev,
-                                              const double *restrict transmat_p,
-                                              const double *restrict transmat_tp,
-                                              double *restrict beta_io, double *restrict m)
+/* One step of the self-normalised backward recursion, from the message v of row t to that of
+ * row t - 1: v <- A (b_t * v / sum(v)), and u = b_t * v / sum(v) (when u is given) for the
+ * transition counts. A message is beta divided by its own sum, not by the forward pass's c_t,
+ * so it needs no forward pass (the backward messages of a sequence's end can be computed while
+ * its start goes forward) and stays <= 1. Every backward loop steps through this one function,
+ * so their messages agree bitwise. A sum below 2^-1000 is first multiplied by 2^1000 (exact),
+ * so that 1 / sum stays finite. y, q: (kv,) scratch (declared by the caller, outside its row
+ * loop). */
+FASTEM_CHAIN_INLINE void fastem_beta_step(fastem_v4 *v, const double *restrict row, ptrdiff_t k,
+                                          ptrdiff_t kv, const double *restrict transmat_tp,
+                                          fastem_v4 *u, fastem_v4 *y, fastem_v4 *q)
 {
-    fastem_v4 beta[kv], w[kv], a[kv];
-    const ptrdiff_t kp = 4 * kv;
-    for (ptrdiff_t v = 0; v < kv; v++) {
-        beta[v] = fastem_chain_load(beta_io, v, k);
-        a[v] = fastem_chain_load(gamma + (T - 1) * k, v, k);
-        fastem_chain_store(gamma + (T - 1) * k, v, k, a[v] * beta[v]);
+    double s = fastem_chain_sum(v, kv);
+    if (s < 0x1p-1000) {
+        for (ptrdiff_t w = 0; w < kv; w++)
+            v[w] *= fastem_chain_splat(0x1p1000);
+        s = fastem_chain_sum(v, kv);
     }
-    for (ptrdiff_t t = T - 1; t > (prev == NULL ? 0 : -1); t--) {
-        const fastem_v4 inv = fastem_chain_splat(scale[t]);
-        for (ptrdiff_t v = 0; v < kv; v++)
-            w[v] = beta[v] * (fastem_chain_load(b + t * k, v, k) * inv);
-        if (t > 0) {
-            for (ptrdiff_t v = 0; v < kv; v++)
-                a[v] = fastem_chain_load(gamma + (t - 1) * k, v, k);
-        } else {  /* the row before these rows: alpha from its message, as the forward pass */
-            for (ptrdiff_t v = 0; v < kv; v++)
-                a[v] = fastem_chain_load(prev, v, k);
-            const fastem_v4 norm = fastem_chain_splat(1.0 / fastem_chain_sum(a, kv));
-            for (ptrdiff_t v = 0; v < kv; v++)
-                a[v] *= norm;
-        }
-        for (ptrdiff_t v = 0; v < kv; v++) {
-            for (ptrdiff_t l = 0; l < 4; l++) {
-                const fastem_v4 ai = fastem_chain_splat(a[v][l]);
-                const ptrdiff_t i = 4 * v + l;
-                for (ptrdiff_t u = 0; u < kv; u++) {
-                    fastem_v4 acc;
-                    memcpy(&acc, m + i * kp + 4 * u, sizeof acc);
-                    acc += ai * w[u];
-                    memcpy(m + i * kp + 4 * u, &acc, sizeof acc);
-                }
+    const fastem_v4 inv = fastem_chain_splat(1.0 / s);  /* beside the step, off its chain */
+    for (ptrdiff_t w = 0; w < kv; w++)
+        y[w] = v[w] * fastem_chain_load(row, w, k);
+    fastem_chain_step(y, transmat_tp, kv, q);
+    for (ptrdiff_t w = 0; w < kv; w++) {
+        v[w] = q[w] * inv;
+        if (u != NULL)
+            u[w] = y[w] * inv;
+    }
+}
+
+/* The backward messages alone over T rows, from the last (IN v_io, the message of the row
+ * after them: ones at the sequence's end) to the row before the first (OUT v_io), with no
+ * forward messages: a sequence's end can be walked back while its start goes forward. */
+FASTEM_CHAIN_INLINE void fastem_beta_body(const double *restrict b, ptrdiff_t T, ptrdiff_t k,
+                                          ptrdiff_t kv, const double *restrict transmat_tp,
+                                          double *restrict v_io)
+{
+    fastem_v4 v[kv], y[kv], q[kv];
+    for (ptrdiff_t w = 0; w < kv; w++)
+        v[w] = fastem_chain_load(v_io, w, k);
+    for (ptrdiff_t t = T - 1; t >= 0; t--)
+        fastem_beta_step(v, b + t * k, k, kv, transmat_tp, NULL, y, q);
+    for (ptrdiff_t w = 0; w < kv; w++)
+        fastem_chain_store(v_io, w, k, v[w]);
+}
+
+/* gamma_t = alpha_t * v_t / z with z = alpha_t . v_t (any positive multiple of beta_t gives
+ * the posteriors), written into `out` (may be NULL); `scaled` gets alpha_t / z for the
+ * transition counts. Returns z, which the caller checks once per call (fastem_backward_body):
+ * below 2^-1022 the forward and backward beliefs do not overlap within double range, and the
+ * scaled recursions cannot represent the row. p: (kv,) scratch. */
+FASTEM_CHAIN_INLINE double fastem_posterior(const fastem_v4 *a, const fastem_v4 *v, ptrdiff_t k,
+                                            ptrdiff_t kv, double *out, fastem_v4 *scaled,
+                                            fastem_v4 *p)
+{
+    for (ptrdiff_t w = 0; w < kv; w++)
+        p[w] = a[w] * v[w];
+    const double z = fastem_chain_sum(p, kv);
+    const fastem_v4 inv = fastem_chain_splat(1.0 / z);
+    for (ptrdiff_t w = 0; w < kv; w++) {
+        scaled[w] = a[w] * inv;
+        if (out != NULL)
+            fastem_chain_store(out, w, k, p[w] * inv);
+    }
+    return z;
+}
+
+/* Self-normalised backward pass over T rows after their forward pass, from the message of the
+ * last row (IN v_io: ones at the sequence's end; OUT the message of the row before the first
+ * when prev is given): gamma IN the forward messages alpha, OUT the posteriors; m: (4kv, 4kv)
+ * padded, += (alpha_{t-1} / z_{t-1}) u_t' for each row t (and for the first row when prev, the
+ * r message of the row before, is given): the transition counts xi once multiplied by A[i, j],
+ * which the caller does at the sequence's start (a multiply per row saved). Each row's alpha
+ * is read once and overwritten by its posterior. Returns 0, or -1 if a row's posterior is not
+ * representable (fastem_posterior). */
+/* m += s u' over the padded (4kv, 4kv) m: one row's transition counts (before A). */
+FASTEM_CHAIN_INLINE void fastem_outer_add(double *restrict m, const fastem_v4 *s,
+                                          const fastem_v4 *u, ptrdiff_t kv)
+{
+    const ptrdiff_t kp = 4 * kv;
+    for (ptrdiff_t w = 0; w < kv; w++) {
+        for (ptrdiff_t l = 0; l < 4; l++) {
+            const fastem_v4 si = fastem_chain_splat(s[w][l]);
+            const ptrdiff_t i = 4 * w + l;
+            for (ptrdiff_t x = 0; x < kv; x++) {
+                fastem_v4 acc;
+                memcpy(&acc, m + i * kp + 4 * x, sizeof acc);
+                acc += si * u[x];
+                memcpy(m + i * kp + 4 * x, &acc, sizeof acc);
             }
         }
-        fastem_chain_step(w, transmat_tp, kv, beta);
-        if (t > 0) {
-            for (ptrdiff_t v = 0; v < kv; v++)
-                fastem_chain_store(gamma + (t - 1) * k, v, k, a[v] * beta[v]);
-        }
     }
-    for (ptrdiff_t v = 0; v < kv; v++)
-        fastem_chain_store(beta_io, v, k, beta[v]);
+}
+
+FASTEM_CHAIN_INLINE int fastem_backward_body(const double *restrict b, ptrdiff_t T, ptrdiff_t k,
+                                             ptrdiff_t kv, double *restrict gamma,
+                                             const double *restrict prev,
+                                             const double *restrict transmat_tp,
+                                             double *restrict v_io, double *restrict m)
+{
+    fastem_v4 v[kv], u[kv], a[kv], scaled[kv], y[kv], q[kv], held_s[kv], held_u[kv];
+    const ptrdiff_t last = prev == NULL ? 0 : -1;  /* the last row whose posterior is taken */
+    double low = 1.0;  /* the smallest z (fastem_posterior) */
+    for (ptrdiff_t w = 0; w < kv; w++)
+        v[w] = fastem_chain_load(v_io, w, k);
+    /* Row t's posterior comes from v_t, known when the row starts; the counts of the
+     * transition into row t + 1 wait one row (held_s, held_u) before they are added, so that
+     * the adds never wait for row t's division 1 / z_t (the same adds, in the same order). */
+    for (ptrdiff_t t = T - 1; t >= last; t--) {
+        if (t >= 0) {
+            for (ptrdiff_t w = 0; w < kv; w++)
+                a[w] = fastem_chain_load(gamma + t * k, w, k);
+        } else {  /* the row before these rows: alpha from its message, as the forward pass */
+            for (ptrdiff_t w = 0; w < kv; w++)
+                a[w] = fastem_chain_load(prev, w, k);
+            const fastem_v4 norm = fastem_chain_splat(1.0 / fastem_chain_sum(a, kv));
+            for (ptrdiff_t w = 0; w < kv; w++)
+                a[w] *= norm;
+        }
+        const double z = fastem_posterior(a, v, k, kv, t >= 0 ? gamma + t * k : NULL, scaled, y);
+        low = z >= low ? low : z;  /* a NaN z too */
+        if (t < T - 2)  /* the transition into row t + 2 */
+            fastem_outer_add(m, held_s, held_u, kv);
+        if (t < T - 1) {  /* u holds u_{t+1} */
+            for (ptrdiff_t w = 0; w < kv; w++) {
+                held_s[w] = scaled[w];
+                held_u[w] = u[w];
+            }
+        }
+        if (t > last)
+            fastem_beta_step(v, b + t * k, k, kv, transmat_tp, u, y, q);
+    }
+    if (last < T - 1)
+        fastem_outer_add(m, held_s, held_u, kv);
+    for (ptrdiff_t w = 0; w < kv; w++)
+        fastem_chain_store(v_io, w, k, v[w]);
+    return low >= 0x1p-1022 ? 0 : -1;
 }
 
 /* Each row's maximum, or 0 for a row that is all -inf (the shifts of forward_rows). */
@@ -277,21 +362,29 @@ static double fastem_forward_rows(const double *b, ptrdiff_t T, ptrdiff_t k, dou
 }
 
 FASTEM_TARGET_CLONES
-static void fastem_backward_rows(const double *b, ptrdiff_t T, ptrdiff_t k, const double *scale,
-                                 double *gamma, const double *prev, const double *transmat_p,
-                                 const double *transmat_tp, double *beta, double *m)
+static int fastem_backward_rows(const double *b, ptrdiff_t T, ptrdiff_t k, double *gamma,
+                                const double *prev, const double *transmat_tp, double *v,
+                                double *m)
 {
     switch ((k + 3) / 4) {
-    case 1: fastem_backward_body(b, T, k, 1, scale, gamma, prev, transmat_p, transmat_tp, beta,
-                                 m); break;
-    case 2: fastem_backward_body(b, T, k, 2, scale, gamma, prev, transmat_p, transmat_tp, beta,
-                                 m); break;
-    case 3: fastem_backward_body(b, T, k, 3, scale, gamma, prev, transmat_p, transmat_tp, beta,
-                                 m); break;
-    case 4: fastem_backward_body(b, T, k, 4, scale, gamma, prev, transmat_p, transmat_tp, beta,
-                                 m); break;
-    default: fastem_backward_body(b, T, k, (k + 3) / 4, scale, gamma, prev, transmat_p,
-                                  transmat_tp, beta, m);
+    case 1: return fastem_backward_body(b, T, k, 1, gamma, prev, transmat_tp, v, m);
+    case 2: return fastem_backward_body(b, T, k, 2, gamma, prev, transmat_tp, v, m);
+    case 3: return fastem_backward_body(b, T, k, 3, gamma, prev, transmat_tp, v, m);
+    case 4: return fastem_backward_body(b, T, k, 4, gamma, prev, transmat_tp, v, m);
+    default: return fastem_backward_body(b, T, k, (k + 3) / 4, gamma, prev, transmat_tp, v, m);
+    }
+}
+
+FASTEM_TARGET_CLONES
+static void fastem_beta_rows(const double *b, ptrdiff_t T, ptrdiff_t k, const double *transmat_tp,
+                             double *v)
+{
+    switch ((k + 3) / 4) {
+    case 1: fastem_beta_body(b, T, k, 1, transmat_tp, v); break;
+    case 2: fastem_beta_body(b, T, k, 2, transmat_tp, v); break;
+    case 3: fastem_beta_body(b, T, k, 3, transmat_tp, v); break;
+    case 4: fastem_beta_body(b, T, k, 4, transmat_tp, v); break;
+    default: fastem_beta_body(b, T, k, (k + 3) / 4, transmat_tp, v);
     }
 }
 

@@ -18,8 +18,19 @@
 # alpha_{t-1} sums to one and the largest b_tk is 1, so c_t can only vanish when every state
 # reachable from alpha_{t-1} has an emission density exp(-708) times smaller than the row's best,
 # in which case the sequence's log-likelihood is reported as -inf (the EM loop then raises).
-# The backward pass reuses the same scales, beta_{t-1} = A (b_t * beta_t) / c_t, and
-#     gamma_t = alpha_t * beta_t,    xi_{t-1,t}(j, k) = alpha_{t-1,j} A_jk b_tk beta_tk / c_t,
+# The backward messages are self-normalised instead of sharing the forward's scales: v_{t-1} =
+# A (b_t * v_t) / sum(v_t), any positive multiple of beta_{t-1} (entries <= 1). Each row's
+# posteriors and transition counts are normalised on their own, with z_t = alpha_t . v_t:
+#     gamma_t = alpha_t * v_t / z_t,
+#     xi_{t-1,t}(j, k) = (alpha_{t-1,j} / z_{t-1}) A_jk b_tk v_tk / sum(v_t),
+# (z_{t-1} is also xi's total, as A (b_t * v_t) / sum(v_t) = v_{t-1}). As the backward
+# recursion no longer needs the forward pass, a long sequence can run its forward pass over its
+# first half while its backward messages are walked in from the end (fastem/drivers/
+# sequences.py). Neither scaling can represent a row whose forward and backward beliefs are
+# more than ~1e308 apart (z below 2^-1022; the forward-scaled beta overflowed there, at a state
+# the chain cannot be in, and 0 * inf gave NaN posteriors): e.g. a left-right chain forced for
+# a few rows through states e^-700 below the row's best. Such a sequence gets log-likelihood
+# -inf and no statistics, as when no state can emit a row; the log domain would be needed.
 # so posteriors overwrite the forward messages row by row (going backwards, alpha_{t-1} is read
 # for xi before it is overwritten by gamma_{t-1}), and xi is summed straight into the sequence's
 # K x K slot: no T x K x K array ever exists. Zero start or transition probabilities give exactly
@@ -32,10 +43,10 @@
 # delta_t(k) = L_tk + max_j (delta_{t-1}(j) + log A_jk), with back-pointers (n, K) and the first
 # maximum taken on ties.
 #
-# Segments: forward_segment, backward_segment, viterbi_segment and viterbi_backtrack run the
-# same row loops over a segment of one sequence, starting from the message of the row before
-# (the unnormalised alpha with the log-likelihood so far, the beta of the segment's last row,
-# the delta), for the checkpointed
+# Segments: forward_segment, backward_segment, beta_segment, viterbi_segment and
+# viterbi_backtrack run the same row loops over a segment of one sequence, starting from the
+# message of the row before (the unnormalised alpha with the log-likelihood so far) or after
+# (the backward message), or the delta, for the checkpointed
 # passes over sequences longer than memory (fastem/drivers/sequences.py). The whole-sequence
 # functions call these loops too, so a sequence cut into segments gives bitwise the same
 # messages, posteriors, log-likelihood (summed row by row through the segments), counts
@@ -55,9 +66,11 @@ cdef extern from "fastem/_kernels/_chain.h" nogil:
     double fastem_forward_rows(const double* b, Py_ssize_t T, Py_ssize_t k, double* message,
                                int first, const double* startprob, const double* transmat_p,
                                double* alpha, double* scale)
-    void fastem_backward_rows(const double* b, Py_ssize_t T, Py_ssize_t k, const double* scale,
-                              double* gamma, const double* prev, const double* transmat_p,
-                              const double* transmat_tp, double* beta, double* xi)
+    int fastem_backward_rows(const double* b, Py_ssize_t T, Py_ssize_t k, double* gamma,
+                             const double* prev, const double* transmat_tp, double* v,
+                             double* xi)
+    void fastem_beta_rows(const double* b, Py_ssize_t T, Py_ssize_t k,
+                          const double* transmat_tp, double* v)
 
 
 cdef inline Py_ssize_t padded(Py_ssize_t k) noexcept nogil:
@@ -113,32 +126,34 @@ cdef double forward_rows(
     return fastem_forward_rows(frame, T, k, message, first, startprob, transmat_p, alpha, scale)
 
 
-cdef void backward_rows(
+cdef int backward_rows(
     const double* frame,               # IN  (T, k) scaled densities b_t of forward_rows
     Py_ssize_t T, Py_ssize_t k,
-    const double* scale,               # IN  (T,) inverse scales 1 / c_t of forward_rows
     double* gamma,                     # IN  (T, k) forward messages; OUT posteriors
     const double* prev,                # IN  (k,) r message of the row before, or NULL (first
                                        #     rows)
     const double* transmat_p,          # IN  (4kv, 4kv) padded A
     const double* transmat_tp,         # IN  (4kv, 4kv) its padded transpose
-    double* beta,                      # IN  (k,) beta of the last row; OUT beta of the row
-                                       #     before the first (prev given), else undefined
+    double* v,                         # IN  (k,) backward message of the last row (ones at
+                                       #     the sequence's end); OUT that of the row before
+                                       #     the first (prev given), else undefined
     double* xi,                        # TMP (4kv, 4kv)
     double* chain,                     # OUT += [start counts (k) when prev is NULL,
                                        #         transition counts (k*k)]
 ) noexcept nogil:
-    """Scaled backward pass over T rows of one sequence, from beta of its last row: the
-    posteriors over the forward messages, transition counts summed into ``chain`` (those
-    into the first row too, when ``prev`` is given) and, at the sequence's start, the start
-    counts. The transition counts are summed row by row before their product with A
+    """Self-normalised backward pass over T rows of one sequence, from the message of its last
+    row: the posteriors over the forward messages, transition counts summed into ``chain``
+    (those into the first row too, when ``prev`` is given) and, at the sequence's start, the
+    start counts. The transition counts are summed row by row before their product with A
     (_chain.h), which is taken at the sequence's start (prev NULL): until then ``chain``
-    holds the sums, so segments taken from the end give the counts of one piece bitwise."""
+    holds the sums, so segments taken from the end give the counts of one piece bitwise.
+    Returns -1 when a row's posterior is not representable (see the header), else 0."""
     cdef Py_ssize_t i, j, kp = padded(k)
+    cdef int status
     memset(xi, 0, kp * kp * sizeof(double))
     for i in range(k):
         memcpy(xi + i * kp, chain + k + i * k, k * sizeof(double))
-    fastem_backward_rows(frame, T, k, scale, gamma, prev, transmat_p, transmat_tp, beta, xi)
+    status = fastem_backward_rows(frame, T, k, gamma, prev, transmat_tp, v, xi)
     for i in range(k):
         memcpy(chain + k + i * k, xi + i * kp, k * sizeof(double))
     if prev == NULL:
@@ -147,6 +162,7 @@ cdef void backward_rows(
                 chain[k + i * k + j] *= transmat_p[i * kp + j]
         for j in range(k):
             chain[j] += gamma[j]
+    return status
 
 
 cdef void sequence_posteriors(
@@ -162,15 +178,17 @@ cdef void sequence_posteriors(
 ) noexcept nogil:
     """Scaled forward-backward of one sequence into its zeroed ``slot`` (see the header)."""
     cdef Py_ssize_t j
-    cdef double* beta = ws + k + 2
+    cdef double* v = ws + k + 2
     slot[0] = forward_rows(frame, T, k, ws, True, startprob, transmat_p, gamma, scale)
-    if slot[0] == -INFINITY:  # no statistics
-        memset(gamma, 0, T * k * sizeof(double))
-        return
-    for j in range(k):
-        beta[j] = 1.0
-    backward_rows(frame, T, k, scale, gamma, NULL, transmat_p, transmat_tp, beta,
-                  ws + 2 * k + 2, slot + 1)
+    if slot[0] != -INFINITY:
+        for j in range(k):
+            v[j] = 1.0
+        if backward_rows(frame, T, k, gamma, NULL, transmat_p, transmat_tp, v, ws + 2 * k + 2,
+                         slot + 1) == 0:
+            return
+    memset(slot, 0, (1 + k + k * k) * sizeof(double))  # no statistics
+    slot[0] = -INFINITY
+    memset(gamma, 0, T * k * sizeof(double))
 
 
 def forward_backward(
@@ -254,33 +272,57 @@ def forward_segment(
 
 def backward_segment(
     const double[:, ::1] frame,        # IN  (n, k) scaled densities of forward_segment
-    const double[::1] scale,           # IN  (n,) inverse scales of forward_segment
     double[:, ::1] gamma,              # IN  (n, k) its forward messages; OUT posteriors
     const double[::1] prev,            # IN  (message_size(k),) forward_segment's message
                                        #     after the row before, or (0,) when first
     const double[:, ::1] transmat,     # IN  (k, k)
-    double[::1] beta,                  # IN  (k,) beta of the last row (ones at the sequence's
-                                       #     end); OUT beta of the row before the segment
-    double[::1] chain,                 # IN  zeros at the sequence's last segment, then what
+    double[::1] message,               # IN  (k,) backward message of the last row (ones at
+                                       #     the sequence's end); OUT that of the row before
+                                       #     the segment
+    double[::1] chain,                 # IN  zeros at the first segment walked back, then what
                                        #     the segment after this one left; OUT [start
                                        #     counts (k), transition counts (k*k)] once the
                                        #     sequence's first segment is done
 ):
     """Backward pass over a segment of one sequence, after its forward pass (one thread,
     GIL released): segments taken from the sequence's end give bitwise the posteriors and
-    counts of one piece (the counts added in the same order)."""
+    counts of one piece (the counts added in the same order). Returns False when a row's
+    posterior is not representable (the sequence then has no statistics, see the header)."""
     cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1]
     cdef const double* p = NULL if prev.shape[0] == 0 else &prev[0]
-    if (n < 1 or gamma.shape[0] != n or gamma.shape[1] != k or scale.shape[0] != n
-            or (p != NULL and prev.shape[0] != k + 2) or beta.shape[0] != k
+    cdef int status
+    if (n < 1 or gamma.shape[0] != n or gamma.shape[1] != k
+            or (p != NULL and prev.shape[0] != k + 2) or message.shape[0] != k
             or chain.shape[0] != k + k * k or transmat.shape[0] != k or transmat.shape[1] != k):
         raise ValueError("fastem: backward_segment buffers do not match the frame")
     cdef const double[:, ::1] transmat_p, transmat_tp
     transmat_p, transmat_tp = padded_chain(np.asarray(transmat))
     cdef double[::1] xi = np.empty(padded(k) * padded(k))
     with nogil:
-        backward_rows(&frame[0, 0], n, k, &scale[0], &gamma[0, 0], p, &transmat_p[0, 0],
-                      &transmat_tp[0, 0], &beta[0], &xi[0], &chain[0])
+        status = backward_rows(&frame[0, 0], n, k, &gamma[0, 0], p, &transmat_p[0, 0],
+                               &transmat_tp[0, 0], &message[0], &xi[0], &chain[0])
+    return status == 0
+
+
+def beta_segment(
+    double[:, ::1] frame,              # IN  log p(x_t | z_t = k) (n, k); OUT scaled densities
+    const double[:, ::1] transmat,     # IN  (k, k)
+    double[::1] message,               # IN  (k,) backward message of the segment's last row
+                                       #     (ones at the sequence's end); OUT that of the row
+                                       #     before the segment
+    double[::1] shift,                 # TMP (n,)
+):
+    """The backward messages of a segment alone, without its forward pass (one thread, GIL
+    released): bitwise those that backward_segment carries, so a sequence's end can be walked
+    back, checkpointed, while its start goes forward."""
+    cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1]
+    if (n < 1 or shift.shape[0] != n or message.shape[0] != k or transmat.shape[0] != k
+            or transmat.shape[1] != k):
+        raise ValueError("fastem: beta_segment buffers do not match the frame")
+    cdef const double[:, ::1] transmat_tp = padded_chain(np.asarray(transmat))[1]
+    with nogil:
+        scale_rows(&frame[0, 0], n, k, &shift[0])
+        fastem_beta_rows(&frame[0, 0], n, k, &transmat_tp[0, 0], &message[0])
 
 
 cdef void viterbi_rows(

@@ -5,29 +5,35 @@ family's kernels give the emission log-densities and statistics (chunks over thr
 forward-backward or Viterbi runs over the sequences (sequences over threads), all reduced in a
 fixed order, so results are bitwise identical for any ``n_threads``.
 
-A sequence longer than a block is read in segments of a block's rows, in bounded memory
-(O(block x K + T / block x K), never its T x K messages). Forward-backward is checkpointed: a
-forward pass keeps only the normalised forward message at each segment's end (and the running
-log-likelihood); a backward sweep from the last segment re-reads each segment, recomputes its
-forward messages from its checkpoint, and runs the backward recursion from the beta carried
-over from the segment after it, giving the segment's posteriors, its transition counts (those
-into its first row included) and then its emission statistics. Viterbi is checkpointed the same
-way: a forward pass keeps the deltas at segment ends; going back, each segment's back-pointers
-are recomputed from its checkpoint and followed from the state chosen after it. Both repeat a
-segment's operations exactly, so the messages, posteriors, counts and paths are bitwise those
-of the whole sequence at once; only the emission statistics are added in another order (to
-rounding). Each segment is read twice per pass and its emissions and forward pass computed
-twice.
+A sequence longer than a block is read in segments of at most a block's rows, in bounded memory
+(O(block x K + T / block x K), never its T x K messages), and its forward-backward runs from
+both ends at once. It is cut at its middle row: the head (first half) is cut into segments from
+its start, the tail from the middle row on.
+- Phase 1: one thread runs the forward pass over the head, keeping only the forward message
+  before each head segment (and the running log-likelihood); the other walks the tail from the
+  end with the backward messages alone (``beta_segment``: self-normalised, they need no
+  forward pass), keeping the message at the last row of each tail segment.
+- Phase 2: the first thread walks the head's segments back, the second the tail's forward.
+  Each segment re-reads its rows, recomputes its forward messages from the message before it
+  (a checkpoint; for the tail's first segment the head's final message, for the next ones what
+  the segment before left), and then runs the backward pass from the message at its last row
+  (for the head's last segment the tail's phase-1 result, for the others what the segment
+  after left, or a checkpoint), giving its posteriors, its transition counts (those into its
+  first row included) and then its emission statistics.
+Both threads do the same work (each half's rows read twice, emissions computed twice, one
+recursion in phase 1, both in phase 2), and with one thread the same calls run one after the
+other, so results are bitwise identical for any ``n_threads``: each half adds its statistics
+and counts into its own sums, and the head's are added before the tail's. The forward messages
+and the log-likelihood (the tail's forward pass continues the head's) are bitwise those of the
+whole sequence at once, and so are the backward messages (one step function, whichever loop
+runs it) and the posteriors; counts and statistics are summed in another order (to rounding).
 
-Threads over one long sequence: its segments go through a two-stage pipeline. One thread
-reads the next segment and computes its emission log-densities (and, going back, recomputes
-its forward messages from its checkpoint) while the other runs the recursion that depends on
-the segment before (the forward pass, or the backward pass and the emission statistics) on the
-current one; each stage gets half of ``n_threads`` for the family's kernels. The arithmetic is
-that of one thread, in the same order, so results are bitwise identical for any ``n_threads``;
-the gain is bounded by the longer stage (the recursions stay sequential). Parallel forward
-passes over blocks with a prefix over block boundaries were not used: their K x K transfer
-products cost K times the flops of the recursion (8x for K = 8), more than two threads win.
+Scoring needs the forward pass only: its segments go through a two-stage pipeline (the next
+segment's emissions computed on a second thread while this one runs the recursion). Viterbi is
+checkpointed the same way: a forward pass keeps the deltas at segment ends; going back, each
+segment's back-pointers are recomputed from its checkpoint and followed from the state chosen
+after it. Viterbi stays sequential: its max-product has no backward recursion to start from
+the end, and it is not part of an EM iteration.
 """
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
@@ -129,65 +135,126 @@ class SequenceDriver(LocalDriver):
         return np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
 
     # ------------------------------------------------------------ forward-backward
-    def _posteriors(self, p, chain, seq_ll, bar, backward=True):
-        """Yield a :class:`Piece` for each block of whole sequences, and for each segment of a
-        longer sequence from its last (see the module docstring; with ``backward=False`` its
-        segments yield nothing). Adds ``[log p, start counts, transition counts]`` into
-        ``chain`` and each sequence's log p into ``seq_ll``."""
+    def _posteriors(self, p, chain, seq_ll, bar, consume, sink, fresh, merge):
+        """Forward-backward over every sequence: ``consume(piece, sink)`` receives a
+        :class:`Piece` for each block of whole sequences and each segment of a longer one (the
+        two halves of a long sequence go to two ``fresh()`` sinks, possibly from two threads at
+        once, and are then added by ``merge(sink, half)``, first half first: see the module
+        docstring). Adds ``[log p, start counts, transition counts]`` into ``chain`` and each
+        sequence's log p into ``seq_ll``."""
         first = 0
         for start, stop, bounds in data.sequence_runs(self.lengths, p.block_rows):
             n_seq = bounds.size - 1
             if stop - start > p.block_rows:
-                yield from self._long_posteriors(p, start, stop, chain, seq_ll[first:first + 1],
-                                                 bar, backward)
+                self._long_posteriors(p, start, stop, chain, seq_ll[first:first + 1], bar,
+                                      consume, sink, fresh, merge)
             else:
                 block, missing = self.read(start, stop, p.packed.dtype)
                 gamma = hmm.posteriors_block(p.family, p.packed, block, bounds, p.chunk,
                                              self.n_threads, p.work, chain,
                                              seq_ll[first:first + n_seq], missing,
                                              self.row_labels(start, stop))
-                yield Piece(start, block, missing, gamma, p.work, self.n_threads)
+                consume(Piece(start, block, missing, gamma, p.work, self.n_threads), sink)
                 bar.update(stop - start)
             first += n_seq
 
-    def _long_posteriors(self, p, start, stop, chain, seq_ll, bar, backward):
-        """Checkpointed forward-backward of the sequence in rows [start, stop)."""
-        parts = data.segments(start, stop, p.block_rows)
-        packed = p.packed
-        checkpoints = np.empty((len(parts), fb.message_size(p.k)))
-        message, ll = np.empty(fb.message_size(p.k)), 0.0
-        for s, (block, missing, frame, work) in enumerate(p.pipeline(parts, range(len(parts)))):
-            checkpoints[s] = message
-            n = frame.shape[0]
-            ll = fb.forward_segment(frame, message, s == 0, packed.startprob, packed.transmat,
+    def _long_posteriors(self, p, start, stop, chain, seq_ll, bar, consume, sink, fresh,
+                         merge):
+        """Checkpointed forward-backward of the sequence in rows [start, stop) from both
+        ends (the module docstring): phase 1 runs the forward pass over the first half and
+        the backward messages alone over the second, from the end; phase 2 walks the first
+        half's segments back and the second half's forward, each segment recomputing its
+        forward messages and then its backward ones between the messages it got."""
+        packed, k = p.packed, p.k
+        mid = start + (stop - start + 1) // 2
+        head, tail = data.segments(start, mid, p.block_rows), data.segments(mid, stop,
+                                                                             p.block_rows)
+        work_head, work_tail = p.stages[0], p.stages[-1]
+        forward_marks = np.empty((len(head), fb.message_size(k)))  # before each head segment
+        backward_marks = np.empty((len(tail), k))  # at the last row of each tail segment
+        message, message_mid = np.empty(fb.message_size(k)), np.ones(k)
+        counts = np.zeros((2, k + k * k))
+
+        def forward_head():
+            for s, (a, b) in enumerate(head):
+                forward_marks[s] = message
+                _, _, frame, work = p.emissions(a, b, work_head)
+                if fb.forward_segment(frame, message, s == 0, packed.startprob,
+                                      packed.transmat, work.gamma[:b - a],
+                                      work.scale[:b - a]) == -np.inf:
+                    return False
+            return True
+
+        def backward_tail():
+            for s in range(len(tail) - 1, -1, -1):
+                a, b = tail[s]
+                backward_marks[s] = message_mid
+                _, _, frame, work = p.emissions(a, b, work_tail)
+                fb.beta_segment(frame, packed.transmat, message_mid, work.scale[:b - a])
+            return True
+
+        def segment(a, b, work, prev, after, first, backward_message, counted, half):
+            """One segment's forward messages from ``prev`` (the state after it into
+            ``after``), then its posteriors and counts back from ``backward_message``: the
+            log-likelihood up to its last row, or None if the sequence has no statistics."""
+            block, missing, frame, _ = p.emissions(a, b, work)
+            n = b - a
+            after[:] = prev
+            ll = fb.forward_segment(frame, after, first, packed.startprob, packed.transmat,
                                     work.gamma[:n], work.scale[:n])
-            if ll == -np.inf:  # no state can emit a row: no statistics, zero posteriors
-                break
+            if ll == -np.inf or not fb.backward_segment(
+                    frame, work.gamma[:n], np.empty(0) if first else prev, packed.transmat,
+                    backward_message, counted):
+                return None
+            consume(Piece(a, block, missing, work.gamma[:n], work, p.stage_threads), half)
+            return ll
+
+        halves = [fresh(), fresh()]
+
+        def back_head():
+            backward_message, after = message_mid.copy(), np.empty(fb.message_size(k))
+            for s in range(len(head) - 1, -1, -1):
+                a, b = head[s]
+                if segment(a, b, work_head, forward_marks[s], after, s == 0,
+                           backward_message, counts[0], halves[0]) is None:
+                    return False
+                bar.update(b - a)
+            return True
+
+        def forward_tail():
+            prev, after, ll = message, np.empty(fb.message_size(k)), None
+            for s, (a, b) in enumerate(tail):
+                ll = segment(a, b, work_tail, prev, after, False, backward_marks[s].copy(),
+                             counts[1], halves[1])
+                if ll is None:
+                    return None
+                prev, after = after, prev
+            return ll
+
+        ok, ll = p.both(back_head, forward_tail) if all(p.both(forward_head, backward_tail)) \
+            else (False, None)
+        bar.update(stop - mid)
+        if not ok or ll is None:  # zero likelihood, or beyond the scaled domain
+            seq_ll[0] = -np.inf
+            chain[0] += -np.inf
+            self._zero_posteriors(p, head + tail, consume, sink)
+            return
         seq_ll[0] = ll
         chain[0] += ll
-        if not backward:
-            bar.update(stop - start)
-            return
+        counts[1, k:] *= packed.transmat.ravel()  # the head's were multiplied at its start
+        chain[1:] += counts[0]
+        chain[1:] += counts[1]
+        merge(sink, halves[0])
+        merge(sink, halves[1])
 
-        def recompute(block, missing, frame, work, s):
-            n = frame.shape[0]
-            fb.forward_segment(frame, checkpoints[s].copy(), s == 0, packed.startprob,
-                               packed.transmat, work.gamma[:n], work.scale[:n])
-
-        counts, beta = np.zeros(chain.size - 1), np.ones(p.k)
-        order = range(len(parts) - 1, -1, -1)
-        for s, (block, missing, frame, work) in zip(order, p.pipeline(parts, order, recompute)):
-            n = frame.shape[0]
-            gamma = work.gamma[:n]
-            if ll == -np.inf:
-                gamma[:] = 0.0
-            else:
-                fb.backward_segment(frame, work.scale[:n], gamma,
-                                    checkpoints[s] if s else np.empty(0), packed.transmat,
-                                    beta, counts)
-            yield Piece(parts[s][0], block, missing, gamma, work, p.stage_threads)
-            bar.update(n)
-        chain[1:] += counts
+    def _zero_posteriors(self, p, parts, consume, sink):
+        """Hand ``consume`` zero posteriors for each segment of a sequence without
+        statistics."""
+        for a, b in parts:
+            block, missing = self.read(a, b, p.packed.dtype)
+            gamma = p.work.gamma[:b - a]
+            gamma[:] = 0.0
+            consume(Piece(a, block, missing, gamma, p.work, self.n_threads), sink)
 
     def accumulate(self, family, packed):
         """One E-step pass: the statistics vector (the family's, then the chain's counts) and
@@ -198,10 +265,19 @@ class SequenceDriver(LocalDriver):
         chain, seq_ll = np.zeros(1 + size), np.empty(self.lengths.size)
         with single_threaded_blas(), self.bar("E-step") as bar:
             p = _Pass(self, family, packed)
-            for piece in self._posteriors(p, chain, seq_ll, bar):
+
+            def consume(piece, sink):
                 hmm.emission_statistics(family, packed, piece.block, piece.gamma, piece.missing,
-                                        p.chunk, piece.n_threads, piece.work, stats, worst,
+                                        p.chunk, piece.n_threads, piece.work, sink[0], sink[1],
                                         piece.start)
+
+            def merge(sink, half):
+                sink[0][:] += half[0]
+                if half[1][0] < sink[1][0]:
+                    sink[1][:] = half[1]
+
+            self._posteriors(p, chain, seq_ll, bar, consume, (stats, worst),
+                             lambda: (np.zeros_like(stats), np.array([np.inf, -1.0])), merge)
         stats[0] += chain[0]
         stats[stats.size - size:] += chain[1:]
         low = int(np.argmin(seq_ll))
@@ -214,19 +290,46 @@ class SequenceDriver(LocalDriver):
         chain = np.zeros(1 + hmm.chain_size(packed.log_norm.shape[0]))
         seq_ll = np.empty(self.lengths.size)
         with single_threaded_blas(), self.bar("score") as bar:
-            for _ in self._posteriors(_Pass(self, family, packed), chain, seq_ll, bar,
-                                      backward=False):
-                pass
+            p = _Pass(self, family, packed)
+            first = 0
+            for start, stop, bounds in data.sequence_runs(self.lengths, p.block_rows):
+                n_seq = bounds.size - 1
+                if stop - start > p.block_rows:
+                    seq_ll[first] = self._long_score(p, start, stop)
+                else:
+                    block, missing = self.read(start, stop, packed.dtype)
+                    hmm.posteriors_block(family, packed, block, bounds, p.chunk,
+                                         self.n_threads, p.work, chain,
+                                         seq_ll[first:first + n_seq], missing,
+                                         self.row_labels(start, stop))
+                bar.update(stop - start)
+                first += n_seq
         return seq_ll
+
+    def _long_score(self, p, start, stop):
+        """log p of the sequence in rows [start, stop): its forward pass over segments (the
+        next segment's emissions computed on a second thread, :meth:`_Pass.pipeline`)."""
+        parts = data.segments(start, stop, p.block_rows)
+        message, ll = np.empty(fb.message_size(p.k)), 0.0
+        for s, (_, _, frame, work) in enumerate(p.pipeline(parts, range(len(parts)))):
+            n = frame.shape[0]
+            ll = fb.forward_segment(frame, message, s == 0, p.packed.startprob,
+                                    p.packed.transmat, work.gamma[:n], work.scale[:n])
+            if ll == -np.inf:
+                break
+        return ll
 
     def posteriors(self, family, packed, consume):
         """Log-likelihood of each sequence; ``consume(start, posteriors)`` receives the
-        posteriors of each block or segment (a buffer reused by the next one)."""
+        posteriors of each block or segment (a buffer reused by the next one; the two halves
+        of a sequence longer than a block may be handed over from two threads at once, for
+        disjoint rows)."""
         chain = np.zeros(1 + hmm.chain_size(packed.log_norm.shape[0]))
         seq_ll = np.empty(self.lengths.size)
         with single_threaded_blas(), self.bar("posteriors") as bar:
-            for piece in self._posteriors(_Pass(self, family, packed), chain, seq_ll, bar):
-                consume(piece.start, piece.gamma)
+            self._posteriors(_Pass(self, family, packed), chain, seq_ll, bar,
+                             lambda piece, _: consume(piece.start, piece.gamma), None,
+                             lambda: None, lambda sink, half: None)
         return seq_ll
 
     # ------------------------------------------------------------ Viterbi
@@ -274,7 +377,8 @@ class SequenceDriver(LocalDriver):
 class _Pass:
     """What one pass needs: the family and packing, chunk size, block rows, buffers for blocks
     of whole sequences (``work``), and for the segments of a longer sequence one set of
-    buffers per stage of the pipeline (``stages``, made on first use)."""
+    buffers per thread (``stages``: the two halves, or the pipeline's stages; made on first
+    use)."""
 
     def __init__(self, driver, family, packed):
         self.driver, self.family, self.packed = driver, family, packed
@@ -285,10 +389,12 @@ class _Pass:
         self.work = hmm.SequenceWork(family, packed, rows, min(driver.lengths.size, rows),
                                      self.chunk, driver.n_threads)
         self._stages = None
+        self.stopped = False  # set when one thread of a long sequence's pass raised
 
     @property
     def stages(self):
-        """The buffers of the pipeline's stages: two when there are two threads to share."""
+        """The buffers of the two threads over a long sequence: two when there are two
+        threads to share, else the blocks' ``work``."""
         if self._stages is None:
             if self.driver.n_threads < 2:
                 self._stages = [self.work]
@@ -300,13 +406,30 @@ class _Pass:
 
     @property
     def stage_threads(self):
-        """Threads of each stage's kernels on a long sequence's segments."""
+        """Threads of each stage's kernels on a long sequence's segments (half each)."""
         n = self.driver.n_threads
         return n if n < 2 else n // 2
 
+    def both(self, first, second):
+        """``(first(), second())``: ``second`` on a second thread while ``first`` runs on this
+        one when there are two stages, else one after the other (the same operations). If
+        ``first`` raises (Ctrl-C), ``second`` stops at its next segment (:meth:`emissions`)
+        instead of finishing its half of the sequence."""
+        if len(self.stages) < 2:
+            return first(), second()
+        with ThreadPoolExecutor(1, thread_name_prefix="fastem-halves") as pool:
+            future = pool.submit(second)
+            try:
+                return first(), future.result()
+            except BaseException:
+                self.stopped = True
+                raise
+
     def emissions(self, a, b, work):
         """Read rows [a, b) and compute their emission log-densities into ``work.frame``:
-        ``(block, missing, frame, work)``."""
+        ``(block, missing, frame, work)``; raises once the pass has stopped (:meth:`both`)."""
+        if self.stopped:
+            raise RuntimeError("fastem: the pass was interrupted")
         block, missing = self.driver.read(a, b, self.packed.dtype)
         frame = hmm.emission_log_densities(self.family, self.packed, block, self.chunk,
                                            self.stage_threads, work, missing,

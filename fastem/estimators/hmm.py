@@ -375,13 +375,13 @@ class _HMMBase(HMMOnlineMixin, Estimator):
         def fill(states):
             if algorithm == "viterbi":
                 return driver.viterbi(family, packed, states)
-            total = [0.0]
+            totals = {}  # by first row: pieces may come from two threads in any order
 
             def write(start, gamma):
                 states[start:start + gamma.shape[0]] = gamma.argmax(axis=1)
-                total[0] += float(gamma.max(axis=1).sum())
+                totals[start] = float(gamma.max(axis=1).sum())
             driver.posteriors(family, packed, write)
-            return total[0]
+            return sum(totals[start] for start in sorted(totals))
 
         return data.write_per_row(out, (driver.n_samples,), np.intp, fill, inputs=(driver.X, X))
 

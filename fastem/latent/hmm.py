@@ -39,11 +39,13 @@ class HMMParams:
 
 
 class HMMPacked(NamedTuple):
-    """What an E-step needs: the family's packing (no weights folded in) and the chain."""
+    """What an E-step needs: the family's packing (no weights folded in), the chain, and which
+    states it can ever reach (``live``, see :func:`reachable`)."""
 
     emission: Any
     startprob: np.ndarray
     transmat: np.ndarray
+    live: np.ndarray
 
     @property
     def log_norm(self):
@@ -57,6 +59,24 @@ class HMMPacked(NamedTuple):
 def chain_size(k):
     """Entries the chain appends to the family's statistics: start and transition counts."""
     return k + k * k
+
+
+def reachable(startprob, transmat):
+    """(K,) bool: the states a path can ever visit (from a possible start through possible
+    transitions). The others have zero probability at every row, and their densities are set
+    to zero in the E-step: one that fits the data far better than every state the chain can be
+    in (a state whose start and incoming transition probabilities are all zero) would otherwise
+    set each row's scale (its densities underflowing to zero, a log-likelihood of -inf) and
+    dominate the backward messages, whose entries at the states the chain can be in then fall
+    more than 1e308 below it (NaN posteriors before the self-normalised backward pass,
+    ``fastem/_kernels/forward_backward.pyx``; -inf now)."""
+    live = np.asarray(startprob) > 0
+    step = np.asarray(transmat) > 0
+    while True:
+        grown = live | step[live].any(axis=0)
+        if (grown == live).all():
+            return live
+        live = grown
 
 
 def check_chain(startprob, transmat, n_components=None):
@@ -95,7 +115,8 @@ class HiddenMarkov:
         """The family's packing of the emissions (component constants only) and the chain."""
         k = params.n_components
         return HMMPacked(family.pack(params.components, dtype, np.full(k, 1.0 / k)),
-                         params.startprob, params.transmat)
+                         params.startprob, params.transmat,
+                         reachable(params.startprob, params.transmat))
 
     def split(self, stats, k):
         """``(family statistics view, start counts (K,), transition counts (K, K))``."""
@@ -225,13 +246,16 @@ class SequenceWork:
 def emission_log_densities(family, packed, X, chunk_size, n_threads, work, missing=None,
                            labels=None):
     """log p(x_t | z_t = k) of a block (n, K), in ``work.frame``; rows marked ``missing``
-    (all NaN) get density one (log 0): the chain runs through. A row labelled with state
+    (all NaN) get density one (log 0): the chain runs through; states no path reaches get
+    density zero. A row labelled with state
     ``labels[t] >= 0`` keeps only that state's density (the others get zero, log -inf), so
     forward-backward clamps its state and computes log p(x, labelled states)."""
     frame = work.frame[:X.shape[0]]
     family.log_density_block(packed.emission, X, chunk_size, n_threads, work.family, frame)
     if missing is not None:
         frame[missing] = 0.0
+    if not packed.live.all():  # states no path reaches (see reachable)
+        frame[:, ~packed.live] = -np.inf
     if labels is not None:
         rows = np.flatnonzero(labels >= 0)
         if rows.size:
