@@ -239,14 +239,6 @@ FASTEM_CHAIN_INLINE double fastem_posterior(const fastem_v4 *a, const fastem_v4 
     return z;
 }
 
-/* Self-normalised backward pass over T rows after their forward pass, from the message of the
- * last row (IN v_io: ones at the sequence's end; OUT the message of the row before the first
- * when prev is given): gamma IN the forward messages alpha, OUT the posteriors; m: (4kv, 4kv)
- * padded, += (alpha_{t-1} / z_{t-1}) u_t' for each row t (and for the first row when prev, the
- * r message of the row before, is given): the transition counts xi once multiplied by A[i, j],
- * which the caller does at the sequence's start (a multiply per row saved). Each row's alpha
- * is read once and overwritten by its posterior. Returns 0, or -1 if a row's posterior is not
- * representable (fastem_posterior). */
 /* m += s u' over the padded (4kv, 4kv) m: one row's transition counts (before A). */
 FASTEM_CHAIN_INLINE void fastem_outer_add(double *restrict m, const fastem_v4 *s,
                                           const fastem_v4 *u, ptrdiff_t kv)
@@ -266,6 +258,14 @@ FASTEM_CHAIN_INLINE void fastem_outer_add(double *restrict m, const fastem_v4 *s
     }
 }
 
+/* Self-normalised backward pass over T rows after their forward pass, from the message of the
+ * last row (IN v_io: ones at the sequence's end; OUT the message of the row before the first
+ * when prev is given): gamma IN the forward messages alpha, OUT the posteriors; m: (4kv, 4kv)
+ * padded, += (alpha_{t-1} / z_{t-1}) u_t' for each row t (and for the first row when prev, the
+ * r message of the row before, is given): the transition counts xi once multiplied by A[i, j],
+ * which the caller does at the sequence's start (a multiply per row saved). Each row's alpha
+ * is read once and overwritten by its posterior. Returns 0, or -1 if a row's posterior is not
+ * representable (fastem_posterior). */
 FASTEM_CHAIN_INLINE int fastem_backward_body(const double *restrict b, ptrdiff_t T, ptrdiff_t k,
                                              ptrdiff_t kv, double *restrict gamma,
                                              const double *restrict prev,
