@@ -12,7 +12,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_blocks", "expfam", "forward_backward", "gaussian", "logsumexp", "multinomial",
+KERNELS = ["_blocks", "expfam", "forward_backward", "gaussian", "grid", "logsumexp", "multinomial",
            "state_mixture"]
 OPENMP_PROBE = textwrap.dedent(
     """

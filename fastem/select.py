@@ -23,11 +23,13 @@ import numpy as np
 
 from ._config import single_threaded_blas
 from .drivers import make_driver
+from .drivers.local import LocalDriver
 from .em import ConvergenceWarning
 from .estimators import GaussianMixture, MixtureModel
 from .estimators._base import _MixtureBase, check_random_state, progress_bars
 from .estimators.names import estimator_class
 from .families.base import Family
+from .grid import GridPasses
 from .lockstep import FAILURES, Fit, SharedInit, run_lockstep
 
 CRITERIA = ("bic", "aic", "icl")
@@ -165,10 +167,11 @@ def select(X, n_components=range(1, 21), covariance_type=("full", "diag"), crite
         shared = _check_rows(estimators[0], driver)
         for est in estimators:
             vars(est).update(shared)
-        runs = SharedInit(driver).run([partial(_start, est) for est in estimators])
-        n_passes = run_lockstep([fit for fits in runs for fit in fits], driver, callback)
+        grid = GridPasses(driver) if isinstance(driver, LocalDriver) else None
+        runs = SharedInit(driver, grid).run([partial(_start, est) for est in estimators])
+        n_passes = run_lockstep([fit for fits in runs for fit in fits], driver, callback, grid)
         finished = [_finish(est, fits, driver) for est, fits in zip(estimators, runs)]
-        table = _score(estimators, finished, driver)
+        table = _score(estimators, finished, driver, grid)
     stopped = [row.name for row in table if row.error is None and not row.converged]
     if stopped and estimators[0].max_iter > 0:
         warnings.warn(f"{len(stopped)} candidate(s) did not converge within max_iter: "
@@ -263,14 +266,18 @@ def _finish(est, fits, driver):
     return None
 
 
-def _score(estimators, errors, driver):
-    """The table: one shared pass scores every fitted candidate's final parameters."""
+def _score(estimators, errors, driver, grid):
+    """The table: one shared pass scores every fitted candidate's final parameters (the
+    Gaussian ones in the grid kernel, when ``grid`` is given)."""
     jobs, rows = [], []
     for est, error in zip(estimators, errors):
         packed = None
         if error is None:
+            latent, family, params = est._latent(), est._family(), est._fitted_params()
+            packed = None if grid is None else grid.pack_params(latent, family, params)
             try:
-                packed = est._latent().pack(est._family(), est._fitted_params(), driver.dtype)
+                if packed is None:
+                    packed = latent.pack(family, params, driver.dtype)
             except FAILURES as failure:
                 error = failure
         rows.append(Candidate(est.n_components, getattr(est, "covariance_type", None),
@@ -278,7 +285,8 @@ def _score(estimators, errors, driver):
                                                                f"{error}"))
         if packed is not None:
             jobs.append((len(rows) - 1, est._family(), packed))
-    sums = driver.score_many([(family, packed) for _, family, packed in jobs]) if jobs else []
+    sums = ((grid or driver).score_many([(family, packed) for _, family, packed in jobs])
+            if jobs else [])
     n = driver.n_samples
     total = n if driver.sample_weight is None else float(driver.sample_weight.sum())
     for (i, _, _), (ll, entropy) in zip(jobs, sums):
