@@ -60,6 +60,7 @@ class GridPasses:
     def __init__(self, driver):
         self.driver, self.centre = driver, None
         self._grid = set()  # ids of the packings made for the grid kernel, for this pass
+        self._slots = np.empty(0)  # the chunks' results, reused from pass to pass
 
     def pack(self, fit, driver):
         """``fit``'s packing: about ``c`` for the grid kernel where it can run, else the fit's
@@ -96,7 +97,7 @@ class GridPasses:
             return self.driver.accumulate_many(jobs, resp_fns)
         if self.centre is None:  # given responsibilities start the first candidates
             self.centre = np.concatenate([jobs[i][1].pivot for i in inside]).mean(axis=0)
-        group = GridJob([jobs[i] for i in inside], self.centre, self.driver.dtype,
+        group = GridJob([jobs[i] for i in inside], self.centre, self.driver.dtype, self,
                         given=resp_fns is not None)
         rest = [i for i in range(len(jobs)) if i not in set(inside)]
         fns = None
@@ -114,6 +115,12 @@ class GridPasses:
                     [jobs[i] for i in again], [resp_fns[i] for i in again])))
         return [merged[i] for i in range(len(jobs))]
 
+    def slots(self, n_chunks, size):
+        """An (n_chunks, size) buffer for the chunks' results, reused from pass to pass."""
+        if self._slots.size < n_chunks * size:
+            self._slots = np.empty(n_chunks * size)
+        return self._slots[:n_chunks * size].reshape(n_chunks, size)
+
     def score_many(self, jobs):
         """The driver's ``score_many`` over ``jobs`` ([log-likelihood, entropy] per job), the
         grid kernel serving those packed for it."""
@@ -121,7 +128,7 @@ class GridPasses:
         self._grid.clear()
         if not inside:
             return list(self.driver.score_many(jobs))
-        group = GridJob([jobs[i] for i in inside], self.centre, self.driver.dtype)
+        group = GridJob([jobs[i] for i in inside], self.centre, self.driver.dtype, self)
         rest = [i for i in range(len(jobs)) if i not in set(inside)]
         results = self.driver.score_many([jobs[i] for i in rest] + [(group, group.packed)])
         merged = dict(zip(rest, results[:-1]))
@@ -173,9 +180,10 @@ class GridPacked:
 class GridJob:
     """The grid kernel as one job of a driver's pass (the family interface the drivers call):
     its candidates' ``(family, packed)``, packed about one centre (E-step, scoring) or, with
-    ``given`` responsibilities, around their own pivots."""
+    ``given`` responsibilities, around their own pivots; ``passes`` (:class:`GridPasses`)
+    lends the buffer of the chunks' results."""
 
-    def __init__(self, jobs, centre, dtype, given=False):
+    def __init__(self, jobs, centre, dtype, passes, given=False):
         full = [i for i, (family, _) in enumerate(jobs) if family.covariance_type == "full"]
         self.order = full + [i for i in range(len(jobs)) if i not in set(full)]
         self.jobs, self.given = [jobs[i] for i in self.order], given
@@ -195,8 +203,7 @@ class GridJob:
         self.log_norm = np.concatenate([packed.log_norm for _, packed in self.jobs])
         self.size = kernel.result_size(d, self.k_full, self.log_norm.shape[0] - self.k_full,
                                        len(jobs))
-        self.packed = GridPacked(self.log_norm.shape[0], dtype)
-        self._slots = np.empty((0, self.size))
+        self.packed, self.passes = GridPacked(self.log_norm.shape[0], dtype), passes
 
     def _rows(self, j):
         """The kernel's feature rows (without the constant) of candidate j's packed
@@ -213,7 +220,7 @@ class GridJob:
         return self.size
 
     def workspace(self, packed, chunk_size, n_threads, n_chunks):
-        """Per-thread scratch (the chunks' slots are the job's own, see :meth:`_run`)."""
+        """Per-thread scratch (the chunks' results go to the buffer of ``passes``)."""
         return np.empty((n_threads, kernel.scratch_size(CHUNK_ROWS, self.d,
                                                         self.log_norm.shape[0])))
 
@@ -241,14 +248,12 @@ class GridJob:
         return scores
 
     def _run(self, X, weights, given, score, n_threads, work, out, row_offset):
-        if self._slots.shape[0] * CHUNK_ROWS < X.shape[0]:
-            self._slots = np.empty((-(-X.shape[0] // CHUNK_ROWS), self.size))
+        slots = self.passes.slots(-(-X.shape[0] // CHUNK_ROWS), self.size)
         addresses = np.array([r.ctypes.data for r in given], dtype=np.intp)
         kernel.grid_block(np.ascontiguousarray(X),
                           np.zeros(0) if weights is None else np.asarray(weights, np.float64),
                           self.centre, self.w_full, self.w_diag, self.log_norm, self.bounds,
-                          addresses, score, CHUNK_ROWS, n_threads, work, self._slots, out,
-                          row_offset)
+                          addresses, score, CHUNK_ROWS, n_threads, work, slots, out, row_offset)
 
     def split(self, out):
         """Each candidate's (statistics, worst) from a pass's result, in the layout of its

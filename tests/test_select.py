@@ -461,3 +461,24 @@ def test_grid_leaves_tight_components_far_from_its_centre_to_their_own_kernels(m
         alone = fastem.GaussianMixture(row.n_components, covariance_type=row.covariance_type,
                                        random_state=0).fit(X)
         assert_same(est, alone, GAUSSIAN)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_closest_centre_kernel_against_numpy(dtype):
+    """k-means labels (compiled): NumPy's argmin of |c|^2 - 2 x.c, the first of equal
+    centres, for any number of rows and threads."""
+    from fastem._kernels import kmeans
+    from fastem.initialization import closest
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(5003, 5).astype(dtype)
+    for k in (1, 2, 7, 10):
+        centers = rng.randn(k, 5)
+        if k > 2:
+            centers[2] = centers[1]  # equal centres: the first wins
+        reference = (np.einsum("ij,ij->i", centers, centers)
+                     - 2.0 * (X.astype(np.float64) @ centers.T)).argmin(axis=1)
+        labels = closest(X, centers)
+        np.testing.assert_array_equal(labels, reference)
+        assert k <= 2 or not (labels == 2).any()
+        np.testing.assert_array_equal(kmeans.closest(X, centers, 2), labels)

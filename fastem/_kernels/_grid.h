@@ -94,15 +94,22 @@ static void fastem_grid_posteriors(double *restrict a, ptrdiff_t n, ptrdiff_t k,
             total[i] += e;
         }
     }
+    /* no loads or stores under a condition below: they would be masked moves, slow here */
     for (ptrdiff_t i = 0; i < n; i++) {
         const int finite = -INFINITY < top[i] && top[i] < INFINITY;
         const double sum = finite ? total[i] : 1.0;
         const double value = top[i] + fastem_log_sum(sum);
-        if (entropy != NULL)
-            entropy[i] = finite ? value - lse[i] / sum : 0.0;
+        const double weighted = lse[i] / sum;
         lse[i] = finite ? value : top[i];
-        total[i] = finite ? (weights != NULL ? weights[i] : 1.0) / sum : 0.0;
+        total[i] = finite ? 1.0 / sum : 0.0;
+        top[i] = finite ? value - weighted : 0.0;  /* the entropy */
     }
+    if (entropy != NULL)
+        for (ptrdiff_t i = 0; i < n; i++)
+            entropy[i] = top[i];
+    if (weights != NULL)
+        for (ptrdiff_t i = 0; i < n; i++)
+            total[i] *= weights[i];
     for (ptrdiff_t c = 0; c < k; c++) {
         double *restrict row = a + c * n;
         for (ptrdiff_t i = 0; i < n; i++)

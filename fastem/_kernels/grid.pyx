@@ -23,7 +23,6 @@
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY
-from libc.string cimport memset
 
 import numpy as np
 
@@ -79,7 +78,8 @@ cdef void grid_chunk(
                                                      #     this chunk's first row, or NULL
     bint score,                                      # IN  entropy, no statistics
     double* ws,                                      # TMP scratch_size(n, d, k) doubles
-    double* slot,                                    # OUT the chunk's result (zeroed)
+    double* slot,                                    # OUT the chunk's result (when scoring:
+                                                     #     its scalars only)
 ) noexcept nogil:
     cdef Py_ssize_t ff = full_features(d), fd = diag_features(d), k = k_full + k_diag
     cdef Py_ssize_t f = ff if k_full else fd
@@ -206,8 +206,7 @@ def grid_block(
         for c in prange(n_chunks, schedule="dynamic"):
             start = c * chunk_size
             rows = min(chunk_size, n - start)
-            slot = &slots[c, 0]
-            memset(slot, 0, size * sizeof(double))
+            slot = &slots[c, 0]  # every entry is written (the GEMMs overwrite)
             grid_chunk(&X[start, 0], rows, d, (wp + start) if wp != NULL else NULL,
                        &centre[0], wf, k_full, wd, k_diag, &log_norm[0], &bounds[0],
                        n_candidates, &given[c, 0] if given is not None else NULL, score, ws,
@@ -221,5 +220,5 @@ def grid_block(
             if res[4] >= 0 and (out[SCALARS * j + 4] == 0 or res[3] < out[SCALARS * j + 3]):
                 out[SCALARS * j + 3] = res[3]
                 out[SCALARS * j + 4] = row_offset + c * chunk_size + res[4] + 1
-        for j in range(SCALARS * n_candidates, size):
+        for j in range(SCALARS * n_candidates, 0 if score else size):
             out[j] += slots[c, j]
