@@ -40,6 +40,7 @@ from .lockstep import FAILURES, pack
 
 CHUNK_ROWS = 256  # rows per chunk: the features, the (rows, components) posteriors and the
                   # GEMMs' operands of a chunk stay in L2 with all 110 components of K = 1..10
+MAX_CHUNKS = 256  # chunks per kernel call: bounds the buffer of their results (~7 MB there)
 
 
 def feature_order(d):
@@ -248,12 +249,19 @@ class GridJob:
         return scores
 
     def _run(self, X, weights, given, score, n_threads, work, out, row_offset):
-        slots = self.passes.slots(-(-X.shape[0] // CHUNK_ROWS), self.size)
-        addresses = np.array([r.ctypes.data for r in given], dtype=np.intp)
-        kernel.grid_block(np.ascontiguousarray(X),
-                          np.zeros(0) if weights is None else np.asarray(weights, np.float64),
-                          self.centre, self.w_full, self.w_diag, self.log_norm, self.bounds,
-                          addresses, score, CHUNK_ROWS, n_threads, work, slots, out, row_offset)
+        """The kernel over the block, MAX_CHUNKS chunks per call: each call adds its chunks
+        into ``out`` in order, so the sums are those of one call."""
+        X = np.ascontiguousarray(X)
+        weights = None if weights is None else np.asarray(weights, np.float64)
+        step = CHUNK_ROWS * MAX_CHUNKS
+        slots = self.passes.slots(min(MAX_CHUNKS, -(-X.shape[0] // CHUNK_ROWS)), self.size)
+        for start in range(0, X.shape[0], step):
+            rows = slice(start, start + step)
+            addresses = np.array([r[rows].ctypes.data for r in given], dtype=np.intp)
+            kernel.grid_block(X[rows], np.zeros(0) if weights is None else weights[rows],
+                              self.centre, self.w_full, self.w_diag, self.log_norm,
+                              self.bounds, addresses, score, CHUNK_ROWS, n_threads, work,
+                              slots, out, row_offset + start)
 
     def split(self, out):
         """Each candidate's (statistics, worst) from a pass's result, in the layout of its

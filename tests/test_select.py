@@ -482,3 +482,24 @@ def test_closest_centre_kernel_against_numpy(dtype):
         np.testing.assert_array_equal(labels, reference)
         assert k <= 2 or not (labels == 2).any()
         np.testing.assert_array_equal(kmeans.closest(X, centers, 2), labels)
+
+
+def test_grid_kernel_calls_add_up_as_one(monkeypatch):
+    """Blocks longer than MAX_CHUNKS chunks go through the kernel in pieces, each adding its
+    chunks in order: the same bits as one call, worst rows counted from the block's start."""
+    import fastem.grid
+
+    rng = np.random.RandomState(1)
+    X = make_blobs(n=3000, d=3, k=3)[0]
+    driver = LocalDriver(X, n_threads=2)
+    latent, family = Mixture(), GaussianFamily("full")
+    params = [random_mixture(X, k, "full", rng) for k in (2, 4)]
+    results = []
+    for chunks in (fastem.grid.MAX_CHUNKS, 1):
+        monkeypatch.setattr(fastem.grid, "MAX_CHUNKS", chunks)
+        grid = GridPasses(driver)
+        grid.centre = X.mean(axis=0)
+        results.append(grid.accumulate_many([(family, grid.pack_params(latent, family, p))
+                                             for p in params]))
+    for (a, worst_a), (b, worst_b) in zip(*results):
+        assert np.array_equal(a, b) and np.array_equal(worst_a, worst_b)
