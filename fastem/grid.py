@@ -96,6 +96,9 @@ class GridPasses:
         self._grid.clear()
         if not inside:
             return self.driver.accumulate_many(jobs, resp_fns)
+        # the order of the jobs may be that in which threads asked (SharedInit): the centre
+        # and the kernel's columns follow an order of their contents, so results do not vary
+        inside.sort(key=lambda i: canonical(jobs[i]))
         if self.centre is None:  # given responsibilities start the first candidates
             self.centre = np.concatenate([jobs[i][1].pivot for i in inside]).mean(axis=0)
         group = GridJob([jobs[i] for i in inside], self.centre, self.driver.dtype, self,
@@ -135,6 +138,13 @@ class GridPasses:
         merged = dict(zip(rest, results[:-1]))
         merged.update(zip(inside, results[-1]))
         return [merged[i] for i in range(len(jobs))]
+
+
+def canonical(job):
+    """A key ordering ``(family, packed)`` jobs by their contents."""
+    family, packed = job
+    return (family.covariance_type, packed.log_norm.shape[0], packed.pivot.tobytes(),
+            packed.proj.tobytes(), packed.log_norm.tobytes())
 
 
 def gridded(family):
