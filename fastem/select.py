@@ -5,7 +5,9 @@ its estimator, initialised by the estimator's own hooks and then advanced in loc
 the others (:mod:`fastem.lockstep`): each pass over the data serves every candidate still
 running, so a grid costs the longest candidate's iterations in passes, not their sum. One more
 shared pass scores every candidate's final parameters: the log-likelihood and the entropy of
-the posteriors (for ICL), one block at a time. A candidate that fails (e.g. a degenerate
+the posteriors (for ICL), one block at a time. In memory and on files, the full and diagonal
+Gaussian candidates share one compiled E-step (:mod:`fastem.grid`, features computed once
+per chunk, in float64 also for float32 data), the others run their own kernels. A candidate that fails (e.g. a degenerate
 covariance) is reported with its error and does not stop the others.
 
 Criteria follow scikit-learn's sign (lower is better): BIC = -2 log L + p log n,

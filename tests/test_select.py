@@ -522,3 +522,12 @@ def test_grid_results_do_not_depend_on_the_order_of_its_jobs():
                                                               [fns[i] for i in order])
         for j, i in enumerate(order):
             assert np.array_equal(shuffled[j][0], forward[i][0])
+
+
+def test_grid_is_bitwise_the_same_for_any_n_threads(X):
+    one, two = (select(X, range(1, 5), ("full", "diag"), random_state=0, n_threads=n)
+                for n in (1, 2))
+    for a, b, row_a, row_b in zip(one.estimators, two.estimators, one.table, two.table):
+        for name in GAUSSIAN:
+            assert np.array_equal(getattr(a, name), getattr(b, name))
+        assert a.lower_bounds_ == b.lower_bounds_ and row_a.icl == row_b.icl
