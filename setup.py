@@ -12,8 +12,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-KERNELS = ["_blocks", "expfam", "forward_backward", "gaussian", "logsumexp", "multinomial",
-           "state_mixture"]
+KERNELS = ["_blocks", "expfam", "forward_backward", "gaussian", "grid", "kmeans", "logsumexp",
+           "multinomial", "state_mixture"]
 OPENMP_PROBE = textwrap.dedent(
     """
     #include <omp.h>

@@ -66,6 +66,8 @@ def main():
     parser.add_argument("--path", default=None)
     parser.add_argument("--reps", type=int, default=1,
                         help="runs of both, taking turns; the best time of each is compared")
+    parser.add_argument("--phases", action="store_true",
+                        help="only run select once, printing the CPU time of each phase")
     args = parser.parse_args()
     n = args.n_samples
     path = args.path or f"/work/fastem-select-{n}x{args.n_features}-float32.npy"
@@ -77,6 +79,8 @@ def main():
     print(f"data: {path} ({os.path.getsize(path) / 1e9:.2f} GB), grid K=1..{args.max_k} x "
           f"{kinds}, {args.threads} threads")
 
+    if args.phases:
+        return print_phases(path, ks, kinds, options)
     seconds = {"select": [], "separate": [], "separate + BIC": []}
     for rep in range(args.reps):  # taking turns, so that both see the same load
         with RowCounter() as counter:
@@ -128,6 +132,39 @@ def main():
     chosen = result.table[int(np.argmin(bics))].name
     print(f"largest relative difference of the parameters: {worst:.1e}; separate fits choose "
           f"{chosen}, select chooses {result.best.name}")
+
+
+def print_phases(path, ks, kinds, options):
+    """Process CPU seconds of select's phases: the k-means start (threads included), the
+    lock-step EM passes and the scoring pass."""
+    import fastem.lockstep
+    import fastem.select
+
+    spent = {}
+
+    def timed(name, fn):
+        def run(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.process_time() - start
+        return run
+
+    patches = [(fastem.lockstep.SharedInit, "run", "start"),
+               (fastem.select, "run_lockstep", "EM"), (fastem.select, "_score", "scoring")]
+    originals = [getattr(owner, attr) for owner, attr, _ in patches]
+    for owner, attr, name in patches:
+        setattr(owner, attr, timed(name, getattr(owner, attr)))
+    try:
+        with Timer() as timer:
+            select(path, ks, kinds, **options)
+    finally:
+        for (owner, attr, _), original in zip(patches, originals):
+            setattr(owner, attr, original)
+    print(f"select, CPU: {timer.seconds[1]:.2f} s in all; " + ", ".join(
+        f"{name} {seconds:.2f} s" for name, seconds in spent.items())
+        + f" (load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

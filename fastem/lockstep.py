@@ -49,16 +49,20 @@ class Fit:
                 and self.result.n_iter < self.max_iter)
 
 
-def run_lockstep(fits, driver, callback=None):
+def run_lockstep(fits, driver, callback=None, grid=None):
     """Advance every fit of ``fits`` until it converges, reaches ``max_iter`` or fails (its
-    ``error``); ``callback(n_passes, running)`` after every pass. Returns the passes made."""
+    ``error``); ``callback(n_passes, running)`` after every pass. ``grid``, when given, packs
+    the fits and makes the passes (``pack(fit, driver)``, ``accumulate_many(jobs)``:
+    :class:`fastem.grid.GridPasses`). Returns the passes made."""
     n_passes = 0
     running = [fit for fit in fits if fit.running]
+    pack_fit = pack if grid is None else grid.pack
+    accumulate_many = driver.accumulate_many if grid is None else grid.accumulate_many
     while running:
         ready = [(fit, packed) for fit in running
-                 if (packed := pack(fit, driver)) is not None]
+                 if (packed := pack_fit(fit, driver)) is not None]
         if ready:
-            results = driver.accumulate_many([(fit.family, packed) for fit, packed in ready])
+            results = accumulate_many([(fit.family, packed) for fit, packed in ready])
             n_passes += 1
             for (fit, packed), (stats, worst) in zip(ready, results):
                 step(fit, driver, packed, stats, worst)
@@ -101,8 +105,11 @@ class SharedInit:
     driver. Each fit's generator is its own, so results do not depend on thread timing.
     """
 
-    def __init__(self, driver):
+    def __init__(self, driver, grid=None):
+        """``grid``, when given, makes the shared passes (``accumulate_many(jobs, resp_fns)``:
+        :class:`fastem.grid.GridPasses`)."""
         self._driver, self._calls = driver, {}
+        self._passes = driver if grid is None else grid
         self._sharing = threading.Lock()
         self._turn = threading.Condition()
         self._pending, self._busy = [], 0
@@ -199,7 +206,7 @@ class SharedInit:
         if not batch:
             return False
         try:
-            results = self._driver.accumulate_many([r["job"] for r in batch],
+            results = self._passes.accumulate_many([r["job"] for r in batch],
                                                    [r["resp_fn"] for r in batch])
         except BaseException as error:  # every waiting thread raises it
             results = [error] * len(batch)

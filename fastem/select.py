@@ -5,7 +5,9 @@ its estimator, initialised by the estimator's own hooks and then advanced in loc
 the others (:mod:`fastem.lockstep`): each pass over the data serves every candidate still
 running, so a grid costs the longest candidate's iterations in passes, not their sum. One more
 shared pass scores every candidate's final parameters: the log-likelihood and the entropy of
-the posteriors (for ICL), one block at a time. A candidate that fails (e.g. a degenerate
+the posteriors (for ICL), one block at a time. In memory and on files, the full and diagonal
+Gaussian candidates share one compiled E-step (:mod:`fastem.grid`, features computed once
+per chunk, in float64 also for float32 data), the others run their own kernels. A candidate that fails (e.g. a degenerate
 covariance) is reported with its error and does not stop the others.
 
 Criteria follow scikit-learn's sign (lower is better): BIC = -2 log L + p log n,
@@ -23,11 +25,13 @@ import numpy as np
 
 from ._config import single_threaded_blas
 from .drivers import make_driver
+from .drivers.local import LocalDriver
 from .em import ConvergenceWarning
 from .estimators import GaussianMixture, MixtureModel
 from .estimators._base import _MixtureBase, check_random_state, progress_bars
 from .estimators.names import estimator_class
 from .families.base import Family
+from .grid import GridPasses
 from .lockstep import FAILURES, Fit, SharedInit, run_lockstep
 
 CRITERIA = ("bic", "aic", "icl")
@@ -165,10 +169,11 @@ def select(X, n_components=range(1, 21), covariance_type=("full", "diag"), crite
         shared = _check_rows(estimators[0], driver)
         for est in estimators:
             vars(est).update(shared)
-        runs = SharedInit(driver).run([partial(_start, est) for est in estimators])
-        n_passes = run_lockstep([fit for fits in runs for fit in fits], driver, callback)
+        grid = GridPasses(driver) if isinstance(driver, LocalDriver) else None
+        runs = SharedInit(driver, grid).run([partial(_start, est) for est in estimators])
+        n_passes = run_lockstep([fit for fits in runs for fit in fits], driver, callback, grid)
         finished = [_finish(est, fits, driver) for est, fits in zip(estimators, runs)]
-        table = _score(estimators, finished, driver)
+        table = _score(estimators, finished, driver, grid)
     stopped = [row.name for row in table if row.error is None and not row.converged]
     if stopped and estimators[0].max_iter > 0:
         warnings.warn(f"{len(stopped)} candidate(s) did not converge within max_iter: "
@@ -263,14 +268,18 @@ def _finish(est, fits, driver):
     return None
 
 
-def _score(estimators, errors, driver):
-    """The table: one shared pass scores every fitted candidate's final parameters."""
+def _score(estimators, errors, driver, grid):
+    """The table: one shared pass scores every fitted candidate's final parameters (the
+    Gaussian ones in the grid kernel, when ``grid`` is given)."""
     jobs, rows = [], []
     for est, error in zip(estimators, errors):
         packed = None
         if error is None:
+            latent, family, params = est._latent(), est._family(), est._fitted_params()
+            packed = None if grid is None else grid.pack_params(latent, family, params)
             try:
-                packed = est._latent().pack(est._family(), est._fitted_params(), driver.dtype)
+                if packed is None:
+                    packed = latent.pack(family, params, driver.dtype)
             except FAILURES as failure:
                 error = failure
         rows.append(Candidate(est.n_components, getattr(est, "covariance_type", None),
@@ -278,7 +287,8 @@ def _score(estimators, errors, driver):
                                                                f"{error}"))
         if packed is not None:
             jobs.append((len(rows) - 1, est._family(), packed))
-    sums = driver.score_many([(family, packed) for _, family, packed in jobs]) if jobs else []
+    sums = ((grid or driver).score_many([(family, packed) for _, family, packed in jobs])
+            if jobs else [])
     n = driver.n_samples
     total = n if driver.sample_weight is None else float(driver.sample_weight.sum())
     for (i, _, _), (ll, entropy) in zip(jobs, sums):

@@ -14,6 +14,9 @@ import fastem
 from fastem.demo import write_mixture
 from fastem.drivers.local import LocalDriver
 from fastem.families.expfam import Normal, Poisson, ProductFamily
+from fastem.families.gaussian import GaussianFamily, GaussianParams
+from fastem.grid import GridJob, GridPasses
+from fastem.latent.mixture import Mixture, MixtureParams
 from fastem.select import select
 
 RTOL = 1e-10
@@ -98,25 +101,26 @@ def test_marginalised_missing_entries_as_in_separate_fits(X, init):
             np.testing.assert_allclose(row.bic, alone.bic(Y), rtol=RTOL)
 
 
-def test_float32_file_with_candidates_computing_in_float64(tmp_path, monkeypatch):
-    """Some packings of float32 data compute in float64 (fastem.families.gaussian's rounding
-    bounds): one pass then serves both dtypes, each block converted once."""
+def test_float32_file_computes_in_float64_as_separate_fits_of_float64_data(tmp_path):
+    """The grid kernel computes in float64 (float32 rows converted chunk by chunk), from the
+    k-means start on: a grid on a float32 file equals separate fits of the same rows in
+    float64, whose float64 parameters round to the same float32 attributes. (Separate fits of
+    the float32 file compute in float32 where its rounding bound allows; they differ by that
+    rounding, ~1e-5 relative on the benchmark's data.)"""
     path = tmp_path / "mixture.npy"
     write_mixture(path, 3000, 8, 6, np.dtype(np.float32), np.random.default_rng(0))
-    dtypes = set()
-    original = LocalDriver.accumulate_many
-
-    def spy(self, jobs, resp_fns=None):
-        dtypes.update(np.dtype(packed.dtype).name for _, packed in jobs)
-        return original(self, jobs, resp_fns)
-
-    monkeypatch.setattr(LocalDriver, "accumulate_many", spy)
-    result = select(str(path), range(1, 9), "full", random_state=0)
-    assert dtypes == {"float32", "float64"}
+    X64 = np.load(path).astype(np.float64)
+    result = select(str(path), range(1, 9), ("full", "diag"), random_state=0)
     for row, est in zip(result.table, result.estimators):
-        alone = fastem.GaussianMixture(row.n_components, random_state=0).fit(str(path))
-        assert_same(est, alone, GAUSSIAN)
-        np.testing.assert_allclose(row.bic, alone.bic(str(path)), rtol=RTOL)
+        alone = fastem.GaussianMixture(row.n_components, covariance_type=row.covariance_type,
+                                       random_state=0).fit(X64)
+        for name in GAUSSIAN:
+            assert getattr(est, name).dtype == np.float32
+            np.testing.assert_allclose(getattr(est, name), getattr(alone, name), rtol=2e-7,
+                                       atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(est.lower_bounds_, alone.lower_bounds_, rtol=RTOL)
+        assert est.n_iter_ == alone.n_iter_ and est.converged_ == alone.converged_
+        np.testing.assert_allclose(row.bic, alone.bic(X64), rtol=1e-7)
 
 
 def test_other_families_equal_separate_fits():
@@ -145,8 +149,10 @@ def test_one_pass_per_iteration_serves_every_candidate(X, monkeypatch):
     reads, inits = [], []
     original = LocalDriver.accumulate_many
 
-    def counting(self, jobs, resp_fns=None):
-        (reads if resp_fns is None else inits).append(len(jobs))
+    def counting(self, jobs, resp_fns=None):  # candidates served (the grid kernel: many)
+        served = sum(len(family.jobs) if isinstance(family, GridJob) else 1
+                     for family, _ in jobs)
+        (reads if resp_fns is None else inits).append(served)
         return original(self, jobs, resp_fns)
 
     monkeypatch.setattr(LocalDriver, "accumulate_many", counting)
@@ -367,3 +373,161 @@ def test_old_faithful_matches_mclust():
     assert result.best.name == "tied K=3"
     np.testing.assert_allclose(result.best.log_likelihood, -1126.326, atol=0.02)
     np.testing.assert_allclose(result.best.bic, 2314.316, atol=0.04)
+
+
+def random_mixture(X, k, covariance_type, rng):
+    """A random mixture near the data: weights, means on rows, covariances around X's."""
+    d = X.shape[1]
+    means = X[rng.choice(len(X), k, replace=False)] + 0.1 * X.std(axis=0) * rng.randn(k, d)
+    scale = np.diag(X.var(axis=0))
+    if covariance_type == "full":
+        factors = np.eye(d) + 0.3 * rng.randn(k, d, d)
+        cov = np.stack([0.3 * f @ scale @ f.T + 0.01 * scale for f in factors])
+    else:
+        cov = np.diag(scale)[None] * rng.uniform(0.1, 1.0, (k, d))
+    weights = rng.dirichlet(np.ones(k))
+    return MixtureParams(weights, GaussianParams.from_covariances(covariance_type, means, cov))
+
+
+@pytest.mark.parametrize("shift, scale", [(0.0, 1.0), (1e3, 1.0), (-50.0, 1e-3)])
+def test_grid_kernel_equals_each_candidates_kernel(shift, scale):
+    """The grid kernel (every candidate from one set of features about one centre) against
+    each candidate's own kernel with the same packing: E-step statistics, worst rows, scores
+    (log-likelihood and entropy) and statistics of given responsibilities (restated about
+    each candidate's pivot) to 1e-12, with sample weights (zeros among them); bitwise the
+    same for 1 and 2 threads."""
+    rng = np.random.RandomState(0)
+    X = np.ascontiguousarray(make_blobs(n=5000, d=4, k=3)[0] * scale + shift)
+    weights = rng.uniform(0.0, 2.0, len(X))
+    weights[::7] = 0.0
+    driver = LocalDriver(X, weights, chunk_size=300, n_threads=2)
+    latent, families = Mixture(), {kind: GaussianFamily(kind) for kind in ("full", "diag")}
+    candidates = [(families[kind], random_mixture(X, k, kind, rng))
+                  for kind in ("diag", "full") for k in (1, 3, 5)]
+
+    def close(a, b):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+
+    grid = GridPasses(driver)
+    jobs = [(family, grid.pack_params(latent, family, params))
+            for family, params in candidates]
+    assert all(packed.dtype == np.float64 for _, packed in jobs)
+    for (stats, worst), (own, own_worst) in zip(grid.accumulate_many(jobs),
+                                                driver.accumulate_many(jobs)):
+        close(stats, own)
+        assert worst[1] == own_worst[1]
+        close(worst, own_worst)
+    jobs = [(family, grid.pack_params(latent, family, params))
+            for family, params in candidates]
+    for scores, own in zip(grid.score_many(jobs), driver.score_many(jobs)):
+        close(scores, own)
+
+    starts = [(family, family.pack_pivot(params.means, np.float64))
+              for family, params in candidates]
+    given = [rng.dirichlet(np.ones(packed.pivot.shape[0]), len(X)) for _, packed in starts]
+    fns = [lambda start, block, r=r: r[start:start + block.shape[0]] for r in given]
+    for (stats, _), (own, _) in zip(grid.accumulate_many(starts, fns),
+                                    driver.accumulate_many(starts, fns)):
+        close(stats, own)
+
+    one = GridPasses(LocalDriver(X, weights, chunk_size=300, n_threads=1))
+    for passes in (grid, one):
+        passes.centre = grid.centre
+    results = [passes.accumulate_many([(family, passes.pack_params(latent, family, params))
+                                       for family, params in candidates])
+               for passes in (one, grid)]
+    for (a, worst_a), (b, worst_b) in zip(*results):
+        assert np.array_equal(a, b) and np.array_equal(worst_a, worst_b)
+
+
+def test_grid_leaves_tight_components_far_from_its_centre_to_their_own_kernels(monkeypatch):
+    """Tight clusters far apart: statistics about one centre would lose the clusters'
+    spread to rounding, so the start of each candidate runs again in its own kernel (one more
+    pass) and its E-steps in its own kernels; the grid still equals separate fits."""
+    rng = np.random.RandomState(2)
+    X = np.concatenate([1e-3 * rng.randn(500, 2), 1e4 + 1e-3 * rng.randn(500, 2)])
+    inits = []
+    original = LocalDriver.accumulate_many
+
+    def counting(self, jobs, resp_fns=None):
+        if resp_fns is not None:
+            inits.append([type(family).__name__ for family, _ in jobs])
+        return original(self, jobs, resp_fns)
+
+    monkeypatch.setattr(LocalDriver, "accumulate_many", counting)
+    result = select(X, [2, 3], ("full", "diag"), random_state=0)
+    assert inits == [["GridJob"], ["GaussianFamily"] * 4]
+    for row, est in zip(result.table, result.estimators):
+        alone = fastem.GaussianMixture(row.n_components, covariance_type=row.covariance_type,
+                                       random_state=0).fit(X)
+        assert_same(est, alone, GAUSSIAN)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_closest_centre_kernel_against_numpy(dtype):
+    """k-means labels (compiled): NumPy's argmin of |c|^2 - 2 x.c, the first of equal
+    centres, for any number of rows and threads."""
+    from fastem._kernels import kmeans
+    from fastem.initialization import closest
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(5003, 5).astype(dtype)
+    for k in (1, 2, 7, 10):
+        centers = rng.randn(k, 5)
+        if k > 2:
+            centers[2] = centers[1]  # equal centres: the first wins
+        reference = (np.einsum("ij,ij->i", centers, centers)
+                     - 2.0 * (X.astype(np.float64) @ centers.T)).argmin(axis=1)
+        labels = closest(X, centers)
+        np.testing.assert_array_equal(labels, reference)
+        assert k <= 2 or not (labels == 2).any()
+        np.testing.assert_array_equal(kmeans.closest(X, centers, 2), labels)
+
+
+def test_grid_kernel_calls_add_up_as_one(monkeypatch):
+    """Blocks longer than MAX_CHUNKS chunks go through the kernel in pieces, each adding its
+    chunks in order: the same bits as one call, worst rows counted from the block's start."""
+    import fastem.grid
+
+    rng = np.random.RandomState(1)
+    X = make_blobs(n=3000, d=3, k=3)[0]
+    driver = LocalDriver(X, n_threads=2)
+    latent, family = Mixture(), GaussianFamily("full")
+    params = [random_mixture(X, k, "full", rng) for k in (2, 4)]
+    results = []
+    for chunks in (fastem.grid.MAX_CHUNKS, 1):
+        monkeypatch.setattr(fastem.grid, "MAX_CHUNKS", chunks)
+        grid = GridPasses(driver)
+        grid.centre = X.mean(axis=0)
+        results.append(grid.accumulate_many([(family, grid.pack_params(latent, family, p))
+                                             for p in params]))
+    for (a, worst_a), (b, worst_b) in zip(*results):
+        assert np.array_equal(a, b) and np.array_equal(worst_a, worst_b)
+
+
+def test_grid_results_do_not_depend_on_the_order_of_its_jobs():
+    """The starts reach the shared pass in the order their threads ask (SharedInit): the
+    grid's centre and columns follow the jobs' contents, so each result is the same bits."""
+    rng = np.random.RandomState(3)
+    X = make_blobs(n=2000, d=3, k=3)[0] * np.pi
+    kinds, ks = ("full", "diag") * 4, (2, 3, 4, 2, 3, 4, 3, 2)
+    starts = [(GaussianFamily(kind), GaussianFamily(kind).pack_pivot(
+        X[rng.choice(len(X), k)], np.float64)) for kind, k in zip(kinds, ks)]
+    given = [rng.dirichlet(np.ones(packed.pivot.shape[0]), len(X)) for _, packed in starts]
+    fns = [lambda start, block, r=r: r[start:start + block.shape[0]] for r in given]
+    forward = GridPasses(LocalDriver(X)).accumulate_many(starts, fns)
+    for _ in range(3):
+        order = rng.permutation(len(starts))
+        shuffled = GridPasses(LocalDriver(X)).accumulate_many([starts[i] for i in order],
+                                                              [fns[i] for i in order])
+        for j, i in enumerate(order):
+            assert np.array_equal(shuffled[j][0], forward[i][0])
+
+
+def test_grid_is_bitwise_the_same_for_any_n_threads(X):
+    one, two = (select(X, range(1, 5), ("full", "diag"), random_state=0, n_threads=n)
+                for n in (1, 2))
+    for a, b, row_a, row_b in zip(one.estimators, two.estimators, one.table, two.table):
+        for name in GAUSSIAN:
+            assert np.array_equal(getattr(a, name), getattr(b, name))
+        assert a.lower_bounds_ == b.lower_bounds_ and row_a.icl == row_b.icl

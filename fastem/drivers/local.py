@@ -203,21 +203,27 @@ class LocalDriver:
     def score_many(self, jobs):
         """One pass: for each ``(family, packed)`` of ``jobs``, ``[sum_i w_i log p(x_i),
         sum_i w_i H(r_i)]`` with H(r_i) = -sum_k r_ik log r_ik the entropy of row i's
-        posteriors (for ICL), as a (len(jobs), 2) array. Posteriors exist one block at a time,
-        never for all rows; rows of zero weight (omitted) are left out."""
+        posteriors (for ICL), as a list of arrays, one per job. Posteriors exist one block at a
+        time, never for all rows; rows of zero weight (omitted) are left out. A family that
+        scores blocks itself (``score_block``, e.g. :class:`fastem.grid.GridJob`, many
+        candidates at once) gives its own array."""
         chunks = [self._chunk(packed.log_norm.shape[0]) for _, packed in jobs]
         works = [family.workspace(packed, chunk, self.n_threads, 0)
                  for (family, packed), chunk in zip(jobs, chunks)]
-        totals = np.zeros((len(jobs), 2))
+        totals = [0.0] * len(jobs)
         with single_threaded_blas(), self.bar(f"score x{len(jobs)}") as bar:
             for _, blocks, weights in self._shared_blocks(jobs, 64 * max(chunks), bar):
                 for j, ((family, packed), chunk, work) in enumerate(zip(jobs, chunks, works)):
                     block = blocks[np.dtype(packed.dtype)]
+                    if hasattr(family, "score_block"):
+                        totals[j] = totals[j] + family.score_block(packed, block, weights, chunk,
+                                                                   self.n_threads, work)
+                        continue
                     log_prob = np.empty(block.shape[0])
                     resp = np.empty((block.shape[0], packed.log_norm.shape[0]))
                     family.predict_block(packed, block, chunk, self.n_threads, work, log_prob,
                                          resp, None)
-                    totals[j] += block_score(log_prob, resp, weights)
+                    totals[j] = totals[j] + block_score(log_prob, resp, weights)
         return totals
 
     def predict(self, family, packed, outputs, nan_policy=None):

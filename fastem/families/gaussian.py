@@ -321,14 +321,15 @@ class GaussianFamily(Family):
         cov = {"full": k * d * (d + 1) / 2, "tied": d * (d + 1) / 2, "diag": k * d, "spherical": k}
         return int(cov[self.covariance_type] + k * d)
 
-    def pack(self, params, dtype, mass):
+    def pack(self, params, dtype, mass, centre=None):
         """:class:`KernelParams` for ``params``, choosing the kernel kind and its dtype.
 
         The exponential-family form runs wherever its rounding bound allows, in the data's dtype
         or else in float64; otherwise the exact kernel runs, in the data's dtype where its own
         rounding bound allows, else in float64. The packed arrays' dtype is the dtype the kernel
         computes in (``KernelParams.dtype``). The exponential-family kinds centre the
-        statistics on the means' average weighted by ``mass``.
+        statistics on the means' average weighted by ``mass``, or on ``centre`` when given
+        (float64: :mod:`fastem.grid` centres a whole grid on one point).
         """
         t, means, chol = self.covariance_type, params.means, params.precisions_cholesky
         k, d = means.shape
@@ -338,7 +339,8 @@ class GaussianFamily(Family):
             dtype = np.float64
         # the kernel subtracts the pivot in the data's dtype: the offsets must be from that very
         # (rounded) centre, else float32 data far from the origin are off by |P mu'| eps |s|
-        centre = np.average(means, axis=0, weights=mass).astype(dtype).astype(np.float64)
+        if centre is None:
+            centre = np.average(means, axis=0, weights=mass).astype(dtype).astype(np.float64)
         offset = means - centre
         if t in ("full", "tied"):
             precision = precisions_from_cholesky(chol, t)

@@ -66,10 +66,11 @@ class Mixture:
         self.frozen_weights = bool(frozen_weights)
 
     # ------------------------------------------------------------ the E-step
-    def pack(self, family, params, dtype):
+    def pack(self, family, params, dtype, **options):
         """The family's packing with ``log w_k`` folded into each component's constant, so
-        that the kernels' row-wise log-sum-exp is the mixture's posterior."""
-        packed = family.pack(params.components, dtype, params.weights)
+        that the kernels' row-wise log-sum-exp is the mixture's posterior; ``options`` go to
+        the family's ``pack`` (e.g. a Gaussian's ``centre``)."""
+        packed = family.pack(params.components, dtype, params.weights, **options)
         with np.errstate(divide="ignore"):  # a zero weight is a valid, empty component
             log_weights = np.log(np.asarray(params.weights, dtype=np.float64))
         return family.add_log_weights(packed, log_weights)
