@@ -6,7 +6,8 @@
 # (F = col_offset[D] columns) and, for components independent across columns,
 #   log p(x_i, z=k) = log_norm[k] + sum_j b_j(x_ij) + T(x_i) @ natural[:, k]
 # with log_norm[k] = log w_k - A(natural_k). For each chunk of rows (small enough to stay in
-# cache) one pass computes the features in float64 (whatever the data's dtype), the
+# cache) one pass computes the features in float64 (float32 data: in float32 where the chunk's
+# rounding bound allows, see log_prob_f32), the
 # log-densities of all components by one GEMM, the row-wise log-sum-exp, the responsibilities
 # r_ik and the sufficient statistics
 #   ll = sum_i w_i log p(x_i),  W = sum_i w_i,  s0_k = sum_i w_i r_ik,  S_k = sum_i w_i r_ik T(x_i)
