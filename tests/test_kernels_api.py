@@ -382,11 +382,13 @@ def test_family_statistics_match_numpy(dtype, layout):
     assert empty.size == 0
     np.testing.assert_allclose(new.weights, weights, rtol=1e-12)
     np.testing.assert_allclose(np.hstack(new.columns), means, rtol=1e-12)
-    # with the E-step's own posteriors, the same statistics as the fused E-step
+    # with the E-step's own posteriors, the same statistics as the fused E-step (float32 data:
+    # to float32 rounding, the E-step's sums being float32 per chunk, expfam.pyx)
     _, posterior = kernels.family_predict(X, family, params)
     e = kernels.family_e_step(X, family, params, sample_weight=w)
     s = kernels.family_statistics(X, posterior, family, params, sample_weight=w)
-    np.testing.assert_allclose(s.statistics[1:], e.statistics[1:], rtol=1e-10)
+    rtol = 1e-10 if X.dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(s.statistics[1:], e.statistics[1:], rtol=rtol)
 
 
 def test_family_statistics_of_a_gaussian_family_match_gaussian_m_step(covariance_type):

@@ -6,7 +6,8 @@
 # (F = col_offset[D] columns) and, for components independent across columns,
 #   log p(x_i, z=k) = log_norm[k] + sum_j b_j(x_ij) + T(x_i) @ natural[:, k]
 # with log_norm[k] = log w_k - A(natural_k). For each chunk of rows (small enough to stay in
-# cache) one pass computes the features in float64 (whatever the data's dtype), the
+# cache) one pass computes the features in float64 (float32 data: in float32 where the chunk's
+# rounding bound allows, see log_prob_f32), the
 # log-densities of all components by one GEMM, the row-wise log-sum-exp, the responsibilities
 # r_ik and the sufficient statistics
 #   ll = sum_i w_i log p(x_i),  W = sum_i w_i,  s0_k = sum_i w_i r_ik,  S_k = sum_i w_i r_ik T(x_i)
@@ -37,7 +38,8 @@
 # chunk writes its statistics into its own slot, and slots are added in chunk order after the
 # parallel loop, so results are bitwise identical for any number of threads.
 from cython cimport floating
-from libc.math cimport INFINITY, floor, lgamma, log
+from libc.float cimport FLT_EPSILON
+from libc.math cimport INFINITY, fabs, floor, lgamma, log
 from libc.string cimport memcpy, memset
 
 from ._blocks cimport clamp_labelled, emission_t, fit_chunks, predict_chunks
@@ -46,6 +48,12 @@ from .logsumexp cimport normalize_log_rows
 
 # The column kinds and the signatures of the per-chunk functions are declared in expfam.pxd,
 # the public C-level API of this module.
+
+
+cdef extern from "fastem/_kernels/_normalize.h" nogil:
+    # float32 data: exp by a shorter series (relative error < 7.1e-9), within their own
+    # rounding, as gaussian.pyx's (_vexp.h)
+    void fastem_normalize_rows_short(double* a, Py_ssize_t n, Py_ssize_t k, double* lse)
 
 # log(x!) for small counts, filled once at import (libm's lgamma is slow and, through signgam,
 # not reentrant); larger counts call lgamma.
@@ -72,8 +80,8 @@ cpdef Py_ssize_t stats_size(Py_ssize_t f, Py_ssize_t k):
 cpdef Py_ssize_t workspace_size(Py_ssize_t chunk_size, Py_ssize_t f, Py_ssize_t k):
     """float64 elements of per-thread scratch for chunks of ``chunk_size`` rows (any dtype):
     responsibilities (chunk, k), log-sum-exp (chunk,), features (chunk, f), base measure
-    (chunk,)."""
-    return chunk_size * (f + k + 2)
+    (chunk,), then the float32 path's work (work32_size float32 elements)."""
+    return chunk_size * (f + k + 2) + (work32_size(chunk_size, f, k) + 1) // 2
 
 
 cdef void features(
@@ -85,9 +93,26 @@ cdef void features(
     double* base,                                    # OUT (n,) sum_j b_j(x); -inf out of support
 ) noexcept nogil:
     """Features T(x) (float64) and base measure of each row; zeros and -inf out of support."""
+    column_features(x, n, d, col_kind, col_offset, col_shift, t, base)
+
+
+ctypedef fused feature_t:
+    float
+    double
+
+
+cdef void column_features(
+    const floating* x, Py_ssize_t n, Py_ssize_t d,   # IN  chunk rows (n, d)
+    const int* col_kind,                             # IN  (d,) COL_* of each column
+    const Py_ssize_t* col_offset,                    # IN  (d + 1,) feature range of each column
+    const double* col_shift,                         # IN  (d,) s_j of COL_GAUSSIAN columns
+    feature_t* t,                                    # OUT (n, col_offset[d]) rows of T(x)
+    double* base,                                    # OUT (n,) sum_j b_j(x); -inf out of support
+) noexcept nogil:
+    """features(), in float32 or float64 (computed in float64, then rounded)."""
     cdef Py_ssize_t i, j, o, width, f = col_offset[d]
     cdef double v, b
-    cdef double* row
+    cdef feature_t* row
     cdef int kind
     for i in range(n):
         row = t + i * f
@@ -102,7 +127,7 @@ cdef void features(
                 kind -= COL_MISSING
                 row[o + width] = v == v
                 if v != v:  # missing: no features, no base measure
-                    memset(row + o, 0, width * sizeof(double))
+                    memset(row + o, 0, width * sizeof(feature_t))
                     continue
             if kind == COL_IDENTITY:
                 if -INFINITY < v < INFINITY:
@@ -126,7 +151,7 @@ cdef void features(
                     row[o + 1] = 0.0
                     b = -INFINITY
             elif kind == COL_CATEGORICAL:
-                memset(row + o, 0, width * sizeof(double))
+                memset(row + o, 0, width * sizeof(feature_t))
                 if 0.0 <= v < width and v == floor(v):
                     row[o + <Py_ssize_t> v] = 1.0
                 else:
@@ -151,23 +176,116 @@ cdef void chunk_log_prob(
     double* logp,                                    # OUT (n, k) log p(x_i, z = k)
 ) noexcept nogil:
     """log p(x_i, z=k) = log_norm[k] + base[i] + T(x_i) @ natural[:, k], one GEMM."""
-    cdef Py_ssize_t i, c
-    cdef double b, v
-    cdef double* out
     if f > 0:
         gemm_rowmajor(<int> n, <int> k, <int> f, t, <int> f, natural, <int> k, logp, <int> k)
     else:
         memset(logp, 0, n * k * sizeof(double))
+    add_log_norm(logp, base, n, log_norm, k, logp)
+
+
+cdef void add_log_norm(
+    const feature_t* dots,                           # IN  (n, k) T(x_i) @ natural (may be logp)
+    const double* base, Py_ssize_t n,                # IN  (n,) base measure
+    const double* log_norm, Py_ssize_t k,            # IN  (k,)
+    double* logp,                                    # OUT (n, k) log p(x_i, z = k)
+) noexcept nogil:
+    """logp = log_norm + base + dots; -inf for rows out of support and NaN values."""
+    cdef Py_ssize_t i, c
+    cdef double b, v
     for i in range(n):
-        out = logp + i * k
         b = base[i]
         if b == -INFINITY:  # out of support: -inf whatever T @ natural is
             for c in range(k):
-                out[c] = -INFINITY
+                logp[i * k + c] = -INFINITY
             continue
         for c in range(k):
-            v = log_norm[c] + b + out[c]
-            out[c] = v if v == v else -INFINITY
+            v = log_norm[c] + b + dots[i * k + c]
+            logp[i * k + c] = v if v == v else -INFINITY
+
+
+# float32 data compute T(x) @ natural and r.T @ T(x) in float32 where a chunk's rows have
+# eps32 * sum_j max_i |T_ij| max_k |natural_jk| <= FLOAT32_MAX_ERROR nats (the rounding of the
+# features, the parameters and the products; families/gaussian.py's EXPFAM_MAX_ERROR), and
+# only for columns whose statistics are sums of non-negative terms that float32 keeps to its
+# relative rounding (identity, count and categorical: Bernoulli, Exponential, Poisson,
+# Categorical). Log columns (Gamma: log E[x] - E[log x] cancels for concentrated components) and
+# Gaussian ones (second moments about a common centre) stay in float64, as does a chunk whose
+# rows fail the bound (large counts).
+cdef double FLOAT32_MAX_ERROR = 1e-3
+
+
+cdef bint float32_columns(const int* col_kind, Py_ssize_t d) noexcept nogil:
+    """Whether every column's kind may compute in float32 (see FLOAT32_MAX_ERROR)."""
+    cdef Py_ssize_t j
+    cdef int kind
+    for j in range(d):
+        kind = col_kind[j] % COL_MISSING
+        if kind != COL_IDENTITY and kind != COL_COUNT and kind != COL_CATEGORICAL:
+            return False
+    return True
+
+
+cpdef Py_ssize_t work32_size(Py_ssize_t chunk_size, Py_ssize_t f, Py_ssize_t k):
+    """float32 elements of the float32 path's scratch: dots, then responsibilities (chunk, k);
+    natural, then r.T @ T (f, k); max_k |natural_jk| and max_i |T_ij| (f,) each."""
+    return chunk_size * k + f * k + 2 * f
+
+
+cdef bint log_prob_f32(
+    const float* x, Py_ssize_t n, Py_ssize_t d,      # IN  chunk rows (n, d)
+    const int* col_kind, const Py_ssize_t* col_offset,
+    const double* col_shift,                         # IN  column layout, see features
+    const double* natural, const double* log_norm,   # IN  (f, k) and (k,) parameters
+    Py_ssize_t f, Py_ssize_t k,
+    float* t, double* base,                          # OUT (n, f) T(x) in float32, (n,) base
+    float* work,                                     # TMP (work32_size,)
+    double* logp,                                    # OUT (n, k) log p(x_i, z = k)
+) noexcept nogil:
+    """chunk_log_prob in float32 (features, parameters, GEMM) if the chunk's rows stay within
+    FLOAT32_MAX_ERROR; returns False, and leaves the chunk to float64, otherwise."""
+    cdef Py_ssize_t i, g, c
+    cdef float* nat = work + n * k
+    cdef float* top = nat + f * k
+    cdef float* largest = top + f
+    cdef double worst = 0.0
+    if f == 0 or not float32_columns(col_kind, d):
+        return False
+    for g in range(f):
+        top[g] = 0.0
+        largest[g] = 0.0
+        for c in range(k):
+            nat[g * k + c] = <float> natural[g * k + c]
+            top[g] = max(top[g], fabs(nat[g * k + c]))
+    column_features(x, n, d, col_kind, col_offset, col_shift, t, base)
+    for i in range(n):  # the bound by columns: no chain of dependent adds per row
+        for g in range(f):
+            largest[g] = max(largest[g], fabs(t[i * f + g]))
+    for g in range(f):
+        worst += <double> largest[g] * top[g]
+    if worst * FLT_EPSILON > FLOAT32_MAX_ERROR or worst != worst:
+        return False
+    gemm_rowmajor(<int> n, <int> k, <int> f, t, <int> f, nat, <int> k, work, <int> k)
+    add_log_norm(work, base, n, log_norm, k, logp)
+    return True
+
+
+cdef void chunk_stats_f32(
+    const float* t, Py_ssize_t n, Py_ssize_t f,      # IN  (n, f) features in float32
+    const double* resp, Py_ssize_t k,                # IN  (n, k) weighted responsibilities
+    float* work,                                     # TMP (work32_size,)
+    double* s0, double* s,                           # OUT += (k,) and (k, f) r.T @ T
+) noexcept nogil:
+    """chunk_stats in float32: r.T @ T summed in float32 over the chunk, then in float64."""
+    cdef Py_ssize_t i, c, j
+    cdef float* sums = work + n * k
+    for j in range(n * k):
+        work[j] = <float> resp[j]
+    gemm_tn_rowmajor(<int> n, <int> k, <int> f, work, t, <int> f, sums, <float> 0.0)
+    for i in range(n):
+        for c in range(k):
+            s0[c] += resp[i * k + c]
+    for j in range(k * f):
+        s[j] += sums[j]
 
 
 cdef void chunk_stats(
@@ -198,7 +316,7 @@ cdef void chunk_fit(
 ) noexcept nogil:
     """E-step and statistics of one chunk (fit_rows without labels)."""
     fit_rows(x, n, d, col_kind, col_offset, col_shift, weights, resp_in, NULL, natural,
-             log_norm, f, k, with_stats, t, resp, lse, base, slot, worst)
+             log_norm, f, k, with_stats, t, resp, lse, base, NULL, slot, worst)
 
 
 cdef void fit_rows(
@@ -213,6 +331,8 @@ cdef void fit_rows(
     Py_ssize_t f, Py_ssize_t k,
     bint with_stats,                                 # IN  accumulate s0, S (else only ll, W)
     double* t, double* resp, double* lse, double* base,   # TMP (n, f), (n, k), (n,), (n,)
+    float* work32,                                   # TMP (work32_size,) for float32 data to
+                                                     #     compute in float32, or NULL
     double* slot,                                    # OUT zeroed statistics vector (stats_size)
     double* worst,                                   # OUT [lowest log p(x_i), its row in chunk]
 ) noexcept nogil:
@@ -225,14 +345,24 @@ cdef void fit_rows(
     cdef Py_ssize_t i, c
     cdef double w
     cdef double* row
+    cdef bint in_float32 = False
     worst[0] = INFINITY
     worst[1] = -1
-    features(x, n, d, col_kind, col_offset, col_shift, t, base)
+    if floating is float:  # features, log-densities and statistics in float32 (see log_prob_f32)
+        if work32 != NULL and resp_in == NULL:
+            in_float32 = log_prob_f32(x, n, d, col_kind, col_offset, col_shift, natural,
+                                      log_norm, f, k, <float*> t, base, work32, resp)
+    if not in_float32:
+        features(x, n, d, col_kind, col_offset, col_shift, t, base)
     if resp_in == NULL:
-        chunk_log_prob(t, base, n, f, natural, log_norm, k, resp)
+        if not in_float32:
+            chunk_log_prob(t, base, n, f, natural, log_norm, k, resp)
         if labels != NULL:
             clamp_labelled(resp, n, k, labels)
-        normalize_log_rows(resp, n, k, lse)
+        if floating is double:
+            normalize_log_rows(resp, n, k, lse)
+        else:
+            fastem_normalize_rows_short(resp, n, k, lse)
     else:
         memcpy(resp, resp_in, n * k * sizeof(double))
         for i in range(n):
@@ -256,7 +386,9 @@ cdef void fit_rows(
         if w != 1.0:
             for c in range(k):
                 row[c] *= w
-    if with_stats:
+    if with_stats and in_float32:
+        chunk_stats_f32(<float*> t, n, f, resp, k, work32, slot + 2, slot + 2 + k)
+    elif with_stats:
         chunk_stats(t, n, f, resp, k, slot + 2, slot + 2 + k)
 
 
@@ -298,7 +430,8 @@ cdef check_layout(Py_ssize_t n, Py_ssize_t d, const int[::1] col_kind,
 ctypedef struct ExpFamPass:
     Py_ssize_t d, f, k
     Py_ssize_t chunk_size              # rows per chunk: lays out the family's scratch, which is
-                                       # features (chunk_size, f), then base (chunk_size,)
+                                       # features (chunk_size, f), then base (chunk_size,),
+                                       # then the float32 path's work (work32_size)
     const int* col_kind                # column layout, see features
     const Py_ssize_t* col_offset
     const double* col_shift
@@ -322,7 +455,8 @@ cdef void fit_chunk(
     cdef const ExpFamPass* p = <const ExpFamPass*> params
     fit_rows(x, n, p.d, p.col_kind, p.col_offset, p.col_shift, weights, resp_in, labels,
              p.natural, p.log_norm, p.f, p.k, with_stats, scratch, resp, lse,
-             scratch + p.chunk_size * p.f, slot, worst)
+             scratch + p.chunk_size * p.f, <float*> (scratch + p.chunk_size * (p.f + 1)), slot,
+             worst)
 
 
 cdef void log_density_chunk(
@@ -334,6 +468,11 @@ cdef void log_density_chunk(
     """The skeleton's log-densities of one chunk: features, then chunk_log_prob."""
     cdef const ExpFamPass* p = <const ExpFamPass*> params
     cdef double* base = scratch + p.chunk_size * p.f
+    if floating is float:  # in float32 where the chunk's bound allows (see log_prob_f32)
+        if log_prob_f32(x, n, p.d, p.col_kind, p.col_offset, p.col_shift, p.natural,
+                        p.log_norm, p.f, p.k, <float*> scratch, base,
+                        <float*> (scratch + p.chunk_size * (p.f + 1)), logp):
+            return
     features(x, n, p.d, p.col_kind, p.col_offset, p.col_shift, scratch, base)
     chunk_log_prob(scratch, base, n, p.f, p.natural, p.log_norm, p.k, logp)
 

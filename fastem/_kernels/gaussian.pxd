@@ -37,6 +37,11 @@ cdef enum:
     # component for the Schur complement; statistics in EXPFAM_FULL's and EXPFAM_TIED's layout
     EXPFAM_FULL_MISSING = 11
     EXPFAM_TIED_MISSING = 12
+    # full and tied centred per component, v = x - mu_k with mu_k split into [hi; lo] in the
+    # data's dtype (_tile.h): float32 data whose components are too far apart for the
+    # exponential-family form in float32; statistics as FULL's
+    FULL_CENTRED = 13
+    TIED_CENTRED = 14
 
 
 cdef inline bint is_expfam(int kind) noexcept nogil:
@@ -44,6 +49,11 @@ cdef inline bint is_expfam(int kind) noexcept nogil:
     return (kind == EXPFAM_DIAG or kind == EXPFAM_FULL or kind == EXPFAM_TIED
             or kind == EXPFAM_SPHERICAL or kind == EXPFAM_DIAG_MISSING
             or kind == EXPFAM_SPHERICAL_MISSING or is_marginal(kind))
+
+
+cdef inline bint is_centred(int kind) noexcept nogil:
+    """True for the kinds centred per component (_tile.h)."""
+    return kind == FULL_CENTRED or kind == TIED_CENTRED
 
 
 cdef inline bint is_marginal(int kind) noexcept nogil:
@@ -72,7 +82,7 @@ cdef inline Py_ssize_t feature_width(int kind, Py_ssize_t d) noexcept nogil:
     if kind == EXPFAM_SPHERICAL_MISSING:
         return 2 * d + 1
     if (kind == EXPFAM_FULL or kind == FULL or kind == TIED or kind == FULL_MISSING
-            or kind == EXPFAM_FULL_MISSING):
+            or kind == EXPFAM_FULL_MISSING or is_centred(kind)):
         return d + d * (d + 1) // 2
     return 2 * d
 
@@ -105,7 +115,9 @@ cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) no
 
 cdef inline Py_ssize_t projection_extra(int kind, Py_ssize_t d, Py_ssize_t k) noexcept nogil:
     """Elements of y beyond n * projection_width, per chunk: the marginal kinds' zero centre
-    and a row's factorisations (_marginal.h)."""
+    and a row's factorisations (_marginal.h), the centred kinds' tile of v (_tile.h)."""
+    if is_centred(kind):
+        return 16 * d  # a tile of 16 float32 or 8 float64 rows
     return d + d * d * k + 3 * k if is_marginal(kind) else 0
 
 
@@ -114,6 +126,8 @@ cdef inline Py_ssize_t scratch_size(int kind, Py_ssize_t n, Py_ssize_t d,
     """Elements of the z buffer of chunk_stats for chunks of up to n rows."""
     cdef Py_ssize_t f = feature_width(kind, d)
     cdef Py_ssize_t extra = 2 * d * k + 5 * d * d * k if is_marginal(kind) else 0  # _marginal.h
+    if is_centred(kind):  # u, v (n, d) and s (d, d) of the statistics (_tile.h)
+        return 2 * n * d + d * d
     return n * (d if d > k else k) + (d * d if d * d > k * f else k * f) + extra
 
 

@@ -28,6 +28,11 @@
 #          sum_k r_ik = 1, from which the tied scatter is S - sum_k s1_k s1_k' / s0_k. A tied
 #          pass then costs about 4dk + 4d^2 flops per row instead of full's ~2k d^2.
 #   expfam spherical: t(x) = [v, |v|^2] (d + 1 features; statistics [s1 | sum r |v|^2]).
+#   full and tied centred (FULL_CENTRED, TIED_CENTRED; float32 data whose components are too
+#          far apart for expfam in float32): |(x - mu_k) C_k|^2 with mu_k split into its float32
+#          rounding and the rest, v = (x - hi_k) - lo_k, and C_k the lower Cholesky factor of
+#          P_k, in register tiles of rows (_tile.h); statistics as full's, by the same tiles
+#          (sum r v v' in float32 over blocks of 256 rows, then float64), about pivot hi_k.
 #   diag (diag/spherical, direct): y = (x - mu_k) * L_k elementwise and statistics centred on
 #          each mu_k. full, tied and diag are the fallbacks where the expfam bound is too large
 #          even in float64 (components far apart relative to their spread).
@@ -60,7 +65,7 @@ cpdef Py_ssize_t stats_size(int kind, Py_ssize_t d, Py_ssize_t k):
     """Length of the statistics vector: [loglik, weight, s0 (k), s1 (k, d), s2 (k, d, d)] for
     full and tied; [loglik, weight, s0 (k), s1 (k, d), pooled s2 (d, d)] for expfam tied;
     [loglik, weight, s0 (k), [s1 | packed s2] (k, feature_width)] otherwise."""
-    if kind == FULL or kind == TIED or kind == FULL_MISSING:
+    if kind == FULL or kind == TIED or kind == FULL_MISSING or is_centred(kind):
         return 2 + k + k * d + k * d * d
     if kind == EXPFAM_TIED or kind == EXPFAM_TIED_MISSING:
         return 2 + k + k * d + d * d
@@ -72,6 +77,21 @@ cdef extern from "fastem/_kernels/_features.h" nogil:
                              const float* centre, float* t)
     void fastem_features_f64(int products, const double* x, Py_ssize_t n, Py_ssize_t d,
                              const double* centre, double* t)
+
+
+cdef extern from "fastem/_kernels/_tile.h" nogil:
+    void fastem_centred_stats_f32(const float* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
+                                  const double* resp, const float* pivot, float* u, float* v,
+                                  float* s, double* s1, double* s2)
+    void fastem_centred_stats_f64(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
+                                  const double* resp, const double* pivot, double* u, double* v,
+                                  double* s, double* s1, double* s2)
+    void fastem_centred_log_prob_f32(const float* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
+                                     int tied, const float* chol, const float* mean,
+                                     const double* log_norm, float* v, double* logp)
+    void fastem_centred_log_prob_f64(const double* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
+                                     int tied, const double* chol, const double* mean,
+                                     const double* log_norm, double* v, double* logp)
 
 
 cdef extern from "fastem/_kernels/_conditional.h" nogil:
@@ -211,8 +231,10 @@ cdef void chunk_log_prob(
                                                      #     expfam: (feature_width, k) W;
                                                      #     diag: (d, k) diagonal of L_k;
                                                      #     DIAG_MISSING: (2d, k), then the
-                                                     #     rows 2 log L_kj - log 2pi
+                                                     #     rows 2 log L_kj - log 2pi;
+                                                     #     centred: (k d, d) L_k, tied (d, d)
     const floating* center,                          # IN  full, tied: (d, k) mu_k @ L_k;
+                                                     #     centred: (2k, d) [hi; lo] of mu_k;
                                                      #     diag: (d, k) mu_k;
                                                      #     expfam tied: (d, d) L
     const double* log_norm, Py_ssize_t k,            # IN  (k,) log w_k + log det L_k - d/2 log 2pi
@@ -252,6 +274,14 @@ cdef void chunk_log_prob(
                         t = t + missing.product[i * d + j] * missing.product[i * d + j]
                     t = logp[i * k + c] - 0.5 * t
                     logp[i * k + c] = t if t == t else -INFINITY
+        return
+    if is_centred(kind):  # tiles of rows, in registers (_tile.h)
+        if floating is double:
+            fastem_centred_log_prob_f64(x, n, d, k, kind == TIED_CENTRED, proj, center,
+                                        log_norm, y, logp)
+        else:
+            fastem_centred_log_prob_f32(x, n, d, k, kind == TIED_CENTRED, proj, center,
+                                        log_norm, y, logp)
         return
     if features_by_row(kind):  # row by row, in registers (_diag.h)
         if floating is double:
@@ -440,6 +470,14 @@ cdef void chunk_stats(
         for c in range(k):
             for j in range(f):
                 s12[c * f + j] += scratch[j * k + c]
+        return
+    if is_centred(kind):  # register tiles, no BLAS packing copies (_tile.h)
+        if floating is double:
+            fastem_centred_stats_f64(x, n, d, k, resp, pivot, z, z + n * d, z + 2 * n * d,
+                                     s12, s2)
+        else:
+            fastem_centred_stats_f32(x, n, d, k, resp, pivot, z, z + n * d, z + 2 * n * d,
+                                     s12, s2)
         return
     for c in range(k):
         m = pivot + c * d

@@ -35,13 +35,16 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # dtype's eps) exceeds EXPFAM_MAX_ERROR for the dtype it would compute in; then the exactly
 # centred FULL, TIED or DIAG kernel runs instead. The bound is in nats per row. float64 keeps fits
 # within 1e-10 of scikit-learn's; float32 data compute in float32 while the bound stays within
-# 1e-3 nats, and in float64 beyond. The bound covers rows within about two standard deviations
-# of their component; tail rows can exceed it (benchmark mixture, D=16: bound 6e-4, float32
-# errors per row 8e-5 on average and 1.1e-3 at worst).
+# 1e-3 nats, and in float64 beyond; full ones then run FULL_CENTRED in float32, tied ones
+# TIED_CENTRED where the float64 bound fails too (see EXACT_MAX_ERROR). The bound covers rows
+# within about two standard deviations of their component; tail rows can exceed it (benchmark
+# mixture, D=16: bound 6e-4, float32 errors per row 8e-5 on average and 1.1e-3 at worst).
 (KIND_FULL, KIND_TIED, KIND_EXPFAM_DIAG, KIND_DIAG, KIND_EXPFAM_FULL, KIND_EXPFAM_TIED,
  KIND_EXPFAM_SPHERICAL, KIND_EXPFAM_DIAG_MISSING, KIND_EXPFAM_SPHERICAL_MISSING,
  KIND_DIAG_MISSING, KIND_FULL_MISSING, KIND_EXPFAM_FULL_MISSING,
- KIND_EXPFAM_TIED_MISSING) = range(13)
+ KIND_EXPFAM_TIED_MISSING, KIND_FULL_CENTRED, KIND_TIED_CENTRED) = range(15)
+# Kinds whose statistics are s1 (k, d) and the lower triangles of s2 (k, d, d), by SYRK
+SYRK_KINDS = (KIND_FULL, KIND_TIED, KIND_FULL_MISSING, KIND_FULL_CENTRED, KIND_TIED_CENTRED)
 # Full and tied kinds with missing entries (nan_policy="marginalize"): the exact FULL_MISSING
 # (_conditional.h) and the exponential-family ones (_marginal.h), whose statistics are laid out
 # as those of the complete-data kind they extend
@@ -54,7 +57,11 @@ MISSING_KINDS = (KIND_EXPFAM_DIAG_MISSING, KIND_EXPFAM_SPHERICAL_MISSING, KIND_D
 EXPFAM_MAX_ERROR = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-3}
 # The exact kernels compute whitened coordinates L_k'(x - mu_k); their rounding error is about
 # eps * max_j (|mu_k|' |L_k|)_j. Where that exceeds EXACT_MAX_ERROR in the data's dtype (a nearly
-# collapsed float32 component), they run in float64.
+# collapsed float32 component), they run in float64. float32 full and tied data whose
+# exponential-family bound fails run the kinds centred per component (_tile.h) instead, whose
+# error is eps * max_j (|x - mu_k|' |L_k|)_j for a row x: bounded over rows within two standard
+# deviations per axis of their component, reach_k = 2 sqrt(diag cov_k) (centred_scale), it
+# stays below EXACT_MAX_ERROR except for near-singular correlations; then float64.
 EXACT_MAX_ERROR = 1e-4
 
 CHOLESKY_ERROR = (
@@ -129,6 +136,15 @@ def whitened_scale(means, chol, covariance_type):
     if covariance_type == "tied":
         return means @ chol
     return means * (chol if covariance_type == "diag" else chol[:, None])
+
+
+def centred_scale(chol, covariance_type):
+    """Per component and axis, |reach_k|' |L_k| with reach_k = 2 sqrt(diag cov_k): the size of
+    the terms whose sums are the whitened coordinates (x - mu_k) L_k of the rows within two
+    standard deviations per axis, the rounding scale of the centred kinds."""
+    cov = covariances_from_cholesky(chol, covariance_type)
+    reach = 2.0 * np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+    return whitened_scale(np.atleast_2d(reach), chol, covariance_type)
 
 
 def expfam_rounding_scale(offsets, precisions):
@@ -355,6 +371,21 @@ class GaussianFamily(Family):
         if conditional:
             return self._pack_conditional(params, expfam_dtype is not None, centre, precision,
                                           log_norm, spread)
+        # float32 full data the expfam form cannot take in float32 run centred per component
+        # in float32 (as fast as expfam in float64 with each block converted, measured at
+        # 1e6 x 16, K = 16); tied ones only where expfam fails in float64 too (its float64
+        # form is a third of the centred kind's work)
+        centred = (t == "full" and expfam_dtype != dtype) or (t == "tied" and expfam_dtype is None)
+        if (centred and np.dtype(dtype) == np.float32
+                and np.finfo(dtype).eps * centred_scale(chol, t).max() <= EXACT_MAX_ERROR):
+            # v = (x - hi_k) - lo_k in float32, mu_k = hi_k + lo_k; |v C_k|^2 with C_k the
+            # lower Cholesky factor of P_k (_tile.h)
+            hi = means.astype(np.float32)
+            lo = means - hi
+            kind = KIND_FULL_CENTRED if t == "full" else KIND_TIED_CENTRED
+            lower = np.linalg.cholesky(precision if t == "full" else precision[0])
+            return self._packed(kind, lower.reshape(-1, d), np.vstack([hi, lo]), log_norm, hi,
+                                dtype)
         if expfam_dtype is not None:
             # log p(x, k) = log_norm_k - spread_k / 2 + t(x) @ W[:, k]; W from P_k and P_k mu'_k.
             # In float64 for float32 data, the driver converts each block.
@@ -798,7 +829,7 @@ def unpack_moments(moments, kind, k, d):
     if kind == KIND_EXPFAM_TIED:  # s1 (k, d), then S = z' v (d, d), symmetric up to rounding
         pooled = moments[k * d:].reshape(d, d)
         return moments[:k * d].reshape(k, d), (0.5 * (pooled + pooled.T))[None]
-    if kind in (KIND_FULL, KIND_TIED, KIND_FULL_MISSING):  # s1 (k, d), then lower triangles
+    if kind in SYRK_KINDS:  # s1 (k, d), then lower triangles
         s1 = moments[:k * d].reshape(k, d)
         lower = np.tril(moments[k * d:].reshape(k, d, d))
         return s1, lower + np.tril(lower, -1).transpose(0, 2, 1)
@@ -835,14 +866,14 @@ def pack_moments(s1, second, kind, mass=None):
     if (kind in MISSING_KINDS) != (mass is not None):
         raise ValueError("statistics with and without missing entries cannot be restated in "
                          "each other's layout")
-    if (kind in (KIND_EXPFAM_TIED, KIND_FULL, KIND_TIED, KIND_EXPFAM_FULL, KIND_FULL_MISSING)
+    if (kind in (KIND_EXPFAM_TIED, KIND_EXPFAM_FULL) + SYRK_KINDS
             and second.ndim != 3):
         raise ValueError("diagonal second moments cannot be restated as full matrices")
     if kind == KIND_EXPFAM_TIED:
         return np.concatenate([s1.ravel(), second.sum(axis=0).ravel()])
     if second.shape[0] != k:  # pooled over components (tied)
         second = np.concatenate([second, np.zeros((k - 1, d, d))])
-    if kind in (KIND_FULL, KIND_TIED, KIND_FULL_MISSING):  # lower triangles, as SYRK writes
+    if kind in SYRK_KINDS:  # lower triangles, as SYRK writes
         return np.concatenate([s1.ravel(), np.tril(second).ravel()])
     if kind == KIND_EXPFAM_FULL:
         rows, cols = np.triu_indices(d)
