@@ -164,6 +164,16 @@ cdef extern from "fastem/_kernels/_normalize.h" nogil:
     void fastem_normalize_rows_short(double* a, Py_ssize_t n, Py_ssize_t k, double* lse)
 
 
+cdef extern from "fastem/_kernels/_diag_fit.h" nogil:
+    # float32 data, diag and spherical: the whole E-step of a chunk in float32 lanes
+    int fastem_diag_fit_f32_fits(int squares, Py_ssize_t d, Py_ssize_t k)
+    void fastem_diag_fit_f32(int squares, const float* x, Py_ssize_t n, Py_ssize_t d,
+                             const float* centre, const float* w, Py_ssize_t k,
+                             const double* log_norm, const double* weights,
+                             const Py_ssize_t* labels, int with_stats, double* sums,
+                             double* worst)
+
+
 cdef extern from "fastem/_kernels/_diag.h" nogil:
     void fastem_diag_features_f32(int squares, int missing, const float* x, Py_ssize_t n,
                                   Py_ssize_t d, const float* centre, float* t)
@@ -501,6 +511,13 @@ cdef void fit_rows(
     cdef double* row
     cdef MissingScratch missing
     cdef MarginalScratch marginal
+    if (floating is float and resp_in == NULL
+            and (kind == EXPFAM_DIAG or kind == EXPFAM_SPHERICAL)
+            and fastem_diag_fit_f32_fits(kind == EXPFAM_DIAG, d, k)):
+        # features to statistics in one pass, in float32 lanes (_diag_fit.h)
+        fastem_diag_fit_f32(kind == EXPFAM_DIAG, x, n, d, pivot, proj, k, log_norm, weights,
+                            labels, with_stats, slot, worst)
+        return
     if is_expfam(kind):
         features(kind, x, n, d, pivot, y)
     if resp_in == NULL:
