@@ -243,11 +243,16 @@ static inline __attribute__((always_inline)) void fastem_fit_group(
     const ptrdiff_t group = n - i0 < 8 ? n - i0 : 8;
     const fastem_v8f zero = {0};
     const float *rows[8];
-    double weight[8];
-    for (int r = 0; r < 8; r++) {
+    double weight[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    for (int r = 0; r < 8; r++)
         rows[r] = x + (i0 + (r < group ? r : group - 1)) * d;
+    if (group == 8 && weights != NULL)
+        memcpy(weight, weights + i0, sizeof weight);
+    for (int r = 0; group < 8 && r < 8; r++)
         weight[r] = r < group ? (weights != NULL ? weights[i0 + r] : 1.0) : 0.0;
-    }
+    /* the rows 32 groups ahead, from memory (a memory-mapped file's next pages) */
+    for (ptrdiff_t byte = 0; byte < 8 * d * (ptrdiff_t) sizeof(float); byte += 64)
+        __builtin_prefetch((const char *) (x + (i0 + 256) * d) + byte);
     fastem_fit_group_features(squares, rows, d, centre, tt);
     for (ptrdiff_t c0 = 0; c0 < kp; c0 += 8)
         fastem_fit_log_prob(tt, f, w, kp, c0, ln, resp);
@@ -276,8 +281,11 @@ static inline __attribute__((always_inline)) void fastem_fit_group(
         resp[c] *= scale;
     /* rows without responsibilities (weight 0, or no finite maximum: features that overflow)
      * get zero features, else 0 * inf would put NaN into the statistics */
-    const fastem_v8i counted = finite & (scale != zero);
-    for (ptrdiff_t j = 0; j < f; j++)
+    fastem_v8i counted = finite & (scale != zero), all = counted;
+    all &= __builtin_shuffle(all, (fastem_v8i) {4, 5, 6, 7, 0, 1, 2, 3});
+    all &= __builtin_shuffle(all, (fastem_v8i) {2, 3, 0, 1, 6, 7, 4, 5});
+    all &= __builtin_shuffle(all, (fastem_v8i) {1, 0, 3, 2, 5, 4, 7, 6});
+    for (ptrdiff_t j = 0; !all[0] && j < f; j++)
         tt[j] = (fastem_v8f) ((fastem_v8i) tt[j] & counted);
     const fastem_v8f logs = fastem_log8f(total);
     for (int h = 0; h < 2; h++) {
