@@ -3,22 +3,22 @@
  * responsibilities and statistics of a chunk, eight rows at a time, in float32 lanes (eight
  * per AVX2 register), the rows in the lanes.
  *
- * Per group of eight rows: their features t(x) = [v, v^2] or [v, |v|^2] (v = x - s) row by
- * row, zero-padded to whole registers, and transposed, one register per feature; the
- * log-density of component c, log_norm_c + sum_j t_j W[j, c], for the eight rows at once (eight
- * components per block of accumulators); then, lane by lane, i.e. per row: the maximum over
- * the components, exp(lp - max) by a float32 series, the sum, and the responsibilities
- * r_c = w exp(lp_c - max) / sum (w the row's weight), with no shuffles across lanes. The row's
- * log-likelihood max + log(sum) and the sums over rows are float64 (the logs of a chunk's sums
- * by _vexp.h's series, after its rows).
+ * Per group of eight rows: their features t(x) = [v, v^2] or [v, |v|^2] (v = x - s),
+ * transposed, one register per feature; the log-density of component c,
+ * log_norm_c + sum_j t_j W[j, c], for the eight rows at once (eight components per block of
+ * accumulators, each weight broadcast to a register once per chunk); then, lane by lane, i.e.
+ * per row: the maximum over the components, exp(lp - max) by a float32 series, the sum, and
+ * the responsibilities r_c = w exp(lp_c - max) / sum (w the row's weight), with no shuffles
+ * across lanes. Each row's log p(x_i) = max + log(sum) (the log by a float32 series of the
+ * sum, which is in [1, K]) and the sums over rows (w log p, w, the lowest row) are float64.
  *
- * Statistics: s0 += r_c in the lanes, and [s1 | s2]_c += r_c t(x) for the rows with r_c != 0
- * only (a row far from all but one component, the usual case once clusters separate, has one
- * such c: exp underflows to 0 below -87), one register of features at a time. These sums run
- * in float32 over FASTEM_FIT_BLOCK rows and are then added into the float64 slot: a float32
- * partial sum of m <= 64 products has a relative error below m 2^-24 = 3.8e-6 of the sum of
- * their magnitudes (the SGEMM it replaces summed whole chunks, up to 1024 rows, in float32).
- * Skipping zero products changes no sum.
+ * Statistics: s0 += r_c and [s1 | s2]_c += r_c t(x), a row per lane, two groups per update
+ * (r_c t + r'_c t'). They run in float32 over FASTEM_FIT_BLOCK = 256 rows (32 per lane) and
+ * are then added into the float64 slot, lanes summed in a fixed order: a product passes
+ * through at most 21 float32 roundings (its own, the pair's sum, 16 additions in its lane,
+ * 3 in the sum of lanes), so each sum is within 40 2^-24 = 2.4e-6 of the sum of the
+ * magnitudes of its terms (the SGEMM it replaces summed whole chunks, up to 1024 rows, in
+ * float32).
  *
  * Why: at D = K = 8 the per-value work dominated (log-densities widened to float64, exp in four
  * float64 lanes, separate passes for the maximum, exp and the row sums, an SGEMM whose packing
@@ -29,9 +29,10 @@
  * exact for |k| <= 126), then Cephes' expf polynomial (1 + r + r^2 p(r), p of degree 5,
  * relative error ~1e-7, i.e. float32 rounding) by Estrin's scheme; arguments below -87.3
  * (results below 2^-126, the least normal float32) give 0. Arguments are <= 0 (shifted by the
- * row maximum). No FMA (_simd.h), so every clone rounds identically; a row's values do not
- * depend on the rows beside it, and the block sums restart at each chunk, so results do not
- * depend on the number of threads.
+ * row maximum). log: x = 2^e m, log m = 2 atanh((m - 1) / (m + 1)) by its odd series.
+ * No FMA (_simd.h), so every clone rounds identically; a row's values do not depend on the
+ * rows beside it, and the block sums restart at each chunk, so results do not depend on the
+ * number of threads.
  */
 #ifndef FASTEM_DIAG_FIT_H
 #define FASTEM_DIAG_FIT_H
@@ -42,7 +43,6 @@
 #include <string.h>
 
 #include "fastem/_kernels/_simd.h"
-#include "fastem/_kernels/_vexp.h"
 
 enum {
     FASTEM_FIT_LANES = 8,      /* float32 lanes of an AVX2 register: rows per group */
