@@ -12,13 +12,13 @@
  * across lanes. Each row's log p(x_i) = max + log(sum) (the log by a float32 series of the
  * sum, which is in [1, K]) and the sums over rows (w log p, w, the lowest row) are float64.
  *
- * Statistics: s0 += r_c and [s1 | s2]_c += r_c t(x), a row per lane, two groups per update
- * (r_c t + r'_c t'). They run in float32 over FASTEM_FIT_BLOCK = 256 rows (32 per lane) and
- * are then added into the float64 slot, lanes summed in a fixed order: a product passes
- * through at most 21 float32 roundings (its own, the pair's sum, 16 additions in its lane,
- * 3 in the sum of lanes), so each sum is within 40 2^-24 = 2.4e-6 of the sum of the
- * magnitudes of its terms (the SGEMM it replaces summed whole chunks, up to 1024 rows, in
- * float32).
+ * Statistics: s0 += r_c and [s1 | s2]_c += r_c t(x), a row per lane, four groups g per
+ * update ((r0 t0 + r1 t1) + (r2 t2 + r3 t3)). They run in float32 over FASTEM_FIT_BLOCK = 256
+ * rows (32 per lane) and are then added into the float64 slot, lanes summed in a fixed order:
+ * a product passes through at most 14 float32 roundings (its own, 2 in the four groups' sum,
+ * 8 additions in its lane, 3 in the sum of lanes), so each sum is within 16 2^-24 < 1e-6 of
+ * the sum of the magnitudes of its terms (the SGEMM it replaces summed whole chunks, up to
+ * 1024 rows, in float32).
  *
  * Why: at D = K = 8 the per-value work dominated (log-densities widened to float64, exp in four
  * float64 lanes, separate passes for the maximum, exp and the row sums, an SGEMM whose packing
@@ -46,6 +46,7 @@
 
 enum {
     FASTEM_FIT_LANES = 8,      /* float32 lanes of an AVX2 register: rows per group */
+    FASTEM_FIT_GROUPS = 4,     /* groups of eight rows per update of the statistics */
     FASTEM_FIT_BLOCK = 256,    /* rows per float32 partial sum of the statistics (32 a lane) */
     FASTEM_FIT_WEIGHTS = 512,  /* registers of W (f x K', each weight in all lanes) */
     FASTEM_FIT_SUMS = 512,     /* registers of statistics [s1 | s2] (k x f) */
@@ -340,11 +341,10 @@ static void fastem_diag_fit_f32(int squares, const float *restrict x, ptrdiff_t 
                                 double *restrict sums, double *restrict worst)
 {
     const ptrdiff_t f = squares ? 2 * d : d + 1, kp = fastem_fit_padded(k);
-    const ptrdiff_t tw = FASTEM_FIT_WIDTH + FASTEM_FIT_LANES;  /* features of a group */
+    const ptrdiff_t ts = f + FASTEM_FIT_LANES;  /* a group's features, and room to transpose */
     float ln[FASTEM_FIT_WIDTH], centre_padded[FASTEM_FIT_WIDTH] = {0};
-    fastem_v8f wb[FASTEM_FIT_WEIGHTS], tt[2 * (FASTEM_FIT_WIDTH + FASTEM_FIT_LANES)];
-    fastem_v8f resp[2 * FASTEM_FIT_WIDTH], acc[FASTEM_FIT_WIDTH + FASTEM_FIT_SUMS];
-    fastem_v8f *restrict acc12 = acc + k;  /* acc: s0 (k), then [s1 | s2] (k, f) */
+    fastem_v8f wb[f * kp], tt[FASTEM_FIT_GROUPS * ts], resp[FASTEM_FIT_GROUPS * kp];
+    fastem_v8f acc[k + k * f];  /* s0 (k), then [s1 | s2] (k, f) */
     fastem_fit_likelihood like;
     for (int h = 0; h < 2; h++) {
         like.loglik[h] = like.mass[h] = (fastem_v4d) {0};
@@ -359,32 +359,33 @@ static void fastem_diag_fit_f32(int squares, const float *restrict x, ptrdiff_t 
         ln[c] = c < k ? (float) log_norm[c] : -INFINITY;
     for (ptrdiff_t j = 0; j < k + k * f; j++)
         acc[j] = (fastem_v8f) {0};
-    /* two groups at a time: their statistics added to acc together */
-    for (ptrdiff_t i0 = 0; i0 < n; i0 += 16) {
-        fastem_v8f *restrict ta = tt, *restrict tb = tt + tw;
-        fastem_v8f *restrict ra = resp, *restrict rb = resp + FASTEM_FIT_WIDTH;
-        fastem_fit_group(squares, x, i0, n, d, k, centre_padded, wb, ln, weights, labels, &like,
-                         ta, ra);
-        if (i0 + 8 < n) {
-            fastem_fit_group(squares, x, i0 + 8, n, d, k, centre_padded, wb, ln, weights,
-                             labels, &like, tb, rb);
-        } else {
-            for (ptrdiff_t j = 0; j < f; j++)
-                tb[j] = (fastem_v8f) {0};
+    for (ptrdiff_t i0 = 0; i0 < n; i0 += 8 * FASTEM_FIT_GROUPS) {
+        for (int g = 0; g < FASTEM_FIT_GROUPS; g++) {
+            if (i0 + 8 * g < n) {
+                fastem_fit_group(squares, x, i0 + 8 * g, n, d, k, centre_padded, wb, ln, weights,
+                                 labels, &like, tt + g * ts, resp + g * kp);
+                continue;
+            }
+            for (ptrdiff_t j = 0; j < f; j++)  /* past the chunk's end: adds nothing */
+                tt[g * ts + j] = (fastem_v8f) {0};
             for (ptrdiff_t c = 0; c < k; c++)
-                rb[c] = (fastem_v8f) {0};
+                resp[g * kp + c] = (fastem_v8f) {0};
         }
         if (!with_stats)
             continue;
+        const fastem_v8f *restrict t0 = tt, *restrict t1 = tt + ts;
+        const fastem_v8f *restrict t2 = tt + 2 * ts, *restrict t3 = tt + 3 * ts;
         for (ptrdiff_t c = 0; c < k; c++) {
-            const fastem_v8f r0 = ra[c], r1 = rb[c];
-            fastem_v8f *restrict into = acc12 + c * f;
-            acc[c] += r0 + r1;
-#pragma GCC unroll 4
+            const fastem_v8f r0 = resp[c], r1 = resp[kp + c], r2 = resp[2 * kp + c];
+            const fastem_v8f r3 = resp[3 * kp + c];
+            fastem_v8f *restrict into = acc + k + c * f;
+            acc[c] += (r0 + r1) + (r2 + r3);
+#pragma GCC unroll 2
             for (ptrdiff_t j = 0; j < f; j++)
-                into[j] += r0 * ta[j] + r1 * tb[j];
+                into[j] += (r0 * t0[j] + r1 * t1[j]) + (r2 * t2[j] + r3 * t3[j]);
         }
-        if ((i0 + 16) % FASTEM_FIT_BLOCK == 0 || i0 + 16 >= n)
+        if ((i0 + 8 * FASTEM_FIT_GROUPS) % FASTEM_FIT_BLOCK == 0
+                || i0 + 8 * FASTEM_FIT_GROUPS >= n)
             fastem_fit_flush(acc, k + k * f, sums + 2);
     }
     double lowest = INFINITY, loglik[8], mass[8];

@@ -18,7 +18,9 @@
 #          mixture mean), both the log-densities (t @ W, W holding the natural parameters) and
 #          the statistics (r.T @ t) are one GEMM per chunk; t is stored feature-major
 #          (_features.h), or row by row for the diagonal kinds, whose log-densities are
-#          computed in registers instead of by BLAS (_diag.h). Centring on s removes the
+#          computed in registers instead of by BLAS (_diag.h); for float32 data their whole
+#          E-step runs in float32 lanes, eight rows per register (_diag_fit.h), with no GEMM
+#          and no float64 log-density block. Centring on s removes the
 #          cancellation that data far from the origin would cause; what remains is error
 #          ~ eps * ||P_k|| |x - s|^2, which the caller bounds (expfam_rounding_scale in
 #          families/gaussian.py).
