@@ -230,3 +230,26 @@ def test_float32_fit_is_the_same_for_any_thread_count(covariance_type, k, chunk_
     assert fits[0].lower_bound_ == fits[1].lower_bound_
     np.testing.assert_array_equal(fits[0].means_, fits[1].means_)
     np.testing.assert_array_equal(fits[0].covariances_, fits[1].covariances_)
+
+
+@pytest.mark.filterwarnings("ignore::fastem.ConvergenceWarning")  # max_iter=5, tol=0
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_fit_falls_back_to_float64_where_the_bound_fails(covariance_type):
+    """Tight clusters (spread 0.1) far from the mixture's centre (+-30): eps32 ||P|| |x - s|^2
+    ~ 1e-2 nats exceeds the bound, so these float32 data run the exponential-family form in
+    float64 (not the float32 E-step) and the fit stays within the bound of the float64 fit."""
+    rng = np.random.RandomState(0)
+    z = rng.randint(2, size=4000)
+    X32 = (np.where(z[:, None] == 0, -30.0, 30.0) + 0.1 * rng.randn(4000, 3)).astype(np.float32)
+    X64 = X32.astype(np.float64)
+    init = dict(means_init=[[-30.0] * 3, [30.0] * 3], weights_init=[0.5, 0.5],
+                precisions_init=np.full((2, 3) if covariance_type == "diag" else 2, 100.0))
+    fits = {dt: GaussianMixture(2, covariance_type=covariance_type, tol=0, max_iter=5,
+                                **init).fit(X) for dt, X in (("32", X32), ("64", X64))}
+    model = fits["64"]
+    packed = kernels.pack_gaussian(model.weights_, model.means_, model.precisions_cholesky_,
+                                   covariance_type, np.float32)
+    assert packed.dtype == np.float64
+    assert packed.kind in (KIND_EXPFAM_DIAG, KIND_EXPFAM_SPHERICAL)
+    bound = EXPFAM_MAX_ERROR[np.dtype(np.float32)]
+    assert abs(fits["32"].lower_bound_ - fits["64"].lower_bound_) < bound
