@@ -18,7 +18,9 @@
 #          mixture mean), both the log-densities (t @ W, W holding the natural parameters) and
 #          the statistics (r.T @ t) are one GEMM per chunk; t is stored feature-major
 #          (_features.h), or row by row for the diagonal kinds, whose log-densities are
-#          computed in registers instead of by BLAS (_diag.h). Centring on s removes the
+#          computed in registers instead of by BLAS (_diag.h); for float32 data their whole
+#          E-step runs in float32 lanes, eight rows per register (_diag_fit.h), with no GEMM
+#          and no float64 log-density block. Centring on s removes the
 #          cancellation that data far from the origin would cause; what remains is error
 #          ~ eps * ||P_k|| |x - s|^2, which the caller bounds (expfam_rounding_scale in
 #          families/gaussian.py).
@@ -182,6 +184,16 @@ cdef inline MarginalScratch marginal_scratch(int kind, double* y, const double* 
 cdef extern from "fastem/_kernels/_normalize.h" nogil:
     # float32 data: exp by a shorter series, within their own rounding (_vexp.h)
     void fastem_normalize_rows_short(double* a, Py_ssize_t n, Py_ssize_t k, double* lse)
+
+
+cdef extern from "fastem/_kernels/_diag_fit.h" nogil:
+    # float32 data, diag and spherical: the whole E-step of a chunk in float32 lanes
+    int fastem_diag_fit_f32_fits(int squares, Py_ssize_t d, Py_ssize_t k)
+    void fastem_diag_fit_f32(int squares, const float* x, Py_ssize_t n, Py_ssize_t d,
+                             const float* centre, const float* w, Py_ssize_t k,
+                             const double* log_norm, const double* weights,
+                             const Py_ssize_t* labels, int with_stats, double* sums,
+                             double* worst)
 
 
 cdef extern from "fastem/_kernels/_diag.h" nogil:
@@ -539,6 +551,13 @@ cdef void fit_rows(
     cdef double* row
     cdef MissingScratch missing
     cdef MarginalScratch marginal
+    if (floating is float and resp_in == NULL
+            and (kind == EXPFAM_DIAG or kind == EXPFAM_SPHERICAL)
+            and fastem_diag_fit_f32_fits(kind == EXPFAM_DIAG, d, k)):
+        # features to statistics in one pass, in float32 lanes (_diag_fit.h)
+        fastem_diag_fit_f32(kind == EXPFAM_DIAG, x, n, d, pivot, proj, k, log_norm, weights,
+                            labels, with_stats, slot, worst)
+        return
     if is_expfam(kind):
         features(kind, x, n, d, pivot, y)
     if resp_in == NULL:
