@@ -118,12 +118,12 @@ def test_expfam_form_used_only_where_accurate(covariance_type):
     window = gaussian(  # too spread for expfam, fine for float32 exact
         covariance_type, np.array([0.5, 0.5]), np.array([[-700.0], [700.0]]),
         np.ones(covariance_shape(covariance_type, 2, 1)))
-    # float32 full and tied data: centred per component in float32 (full as soon as expfam
-    # fails in float32, tied once it fails in float64); diagonal ones: expfam in float64, then
-    # exact in float32 where whitened coordinates |mu| |L| stay resolvable (window), else float64
+    # float32 full and tied data: expfam in float64, then centred per component in float32
+    # once expfam fails in float64 too; diagonal ones: expfam in float64, then exact in float32
+    # where whitened coordinates |mu| |L| stay resolvable (window), else float64
     centred = {"full": KIND_FULL_CENTRED, "tied": KIND_TIED_CENTRED}.get(covariance_type)
     expected = {
-        "spread": (centred, np.float32) if covariance_type == "full" else (expfam, np.float64),
+        "spread": (expfam, np.float64),
         "far": (centred, np.float32) if centred else (exact, np.float64),
         "window": (centred or exact, np.float32)}
     for name, p in (("spread", spread), ("far", far), ("window", window)):

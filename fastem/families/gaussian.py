@@ -35,8 +35,8 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # dtype's eps) exceeds EXPFAM_MAX_ERROR for the dtype it would compute in; then the exactly
 # centred FULL, TIED or DIAG kernel runs instead. The bound is in nats per row. float64 keeps fits
 # within 1e-10 of scikit-learn's; float32 data compute in float32 while the bound stays within
-# 1e-3 nats, and in float64 beyond; full ones then run FULL_CENTRED in float32, tied ones
-# TIED_CENTRED where the float64 bound fails too (see EXACT_MAX_ERROR). The bound covers rows
+# 1e-3 nats, and in float64 beyond; full and tied ones run FULL_CENTRED / TIED_CENTRED in
+# float32 where the float64 bound fails too (see EXACT_MAX_ERROR). The bound covers rows
 # within about two standard deviations of their component; tail rows can exceed it (benchmark
 # mixture, D=16: bound 6e-4, float32 errors per row 8e-5 on average and 1.1e-3 at worst).
 (KIND_FULL, KIND_TIED, KIND_EXPFAM_DIAG, KIND_DIAG, KIND_EXPFAM_FULL, KIND_EXPFAM_TIED,
@@ -371,11 +371,11 @@ class GaussianFamily(Family):
         if conditional:
             return self._pack_conditional(params, expfam_dtype is not None, centre, precision,
                                           log_norm, spread)
-        # float32 full data the expfam form cannot take in float32 run centred per component
-        # in float32 (as fast as expfam in float64 with each block converted, measured at
-        # 1e6 x 16, K = 16); tied ones only where expfam fails in float64 too (its float64
-        # form is a third of the centred kind's work)
-        centred = (t == "full" and expfam_dtype != dtype) or (t == "tied" and expfam_dtype is None)
+        # float32 full and tied data run centred per component in float32 only where the
+        # expfam form fails in float64 too: where it holds in float64, that form on converted
+        # blocks is faster (tied: a third of the centred kind's work; full: about as fast at
+        # 1e6 x 16, K = 16, but 3x faster at D = 8, K = 10, issue 17's grid)
+        centred = t in ("full", "tied") and expfam_dtype is None
         if (centred and np.dtype(dtype) == np.float32
                 and np.finfo(dtype).eps * centred_scale(chol, t).max() <= EXACT_MAX_ERROR):
             # v = (x - hi_k) - lo_k in float32, mu_k = hi_k + lo_k; |v C_k|^2 with C_k the
