@@ -276,8 +276,8 @@ def _score(estimators, errors, driver, grid):
         packed = None
         if error is None:
             latent, family, params = est._latent(), est._family(), est._fitted_params()
-            packed = None if grid is None else grid.pack_params(latent, family, params)
             try:
+                packed = None if grid is None else grid.pack_params(latent, family, params)
                 if packed is None:
                     packed = latent.pack(family, params, driver.dtype)
             except FAILURES as failure:
