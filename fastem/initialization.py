@@ -17,6 +17,7 @@ labels from the first E-step on.
 import numpy as np
 
 from . import data
+from ._kernels.kmeans import closest as closest_kernel
 from .drivers.local import LocalDriver
 from .em import check_statistics
 
@@ -175,12 +176,10 @@ def closest(X, centers, n_threads=1):
     """Index of the nearest centre for each row (the first of equals): the argmin over k of
     |c_k|^2 - 2 x.c_k (the rows' own |x|^2, the same for every k, is left out); compiled
     (``fastem/_kernels/kmeans.pyx``), 10-20x faster than NumPy's (n, K) distances."""
-    from ._kernels import kmeans
-
     X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
-    return kmeans.closest(np.ascontiguousarray(X), np.ascontiguousarray(centers, np.float64),
+    return closest_kernel(np.ascontiguousarray(X), np.ascontiguousarray(centers, np.float64),
                           n_threads)
 
 
