@@ -184,13 +184,11 @@ def closest(X, centers, n_threads=1):
 
 
 def nearest(X, centers):
-    """Index of the nearest centre for each row, and the squared distance to it."""
-    dist = (
-        np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * (X @ centers.T)
-        + np.einsum("ij,ij->i", centers, centers)[None, :]
-    )
-    labels = dist.argmin(axis=1)
-    return labels, np.maximum(dist[np.arange(X.shape[0]), labels], 0.0)
+    """Index of the nearest centre for each row (:func:`closest`), and the squared distance
+    to it (from the difference, so never negative)."""
+    labels = closest(X, centers)
+    diff = X - centers[labels]
+    return labels, np.einsum("ij,ij->i", diff, diff)
 
 
 def squared_distances(X, norms, rows):
