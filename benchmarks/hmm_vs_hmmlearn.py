@@ -17,43 +17,20 @@ speed only when it is free.
     python benchmarks/hmm_vs_hmmlearn.py [--reps 2] [--cases many,long,small]
 """
 import argparse
+import os
+import sys
 import time
 import warnings
 
 import numpy as np
 
-# (sequences, rows per sequence, D, K, timed iterations): more iterations where one is short
-CASES = {"many": (1000, 1000, 8, 8, 2), "long": (1, 1_000_000, 8, 8, 6),
-         "small": (50, 100, 1, 8, 40)}
-
-
-def make_case(n_seq, length, d, k, seed=0):
-    """Data of a sticky K-state chain with well separated diag Gaussian emissions, and the
-    initial parameters both libraries start from (means: perturbed true means)."""
-    rng = np.random.default_rng(seed)
-    transmat = np.full((k, k), 0.1 / (k - 1)) + np.eye(k) * (0.9 - 0.1 / (k - 1))
-    means = rng.uniform(-5, 5, (k, d))
-    n = n_seq * length
-    u = rng.random(n)
-    cdf = np.cumsum(transmat, axis=1)
-    states = np.empty(n, dtype=np.intp)
-    state = 0
-    for t in range(n):  # a fresh start at each sequence: state 0
-        state = 0 if t % length == 0 else int((cdf[state] > u[t]).argmax())
-        states[t] = state
-    X = means[states] + rng.normal(size=(n, d))
-    init = dict(startprob_=np.full(k, 1.0 / k), transmat_=np.full((k, k), 1.0 / k),
-                means_=means + rng.normal(scale=0.5, size=means.shape), covars_=np.ones((k, d)))
-    return X, np.full(n_seq, length), init
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.bench_hmm import CASES, fit_hmm, make_case  # noqa: E402
 
 
 def fit_seconds(module, X, lengths, init, n_iter, **kwargs):
-    model = module.GaussianHMM(init["means_"].shape[0], "diag", init_params="", n_iter=n_iter,
-                               tol=-np.inf, **kwargs)
-    for name, value in init.items():
-        setattr(model, name, value)
     tic, cpu = time.perf_counter(), time.process_time()
-    model.fit(X, lengths)
+    fit_hmm(module, X, lengths, init, n_iter, **kwargs)
     return np.array([time.perf_counter() - tic, time.process_time() - cpu])
 
 
