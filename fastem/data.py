@@ -10,6 +10,7 @@ import contextlib
 import mmap
 import os
 import secrets
+import threading
 
 import numpy as np
 
@@ -176,21 +177,21 @@ def iter_blocks(X, block_rows, dtype, sample_weight=None, bar=None):
 
     ``block`` is a C-contiguous ``dtype`` array of at most ``block_rows`` rows: a view into
     ``X`` when possible, else a converted copy of that block only. For a memory-mapped file,
-    the OS is asked to read ahead while the current block is being computed on. A progress
+    a thread reads ahead while the current block is being computed on. A progress
     ``bar``, when given, advances by a block's rows once the caller is done with it.
     """
     n = X.shape[0]
-    read_ahead = ReadAhead.for_source(X)
     check_size = size_check(X)
-    for start in range(0, n, block_rows):
-        stop = min(start + block_rows, n)
-        check_size()
-        read_ahead(stop)
-        block = np.ascontiguousarray(X[start:stop], dtype=dtype)
-        weights = None if sample_weight is None else sample_weight[start:stop]
-        yield start, block, weights
-        if bar is not None:
-            bar.update(stop - start)
+    with ReadAhead.for_source(X) as read_ahead:
+        for start in range(0, n, block_rows):
+            stop = min(start + block_rows, n)
+            check_size()
+            read_ahead.advance(stop)
+            block = np.ascontiguousarray(X[start:stop], dtype=dtype)
+            weights = None if sample_weight is None else sample_weight[start:stop]
+            yield start, block, weights
+            if bar is not None:
+                bar.update(stop - start)
 
 
 class SourceChanged(OSError):
@@ -222,37 +223,77 @@ def size_check(X):
 
 
 class ReadAhead:
-    """Keeps the OS reading a memory-mapped file ``WINDOW`` bytes ahead of the rows in use
-    (``posix_fadvise(WILLNEED)``), so disk reads overlap the kernels' compute."""
+    """A background thread reading a memory-mapped file up to ``WINDOW`` bytes ahead of the
+    rows in use, so the disk works while the kernels compute and their page faults find the
+    pages in the page cache: a cold pass then costs about max(read, compute), not the sum.
 
-    WINDOW = 64 << 20
+    The thread reads with ``pread`` into one reused buffer, so it waits for the disk itself and
+    never runs more than the window ahead: a file larger than RAM evicts only pages already
+    used. (The previous scheme, ``posix_fadvise(WILLNEED)`` from the thread iterating blocks,
+    made that thread do the page allocation and reclaim: on a 28.8 GB file, larger than RAM, its
+    cold passes were slower than no read-ahead; benchmarks/README.md, "Out of core".) Use as a
+    context manager; ``advance(row)`` says rows before ``row`` are being read."""
+
+    WINDOW = 256 << 20
+    PIECE = 8 << 20
     enabled = True
 
-    def __init__(self, path, offset, row_bytes, n_rows):
-        self.fd = os.open(path, os.O_RDONLY)
-        self.offset, self.row_bytes, self.n_rows = offset, row_bytes, n_rows
-        self.advised = 0  # file bytes (from offset) already requested
+    def __init__(self, path=None, offset=0, row_bytes=0, n_rows=0):
+        self.consumed = self.position = self.offset = offset  # file bytes used / read
+        self.end, self.row_bytes = offset + row_bytes * n_rows, row_bytes
+        self.stopping = False
+        self.changed = threading.Condition()
+        self.thread = None
+        if path is not None:
+            fd = os.open(path, os.O_RDONLY)
+            self.thread = threading.Thread(target=self._read, args=(fd,), daemon=True,
+                                           name="fastem-read-ahead")
+            self.thread.start()
 
     @classmethod
     def for_source(cls, X):
         """A ReadAhead for a whole memory-mapped file (not a view into one), else a no-op."""
-        if not (cls.enabled and hasattr(os, "posix_fadvise") and isinstance(X, np.memmap)
-                and isinstance(X.base, mmap.mmap) and X.flags.c_contiguous
-                and getattr(X, "filename", None)):
-            return lambda row: None
+        if not (cls.enabled and hasattr(os, "preadv") and isinstance(X, np.memmap) and isinstance(X.base, mmap.mmap)
+                and X.flags.c_contiguous and getattr(X, "filename", None)):
+            return cls()
         return cls(X.filename, X.offset, X.strides[0], X.shape[0])
 
-    def __call__(self, row):
-        """Rows before ``row`` are about to be read: request the window after them."""
-        end = min(row * self.row_bytes + self.WINDOW, self.n_rows * self.row_bytes)
-        if end > self.advised + self.WINDOW // 4 or (end == self.n_rows * self.row_bytes
-                                                     and end > self.advised):
-            os.posix_fadvise(self.fd, self.offset + self.advised, end - self.advised,
-                             os.POSIX_FADV_WILLNEED)
-            self.advised = end
+    def _read(self, fd):
+        buffer = memoryview(bytearray(self.PIECE))
+        try:
+            while self.position < self.end:
+                with self.changed:
+                    self.changed.wait_for(
+                        lambda: self.stopping or self.position < self.consumed + self.WINDOW)
+                    if self.stopping:
+                        return
+                    size = min(self.PIECE, self.end - self.position,
+                               self.consumed + self.WINDOW - self.position)
+                got = os.preadv(fd, [buffer[:size]], self.position)
+                if got <= 0:  # the file shrank: the reader's size check reports it
+                    return
+                self.position += got
+        except OSError:  # read-ahead is an optimisation: the pass's own reads report errors
+            return
+        finally:
+            os.close(fd)
 
-    def __del__(self):
-        os.close(self.fd)
+    def advance(self, row):
+        """Rows before ``row`` are about to be read: let the thread run a window past them."""
+        if self.thread is not None:
+            with self.changed:
+                self.consumed = self.offset + row * self.row_bytes
+                self.changed.notify()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.thread is not None:
+            with self.changed:
+                self.stopping = True
+                self.changed.notify()
+            self.thread.join()
 
 
 def finite_rows(block):
