@@ -81,6 +81,18 @@ cdef extern from "fastem/_kernels/_features.h" nogil:
                              const double* centre, double* t)
 
 
+cdef extern from "fastem/_kernels/_full32.h" nogil:
+    # float32 EXPFAM_FULL: both products in FMA register tiles where the CPU has AVX2 and FMA
+    int fastem_full32_available()
+    void fastem_full32_log_prob(const float* t, Py_ssize_t n, Py_ssize_t f, const float* w,
+                                Py_ssize_t k, const double* log_norm, double* logp)
+    void fastem_full32_stats(const float* t, Py_ssize_t n, Py_ssize_t f, const float* r,
+                             Py_ssize_t k, double* s)
+
+
+cdef bint FULL32_FMA = fastem_full32_available()
+
+
 cdef extern from "fastem/_kernels/_tile.h" nogil:
     void fastem_centred_stats_f32(const float* x, Py_ssize_t n, Py_ssize_t d, Py_ssize_t k,
                                   const double* resp, const float* pivot, float* u, float* v,
@@ -308,6 +320,10 @@ cdef void chunk_log_prob(
         # dots (k, n) component-major, i.e. column-major (n, k) = t(x) W: with t feature-major
         # as BLAS's untransposed operand (a third faster than W' t(x)', which packs t(x)
         # transposed), then transposed into logp 32 rows at a time
+        if floating is float:
+            if kind == EXPFAM_FULL and FULL32_FMA:  # no SGEMM, no transpose (_full32.h)
+                fastem_full32_log_prob(y, n, f, proj, k, log_norm, logp)
+                return
         dots = y + n * f
         if complete_kind(kind) == EXPFAM_TIED:  # the last feature, -|v L|^2 / 2, through
             # dots as scratch
@@ -477,6 +493,9 @@ cdef void chunk_stats(
         else:
             for j in range(n * k):
                 z[j] = <float> resp[j]
+            if kind == EXPFAM_FULL and FULL32_FMA:  # register tiles (_full32.h)
+                fastem_full32_stats(t_rows, n, f, z, k, s12)
+                return
             gemm_colmajor(c'N', c'N', <int> k, f, <int> n, z, <int> k, t_rows, <int> n,
                           scratch, <int> k)
         for c in range(k):
