@@ -22,6 +22,8 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "fastem/_kernels/_diag_fit.h"  /* fastem_exp8f, fastem_log8f, fastem_v8f_sum */
+
 #define FASTEM_FULL32_BLOCK 256
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -143,6 +145,96 @@ FASTEM_FMA static void fastem_full32_log_prob(const float *restrict t, ptrdiff_t
     }
 }
 
+/* The log-sum-exp of R rows of log-densities acc - log_norm (V registers of components a row,
+ * ln: log_norm in float32, -inf beyond k): resp (R, k) the responsibilities, lse (R,) the
+ * rows' log p(x_i) = max + log(sum exp(lp - max)), all in float32 lanes (fastem_exp8f,
+ * fastem_log8f), lse widened. NaN log-densities are -inf; a row whose maximum is not finite
+ * gets zeros and lse = that maximum, as fastem_normalize_rows. */
+FASTEM_FMA static inline void fastem_full32_normalize(const __m256 *acc, int R, int V,
+                                                      ptrdiff_t k, const __m256 *ln,
+                                                      double *restrict resp,
+                                                      double *restrict lse)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    float tops[16], sums[16];
+    for (int r = 0; r < R; r++) {
+        __m256 lp[2], e[2];
+        for (int v = 0; v < V; v++) {
+            lp[v] = _mm256_add_ps(acc[r * V + v], ln[v]);
+            lp[v] = _mm256_blendv_ps(lp[v], ninf, _mm256_cmp_ps(lp[v], lp[v], _CMP_UNORD_Q));
+        }
+        const __m256 top8 = V == 2 ? _mm256_max_ps(lp[0], lp[1]) : lp[0];
+        __m128 top4 = _mm_max_ps(_mm256_castps256_ps128(top8), _mm256_extractf128_ps(top8, 1));
+        top4 = _mm_max_ps(top4, _mm_movehl_ps(top4, top4));
+        top4 = _mm_max_ss(top4, _mm_shuffle_ps(top4, top4, 1));
+        const float top = _mm_cvtss_f32(top4);
+        double *restrict row = resp + r * k;
+        tops[r] = top;
+        sums[r] = 1.0f;
+        if (!(-INFINITY < top && top < INFINITY)) {
+            for (ptrdiff_t c = 0; c < k; c++)
+                row[c] = 0.0;
+            continue;
+        }
+        for (int v = 0; v < V; v++)
+            e[v] = (__m256)fastem_exp8f((fastem_v8f)_mm256_sub_ps(lp[v], _mm256_set1_ps(top)));
+        sums[r] = fastem_v8f_sum((fastem_v8f)(V == 2 ? _mm256_add_ps(e[0], e[1]) : e[0]));
+        const __m256 inv = _mm256_set1_ps(1.0f / sums[r]);
+        for (int v = 0; v < V; v++) {
+            const __m256 q = _mm256_mul_ps(e[v], inv);
+            if (8 * v + 8 <= k) {
+                _mm256_storeu_pd(row + 8 * v, _mm256_cvtps_pd(_mm256_castps256_ps128(q)));
+                _mm256_storeu_pd(row + 8 * v + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(q, 1)));
+            } else {
+                float lanes[8];
+                _mm256_storeu_ps(lanes, q);
+                for (ptrdiff_t l = 0; l < k - 8 * v; l++)
+                    row[8 * v + l] = lanes[l];
+            }
+        }
+    }
+    for (int r0 = 0; r0 < R; r0 += 8) {
+        fastem_v8f s8 = fastem_v8f_splat(1.0f);
+        for (int r = r0; r < R && r < r0 + 8; r++)
+            s8[r - r0] = sums[r];
+        const fastem_v8f logs = fastem_log8f(s8);
+        for (int r = r0; r < R && r < r0 + 8; r++)
+            lse[r] = (double)tops[r] + (double)logs[r - r0];
+    }
+}
+
+#define FASTEM_FULL32_FIT_TILES(R, V)                                                         \
+    for (; i + R <= n; i += R) {                                                              \
+        if (masked)                                                                           \
+            fastem_full32_rows_##R##_##V##_1(t, n, i, f, w, k, 0, acc);                       \
+        else                                                                                  \
+            fastem_full32_rows_##R##_##V##_0(t, n, i, f, w, k, 0, acc);                       \
+        fastem_full32_normalize(acc, R, V, k, ln, resp + i * k, lse + i);                     \
+    }
+
+/* fastem_full32_log_prob and the row-wise log-sum-exp (fastem_normalize_rows) in one pass for
+ * k <= 16 components: resp (n, k), lse (n,) */
+FASTEM_FMA static void fastem_full32_fit(const float *restrict t, ptrdiff_t n, ptrdiff_t f,
+                                         const float *restrict w, ptrdiff_t k,
+                                         const double *restrict log_norm,
+                                         double *restrict resp, double *restrict lse)
+{
+    float lnf[16];
+    for (ptrdiff_t c = 0; c < 16; c++)
+        lnf[c] = c < k ? (float)log_norm[c] : -INFINITY;
+    const __m256 ln[2] = {_mm256_loadu_ps(lnf), _mm256_loadu_ps(lnf + 8)};
+    const int masked = k % 8 != 0;
+    __m256 acc[12];
+    ptrdiff_t i = 0;
+    if (k > 8) {
+        FASTEM_FULL32_FIT_TILES(6, 2)
+        FASTEM_FULL32_FIT_TILES(1, 2)
+    } else {
+        FASTEM_FULL32_FIT_TILES(12, 1)
+        FASTEM_FULL32_FIT_TILES(1, 1)
+    }
+}
+
 /* sums over rows [i0, i1) of features g0 .. g0 + G - 1 against V registers of components from
  * c0, added into s (k, f) */
 #define FASTEM_FULL32_FEATURES(G, V, MASKED)                                                  \
@@ -228,6 +320,12 @@ static void fastem_full32_log_prob(const float *t, ptrdiff_t n, ptrdiff_t f,
                                    double *logp)
 {
     (void)t; (void)n; (void)f; (void)w; (void)k; (void)log_norm; (void)logp;
+}
+
+static void fastem_full32_fit(const float *t, ptrdiff_t n, ptrdiff_t f, const float *w,
+                              ptrdiff_t k, const double *log_norm, double *resp, double *lse)
+{
+    (void)t; (void)n; (void)f; (void)w; (void)k; (void)log_norm; (void)resp; (void)lse;
 }
 
 static void fastem_full32_stats(const float *t, ptrdiff_t n, ptrdiff_t f,

@@ -88,6 +88,8 @@ cdef extern from "fastem/_kernels/_full32.h" nogil:
                                 Py_ssize_t k, const double* log_norm, double* logp)
     void fastem_full32_stats(const float* t, Py_ssize_t n, Py_ssize_t f, const float* r,
                              Py_ssize_t k, double* s)
+    void fastem_full32_fit(const float* t, Py_ssize_t n, Py_ssize_t f, const float* w,
+                           Py_ssize_t k, const double* log_norm, double* resp, double* lse)
 
 
 cdef bint FULL32_FMA = fastem_full32_available()
@@ -568,6 +570,7 @@ cdef void fit_rows(
     cdef Py_ssize_t i, j, c, worst_row = -1
     cdef double w, r, sr, loglik = 0.0, total = 0.0, lowest = INFINITY
     cdef double* row
+    cdef bint fused
     cdef MissingScratch missing
     cdef MarginalScratch marginal
     if (floating is float and resp_in == NULL
@@ -579,7 +582,12 @@ cdef void fit_rows(
         return
     if is_expfam(kind):
         features(kind, x, n, d, pivot, y)
-    if resp_in == NULL:
+    fused = (floating is float and resp_in == NULL and labels == NULL and kind == EXPFAM_FULL
+             and FULL32_FMA and k <= 16)
+    if fused:  # log-densities to responsibilities in one pass (_full32.h)
+        if floating is float:
+            fastem_full32_fit(y, n, feature_width(kind, d), proj, k, log_norm, resp, lse)
+    elif resp_in == NULL:
         chunk_log_prob(kind, x, n, d, proj, center, log_norm, k, y, resp)
         if labels != NULL:
             clamp_labelled(resp, n, k, labels)
