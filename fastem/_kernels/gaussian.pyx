@@ -18,7 +18,9 @@
 #          mixture mean), both the log-densities (t @ W, W holding the natural parameters) and
 #          the statistics (r.T @ t) are one GEMM per chunk; t is stored feature-major
 #          (_features.h), or row by row for the diagonal kinds, whose log-densities are
-#          computed in registers instead of by BLAS (_diag.h); for float32 data their whole
+#          computed in registers instead of by BLAS (_diag.h); float32 EXPFAM_FULL runs both
+#          products (and, for K <= 16, the log-sum-exp) in FMA register tiles (_full32.h)
+#          where the CPU has AVX2 and FMA; for float32 data the diagonal kinds' whole
 #          E-step runs in float32 lanes, eight rows per register (_diag_fit.h), with no GEMM
 #          and no float64 log-density block. Centring on s removes the
 #          cancellation that data far from the origin would cause; what remains is error
