@@ -144,3 +144,18 @@ def test_full_float32_fit_is_the_same_for_any_thread_count(k, chunk_size):
         assert other.lower_bound_ == fits[0].lower_bound_
         np.testing.assert_array_equal(other.means_, fits[0].means_)
         np.testing.assert_array_equal(other.covariances_, fits[0].covariances_)
+
+
+@pytest.mark.filterwarnings("ignore::fastem.ConvergenceWarning")  # max_iter=4, tol=0
+def test_full_float32_memmap_fit_equals_in_memory(tmp_path):
+    """A file is read in blocks of chunks, an array in one block: bitwise the same fit."""
+    X = clusters(0, 1.0, k=4, d=5, n=6000)
+    path = tmp_path / "data.npy"
+    np.save(path, X)
+    fits = [GaussianMixture(16, covariance_type="full", max_iter=4, tol=0, random_state=0,
+                            n_threads=2, chunk_size=64).fit(source)
+            for source in (X, np.load(path, mmap_mode="r"))]
+    assert fits[0].means_.dtype == np.float32
+    assert fits[1].lower_bound_ == fits[0].lower_bound_
+    np.testing.assert_array_equal(fits[1].means_, fits[0].means_)
+    np.testing.assert_array_equal(fits[1].covariances_, fits[0].covariances_)
