@@ -4,9 +4,10 @@ Single runs on this machine drift by 20-30 %, more than some margins measured he
 case alternates fastem and daal4py for several rounds, and the medians are compared. A round
 times each library's ms per iteration as compare_sklearn.py does: (fit of 1 + 3 iterations -
 fit of 1 iteration) / 3, from the same given parameters, tol=0. Needs ``daal4py``
-(shipped with scikit-learn-intelex); N = 1e6, D = 16, K = 16 (``make_data``).
+(shipped with scikit-learn-intelex); N = 1e6, D = 16, K = 16 (``make_data``), or ``--shape N,D,K``.
 
     python benchmarks/versus_daal4py.py [--rounds 7] [--threads 2] [--dtypes float32,float64]
+        [--covariance-types full,diag] [--shape 200000,64,32]
 """
 import argparse
 import os
@@ -29,18 +30,20 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--covariance-types", default="full,diag")
+    parser.add_argument("--shape", default="1000000,16,16", help="N,D,K of make_data")
     args = parser.parse_args()
+    n, d, k = (int(float(v)) for v in args.shape.split(","))
     d4p = daal4py_module()
     if d4p is None:
         sys.exit("daal4py is not importable (pip install scikit-learn-intelex)")
     warnings.simplefilter("ignore")
     cases = [Case(t, dt, args.threads) for dt in args.dtypes.split(",")
              for t in args.covariance_types.split(",")]
-    data = {dt: make_data(1_000_000, 16, 16, dt) for dt in args.dtypes.split(",")}
-    inits = {c: initial_parameters(data[c.dtype], 16, c.covariance_type) for c in cases}
+    data = {dt: make_data(n, d, k, dt) for dt in args.dtypes.split(",")}
+    inits = {c: initial_parameters(data[c.dtype], k, c.covariance_type) for c in cases}
 
     def fastem_fit(case, iters):
-        GaussianMixture(16, covariance_type=case.covariance_type, tol=0, max_iter=iters,
+        GaussianMixture(k, covariance_type=case.covariance_type, tol=0, max_iter=iters,
                         n_threads=case.n_threads, **inits[case]).fit(data[case.dtype])
 
     def daal_fit(case, iters):
