@@ -410,11 +410,14 @@ class _Kept:
         count = KEPT_SEGMENTS if count is None else count
         self.first = n_head - min(count, n_head)  # the first head segment kept
         kept_head, kept_tail = n_head - self.first, min(count, n_tail)
-        self.head_frame, self.head_alpha = (np.empty((kept_head, block_rows, k))
-                                            for _ in range(2))
-        self.head_scale = np.empty((kept_head, block_rows))
-        self.tail_frame = np.empty((kept_tail, block_rows, k))
-        self.tail_shifts = np.empty((kept_tail, block_rows))
+        shapes = [(kept_head, block_rows, k), (kept_head, block_rows, k),
+                  (kept_head, block_rows), (kept_tail, block_rows, k), (kept_tail, block_rows)]
+        sizes = [int(np.prod(shape)) for shape in shapes]
+        # one allocation: large enough to be mapped, and so returned to the system when freed
+        flat = np.empty(sum(sizes))
+        (self.head_frame, self.head_alpha, self.head_scale, self.tail_frame,
+         self.tail_shifts) = (part.reshape(shape) for part, shape in zip(
+             np.split(flat, np.cumsum(sizes)[:-1]), shapes))
 
     def head_forward(self, s, n):
         """``(alpha, scale)`` buffers for the forward pass of head segment ``s`` (``n`` rows)
