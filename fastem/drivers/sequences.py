@@ -27,8 +27,8 @@ its start, the tail from the middle row on.
   (``forward_segment(..., scaled=True)``). Memory stays O(block x K) (``KEPT_SEGMENTS`` x
   ``block_rows`` x (3K + 2) doubles, 54 MB for 65,536-row segments and K = 8), and a kept
   segment gives bitwise what recomputing it gives.
-Both threads do the same work (each half's rows read twice, emissions computed twice but for
-the kept segments, one recursion in phase 1, both in phase 2 but for the head's kept
+Both threads do about the same work (each half's rows read twice, emissions computed twice but
+for the kept segments, one recursion in phase 1, both in phase 2 but for the head's kept
 segments), and with one thread the same calls run one after the other, so results are
 bitwise identical for any ``n_threads``: each half adds its statistics
 and counts into its own sums, and the head's are added before the tail's. The forward messages
@@ -173,7 +173,8 @@ class SequenceDriver(LocalDriver):
         ends (the module docstring): phase 1 runs the forward pass over the first half and
         the backward messages alone over the second, from the end; phase 2 walks the first
         half's segments back and the second half's forward, each segment recomputing its
-        forward messages and then its backward ones between the messages it got."""
+        forward messages (but those phase 1 kept) and then its backward ones between the
+        messages it got."""
         packed, k = p.packed, p.k
         mid = start + (stop - start + 1) // 2
         head, tail = data.segments(start, mid, p.block_rows), data.segments(mid, stop,
@@ -406,14 +407,14 @@ class _Kept:
     ``KEPT_SEGMENTS`` x ``block_rows`` x (3K + 2) doubles (54 MB for 65,536-row segments and
     K = 8): memory stays O(block x K), whatever the sequence's length."""
 
-    def __init__(self, block_rows, k, n_head, n_tail, count=None):
-        count = KEPT_SEGMENTS if count is None else count
-        self.first = n_head - min(count, n_head)  # the first head segment kept
-        kept_head, kept_tail = n_head - self.first, min(count, n_tail)
+    def __init__(self, block_rows, k, n_head, n_tail):
+        self.first = n_head - min(KEPT_SEGMENTS, n_head)  # the first head segment kept
+        kept_head, kept_tail = n_head - self.first, min(KEPT_SEGMENTS, n_tail)
         shapes = [(kept_head, block_rows, k), (kept_head, block_rows, k),
                   (kept_head, block_rows), (kept_tail, block_rows, k), (kept_tail, block_rows)]
         sizes = [int(np.prod(shape)) for shape in shapes]
-        # one allocation: large enough to be mapped, and so returned to the system when freed
+        # one allocation: at the default sizes large enough to be mapped (glibc), and so
+        # returned to the system when freed
         flat = np.empty(sum(sizes))
         (self.head_frame, self.head_alpha, self.head_scale, self.tail_frame,
          self.tail_shifts) = (part.reshape(shape) for part, shape in zip(
