@@ -136,8 +136,9 @@ def test_bad_bounds_raise():
 @pytest.mark.parametrize("cuts", [[0], [0, 1, 2, 30, 56], list(range(57))])
 def test_segments_give_bitwise_the_whole_sequence(cuts, k):
     """forward_segment over segments, then backward_segment from the last, equal one
-    forward_backward call bitwise (posteriors, log p, counts); viterbi_segment and
-    viterbi_backtrack equal viterbi."""
+    forward_backward call bitwise (posteriors, log p, counts), also when the forward pass
+    starts from beta_segment's scaled densities; viterbi_segment and viterbi_backtrack equal
+    viterbi."""
     rng = np.random.default_rng(5)
     T = 57
     L = rng.normal(size=(T, k)) * 3
@@ -155,7 +156,12 @@ def test_segments_give_bitwise_the_whole_sequence(cuts, k):
         frame, scale = L[a:b].copy(), np.empty(b - a)
         fb.forward_segment(frame, prev.copy(), a == 0, startprob, transmat, post[a:b], scale)
         alone = message.copy()  # the backward messages without the forward pass: the same
-        fb.beta_segment(L[a:b].copy(), transmat, alone, np.empty(b - a))
+        scaled, shift = L[a:b].copy(), np.empty(b - a)
+        fb.beta_segment(scaled, transmat, alone, shift)
+        again, alpha = prev.copy(), np.empty((b - a, k))  # forward from beta_segment's scaling
+        fb.forward_segment(scaled, again, a == 0, startprob, transmat, alpha, shift, scaled=True)
+        for x, y in ((scaled, frame), (alpha, post[a:b]), (shift, scale)):
+            np.testing.assert_array_equal(x, y)
         assert fb.backward_segment(frame, post[a:b], prev if a else np.empty(0), transmat,
                                    message, counts)
         if a:  # (the first segment's walk stops at its first row)

@@ -63,6 +63,28 @@ static void fastem_diag_features_##SUFFIX(int squares, int missing, const T *res
                                           T *restrict t)                                      \
 {                                                                                             \
     const ptrdiff_t f = (squares ? 2 * d : d + 1) + (missing ? d : 0);                        \
+    if (squares && !missing) {  /* the common case in whole registers (same operations) */   \
+        typedef T lanes __attribute__((vector_size(32)));                                     \
+        const ptrdiff_t whole = d - d % (ptrdiff_t) (32 / sizeof(T));                         \
+        for (ptrdiff_t i = 0; i < n; i++) {                                                   \
+            const T *restrict row = x + i * d;                                                \
+            T *restrict v = t + i * f;                                                        \
+            for (ptrdiff_t a = 0; a < whole; a += 32 / sizeof(T)) {                           \
+                lanes value, mean;                                                            \
+                memcpy(&value, row + a, sizeof value);                                        \
+                memcpy(&mean, centre + a, sizeof mean);                                       \
+                value -= mean;                                                                \
+                memcpy(v + a, &value, sizeof value);                                          \
+                value *= value;                                                               \
+                memcpy(v + d + a, &value, sizeof value);                                      \
+            }                                                                                 \
+            for (ptrdiff_t a = whole; a < d; a++) {                                           \
+                v[a] = row[a] - centre[a];                                                    \
+                v[d + a] = v[a] * v[a];                                                       \
+            }                                                                                 \
+        }                                                                                     \
+        return;                                                                               \
+    }                                                                                         \
     for (ptrdiff_t i = 0; i < n; i++) {                                                       \
         const T *restrict row = x + i * d;                                                    \
         T *restrict v = t + i * f;                                                            \

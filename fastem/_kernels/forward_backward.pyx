@@ -242,7 +242,8 @@ def forward_backward(
 
 
 def forward_segment(
-    double[:, ::1] frame,              # IN  log p(x_t | z_t = k) (n, k); OUT scaled densities
+    double[:, ::1] frame,              # IN  log p(x_t | z_t = k) (n, k), or the scaled
+                                       #     densities when `scaled`; OUT scaled densities
     double[::1] message,               # IN  (message_size(k),) the forward state after the row
                                        #     before (unless first): its unnormalised message
                                        #     r and the log-likelihood so far (_chain.h); OUT
@@ -251,12 +252,15 @@ def forward_segment(
     const double[::1] startprob,       # IN  (k,)
     const double[:, ::1] transmat,     # IN  (k, k)
     double[:, ::1] alpha,              # OUT (n, k) normalised forward messages
-    double[::1] scale,                 # OUT (n,) the rows' inverse scales 1 / c_t
+    double[::1] scale,                 # IN  the rows' shifts when `scaled`; OUT (n,) the rows'
+                                       #     inverse scales 1 / c_t
+    bint scaled=False,                 # IN  whether `frame` holds scaled densities already
+                                       #     (those of beta_segment, with its shifts)
 ):
     """Forward pass over a segment of one sequence (one thread, GIL released): returns the
     log-likelihood of the sequence's rows up to the segment's last, or -inf when no state can
     emit a row. A sequence cut into segments gives bitwise the messages and log-likelihood of
-    one piece."""
+    one piece, and so does a segment whose densities beta_segment scaled (``scaled``)."""
     cdef double ll
     cdef Py_ssize_t n = frame.shape[0], k = frame.shape[1]
     if (n < 1 or alpha.shape[0] != n or alpha.shape[1] != k or scale.shape[0] != n
@@ -265,8 +269,10 @@ def forward_segment(
         raise ValueError("fastem: forward_segment buffers do not match the frame")
     cdef const double[:, ::1] transmat_p = padded_chain(np.asarray(transmat))[0]
     with nogil:
-        ll = forward_rows(&frame[0, 0], n, k, &message[0], first, &startprob[0],
-                          &transmat_p[0, 0], &alpha[0, 0], &scale[0])
+        if not scaled:
+            scale_rows(&frame[0, 0], n, k, &scale[0])
+        ll = fastem_forward_rows(&frame[0, 0], n, k, &message[0], first, &startprob[0],
+                                 &transmat_p[0, 0], &alpha[0, 0], &scale[0])
     return ll
 
 

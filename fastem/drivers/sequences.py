@@ -20,9 +20,17 @@ its start, the tail from the middle row on.
   (for the head's last segment the tail's phase-1 result, for the others what the segment
   after left, or a checkpoint), giving its posteriors, its transition counts (those into its
   first row included) and then its emission statistics.
-Both threads do the same work (each half's rows read twice, emissions computed twice, one
-recursion in phase 1, both in phase 2), and with one thread the same calls run one after the
-other, so results are bitwise identical for any ``n_threads``: each half adds its statistics
+- Kept segments: phase 2 starts with the segments phase 1 computed last (the head's last, the
+  tail's first). Phase 1 keeps up to ``KEPT_SEGMENTS`` of them per half (:class:`_Kept`):
+  the head's scaled densities, forward messages and scales, so phase 2 only runs their
+  backward pass, and the tail's scaled densities and shifts, so phase 2 skips their emissions
+  (``forward_segment(..., scaled=True)``). Memory stays O(block x K) (``KEPT_SEGMENTS`` x
+  ``block_rows`` x (3K + 2) doubles, 54 MB for 65,536-row segments and K = 8), and a kept
+  segment gives bitwise what recomputing it gives.
+Both threads do about the same work (each half's rows read twice, emissions computed twice but
+for the kept segments, one recursion in phase 1, both in phase 2 but for the head's kept
+segments), and with one thread the same calls run one after the other, so results are
+bitwise identical for any ``n_threads``: each half adds its statistics
 and counts into its own sums, and the head's are added before the tail's. The forward messages
 and the log-likelihood (the tail's forward pass continues the head's) are bitwise those of the
 whole sequence at once, and so are the backward messages (one step function, whichever loop
@@ -47,6 +55,7 @@ from ..latent import hmm
 from .local import LocalDriver
 
 BLOCK_CHUNKS = 64  # chunks per block of whole sequences, and per segment of a longer one
+KEPT_SEGMENTS = 4  # of each half of a long sequence, kept from phase 1 for phase 2 (_Kept)
 
 Piece = namedtuple("Piece", "start block missing gamma work n_threads")
 Piece.__doc__ = """Posteriors of a block or segment, with the buffers (``work``) and thread
@@ -164,7 +173,8 @@ class SequenceDriver(LocalDriver):
         ends (the module docstring): phase 1 runs the forward pass over the first half and
         the backward messages alone over the second, from the end; phase 2 walks the first
         half's segments back and the second half's forward, each segment recomputing its
-        forward messages and then its backward ones between the messages it got."""
+        forward messages (but those phase 1 kept) and then its backward ones between the
+        messages it got."""
         packed, k = p.packed, p.k
         mid = start + (stop - start + 1) // 2
         head, tail = data.segments(start, mid, p.block_rows), data.segments(mid, stop,
@@ -174,15 +184,18 @@ class SequenceDriver(LocalDriver):
         backward_marks = np.empty((len(tail), k))  # at the last row of each tail segment
         message, message_mid = np.empty(fb.message_size(k)), np.ones(k)
         counts = np.zeros((2, k + k * k))
+        kept = _Kept(p.block_rows, k, len(head), len(tail))
 
         def forward_head():
             for s, (a, b) in enumerate(head):
                 forward_marks[s] = message
                 _, _, frame, work = p.emissions(a, b, work_head)
+                n = b - a
+                alpha, scale = kept.head_forward(s, n) or (work.gamma[:n], work.scale[:n])
                 if fb.forward_segment(frame, message, s == 0, packed.startprob,
-                                      packed.transmat, work.gamma[:b - a],
-                                      work.scale[:b - a]) == -np.inf:
+                                      packed.transmat, alpha, scale) == -np.inf:
                     return False
+                kept.keep_head(s, frame)
             return True
 
         def backward_tail():
@@ -190,23 +203,34 @@ class SequenceDriver(LocalDriver):
                 a, b = tail[s]
                 backward_marks[s] = message_mid
                 _, _, frame, work = p.emissions(a, b, work_tail)
-                fb.beta_segment(frame, packed.transmat, message_mid, work.scale[:b - a])
+                shift = kept.tail_shift(s, b - a)
+                fb.beta_segment(frame, packed.transmat, message_mid,
+                                work.scale[:b - a] if shift is None else shift)
+                kept.keep_tail(s, frame)
             return True
 
-        def segment(a, b, work, prev, after, first, backward_message, counted, half):
+        def segment(a, b, work, prev, after, first, backward_message, counted, half, held):
             """One segment's forward messages from ``prev`` (the state after it into
             ``after``), then its posteriors and counts back from ``backward_message``: the
-            log-likelihood up to its last row, or None if the sequence has no statistics."""
-            block, missing, frame, _ = p.emissions(a, b, work)
-            n = b - a
-            after[:] = prev
-            ll = fb.forward_segment(frame, after, first, packed.startprob, packed.transmat,
-                                    work.gamma[:n], work.scale[:n])
+            log-likelihood up to its last row (None when ``held`` has its forward pass), or
+            False if the sequence has no statistics. ``held``: what phase 1 kept of it
+            (:class:`_Kept`), or None to recompute its emissions."""
+            n, ll = b - a, None
+            if held is None:
+                block, missing, frame, _ = p.emissions(a, b, work)
+                frame, alpha, scale, scaled = frame, work.gamma[:n], work.scale[:n], False
+            else:
+                block, missing = p.read(a, b)
+                frame, alpha, scale, scaled = held
+            if scaled is not None:  # (None: the forward pass kept from phase 1)
+                after[:] = prev
+                ll = fb.forward_segment(frame, after, first, packed.startprob, packed.transmat,
+                                        alpha, scale, scaled)
             if ll == -np.inf or not fb.backward_segment(
-                    frame, work.gamma[:n], np.empty(0) if first else prev, packed.transmat,
+                    frame, alpha, np.empty(0) if first else prev, packed.transmat,
                     backward_message, counted):
-                return None
-            consume(Piece(a, block, missing, work.gamma[:n], work, p.stage_threads), half)
+                return False
+            consume(Piece(a, block, missing, alpha, work, p.stage_threads), half)
             return ll
 
         halves = [fresh(), fresh()]
@@ -216,7 +240,8 @@ class SequenceDriver(LocalDriver):
             for s in range(len(head) - 1, -1, -1):
                 a, b = head[s]
                 if segment(a, b, work_head, forward_marks[s], after, s == 0,
-                           backward_message, counts[0], halves[0]) is None:
+                           backward_message, counts[0], halves[0],
+                           kept.head(s, b - a)) is False:
                     return False
                 bar.update(b - a)
             return True
@@ -225,8 +250,8 @@ class SequenceDriver(LocalDriver):
             prev, after, ll = message, np.empty(fb.message_size(k)), None
             for s, (a, b) in enumerate(tail):
                 ll = segment(a, b, work_tail, prev, after, False, backward_marks[s].copy(),
-                             counts[1], halves[1])
-                if ll is None:
+                             counts[1], halves[1], kept.tail(s, b - a, work_tail))
+                if ll is False:
                     return None
                 prev, after = after, prev
             return ll
@@ -374,6 +399,63 @@ class SequenceDriver(LocalDriver):
         return float(delta.max())
 
 
+class _Kept:
+    """What phase 1 over a long sequence keeps of the segments that phase 2 reads first (the
+    module docstring), so that phase 2 does not recompute them: the head's last segments'
+    scaled densities, forward messages and inverse scales, and the tail's first segments'
+    scaled densities and shifts; ``KEPT_SEGMENTS`` segments of each half at most, so
+    ``KEPT_SEGMENTS`` x ``block_rows`` x (3K + 2) doubles (54 MB for 65,536-row segments and
+    K = 8): memory stays O(block x K), whatever the sequence's length."""
+
+    def __init__(self, block_rows, k, n_head, n_tail):
+        self.first = n_head - min(KEPT_SEGMENTS, n_head)  # the first head segment kept
+        kept_head, kept_tail = n_head - self.first, min(KEPT_SEGMENTS, n_tail)
+        shapes = [(kept_head, block_rows, k), (kept_head, block_rows, k),
+                  (kept_head, block_rows), (kept_tail, block_rows, k), (kept_tail, block_rows)]
+        sizes = [int(np.prod(shape)) for shape in shapes]
+        # one allocation: at the default sizes large enough to be mapped (glibc), and so
+        # returned to the system when freed
+        flat = np.empty(sum(sizes))
+        (self.head_frame, self.head_alpha, self.head_scale, self.tail_frame,
+         self.tail_shifts) = (part.reshape(shape) for part, shape in zip(
+             np.split(flat, np.cumsum(sizes)[:-1]), shapes))
+
+    def head_forward(self, s, n):
+        """``(alpha, scale)`` buffers for the forward pass of head segment ``s`` (``n`` rows)
+        when it is kept, else None."""
+        i = s - self.first
+        return (self.head_alpha[i, :n], self.head_scale[i, :n]) if i >= 0 else None
+
+    def keep_head(self, s, frame):
+        """Keep head segment ``s``'s scaled densities (after its forward pass)."""
+        if s >= self.first:
+            self.head_frame[s - self.first, :frame.shape[0]] = frame
+
+    def head(self, s, n):
+        """``(scaled densities, forward messages, inverse scales, None)`` of head segment
+        ``s``, or None when it is not kept."""
+        i = s - self.first
+        if i < 0:
+            return None
+        return self.head_frame[i, :n], self.head_alpha[i, :n], self.head_scale[i, :n], None
+
+    def tail_shift(self, s, n):
+        """The buffer for tail segment ``s``'s shifts when it is kept, else None."""
+        return self.tail_shifts[s, :n] if s < self.tail_frame.shape[0] else None
+
+    def keep_tail(self, s, frame):
+        """Keep tail segment ``s``'s scaled densities (after ``beta_segment``)."""
+        if s < self.tail_frame.shape[0]:
+            self.tail_frame[s, :frame.shape[0]] = frame
+
+    def tail(self, s, n, work):
+        """``(scaled densities, forward messages' buffer in work, shifts, True)`` of tail
+        segment ``s``, or None when it is not kept."""
+        if s >= self.tail_frame.shape[0]:
+            return None
+        return self.tail_frame[s, :n], work.gamma[:n], self.tail_shifts[s, :n], True
+
+
 class _Pass:
     """What one pass needs: the family and packing, chunk size, block rows, buffers for blocks
     of whole sequences (``work``), and for the segments of a longer sequence one set of
@@ -425,12 +507,17 @@ class _Pass:
                 self.stopped = True
                 raise
 
+    def read(self, a, b):
+        """``(rows [a, b), missing rows or None)``; raises once the pass has stopped
+        (:meth:`both`)."""
+        if self.stopped:
+            raise RuntimeError("fastem: the pass was interrupted")
+        return self.driver.read(a, b, self.packed.dtype)
+
     def emissions(self, a, b, work):
         """Read rows [a, b) and compute their emission log-densities into ``work.frame``:
         ``(block, missing, frame, work)``; raises once the pass has stopped (:meth:`both`)."""
-        if self.stopped:
-            raise RuntimeError("fastem: the pass was interrupted")
-        block, missing = self.driver.read(a, b, self.packed.dtype)
+        block, missing = self.read(a, b)
         frame = hmm.emission_log_densities(self.family, self.packed, block, self.chunk,
                                            self.stage_threads, work, missing,
                                            self.driver.row_labels(a, b))
