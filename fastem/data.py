@@ -235,7 +235,7 @@ class ReadAhead:
     context manager; ``advance(row)`` says rows before ``row`` are being read."""
 
     WINDOW = 256 << 20
-    PIECE = 8 << 20
+    PIECE = 256 << 10  # bytes per pread; the kernel's own read-ahead makes the disk requests large
     enabled = True
 
     def __init__(self, path=None, offset=0, row_bytes=0, n_rows=0):
