@@ -181,21 +181,28 @@ def slow_source(data):
     return da.from_array(data, chunks=750).map_blocks(slow_rows, dtype=data.dtype)
 
 
-def test_killed_worker_is_recomputed(client, data):
-    start = sklearn_start(data, 3, "diag")
-    expected = fastem.GaussianMixture(3, tol=0, max_iter=3, **start).fit(data)
+def killing_a_worker(client, killed):
+    """A fit callback that kills a worker 0.25 s into the second pass, and appends the time
+    to ``killed``."""
     pids = list(client.run(os.getpid).values())
-    killed = []
 
     def kill_soon(model):
-        if model.n_iter_ == 1:  # kill a worker in the middle of the second pass
+        if model.n_iter_ == 1:
             def kill():
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(time.perf_counter())
 
             threading.Timer(0.25, kill).start()
 
-    model = fastem.GaussianMixture(3, tol=0, max_iter=3, callback=kill_soon, **start)
+    return kill_soon
+
+
+def test_killed_worker_is_recomputed(client, data):
+    start = sklearn_start(data, 3, "diag")
+    expected = fastem.GaussianMixture(3, tol=0, max_iter=3, **start).fit(data)
+    killed = []
+    model = fastem.GaussianMixture(3, tol=0, max_iter=3, callback=killing_a_worker(client, killed),
+                                   **start)
     model.fit(slow_source(data))
     finished = time.perf_counter()
     assert killed and killed[0] < finished

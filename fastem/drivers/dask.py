@@ -1,15 +1,23 @@
 """The Dask driver: the local kernels mapped over the row blocks of a ``dask.array.Array``.
 
-Every pass is one task per block of rows. On the worker the block and its weights go to a
-:class:`~fastem.drivers.local.LocalDriver`, so they meet the same compiled kernels, chunk size,
-sub-blocking and single-threaded BLAS as on one machine; the task returns a zeroed-then-filled
-statistics vector and the block's worst-fit row. Those small vectors are added in block order
-by a fixed tree of tasks on the cluster (each folds up to ``FAN_IN`` neighbours), so for a given blocking the result is the same
-whatever the number of workers, and it equals the local driver's up to the order of the
-additions (rounding). The parameters of a pass travel once, as one task that every block task
-depends on; the M-step runs on the client; data blocks are read where they live and never
-gathered (the client receives one statistics vector per pass, and at most ``size`` rows when
-initialisation samples rows).
+On its worker each block and its weights go to a :class:`~fastem.drivers.local.LocalDriver`,
+so they meet the same compiled kernels, chunk size, sub-blocking and single-threaded BLAS as on
+one machine, and give a zeroed-then-filled statistics vector and the block's worst-fit row.
+Those small vectors are added in block order by a fixed tree (each node folds up to ``FAN_IN``
+neighbours), so for a given blocking the result is the same whatever the number of workers, and
+it equals the local driver's up to the order of the additions (rounding). The M-step runs on
+the client; data blocks are read where they live and never gathered (the client receives
+statistics vectors, and at most ``size`` rows when initialisation samples rows). A statistics
+pass runs in one of two ways:
+
+* Data persisted on a distributed cluster (every block of X, and of the weights and labels
+  there are, held by a future): one task per worker, over the blocks that worker holds, in
+  block order; the client adds the blocks' vectors. A pass then costs the scheduler and the
+  client a few tasks whatever the number of blocks, and no block moves (benchmarks/README.md:
+  issue 18).
+* Otherwise (blocks read from storage or computed, e.g. ``from_zarr``): one task per block,
+  the parameters sent once as a task every block task depends on, the vectors added by fold
+  tasks on the cluster.
 
 Differences from the local driver, all documented for users:
 
@@ -30,6 +38,7 @@ Differences from the local driver, all documented for users:
 import concurrent.futures
 import contextlib
 import functools
+import sys
 import uuid
 from typing import Any, NamedTuple
 
@@ -197,14 +206,10 @@ class DaskDriver:
         worker (initialisation), with ``start`` the block's global first row. ``nan_policy``
         checks rows on the workers, in the same pass; the first bad row of all blocks is named.
         """
-        job = _shared(Pass(family, packed, self.chunk_size, self.n_threads, with_stats,
-                           None if resp_fn is None else cloudpickle.dumps(resp_fn),
-                           nan_policy=nan_policy))
-        block_stats = dask.delayed(_block_stats, pure=True)
-        parts = [block_stats(block, weights, labels, start, job)
-                 for (block, weights, start), labels in zip(self._blocks(), self._labels())]
-        with _lost_work():
-            result, = dask.compute(_tree(parts, _merge_stats))
+        job = Pass(family, packed, self.chunk_size, self.n_threads, with_stats,
+                   None if resp_fn is None else cloudpickle.dumps(resp_fn),
+                   nan_policy=nan_policy)
+        result = self._run(_block_stats, job, _merge_stats, with_labels=True)
         if result.error is not None:
             raise result.error
         if nan_policy is not None:
@@ -228,14 +233,38 @@ class DaskDriver:
 
     def _per_block(self, task, jobs, merge, resp_fn=None):
         """``task(block, weights, start, pass)`` over every block, merged by ``merge``."""
-        job = _shared(Pass(None, None, self.chunk_size, self.n_threads, resp_fn=resp_fn,
-                           jobs=tuple(jobs)))
-        block_task = dask.delayed(task, pure=True)
-        parts = [block_task(block, weights, start, job)
-                 for block, weights, start in self._blocks()]
+        job = Pass(None, None, self.chunk_size, self.n_threads, resp_fn=resp_fn,
+                   jobs=tuple(jobs))
+        return self._run(task, job, merge)
+
+    def _run(self, task, job, merge, with_labels=False):
+        """``task(block, weights[, labels], start, job)`` over every row block, the results
+        merged in block order by ``merge``. Data persisted on a distributed cluster run as one
+        task per worker over the blocks it holds (:func:`_per_worker`); others as a graph of
+        one task per block, ``job`` sent once (:func:`_shared`), merged on the cluster."""
+        resident = self._resident(with_labels)
         with _lost_work():
+            if resident is not None:
+                return _tree(_per_worker(task, resident, self.X.chunks[0], job), merge,
+                             fold=_fold)
+            job = _shared(job)
+            block_task = dask.delayed(task, pure=True)
+            labels = [(labels,) if with_labels else () for labels in self._labels()]
+            parts = [block_task(block, weights, *extra, start, job)
+                     for (block, weights, start), extra in zip(self._blocks(), labels)]
             result, = dask.compute(_tree(parts, merge))
         return result
+
+    def _resident(self, with_labels):
+        """The arguments (block, weights[, labels], start) of each row block as futures, when
+        X, the weights and the labels (those there are) are persisted on a distributed
+        cluster; else None."""
+        arrays = [self.X, self.sample_weight] + ([self.labels] if with_labels else [])
+        columns = [[None] * len(self.starts) if array is None else _futures(array)
+                   for array in arrays]
+        if any(column is None for column in columns):
+            return None
+        return list(zip(*columns, self.starts.tolist()))
 
     def _labels(self):
         """The delayed labels of each row block (None without labels)."""
@@ -378,11 +407,53 @@ def _shared(job):
     return dask.delayed(job, traverse=False, name=f"fastem-pass-{uuid.uuid4().hex}")
 
 
-def _tree(parts, merge, *args):
-    """Merge delayed ``parts`` into one by tasks that each fold up to ``FAN_IN`` neighbours left
-    to right: a fixed order of additions however the tasks are scheduled, in few levels (each
-    level waits for a round trip through the scheduler and a transfer between workers)."""
-    fold = dask.delayed(_fold, pure=True)
+def _futures(array):
+    """The futures holding the blocks of a persisted dask ``array``, in block order (None
+    when some block is a task, not data held on a distributed cluster)."""
+    distributed = sys.modules.get("distributed")  # no futures without it: never imported here
+    if distributed is None:
+        return None
+    graph = array.__dask_graph__()
+    futures = [graph.get(key) for key in dask.core.flatten(array.__dask_keys__())]
+    if not all(isinstance(future, distributed.Future) for future in futures):
+        return None
+    return futures
+
+
+def _per_worker(task, parts, rows, job):
+    """``task(*part, job)`` for each of ``parts`` (futures first of all the block), in block
+    order, computed by one task per worker over the blocks it holds (the fewest rows so far
+    among a block's holders; any worker for a block nobody holds). A pass then costs the
+    scheduler and the client a few tasks, whatever the number of blocks, and no data move."""
+    from distributed import wait
+
+    client = parts[0][0].client
+    wait([part[0] for part in parts])
+    who_has = client.who_has([part[0] for part in parts])
+    load, groups = {}, {}
+    for index, (part, size) in enumerate(zip(parts, rows)):
+        holders = who_has.get(part[0].key) or [None]
+        worker = min(holders, key=lambda w: load.get(w, 0))
+        load[worker] = load.get(worker, 0) + size
+        groups.setdefault(worker, []).append(index)
+    futures = [client.submit(_run_blocks, task, [parts[i] for i in indices], job, pure=False,
+                             workers=None if worker is None else [worker],
+                             allow_other_workers=True)
+               for worker, indices in groups.items()]
+    ordered = [None] * len(parts)
+    for indices, results in zip(groups.values(), client.gather(futures)):
+        for index, result in zip(indices, results):
+            ordered[index] = result
+    return ordered
+
+
+def _tree(parts, merge, *args, fold=None):
+    """Merge ``parts`` into one by folding up to ``FAN_IN`` neighbours left to right, level by
+    level: a fixed order of additions however the work is scheduled. ``parts`` are delayed
+    and the folds tasks on the cluster, in few levels (each waits for a round trip through the
+    scheduler and a transfer between workers), unless ``fold`` is given (``_fold`` for values
+    on the client: the same additions in the same order)."""
+    fold = fold or dask.delayed(_fold, pure=True)
     while len(parts) > 1:
         parts = [fold(merge, args, *parts[i:i + FAN_IN]) for i in range(0, len(parts), FAN_IN)]
     return parts[0]
@@ -414,6 +485,11 @@ def _block_stats(block, weights, labels, start, job):
     if worst[1] >= 0:
         worst[1] += start
     return BlockStats(stats, worst, omitted)
+
+
+def _run_blocks(task, parts, job):
+    """``task(*part, job)`` for each of the blocks one worker holds, in the order given."""
+    return [task(*part, job) for part in parts]
 
 
 def _block_resp_fn(pickled, start):
