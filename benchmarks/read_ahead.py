@@ -1,9 +1,11 @@
 """Does a pass over a .npy file that is not in the page cache cost max(read, compute) or their
 sum? One streamed E-step pass (diag Gaussian, K components, 2 threads), cold, with and without
-read-ahead (posix_fadvise WILLNEED), beside the two costs it combines:
+read-ahead (a thread reading ahead of the blocks in use: fastem.data.ReadAhead), beside
+the two costs it combines:
 
-- read: the file read sequentially into a small buffer after dropping the page cache (the
-  disk's own floor for a pass);
+- read: the file brought in through a fresh mapping after dropping the page cache, one value
+  per page touched (the disk's floor for a pass, by the pass's own path: page faults and the
+  kernel's read-ahead);
 - compute: the same pass over the first ``--warm-rows`` rows while they are in the page cache,
   scaled to the whole file.
 
@@ -46,14 +48,17 @@ def drop_page_cache():
 
 
 def read_seconds(path):
-    """Seconds to read the whole file from disk into a reused 16 MB buffer."""
+    """Seconds to bring the whole file in from disk the way a pass does, through a fresh
+    mapping's page faults (and the kernel's own read-ahead), touching one value per page."""
     drop_page_cache()
-    buffer = bytearray(16 << 20)
+    X = np.load(path, mmap_mode="r")
+    step = max(1, 4096 // X.strides[0])
     tic = time.perf_counter()
-    with open(path, "rb", buffering=0) as f:
-        while f.readinto(buffer):
-            pass
-    return time.perf_counter() - tic
+    for start in range(0, X.shape[0], 1 << 22):
+        X[start:start + (1 << 22):step, 0].sum()
+    seconds = time.perf_counter() - tic
+    del X
+    return seconds
 
 
 def pass_seconds(path, rows, family, params, n_threads):

@@ -7,6 +7,7 @@ handed to the kernels as views when they are already C-contiguous in the working
 converted one block at a time otherwise.
 """
 import contextlib
+import ctypes
 import mmap
 import os
 import secrets
@@ -222,30 +223,55 @@ def size_check(X):
     return lambda: None
 
 
+def _page_residency():
+    """``resident(address, length)``: whether every page of a mapped range is in the page cache
+    (``mincore``), or None where libc has no ``mincore``."""
+    try:
+        mincore = ctypes.CDLL(None, use_errno=True).mincore
+    except (OSError, AttributeError):
+        return None
+    mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    page = mmap.PAGESIZE
+
+    def resident(address, length):
+        first = address - address % page
+        pages = -(-(address + length - first) // page)
+        vector = np.zeros(pages, dtype=np.uint8)
+        if mincore(first, address + length - first, vector.ctypes.data) != 0:
+            return False  # unknown: read it
+        return bool((vector & 1).all())
+    return resident
+
+
 class ReadAhead:
     """A background thread reading a memory-mapped file up to ``WINDOW`` bytes ahead of the
     rows in use, so the disk works while the kernels compute and their page faults find the
     pages in the page cache: a cold pass then costs about max(read, compute), not the sum.
 
-    The thread reads with ``pread`` into one reused buffer, so it waits for the disk itself and
-    never runs more than the window ahead: a file larger than RAM evicts only pages already
-    used. (The previous scheme, ``posix_fadvise(WILLNEED)`` from the thread iterating blocks,
-    made that thread do the page allocation and reclaim: on a 28.8 GB file, larger than RAM, its
-    cold passes were slower than no read-ahead; benchmarks/README.md, "Out of core".) Use as a
-    context manager; ``advance(row)`` says rows before ``row`` are being read."""
+    The thread reads each ``PIECE`` that is not already cached (``mincore``) with ``pread``
+    into a reused buffer, so it waits for the disk itself, never runs more than the window
+    ahead (a file larger than RAM evicts only pages already used) and copies nothing for a
+    cached file. ``posix_fadvise(WILLNEED)`` instead, from this thread or the one iterating
+    blocks, made cold passes over a 28.8 GB file slower than the kernel's own read-ahead
+    (benchmarks/README.md, "Read-ahead on a file larger than RAM"). Use as a context manager;
+    ``advance(row)`` says rows before ``row`` are being read."""
 
     WINDOW = 256 << 20
-    PIECE = 256 << 10  # bytes per pread; the kernel's own read-ahead makes the disk requests large
+    PIECE = 8 << 20
     enabled = True
+    resident = staticmethod(_page_residency() or (lambda address, length: False))
 
-    def __init__(self, path=None, offset=0, row_bytes=0, n_rows=0):
-        self.consumed = self.position = self.offset = offset  # file bytes used / read
-        self.end, self.row_bytes = offset + row_bytes * n_rows, row_bytes
+    def __init__(self, X=None):
+        self.consumed = self.position = self.offset = 0 if X is None else X.offset
+        self.end = self.offset + (0 if X is None else X.nbytes)
+        self.row_bytes = 0 if X is None else X.strides[0]
+        self.address = 0 if X is None else X.ctypes.data - X.offset  # of file byte 0
         self.stopping = False
         self.changed = threading.Condition()
         self.thread = None
-        if path is not None:
-            fd = os.open(path, os.O_RDONLY)
+        if X is not None:
+            self.mapping = X  # keeps the mapping that ``resident`` looks at alive
+            fd = os.open(X.filename, os.O_RDONLY)
             self.thread = threading.Thread(target=self._read, args=(fd,), daemon=True,
                                            name="fastem-read-ahead")
             self.thread.start()
@@ -253,13 +279,14 @@ class ReadAhead:
     @classmethod
     def for_source(cls, X):
         """A ReadAhead for a whole memory-mapped file (not a view into one), else a no-op."""
-        if not (cls.enabled and hasattr(os, "preadv") and isinstance(X, np.memmap) and isinstance(X.base, mmap.mmap)
-                and X.flags.c_contiguous and getattr(X, "filename", None)):
+        if not (cls.enabled and hasattr(os, "preadv") and isinstance(X, np.memmap)
+                and isinstance(X.base, mmap.mmap) and X.flags.c_contiguous
+                and getattr(X, "filename", None)):
             return cls()
-        return cls(X.filename, X.offset, X.strides[0], X.shape[0])
+        return cls(X)
 
     def _read(self, fd):
-        buffer = memoryview(bytearray(self.PIECE))
+        buffer = mmap.mmap(-1, self.PIECE)  # page-aligned, and returned to the OS at the end
         try:
             while self.position < self.end:
                 with self.changed:
@@ -267,15 +294,20 @@ class ReadAhead:
                         lambda: self.stopping or self.position < self.consumed + self.WINDOW)
                     if self.stopping:
                         return
+                    # Rows the kernels already fault in are not read twice: start past them.
+                    self.position = max(self.position, self.consumed)
+                    if self.position >= self.end:
+                        return
                     size = min(self.PIECE, self.end - self.position,
                                self.consumed + self.WINDOW - self.position)
-                got = os.preadv(fd, [buffer[:size]], self.position)
-                if got <= 0:  # the file shrank: the reader's size check reports it
-                    return
-                self.position += got
+                if not self.resident(self.address + self.position, size):
+                    if os.preadv(fd, [memoryview(buffer)[:size]], self.position) <= 0:
+                        return  # the file shrank: the reader's size check reports it
+                self.position += size
         except OSError:  # read-ahead is an optimisation: the pass's own reads report errors
             return
         finally:
+            buffer.close()
             os.close(fd)
 
     def advance(self, row):

@@ -72,3 +72,33 @@ def test_only_whole_mapped_files_are_read_ahead(mapped):
     for source in (X, mapping[10:], mapping[:, :4]):
         with data.ReadAhead.for_source(source) as ahead:
             assert ahead.thread is None
+
+
+def test_only_pages_not_in_the_page_cache_are_read(mapped, small_window, monkeypatch):
+    """A cached file (as a file just written is) costs no copy; uncached pieces of the window
+    ahead are read once, each byte exactly once; rows already in use are not read again."""
+    _, X = mapped
+    reads = []
+    real_preadv = data.os.preadv
+
+    def counting_preadv(fd, buffers, position):
+        reads.append((position, sum(len(b) for b in buffers)))
+        return real_preadv(fd, buffers, position)
+
+    def window_read(ahead, consumed):
+        wait_until(lambda: ahead.position == consumed + data.ReadAhead.WINDOW)
+
+    monkeypatch.setattr(data.os, "preadv", counting_preadv)
+    with data.ReadAhead.for_source(X) as ahead:
+        window_read(ahead, X.offset)
+    assert reads == []
+    monkeypatch.setattr(data.ReadAhead, "resident", staticmethod(lambda address, length: False))
+    with data.ReadAhead.for_source(X) as ahead:
+        window_read(ahead, X.offset)
+        ahead.advance(2000)  # past the window read: the rows in between are the kernels'
+        window_read(ahead, X.offset + 2000 * X.strides[0])
+    first, skipped = X.offset + data.ReadAhead.WINDOW, X.offset + 2000 * X.strides[0]
+    assert [p for p, _ in reads] == (list(range(X.offset, first, data.ReadAhead.PIECE))
+                                     + list(range(skipped, skipped + data.ReadAhead.WINDOW,
+                                                  data.ReadAhead.PIECE)))
+    assert sum(size for _, size in reads) == 2 * data.ReadAhead.WINDOW
