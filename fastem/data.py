@@ -261,20 +261,17 @@ class ReadAhead:
     enabled = True
     resident = staticmethod(_page_residency() or (lambda address, length: False))
 
-    def __init__(self, X=None):
-        self.consumed = self.position = self.offset = 0 if X is None else X.offset
-        self.end = self.offset + (0 if X is None else X.nbytes)
-        self.row_bytes = 0 if X is None else X.strides[0]
-        self.address = 0 if X is None else X.ctypes.data - X.offset  # of file byte 0
+    def __init__(self, X):
+        self.mapping = X  # keeps the mapping that ``resident`` looks at alive
+        self.consumed = self.position = self.offset = X.offset  # file bytes used / read
+        self.end, self.row_bytes = X.offset + X.nbytes, X.strides[0]
+        self.address = X.ctypes.data - X.offset  # of file byte 0
         self.stopping = False
         self.changed = threading.Condition()
-        self.thread = None
-        if X is not None:
-            self.mapping = X  # keeps the mapping that ``resident`` looks at alive
-            fd = os.open(X.filename, os.O_RDONLY)
-            self.thread = threading.Thread(target=self._read, args=(fd,), daemon=True,
-                                           name="fastem-read-ahead")
-            self.thread.start()
+        fd = os.open(X.filename, os.O_RDONLY)
+        self.thread = threading.Thread(target=self._read, args=(fd,), daemon=True,
+                                       name="fastem-read-ahead")
+        self.thread.start()
 
     @classmethod
     def for_source(cls, X):
@@ -282,7 +279,7 @@ class ReadAhead:
         if not (cls.enabled and hasattr(os, "preadv") and isinstance(X, np.memmap)
                 and isinstance(X.base, mmap.mmap) and X.flags.c_contiguous
                 and getattr(X, "filename", None)):
-            return cls()
+            return _NoReadAhead()
         return cls(X)
 
     def _read(self, fd):
@@ -312,20 +309,33 @@ class ReadAhead:
 
     def advance(self, row):
         """Rows before ``row`` are about to be read: let the thread run a window past them."""
-        if self.thread is not None:
-            with self.changed:
-                self.consumed = self.offset + row * self.row_bytes
-                self.changed.notify()
+        with self.changed:
+            self.consumed = self.offset + row * self.row_bytes
+            self.changed.notify()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self.thread is not None:
-            with self.changed:
-                self.stopping = True
-                self.changed.notify()
-            self.thread.join()
+        with self.changed:
+            self.stopping = True
+            self.changed.notify()
+        self.thread.join()
+
+
+class _NoReadAhead:
+    """ReadAhead's stand-in for sources that are not a whole memory-mapped file."""
+
+    thread = None
+
+    def advance(self, row):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
 
 
 def finite_rows(block):
