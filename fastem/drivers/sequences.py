@@ -79,6 +79,18 @@ class SequenceDriver(LocalDriver):
         self.block_rows = block_rows
         self.filler = None  # a fully observed row, written over missing ones before a kernel
         self.marginal = False  # NaN entries go to a marginal family's kernels (mark_missing)
+        self._arrays = {}  # the passes' large buffers, kept from pass to pass (:meth:`_empty`)
+
+    def _empty(self, name, shape):
+        """An uninitialised float64 array of ``shape`` for the buffer ``name`` of a pass: the
+        one the last pass used when the shape is the same. Fresh arrays of several MB cost a
+        page fault per page (and the kernel's zeroing of it) at their first write, every pass:
+        ~10 % of a pass over one long sequence on two threads. Passes over one driver run one
+        at a time, so each name has one user."""
+        array = self._arrays.get(name)
+        if array is None or array.shape != shape:
+            array = self._arrays[name] = np.empty(shape)
+        return array
 
     def check_missing(self, family=None):
         """One pass under ``nan_policy="omit"``: rows that are all NaN become missing
@@ -184,7 +196,7 @@ class SequenceDriver(LocalDriver):
         backward_marks = np.empty((len(tail), k))  # at the last row of each tail segment
         message, message_mid = np.empty(fb.message_size(k)), np.ones(k)
         counts = np.zeros((2, k + k * k))
-        kept = _Kept(p.block_rows, k, len(head), len(tail))
+        kept = _Kept(p.block_rows, k, len(head), len(tail), self._empty)
 
         def forward_head():
             for s, (a, b) in enumerate(head):
@@ -405,17 +417,17 @@ class _Kept:
     scaled densities, forward messages and inverse scales, and the tail's first segments'
     scaled densities and shifts; ``KEPT_SEGMENTS`` segments of each half at most, so
     ``KEPT_SEGMENTS`` x ``block_rows`` x (3K + 2) doubles (54 MB for 65,536-row segments and
-    K = 8): memory stays O(block x K), whatever the sequence's length."""
+    K = 8): memory stays O(block x K), whatever the sequence's length. The doubles come in one
+    array from ``empty(name, shape)`` (the driver's, kept from pass to pass; only the pages
+    written count in memory)."""
 
-    def __init__(self, block_rows, k, n_head, n_tail):
+    def __init__(self, block_rows, k, n_head, n_tail, empty):
         self.first = n_head - min(KEPT_SEGMENTS, n_head)  # the first head segment kept
         kept_head, kept_tail = n_head - self.first, min(KEPT_SEGMENTS, n_tail)
         shapes = [(kept_head, block_rows, k), (kept_head, block_rows, k),
                   (kept_head, block_rows), (kept_tail, block_rows, k), (kept_tail, block_rows)]
         sizes = [int(np.prod(shape)) for shape in shapes]
-        # one allocation: at the default sizes large enough to be mapped (glibc), and so
-        # returned to the system when freed
-        flat = np.empty(sum(sizes))
+        flat = empty("kept", (KEPT_SEGMENTS * block_rows * (3 * k + 2),))[:sum(sizes)]
         (self.head_frame, self.head_alpha, self.head_scale, self.tail_frame,
          self.tail_shifts) = (part.reshape(shape) for part, shape in zip(
              np.split(flat, np.cumsum(sizes)[:-1]), shapes))
@@ -469,7 +481,7 @@ class _Pass:
         self.block_rows = driver.block_rows or BLOCK_CHUNKS * self.chunk
         rows = min(self.block_rows, driver.n_samples)
         self.work = hmm.SequenceWork(family, packed, rows, min(driver.lengths.size, rows),
-                                     self.chunk, driver.n_threads)
+                                     self.chunk, driver.n_threads, self._empty("block"))
         self._stages = None
         self.stopped = False  # set when one thread of a long sequence's pass raised
 
@@ -482,8 +494,9 @@ class _Pass:
                 self._stages = [self.work]
             else:
                 self._stages = [hmm.SequenceWork(self.family, self.packed, self.block_rows, 1,
-                                                 self.chunk, self.stage_threads)
-                                for _ in range(2)]
+                                                 self.chunk, self.stage_threads,
+                                                 self._empty(f"stage{i}"))
+                                for i in range(2)]
         return self._stages
 
     @property
@@ -491,6 +504,11 @@ class _Pass:
         """Threads of each stage's kernels on a long sequence's segments (half each)."""
         n = self.driver.n_threads
         return n if n < 2 else n // 2
+
+    def _empty(self, prefix):
+        """The driver's kept buffers (:meth:`SequenceDriver._empty`) under names starting with
+        ``prefix``."""
+        return lambda name, shape: self.driver._empty(f"{prefix}.{name}", shape)
 
     def both(self, first, second):
         """``(first(), second())``: ``second`` on a second thread while ``first`` runs on this

@@ -230,15 +230,18 @@ def _normalized(p):
 
 class SequenceWork:
     """Caller-owned buffers of an E-step over blocks of at most ``rows`` rows and ``n_seq``
-    sequences: the family's workspace and the forward-backward frame, posteriors and slots."""
+    sequences: the family's workspace and the forward-backward frame, posteriors and slots.
+    ``empty(name, shape)``, when given, supplies the (rows, K) and (rows,) float64 arrays (a
+    caller keeping them from pass to pass)."""
 
-    def __init__(self, family, packed, rows, n_seq, chunk_size, n_threads):
+    def __init__(self, family, packed, rows, n_seq, chunk_size, n_threads, empty=None):
         k = packed.log_norm.shape[0]
+        empty = empty or (lambda name, shape: np.empty(shape))
         self.family = family.workspace(packed.emission, chunk_size, n_threads,
                                        -(-rows // chunk_size))
-        self.frame = np.empty((rows, k))
-        self.gamma = np.empty((rows, k))
-        self.scale = np.empty(rows)
+        self.frame = empty("frame", (rows, k))
+        self.gamma = empty("gamma", (rows, k))
+        self.scale = empty("scale", (rows,))
         self.threads = np.empty((n_threads, fb.workspace_size(k)))
         self.slots = np.empty((n_seq, 1 + chain_size(k)))
 
