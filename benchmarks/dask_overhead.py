@@ -188,7 +188,10 @@ def main():
 
     print(f"N={n:.0e}, D={d}, K={k}, float64; local: {args.n_threads} threads; Dask: "
           f"LocalCluster({args.n_workers} workers x 1 thread), {X_dask.numblocks[0]} blocks of "
-          f"{args.block_rows} rows, persisted; {args.iters} iterations, median after the first; "
+          f"{args.block_rows} rows, persisted; Dask {dask.__version__}, default configuration "
+          f"(worker profiler {'on' if dask.config.get('distributed.worker.profile.enabled') else 'off'}"
+          f"); resident: TASK_THREADS = {fastem.drivers.dask.TASK_THREADS} kernel threads per "
+          f"worker thread; {args.iters} iterations, median after the first; "
           f"{args.rounds} round(s); load average {os.getloadavg()[0]:.1f} at the end\n")
     print(f"| covariance | Dask scheme | local 1 thread s/iter | local {args.n_threads} threads "
           "s/iter | Dask s/iter | Dask vs local | parameters B | graph B | worker-to-worker B "
