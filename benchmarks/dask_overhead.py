@@ -10,9 +10,10 @@ reference). The time per iteration is the median time between consecutive ``call
 after the first (check of the input and the first pass excluded).
 
 The Dask fit runs by each ``--schemes``: ``resident``, the driver's own choice for persisted
-data (one task per worker per pass over the blocks it holds), and ``graph``, the graph of one
-task per block merged on the cluster that the driver builds for data not persisted (forced
-here on the same data). With ``--rounds`` above 1 the local 2-thread fit and the Dask fits take
+data (one task per worker per pass over the blocks it holds, ``TASK_THREADS`` kernel threads
+per worker thread), ``resident-1``, the same with ``n_threads=1`` (one kernel thread per task:
+the scheme before ``TASK_THREADS``), and ``graph``, the graph of one task per block merged on
+the cluster that the driver builds for data not persisted (forced here on the same data). With ``--rounds`` above 1 the local 2-thread fit and the Dask fits take
 turns, and each figure is the median over the rounds.
 
 Bytes per iteration of the Dask fit are measured, not estimated, as:
@@ -120,13 +121,14 @@ def scattered(client, X, block_rows):
 
 @contextlib.contextmanager
 def scheme(name):
-    """The Dask driver's ``resident`` scheme (its own choice for persisted data) or the
-    ``graph`` of one task per block (its choice for data not persisted)."""
+    """The Dask driver's ``resident`` scheme (its own choice for persisted data), the same with
+    one kernel thread per task (``resident-1``) or the ``graph`` of one task per block (its
+    choice for data not persisted); yields the fit's ``n_threads``."""
     resident = fastem.drivers.dask.DaskDriver._resident
     if name == "graph":
         fastem.drivers.dask.DaskDriver._resident = lambda self, with_labels: None
     try:
-        yield
+        yield 1 if name == "resident-1" else None
     finally:
         fastem.drivers.dask.DaskDriver._resident = resident
 
@@ -142,7 +144,7 @@ def main():
     parser.add_argument("--n-workers", type=int, default=2)
     parser.add_argument("--n-threads", type=int, default=2, help="threads of the local driver")
     parser.add_argument("--schemes", nargs="+", default=["resident", "graph"],
-                        choices=["resident", "graph"], help="how the Dask driver runs a pass")
+                        choices=["resident", "resident-1", "graph"], help="how the Dask driver runs a pass")
     parser.add_argument("--rounds", type=int, default=1,
                         help="times the local 2-thread fit and the Dask fits take turns")
     args = parser.parse_args()
@@ -171,9 +173,10 @@ def main():
                         transfers.append(incoming_bytes(client) - mark[0])
                         mark[0] = incoming_bytes(client)
 
-                    with scheme(name):
+                    with scheme(name) as n_threads:
                         remote, remote_model = timed_fit(X_dask, covariance_type, inits,
-                                                         args.iters, on_iteration=per_iteration)
+                                                         args.iters, n_threads,
+                                                         on_iteration=per_iteration)
                     times[name].append(remote)
                     gap = np.max(np.abs(remote_model.means_ - local_model.means_))
                     sent[name] = (traffic.params[-1], traffic.graph[-1],
@@ -185,7 +188,10 @@ def main():
 
     print(f"N={n:.0e}, D={d}, K={k}, float64; local: {args.n_threads} threads; Dask: "
           f"LocalCluster({args.n_workers} workers x 1 thread), {X_dask.numblocks[0]} blocks of "
-          f"{args.block_rows} rows, persisted; {args.iters} iterations, median after the first; "
+          f"{args.block_rows} rows, persisted; Dask {dask.__version__}, default configuration "
+          f"(worker profiler {'on' if dask.config.get('distributed.worker.profile.enabled') else 'off'}"
+          f"); resident: TASK_THREADS = {fastem.drivers.dask.TASK_THREADS} kernel threads per "
+          f"worker thread; {args.iters} iterations, median after the first; "
           f"{args.rounds} round(s); load average {os.getloadavg()[0]:.1f} at the end\n")
     print(f"| covariance | Dask scheme | local 1 thread s/iter | local {args.n_threads} threads "
           "s/iter | Dask s/iter | Dask vs local | parameters B | graph B | worker-to-worker B "

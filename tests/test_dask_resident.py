@@ -11,7 +11,7 @@ from test_dask import FITTED, assert_same_model, killing_a_worker
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
-
+import dask  # noqa: E402
 from test_dask import client  # noqa: E402, F401  (the two-process cluster fixture)
 
 import fastem  # noqa: E402
@@ -94,6 +94,54 @@ def test_one_task_per_worker_per_pass(data):
     passes = [worker for name, worker in tasks if name.startswith("_run_blocks")]
     assert len(passes) == 3 * 2 and len(set(passes)) == 2
     assert not any(name.startswith("_block_stats") for name, _ in tasks)
+
+
+def record_threads(on):
+    """On a worker: from ``on``, record the ``n_threads`` each block of a statistics pass is
+    given; returns (and forgets) what was recorded."""
+    import fastem.drivers.dask as driver
+
+    original = getattr(driver, "_original_local", driver._local)
+    seen, driver._threads_seen = getattr(driver, "_threads_seen", []), []
+
+    def recording(block, weights, job):
+        driver._threads_seen.append(job.n_threads)
+        return original(block, weights, job)
+
+    driver._original_local = original
+    driver._local = recording if on else original
+    return seen
+
+
+def threads_of_fits(cluster, X, start, n_threads_options):
+    """For each of ``n_threads_options``: the set of ``n_threads`` the blocks of its fit ran."""
+    seen = []
+    for n_threads in n_threads_options:
+        cluster.run(record_threads, True)
+        fastem.GaussianMixture(3, tol=0, max_iter=2, n_threads=n_threads, **start).fit(X)
+        seen.append({n for per_worker in cluster.run(record_threads, False).values()
+                     for n in per_worker})
+    return seen
+
+
+def test_tasks_run_their_workers_threads(data):
+    """``n_threads=None``: each worker's task gives its blocks ``TASK_THREADS`` kernel threads
+    per thread of its worker (a worker whose blocks end first leaves its cores to the others);
+    a number given is kept; the fit is the same either way."""
+    import fastem.drivers.dask as driver
+
+    start = sklearn_start(data, 3, "diag")
+    X = da.from_array(data, chunks=1000).persist()
+    assert threads_of_fits(distributed.get_client(), X, start, [None, 1]) == [
+        {driver.TASK_THREADS}, {1}]
+    with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=2,
+                                  dashboard_address=":0") as cluster:
+        with distributed.Client(cluster, set_as_default=False) as two_threads:
+            with dask.config.set(scheduler=two_threads):
+                X2 = da.from_array(data, chunks=1000).persist()
+                assert threads_of_fits(two_threads, X2, start, [None]) == [
+                    {2 * driver.TASK_THREADS}]
+                assert_identical(fit(X2, start), fit(X, start))
 
 
 def test_blocks_dealt_out_of_order(data, monkeypatch):

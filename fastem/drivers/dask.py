@@ -21,8 +21,12 @@ pass runs in one of two ways:
 
 Differences from the local driver, all documented for users:
 
-* ``n_threads=None`` means one kernel thread per task: Dask's workers and threads already run
-  blocks in parallel. A number gives each task that many threads.
+* ``n_threads=None`` means one kernel thread per block task: Dask's workers and threads
+  already run blocks in parallel. A pass over persisted data runs one task per worker, which
+  gets ``TASK_THREADS`` kernel threads per thread of its worker (at most the CPUs it may use):
+  the worker's threads serve its blocks, and a worker whose blocks end first leaves its cores to
+  the others' threads on the same machine, as the local driver's threads share chunks (no block
+  moves). A number gives each task that many threads.
 * Seeding samples rows per block with a generator seeded from the estimator's ``random_state``
   and the block's index, and ``init_params="random"`` draws each block's responsibilities from
   its own copy of the estimator's generator (a shared generator's state cannot follow the blocks
@@ -52,6 +56,8 @@ from ..online import block_bounds
 from .local import LocalDriver, check_options
 
 FAN_IN = 32  # block results folded per merge task: one level up to 32 blocks, two to 1,024
+TASK_THREADS = 2  # kernel threads per worker thread of a one-task-per-worker pass (see above):
+# the OS then shares a machine's cores among its workers' threads until the last block ends
 
 
 class Pass(NamedTuple):
@@ -92,6 +98,7 @@ class DaskDriver:
         self.n_samples, self.n_features = (int(n) for n in X.shape)
         self.chunk_size, self.n_threads = check_options(chunk_size,
                                                         1 if n_threads is None else n_threads)
+        self.threads_given = n_threads is not None
         self.starts = np.cumsum((0,) + self.X.chunks[0][:-1])
         self.sample_weight = self._aligned_weights(sample_weight)
         self.n_omitted = 0
@@ -127,7 +134,8 @@ class DaskDriver:
         """A driver with the same options over rows [start, stop) (lazy slices of X and the
         weights; row numbers in its errors and ``rows`` count from ``start``)."""
         weights = None if self.sample_weight is None else self.sample_weight[start:stop]
-        driver = DaskDriver(self.X[start:stop], weights, self.chunk_size, self.n_threads)
+        driver = DaskDriver(self.X[start:stop], weights, self.chunk_size,
+                            self.n_threads if self.threads_given else None)
         driver.labels = None if self.labels is None else self.labels[start:stop]
         return driver
 
@@ -245,6 +253,7 @@ class DaskDriver:
         resident = self._resident(with_labels)
         with _lost_work():
             if resident is not None:
+                job = job if self.threads_given else job._replace(n_threads=None)
                 return _tree(_per_worker(task, resident, self.X.chunks[0], job), merge,
                              fold=_fold)
             job = _shared(job)
@@ -488,7 +497,12 @@ def _block_stats(block, weights, labels, start, job):
 
 
 def _run_blocks(task, parts, job):
-    """``task(*part, job)`` for each of the blocks one worker holds, in the order given."""
+    """``task(*part, job)`` for each of the blocks one worker holds, in the order given; a
+    ``job`` without ``n_threads`` gets ``TASK_THREADS`` per thread of this worker."""
+    if job.n_threads is None:
+        from distributed import get_worker
+
+        job = job._replace(n_threads=TASK_THREADS * get_worker().state.nthreads)
     return [task(*part, job) for part in parts]
 
 

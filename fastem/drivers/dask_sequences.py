@@ -31,7 +31,7 @@ class DaskSequenceDriver:
     """A dask array cut into sequences by ``lengths``, for :mod:`fastem.estimators.hmm`."""
 
     def __init__(self, X, lengths, chunk_size=None, n_threads=None, progress=None):
-        """``n_threads=None``: one kernel thread per task, as for the Dask driver;
+        """``n_threads=None``: one kernel thread per task, as for the Dask driver's block tasks;
         ``progress`` is ignored (the Dask dashboard shows the tasks)."""
         _check_known_chunks(X, "X")
         self.dtype = data.working_dtype(X.dtype)
