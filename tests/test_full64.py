@@ -1,9 +1,8 @@
 """float64 full data in the exponential-family form: the FMA register tiles of both products
 (_full.h, as for float32: components in lanes, a masked last register, tiles of six, three
 and single rows, features in blocks) against NumPy, a row's value independent of its
-neighbours, chunks split into sub-chunks of rows for the cache (full_tile_rows) with the
-same statistics and lowest row as NumPy's, and fits bitwise the same for any thread count and
-for memory-mapped and in-memory data."""
+neighbours, the statistics and lowest row of a pass as NumPy's, and fits bitwise the same for
+any thread count and for memory-mapped and in-memory data."""
 import numpy as np
 import pytest
 from scipy.special import logsumexp
@@ -70,15 +69,14 @@ def test_a_rows_full_float64_log_density_does_not_depend_on_its_neighbours(k):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("k, d", [(1, 1), (9, 4), (20, 16), (5, 40)])
 def test_full_float64_e_step_matches_numpy(k, d, weighted):
-    """Chunks of 300 rows; at D = 40 (860 features) each chunk runs as sub-chunks of 150 rows
-    (full_tile_rows), whose lowest rows and sums must combine into the chunk's; zero weights
-    add nothing."""
+    """Chunks of 300 rows (D = 40: 860 features, seven blocks of 128); zero weights add
+    nothing."""
     X, family, params, packed = full_problem(k, d, n=700)
     rng = np.random.RandomState(1)
     weights = rng.uniform(0.5, 2.0, X.shape[0]) if weighted else np.ones(X.shape[0])
     if weighted:
         weights[[0, 17, 18, 300, 460]] = 0.0
-    X[455] = X.max(axis=0) + 5.0  # the lowest row, in the second sub-chunk of chunk two
+    X[455] = X.max(axis=0) + 5.0  # the lowest row, in the second chunk
     driver = LocalDriver(X, weights if weighted else None, chunk_size=300, n_threads=2)
     stats, worst = driver.accumulate(family, Mixture().pack(family, params, np.float64))
     t = features(X, packed)
@@ -102,7 +100,6 @@ def clusters(k=4, d=40, n=3000, seed=0):
 @pytest.mark.filterwarnings("ignore::fastem.ConvergenceWarning")  # max_iter=4, tol=0
 @pytest.mark.parametrize("chunk_size", [37, 300])
 def test_full_float64_fit_is_the_same_for_any_thread_count(chunk_size):
-    """D = 40: chunks of 300 rows run as two sub-chunks."""
     X = clusters()
     fits = [GaussianMixture(5, covariance_type="full", max_iter=4, tol=0, random_state=0,
                             n_threads=threads, chunk_size=chunk_size).fit(X)

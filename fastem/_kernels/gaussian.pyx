@@ -100,15 +100,6 @@ cdef extern from "fastem/_kernels/_full.h" nogil:
 
 
 cdef bint FULL_FMA = fastem_full_available()
-cdef enum: FULL_TILE_BYTES = 1 << 20  # t(x) of 60 rows at D = 64 (benchmarks/README.md)
-
-
-cdef inline Py_ssize_t full_tile_rows(Py_ssize_t d) noexcept nogil:
-    """Rows that float64 EXPFAM_FULL's tiles take at a time (within a chunk): their t(x) in
-    FULL_TILE_BYTES, so that it stays in L2 with the weights W and the statistics; a multiple
-    of six (the tiles' rows), at least 12."""
-    cdef Py_ssize_t f = d + d * (d + 1) // 2
-    return max(12, FULL_TILE_BYTES // (8 * f) // 6 * 6)
 
 
 cdef extern from "fastem/_kernels/_tile.h" nogil:
@@ -707,35 +698,13 @@ cdef void fit_chunk(
     double* slot,                      # OUT zeroed statistics vector (stats_size)
     double* worst,                     # OUT [lowest log p(x_i), its row in the chunk]
 ) noexcept nogil:
-    """The skeleton's fit of one chunk: fit_rows with the pass's parameters; float64
-    EXPFAM_FULL in the register tiles, a few rows at a time (full_tile_rows)."""
+    """The skeleton's fit of one chunk: fit_rows with the pass's parameters."""
     cdef const GaussianPass* p = <const GaussianPass*> params
     cdef floating* y = <floating*> scratch
-    cdef floating* z = (y + p.chunk_size * projection_width(p.kind, p.d, p.k) + 1
-                        + projection_extra(p.kind, p.d, p.k))
-    cdef Py_ssize_t start, rows = n
-    cdef double part[2]
-    if floating is double and p.kind == EXPFAM_FULL and FULL_FMA:
-        rows = full_tile_rows(p.d)
-    if n <= rows:
-        fit_rows(p.kind, x, n, p.d, weights, resp_in, labels, <const floating*> p.proj,
-                 <const floating*> p.center, p.log_norm, p.k, <const floating*> p.pivot,
-                 with_stats, resp, lse, y, z, slot, worst)
-        return
-    worst[0] = INFINITY
-    worst[1] = -1
-    start = 0
-    while start < n:
-        fit_rows(p.kind, x + start * p.d, min(rows, n - start), p.d,
-                 NULL if weights == NULL else weights + start,
-                 NULL if resp_in == NULL else resp_in + start * p.k,
-                 NULL if labels == NULL else labels + start, <const floating*> p.proj,
-                 <const floating*> p.center, p.log_norm, p.k, <const floating*> p.pivot,
-                 with_stats, resp + start * p.k, lse + start, y, z, slot, part)
-        if part[0] < worst[0]:
-            worst[0] = part[0]
-            worst[1] = start + part[1]
-        start += rows
+    fit_rows(p.kind, x, n, p.d, weights, resp_in, labels, <const floating*> p.proj,
+             <const floating*> p.center, p.log_norm, p.k, <const floating*> p.pivot, with_stats,
+             resp, lse, y, y + p.chunk_size * projection_width(p.kind, p.d, p.k) + 1
+             + projection_extra(p.kind, p.d, p.k), slot, worst)
 
 
 cdef void log_density_chunk(
