@@ -1,6 +1,6 @@
 /* EXPFAM_FULL's two products (gaussian.pyx) in AVX2 register tiles with FMA, in place of
  * SGEMM / DGEMM, whose packing copies of t(x) cost a third of SGEMM's time at D = K = 16 and
- * whose chunks of 256 rows x 2144 features (D = 64) left the L2 cache in DGEMM:
+ * 16 % of a float64 fit's at D = 64, K = 32:
  *
  *   fastem_full_log_prob_T: logp[i * k + c] = log_norm[c] + sum_g t[g * n + i] w[g * k + c]
  *                           (NaN -> -inf, as chunk_log_prob), straight into the (n, k) rows;
