@@ -18,8 +18,8 @@
 #          mixture mean), both the log-densities (t @ W, W holding the natural parameters) and
 #          the statistics (r.T @ t) are one GEMM per chunk; t is stored feature-major
 #          (_features.h), or row by row for the diagonal kinds, whose log-densities are
-#          computed in registers instead of by BLAS (_diag.h); float32 EXPFAM_FULL runs both
-#          products (and, for K <= 16, the log-sum-exp) in FMA register tiles (_full32.h)
+#          computed in registers instead of by BLAS (_diag.h); EXPFAM_FULL runs both products
+#          (and, for float32 and K <= 16, the log-sum-exp) in FMA register tiles (_full.h)
 #          where the CPU has AVX2 and FMA; for float32 data the diagonal kinds' whole
 #          E-step runs in float32 lanes, eight rows per register (_diag_fit.h), with no GEMM
 #          and no float64 log-density block. Centring on s removes the
@@ -83,18 +83,23 @@ cdef extern from "fastem/_kernels/_features.h" nogil:
                              const double* centre, double* t)
 
 
-cdef extern from "fastem/_kernels/_full32.h" nogil:
-    # float32 EXPFAM_FULL: both products in FMA register tiles where the CPU has AVX2 and FMA
-    int fastem_full32_available()
-    void fastem_full32_log_prob(const float* t, Py_ssize_t n, Py_ssize_t f, const float* w,
-                                Py_ssize_t k, const double* log_norm, double* logp)
-    void fastem_full32_stats(const float* t, Py_ssize_t n, Py_ssize_t f, const float* r,
-                             Py_ssize_t k, double* s)
+cdef extern from "fastem/_kernels/_full.h" nogil:
+    # EXPFAM_FULL: both products in FMA register tiles where the CPU has AVX2 and FMA
+    int fastem_full_available()
+    void fastem_full_log_prob_f32(const float* t, Py_ssize_t n, Py_ssize_t f, const float* w,
+                                  Py_ssize_t k, const double* log_norm, double* logp)
+    void fastem_full_log_prob_f64(const double* t, Py_ssize_t n, Py_ssize_t f,
+                                  const double* w, Py_ssize_t k, const double* log_norm,
+                                  double* logp)
+    void fastem_full_stats_f32(const float* t, Py_ssize_t n, Py_ssize_t f, const float* r,
+                               Py_ssize_t k, double* s)
+    void fastem_full_stats_f64(const double* t, Py_ssize_t n, Py_ssize_t f, const double* r,
+                               Py_ssize_t k, double* s)
     void fastem_full32_fit(const float* t, Py_ssize_t n, Py_ssize_t f, const float* w,
                            Py_ssize_t k, const double* log_norm, double* resp, double* lse)
 
 
-cdef bint FULL32_FMA = fastem_full32_available()
+cdef bint FULL_FMA = fastem_full_available()
 
 
 cdef extern from "fastem/_kernels/_tile.h" nogil:
@@ -324,10 +329,12 @@ cdef void chunk_log_prob(
         # dots (k, n) component-major, i.e. column-major (n, k) = t(x) W: with t feature-major
         # as BLAS's untransposed operand (a third faster than W' t(x)', which packs t(x)
         # transposed), then transposed into logp 32 rows at a time
-        if floating is float:
-            if kind == EXPFAM_FULL and FULL32_FMA:  # no SGEMM, no transpose (_full32.h)
-                fastem_full32_log_prob(y, n, f, proj, k, log_norm, logp)
-                return
+        if kind == EXPFAM_FULL and FULL_FMA:  # no BLAS, no transpose (_full.h)
+            if floating is float:
+                fastem_full_log_prob_f32(y, n, f, proj, k, log_norm, logp)
+            else:
+                fastem_full_log_prob_f64(y, n, f, proj, k, log_norm, logp)
+            return
         dots = y + n * f
         if complete_kind(kind) == EXPFAM_TIED:  # the last feature, -|v L|^2 / 2, through
             # dots as scratch
@@ -492,13 +499,16 @@ cdef void chunk_stats(
         # [s1 | s2] (k, f) += r.T @ t(x): scratch (k, f) column-major = r' t, both operands
         # BLAS's plain ones (r row-major (n, k) is column-major (k, n); t feature-major)
         if floating is double:
+            if kind == EXPFAM_FULL and FULL_FMA:  # register tiles (_full.h)
+                fastem_full_stats_f64(t_rows, n, f, resp, k, s12)
+                return
             gemm_colmajor(c'N', c'N', <int> k, f, <int> n, resp, <int> k, t_rows, <int> n,
                           scratch, <int> k)
         else:
             for j in range(n * k):
                 z[j] = <float> resp[j]
-            if kind == EXPFAM_FULL and FULL32_FMA:  # register tiles (_full32.h)
-                fastem_full32_stats(t_rows, n, f, z, k, s12)
+            if kind == EXPFAM_FULL and FULL_FMA:  # register tiles (_full.h)
+                fastem_full_stats_f32(t_rows, n, f, z, k, s12)
                 return
             gemm_colmajor(c'N', c'N', <int> k, f, <int> n, z, <int> k, t_rows, <int> n,
                           scratch, <int> k)
@@ -585,8 +595,8 @@ cdef void fit_rows(
     if is_expfam(kind):
         features(kind, x, n, d, pivot, y)
     fused = (floating is float and resp_in == NULL and labels == NULL and kind == EXPFAM_FULL
-             and FULL32_FMA and k <= 16)
-    if fused:  # log-densities to responsibilities in one pass (_full32.h)
+             and FULL_FMA and k <= 16)
+    if fused:  # log-densities to responsibilities in one pass (_full.h)
         if floating is float:
             fastem_full32_fit(y, n, feature_width(kind, d), proj, k, log_norm, resp, lse)
     elif resp_in == NULL:
