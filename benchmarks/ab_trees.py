@@ -11,6 +11,10 @@ and the median over ``--reps`` fits (two iterations each) and new/old of the min
 machine the minimum is the least disturbed run.
 
     python benchmarks/ab_trees.py OLD_TREE NEW_TREE [--reps 15] [--threads 2]
+        [--shape N,D,K] [--cases full:float64,diag:float32]
+
+``--shape`` and ``--cases`` pick another size (e.g. issue 18's 200000,64,32) and a subset of the
+cases.
 
 With ``--memmap DIR`` it times issue 18's small case instead: N = 5e6, D = 8, K = 8 (``make_data``)
 memory-mapped from ``.npy`` files in DIR (float32 and float64, written once), diag and
@@ -80,7 +84,7 @@ def memmap_worker(n_threads, folder):
         print(1000 * (seconds(i, 10) - one) / 9, flush=True)
 
 
-def worker(n_threads):
+def worker(n_threads, shape, cases):
     """Answer each case index read from stdin with the ms of EM iterations 2 and 3."""
     import warnings
 
@@ -91,19 +95,20 @@ def worker(n_threads):
     from fastem import GaussianMixture
 
     warnings.simplefilter("ignore")
-    data = {dt: make_data(1_000_000, 16, 16, dt) for dt in ("float64", "float32")}
+    n, d, k = shape
+    data = {dt: make_data(n, d, k, dt) for dt in {dt for _, dt in cases}}
     stamps = []
-    models = [GaussianMixture(16, covariance_type=t, tol=0, max_iter=ITERATIONS,
+    models = [GaussianMixture(k, covariance_type=t, tol=0, max_iter=ITERATIONS,
                               n_threads=n_threads, callback=lambda m: stamps.append(
-                                  time.perf_counter()), **initial_parameters(data[dt], 16, t))
-              for t, dt in CASES]
-    for model, (_, dt) in zip(models, CASES):
+                                  time.perf_counter()), **initial_parameters(data[dt], k, t))
+              for t, dt in cases]
+    for model, (_, dt) in zip(models, cases):
         model.fit(data[dt])  # warm-up: page faults, BLAS, lazy imports
     print(os.path.dirname(os.path.dirname(fastem.__file__)), flush=True)
     for line in sys.stdin:
         i = int(line)
         stamps.clear()
-        models[i].fit(data[CASES[i][1]])
+        models[i].fit(data[cases[i][1]])
         print(*(1000 * np.diff(stamps)), flush=True)
 
 
@@ -115,12 +120,16 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memmap", metavar="DIR", default=None,
                         help="time issue 18's 5e6 x 8, K = 8 memory-mapped case, files in DIR")
+    parser.add_argument("--shape", default="1000000,16,16", help="N,D,K of the in-memory cases")
+    parser.add_argument("--cases", default=",".join(f"{t}:{dt}" for t, dt in CASES),
+                        help="covariance:dtype pairs of the in-memory cases")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    shape = tuple(int(v) for v in args.shape.split(","))
+    cases = MEMMAP_CASES if args.memmap else [tuple(c.split(":")) for c in args.cases.split(",")]
     if args.worker:
         return (memmap_worker(args.threads, args.memmap) if args.memmap
-                else worker(args.threads))
-    cases = MEMMAP_CASES if args.memmap else CASES
+                else worker(args.threads, shape, cases))
     if args.memmap:  # written once, before either worker reads them
         sys.path.insert(0, HERE)
         for dt in ("float32", "float64"):
@@ -130,7 +139,7 @@ def main():
     for name, tree in trees.items():
         procs[name] = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), args.old, args.new, "--worker",
-             "--threads", str(args.threads)]
+             "--threads", str(args.threads), "--shape", args.shape, "--cases", args.cases]
             + (["--memmap", os.path.abspath(args.memmap)] if args.memmap else []),
             env=dict(os.environ, PYTHONPATH=tree), cwd="/", stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True)

@@ -100,6 +100,8 @@ def clusters(k=4, d=40, n=3000, seed=0):
 @pytest.mark.filterwarnings("ignore::fastem.ConvergenceWarning")  # max_iter=4, tol=0
 @pytest.mark.parametrize("chunk_size", [37, 300])
 def test_full_float64_fit_is_the_same_for_any_thread_count(chunk_size):
+    """With 37-row chunks a block holds 82 slots of 4,307 statistics, which threads add by
+    ranges of entries (_blocks.pyx); one thread adds them whole."""
     X = clusters()
     fits = [GaussianMixture(5, covariance_type="full", max_iter=4, tol=0, random_state=0,
                             n_threads=threads, chunk_size=chunk_size).fit(X)

@@ -4,8 +4,9 @@
 # function, once per chunk, so that the per-row loops inside stay the family's own, inlined code.
 #
 # fit_chunks: every chunk writes its statistics, its lowest log p(x_i) and that row into its own
-#   slot; after the parallel loop the slots are added in chunk order, so the sums (and the row
-#   reported as worst) are bitwise the same for any number of threads.
+#   slot; after the chunks the slots are added in chunk order (large slots by ranges of entries
+#   on the threads), so the sums (and the row reported as worst) are bitwise the same for any
+#   number of threads.
 # predict_chunks: per-row outputs, written where their rows are (no reduction): the family's
 #   log-densities, and from them (posterior_outputs) labels, log p(x_i) and posteriors.
 from cython.parallel cimport parallel, prange, threadid
@@ -53,6 +54,20 @@ cdef inline void log_density_one(
         e.log_density_f32(e.params, x, n, scratch, logp)
 
 
+cdef enum:
+    REDUCE_PART = 4096         # statistics per range a thread adds over the chunks' slots
+    REDUCE_PARALLEL = 1 << 18  # slot entries of a block from which those ranges run in parallel
+
+
+cdef inline void add_slots(double[:, ::1] slots, Py_ssize_t n_chunks, Py_ssize_t lo,
+                           Py_ssize_t hi, double* stats) noexcept nogil:
+    """stats[lo:hi] += the chunks' slots, one chunk after the other."""
+    cdef Py_ssize_t c, j
+    for c in range(n_chunks):
+        for j in range(lo, hi):
+            stats[j] += slots[c, j]
+
+
 cdef int fit_chunks(
     const emission_t* e,
     const floating* x, Py_ssize_t n,
@@ -69,7 +84,7 @@ cdef int fit_chunks(
 ) except -1:
     """One E-step (and statistics) over a block; adds into ``stats`` in chunk order."""
     cdef Py_ssize_t size = e.stats_size, d = e.d, k = e.k
-    cdef Py_ssize_t c, j, start, rows, n_chunks
+    cdef Py_ssize_t c, p, start, rows, n_chunks, n_parts
     cdef double* ws
     cdef double* slot
     if n == 0:
@@ -89,11 +104,18 @@ cdef int fit_chunks(
                     (resp_in + start * k) if resp_in != NULL else NULL,
                     (labels + start) if labels != NULL else NULL, with_stats,
                     ws, chunk_size, slot)
-    # the chunks' statistics one chunk after the other (the order fixes the rounding), and the
-    # first row with the lowest log-density
+    # the chunks' statistics one chunk after the other (the order fixes the rounding); large
+    # slots (e.g. 549 KB at D = 64, K = 32, full) by ranges of entries on the threads, each
+    # range added over the chunks in order
+    if size * n_chunks < REDUCE_PARALLEL or n_threads == 1:
+        add_slots(slots, n_chunks, 0, size, &stats[0])
+    else:
+        n_parts = (size + REDUCE_PART - 1) // REDUCE_PART
+        for p in prange(n_parts, nogil=True, num_threads=n_threads, schedule="static"):
+            add_slots(slots, n_chunks, p * REDUCE_PART, min(size, (p + 1) * REDUCE_PART),
+                      &stats[0])
+    # the first row with the lowest log-density
     for c in range(n_chunks):
-        for j in range(size):
-            stats[j] += slots[c, j]
         if slots[c, size] < worst[0]:
             worst[0] = slots[c, size]
             worst[1] = row_offset + c * chunk_size + slots[c, size + 1]
