@@ -1,5 +1,5 @@
 """float32 full data in the exponential-family form (issue 18): the FMA register tiles of both
-products (_full32.h, components in lanes, a masked last register, tiles of rows and features
+products (_full.h, components in lanes, a masked last register, tiles of rows and features
 with leftovers) against NumPy in float64 from the same float32 parameters, a row's value
 independent of its neighbours, fits bitwise the same for any thread count, and float32 fits
 within the README's bound (1e-3 nats per row) of float64 fits on shifted and scaled data."""
@@ -23,21 +23,29 @@ from fastem.latent.mixture import Mixture, MixtureParams
 BOUND = EXPFAM_MAX_ERROR[np.dtype(np.float32)]
 
 
-def full_problem(k, d, n=203, seed=0):
-    """Rows near k components with correlated covariances, packed for float32 data:
+def full_problem(k, d, n=203, seed=0, dtype=np.float32):
+    """Rows near k components with correlated covariances, packed for data of ``dtype``:
     (X, family, params, packed)."""
     rng = np.random.RandomState(seed)
     means = rng.uniform(-3, 3, size=(k, d))
     mix = rng.randn(k, d, d) * (0.3 / np.sqrt(d)) + np.eye(d)
     cov = mix @ mix.transpose(0, 2, 1)
-    X = (means[rng.randint(k, size=n)] + rng.randn(n, d)).astype(np.float32)
+    X = (means[rng.randint(k, size=n)] + rng.randn(n, d)).astype(dtype)
     weights = rng.dirichlet(np.ones(k))
     family = GaussianFamily("full")
     params = MixtureParams(weights, GaussianParams("full", means, cov,
                                                    precision_cholesky(cov, "full")))
-    packed = Mixture().pack(family, params, np.float32)
-    assert packed.dtype == np.float32 and packed.kind == KIND_EXPFAM_FULL
+    packed = Mixture().pack(family, params, dtype)
+    assert packed.dtype == dtype and packed.kind == KIND_EXPFAM_FULL
     return X, family, params, packed
+
+
+def assert_same_fits(fits):
+    """Every fit of ``fits`` bitwise the first's: lower bound, means and covariances."""
+    for other in fits[1:]:
+        assert other.lower_bound_ == fits[0].lower_bound_
+        np.testing.assert_array_equal(other.means_, fits[0].means_)
+        np.testing.assert_array_equal(other.covariances_, fits[0].covariances_)
 
 
 def features(X, packed):
@@ -70,9 +78,10 @@ def test_full_float32_log_prob_against_numpy(k, d):
     assert np.abs(ours - want).max() < 1e-4 * np.abs(want).max()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", [3, 16, 17])
-def test_a_rows_full_float32_log_density_does_not_depend_on_its_neighbours(k):
-    X, family, params, packed = full_problem(k, 5, n=41)
+def test_a_rows_full_log_density_does_not_depend_on_its_neighbours(k, dtype):
+    X, family, params, packed = full_problem(k, 5, n=41, dtype=dtype)
     args = (params.means, params.precisions_cholesky, "full")
     whole = kernels.gaussian_log_prob(X, *args, n_threads=1)
     for skip in (1, 2, 5):
@@ -140,10 +149,7 @@ def test_full_float32_fit_is_the_same_for_any_thread_count(k, chunk_size):
     fits = [GaussianMixture(k, covariance_type="full", max_iter=5, tol=0, random_state=0,
                             n_threads=threads, chunk_size=chunk_size).fit(X)
             for threads in (1, 2, 3)]
-    for other in fits[1:]:
-        assert other.lower_bound_ == fits[0].lower_bound_
-        np.testing.assert_array_equal(other.means_, fits[0].means_)
-        np.testing.assert_array_equal(other.covariances_, fits[0].covariances_)
+    assert_same_fits(fits)
 
 
 @pytest.mark.filterwarnings("ignore::fastem.ConvergenceWarning")  # max_iter=4, tol=0
@@ -156,6 +162,4 @@ def test_full_float32_memmap_fit_equals_in_memory(tmp_path):
                             n_threads=2, chunk_size=64).fit(source)
             for source in (X, np.load(path, mmap_mode="r"))]
     assert fits[0].means_.dtype == np.float32
-    assert fits[1].lower_bound_ == fits[0].lower_bound_
-    np.testing.assert_array_equal(fits[1].means_, fits[0].means_)
-    np.testing.assert_array_equal(fits[1].covariances_, fits[0].covariances_)
+    assert_same_fits(fits)

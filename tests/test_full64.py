@@ -1,45 +1,16 @@
 """float64 full data in the exponential-family form: the FMA register tiles of both products
 (_full.h, as for float32: components in lanes, a masked last register, tiles of six, three
-and single rows, features in blocks) against NumPy, a row's value independent of its
-neighbours, the statistics and lowest row of a pass as NumPy's, and fits bitwise the same for
-any thread count and for memory-mapped and in-memory data."""
+and single rows, features in blocks) against NumPy, the statistics and lowest row of a pass
+as NumPy's, and fits bitwise the same for any thread count and for memory-mapped and
+in-memory data (a row's value independent of its neighbours: test_full32.py)."""
 import numpy as np
 import pytest
 from scipy.special import logsumexp
+from test_full32 import assert_same_fits, features, full_problem
 
 from fastem import GaussianMixture, kernels
 from fastem.drivers.local import LocalDriver
-from fastem.families.gaussian import (
-    KIND_EXPFAM_FULL,
-    GaussianFamily,
-    GaussianParams,
-    precision_cholesky,
-)
-from fastem.latent.mixture import Mixture, MixtureParams
-
-
-def full_problem(k, d, n, seed=0):
-    """Rows near k components with correlated covariances, packed for float64 data:
-    (X, family, params, packed)."""
-    rng = np.random.RandomState(seed)
-    means = rng.uniform(-3, 3, size=(k, d))
-    mix = rng.randn(k, d, d) * (0.3 / np.sqrt(d)) + np.eye(d)
-    cov = mix @ mix.transpose(0, 2, 1)
-    X = means[rng.randint(k, size=n)] + rng.randn(n, d)
-    weights = rng.dirichlet(np.ones(k))
-    family = GaussianFamily("full")
-    params = MixtureParams(weights, GaussianParams("full", means, cov,
-                                                   precision_cholesky(cov, "full")))
-    packed = Mixture().pack(family, params, np.float64)
-    assert packed.dtype == np.float64 and packed.kind == KIND_EXPFAM_FULL
-    return X, family, params, packed
-
-
-def features(X, packed):
-    """t(x) = [v, v_a v_b for a <= b], v = x - s."""
-    v = X - packed.pivot[0]
-    a, b = np.triu_indices(v.shape[1])
-    return np.hstack([v, v[:, a] * v[:, b]])
+from fastem.latent.mixture import Mixture
 
 
 @pytest.mark.parametrize("k", [1, 3, 4, 5, 8, 9, 16, 17, 33])
@@ -47,23 +18,11 @@ def features(X, packed):
 def test_full_float64_log_prob_against_numpy(k, d):
     """40 rows: six- and three-row tiles and a single row; K = 3, 5, 9, 17, 33: masked last
     registers; D = 16: 152 features, two blocks of features."""
-    X, family, params, packed = full_problem(k, d, n=40)
+    X, family, params, packed = full_problem(k, d, n=40, dtype=np.float64)
     ours = kernels.gaussian_log_prob(X, params.means, params.precisions_cholesky, "full",
                                      n_threads=1)
     want = packed.log_norm + features(X, packed) @ packed.proj - np.log(params.weights)
     np.testing.assert_allclose(ours, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
-
-
-@pytest.mark.parametrize("k", [3, 16, 17])
-def test_a_rows_full_float64_log_density_does_not_depend_on_its_neighbours(k):
-    X, family, params, packed = full_problem(k, 5, n=41)
-    args = (params.means, params.precisions_cholesky, "full")
-    whole = kernels.gaussian_log_prob(X, *args, n_threads=1)
-    for skip in (1, 2, 5):
-        np.testing.assert_array_equal(kernels.gaussian_log_prob(X[skip:], *args, n_threads=1),
-                                      whole[skip:])
-    np.testing.assert_array_equal(kernels.gaussian_log_prob(X, *args, n_threads=2,
-                                                            chunk_size=7), whole)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -71,7 +30,7 @@ def test_a_rows_full_float64_log_density_does_not_depend_on_its_neighbours(k):
 def test_full_float64_e_step_matches_numpy(k, d, weighted):
     """Chunks of 300 rows (D = 40: 860 features, seven blocks of 128); zero weights add
     nothing."""
-    X, family, params, packed = full_problem(k, d, n=700)
+    X, family, params, packed = full_problem(k, d, n=700, dtype=np.float64)
     rng = np.random.RandomState(1)
     weights = rng.uniform(0.5, 2.0, X.shape[0]) if weighted else np.ones(X.shape[0])
     if weighted:
@@ -106,10 +65,7 @@ def test_full_float64_fit_is_the_same_for_any_thread_count(chunk_size):
     fits = [GaussianMixture(5, covariance_type="full", max_iter=4, tol=0, random_state=0,
                             n_threads=threads, chunk_size=chunk_size).fit(X)
             for threads in (1, 2, 3)]
-    for other in fits[1:]:
-        assert other.lower_bound_ == fits[0].lower_bound_
-        np.testing.assert_array_equal(other.means_, fits[0].means_)
-        np.testing.assert_array_equal(other.covariances_, fits[0].covariances_)
+    assert_same_fits(fits)
 
 
 @pytest.mark.filterwarnings("ignore::fastem.ConvergenceWarning")  # max_iter=4, tol=0
@@ -121,6 +77,4 @@ def test_full_float64_memmap_fit_equals_in_memory(tmp_path):
     fits = [GaussianMixture(6, covariance_type="full", max_iter=4, tol=0, random_state=0,
                             n_threads=2, chunk_size=256).fit(source)
             for source in (X, np.load(path, mmap_mode="r"))]
-    assert fits[1].lower_bound_ == fits[0].lower_bound_
-    np.testing.assert_array_equal(fits[1].means_, fits[0].means_)
-    np.testing.assert_array_equal(fits[1].covariances_, fits[0].covariances_)
+    assert_same_fits(fits)

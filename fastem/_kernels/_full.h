@@ -214,9 +214,8 @@ FASTEM_FMA static void fastem_full_rows_##T##_##R##_##V##_##MASKED(             
     }
 
 /* the tiles: six (three) rows by two registers of components, twelve rows by one, single
- * rows; the
- * features in blocks of FASTEM_FULL_FEATURE_BLOCK, whose weights stay in L1 across the tiles
- * of rows (each lane's sum is still one chain over g in order) */
+ * rows; the features in blocks of FASTEM_FULL_FEATURE_BLOCK, whose weights stay in L1 across
+ * the tiles of rows (each lane's sum is still one chain over g in order) */
 #define FASTEM_FULL_LOG_PROB(T)                                                               \
 FASTEM_FULL_ROWS(T, 6, 2, 0)                                                                  \
 FASTEM_FULL_ROWS(T, 6, 2, 1)                                                                  \
