@@ -21,12 +21,15 @@ its start, the tail from the middle row on.
   after left, or a checkpoint), giving its posteriors, its transition counts (those into its
   first row included) and then its emission statistics.
 - Kept segments: phase 2 starts with the segments phase 1 computed last (the head's last, the
-  tail's first). Phase 1 keeps up to ``KEPT_SEGMENTS`` of them per half (:class:`_Kept`):
-  the head's scaled densities, forward messages and scales, so phase 2 only runs their
-  backward pass, and the tail's scaled densities and shifts, so phase 2 skips their emissions
-  (``forward_segment(..., scaled=True)``). Memory stays O(block x K) (``KEPT_SEGMENTS`` x
-  ``block_rows`` x (3K + 2) doubles, 54 MB for 65,536-row segments and K = 8), and a kept
-  segment gives bitwise what recomputing it gives.
+  tail's first). Phase 1 keeps up to ``KEPT_HEAD`` of the head's (:class:`_Kept`): their
+  scaled densities, forward messages and scales, so phase 2 only runs their backward pass; and
+  up to ``KEPT_TAIL`` of the tail's: their scaled densities and shifts, so phase 2 skips their
+  emissions (``forward_segment(..., scaled=True)``) but still runs their forward recursion.
+  A kept tail segment saves less than a kept head segment, so the tail keeps more, which
+  balances the two threads' phase 2 (D = K = 8: emissions ~2.2 ms and forward recursion
+  ~0.9 ms per 65,536 rows, so 6 and 8). Memory stays O(block x K): ``block_rows`` x
+  (``KEPT_HEAD`` x (2K + 1) + ``KEPT_TAIL`` x (K + 1)) doubles, 91 MB for 65,536-row segments
+  and K = 8. A kept segment gives bitwise what recomputing it gives.
 Both threads do about the same work (each half's rows read twice, emissions computed twice but
 for the kept segments, one recursion in phase 1, both in phase 2 but for the head's kept
 segments), and with one thread the same calls run one after the other, so results are
@@ -55,7 +58,7 @@ from ..latent import hmm
 from .local import LocalDriver
 
 BLOCK_CHUNKS = 64  # chunks per block of whole sequences, and per segment of a longer one
-KEPT_SEGMENTS = 4  # of each half of a long sequence, kept from phase 1 for phase 2 (_Kept)
+KEPT_HEAD, KEPT_TAIL = 6, 8  # segments of a long sequence's halves kept for phase 2 (_Kept)
 
 Piece = namedtuple("Piece", "start block missing gamma work n_threads")
 Piece.__doc__ = """Posteriors of a block or segment, with the buffers (``work``) and thread
@@ -415,19 +418,19 @@ class _Kept:
     """What phase 1 over a long sequence keeps of the segments that phase 2 reads first (the
     module docstring), so that phase 2 does not recompute them: the head's last segments'
     scaled densities, forward messages and inverse scales, and the tail's first segments'
-    scaled densities and shifts; ``KEPT_SEGMENTS`` segments of each half at most, so
-    ``KEPT_SEGMENTS`` x ``block_rows`` x (3K + 2) doubles (54 MB for 65,536-row segments and
-    K = 8): memory stays O(block x K), whatever the sequence's length. The doubles come in one
-    array from ``empty(name, shape)`` (the driver's, kept from pass to pass; only the pages
-    written count in memory)."""
+    scaled densities and shifts; ``KEPT_HEAD`` and ``KEPT_TAIL`` segments at most (the module
+    docstring gives the doubles): memory stays O(block x K), whatever the sequence's length.
+    The doubles come in one array from ``empty(name, shape)`` (the driver's, kept from pass to
+    pass; only the pages written count in memory)."""
 
     def __init__(self, block_rows, k, n_head, n_tail, empty):
-        self.first = n_head - min(KEPT_SEGMENTS, n_head)  # the first head segment kept
-        kept_head, kept_tail = n_head - self.first, min(KEPT_SEGMENTS, n_tail)
+        self.first = n_head - min(KEPT_HEAD, n_head)  # the first head segment kept
+        kept_head, kept_tail = n_head - self.first, min(KEPT_TAIL, n_tail)
         shapes = [(kept_head, block_rows, k), (kept_head, block_rows, k),
                   (kept_head, block_rows), (kept_tail, block_rows, k), (kept_tail, block_rows)]
         sizes = [int(np.prod(shape)) for shape in shapes]
-        flat = empty("kept", (KEPT_SEGMENTS * block_rows * (3 * k + 2),))[:sum(sizes)]
+        flat = empty("kept", (block_rows * (KEPT_HEAD * (2 * k + 1) + KEPT_TAIL * (k + 1)),)
+                     )[:sum(sizes)]
         (self.head_frame, self.head_alpha, self.head_scale, self.tail_frame,
          self.tail_shifts) = (part.reshape(shape) for part, shape in zip(
              np.split(flat, np.cumsum(sizes)[:-1]), shapes))
