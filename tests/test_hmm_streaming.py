@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fastem import hmm
+from fastem.drivers import sequences
 from fastem.drivers.sequences import SequenceDriver
 
 hmmlearn_hmm = pytest.importorskip("hmmlearn.hmm")
@@ -93,13 +94,19 @@ def drivers(X, lengths, block_rows):
 
 
 @pytest.mark.parametrize("lengths", [None, [5, 700, 3, 292]])
-@pytest.mark.parametrize("block_rows", [1, 37, 128])
-def test_checkpointed_passes_equal_the_whole_sequence(lengths, block_rows):
+@pytest.mark.parametrize("block_rows,kept", [(1, None), (37, None), (128, None), (37, (3, 4)),
+                                             (37, (0, 0))])
+def test_checkpointed_passes_equal_the_whole_sequence(lengths, block_rows, kept, monkeypatch):
     """Segments of block_rows rows (block_rows=1: every row a segment), the first half's
     walked back and the second half's forward from the end's backward messages, give the
     posteriors, log-likelihoods and Viterbi path of the whole sequence bitwise, the emission
     statistics and chain counts to rounding (summed in another order), identically for 1 and
-    2 threads."""
+    2 threads; with the default kept segments, or as many as a smaller budget leaves (kept)."""
+    if kept is not None:
+        nbytes = 8 * block_rows * (sequences.KEPT_HEAD * (2 * K + 1)
+                                   + sequences.KEPT_TAIL * (K + 1))
+        monkeypatch.setattr(sequences, "KEPT_BUDGET_BYTES", nbytes * kept[1] // 8)
+        assert sequences._Kept.counts(block_rows, K) == kept
     X = sticky_data(1000, seed=2)
     model = make().fit(X, lengths)
     _, family, packed = model._inference(X, lengths)

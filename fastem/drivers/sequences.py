@@ -29,7 +29,9 @@ its start, the tail from the middle row on.
   balances the two threads' phase 2 (D = K = 8: emissions ~2.2 ms and forward recursion
   ~0.9 ms per 65,536 rows, so 6 and 8). Memory stays O(block x K): ``block_rows`` x
   (``KEPT_HEAD`` x (2K + 1) + ``KEPT_TAIL`` x (K + 1)) doubles, 91 MB for 65,536-row segments
-  and K = 8. A kept segment gives bitwise what recomputing it gives.
+  and K = 8; where that exceeds ``KEPT_BUDGET_BYTES`` (K > 8 at 65,536 rows) both counts
+  shrink in proportion (K = 16: 3 and 4). A kept segment gives bitwise what recomputing it
+  gives.
 Both threads do about the same work (each half's rows read twice, emissions computed twice but
 for the kept segments, one recursion in phase 1, both in phase 2 but for the head's kept
 segments), and with one thread the same calls run one after the other, so results are
@@ -59,6 +61,7 @@ from .local import LocalDriver
 
 BLOCK_CHUNKS = 64  # chunks per block of whole sequences, and per segment of a longer one
 KEPT_HEAD, KEPT_TAIL = 6, 8  # segments of a long sequence's halves kept for phase 2 (_Kept)
+KEPT_BUDGET_BYTES = 96 << 20  # at most, for those segments: fewer of them for large K
 
 Piece = namedtuple("Piece", "start block missing gamma work n_threads")
 Piece.__doc__ = """Posteriors of a block or segment, with the buffers (``work``) and thread
@@ -424,16 +427,25 @@ class _Kept:
     pass; only the pages written count in memory)."""
 
     def __init__(self, block_rows, k, n_head, n_tail, empty):
-        self.first = n_head - min(KEPT_HEAD, n_head)  # the first head segment kept
-        kept_head, kept_tail = n_head - self.first, min(KEPT_TAIL, n_tail)
+        most_head, most_tail = self.counts(block_rows, k)
+        self.first = n_head - min(most_head, n_head)  # the first head segment kept
+        kept_head, kept_tail = n_head - self.first, min(most_tail, n_tail)
         shapes = [(kept_head, block_rows, k), (kept_head, block_rows, k),
                   (kept_head, block_rows), (kept_tail, block_rows, k), (kept_tail, block_rows)]
         sizes = [int(np.prod(shape)) for shape in shapes]
-        flat = empty("kept", (block_rows * (KEPT_HEAD * (2 * k + 1) + KEPT_TAIL * (k + 1)),)
+        flat = empty("kept", (block_rows * (most_head * (2 * k + 1) + most_tail * (k + 1)),)
                      )[:sum(sizes)]
         (self.head_frame, self.head_alpha, self.head_scale, self.tail_frame,
          self.tail_shifts) = (part.reshape(shape) for part, shape in zip(
              np.split(flat, np.cumsum(sizes)[:-1]), shapes))
+
+    @staticmethod
+    def counts(block_rows, k):
+        """The most head and tail segments kept: ``KEPT_HEAD`` and ``KEPT_TAIL``, both
+        scaled down (rounding down) to fit ``KEPT_BUDGET_BYTES``."""
+        nbytes = 8 * block_rows * (KEPT_HEAD * (2 * k + 1) + KEPT_TAIL * (k + 1))
+        scale = min(1.0, KEPT_BUDGET_BYTES / nbytes)
+        return int(KEPT_HEAD * scale), int(KEPT_TAIL * scale)
 
     def head_forward(self, s, n):
         """``(alpha, scale)`` buffers for the forward pass of head segment ``s`` (``n`` rows)
