@@ -430,20 +430,21 @@ def test_bad_input_gets_a_clear_error_from_every_class_and_method(hmm_models, ki
                 _call(candidate, method, data, seq)
 
 
-def test_left_right_zeros_stay_exactly_zero_for_every_class(hmm_models):
+def test_left_right_zeros_stay_exactly_zero_for_every_class(hmm_models, caplog):
     for model, X, lengths in hmm_models:
         model = copy.deepcopy(model)
         model.init_params, model.n_iter, model.tol = "", 5, -np.inf
         model.startprob_ = np.array([1.0, 0.0, 0.0])
         model.transmat_ = np.array([[0.6, 0.4, 0.0], [0.0, 0.7, 0.3], [0.0, 0.0, 1.0]])
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        caplog.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # hmmlearn logs, and so does fastem: no warnings
             model.fit(X, lengths)
         assert model.startprob_[1] == model.startprob_[2] == 0.0
         assert np.all(model.transmat_[np.tril_indices(K, -1)] == 0.0) and \
             model.transmat_[0, 2] == 0.0
         unseen = model.transmat_.sum(axis=1) == 0  # a state never left: hmmlearn's zero row
-        assert unseen.any() == any("have zero sum" in str(w.message) for w in caught)
+        assert unseen.any() == any("have zero sum" in r.getMessage() for r in caplog.records)
         if not unseen.any():
             assert np.all(model.predict_proba(X, lengths)[0, 1:] == 0.0)
 
@@ -477,3 +478,39 @@ def test_spherical_covars_in_hmmlearns_shapes():
         model.means_, model.covars_ = X[[0, 300, 500]], covars
         models.append(model.fit(X, lengths))
     assert list(models[0].monitor_.history) == list(models[1].monitor_.history)
+
+
+def test_hmmlearns_log_messages(caplog):
+    """hmmlearn logs (it does not warn) when init_params overwrites a parameter the user set,
+    and when the rows hold fewer values than the parameters fitted; so does fastem."""
+    model = hmm.GaussianHMM(3, "full", n_iter=2, random_state=0)
+    model.startprob_ = np.full(3, 1 / 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(np.random.RandomState(0).normal(size=(10, 4)))
+    messages = [record.getMessage() for record in caplog.records]
+    assert "Even though the 'startprob_' attribute is set, it will be overwritten during " \
+           "initialization because 'init_params' contains 's'" in messages
+    # 2 + 6 + 12 means + 30 covariance entries > 40 values
+    assert "Fitting a model with 50 free scalar parameters with only 40 data points will " \
+           "result in a degenerate solution." in messages
+
+
+def test_a_collapsed_full_covariance_is_factored_as_hmmlearn_does(monkeypatch):
+    """A state whose covariance update is singular (a constant column, a state with almost no
+    rows) is factored with 1e-7 on its diagonal, as hmmlearn's density does, so the fit goes on
+    (hmmlearn's issue 2); the fitted covars_ stay the update's, and predict reads them."""
+    from fastem.families import gaussian_hmmlearn
+
+    floored = []
+    strict = gaussian_hmmlearn.precision_cholesky
+    monkeypatch.setattr(gaussian_hmmlearn, "precision_cholesky",
+                        lambda *args: floored.append(1) or strict(*args))
+    rng = np.random.RandomState(0)
+    X = np.column_stack([np.full(9, 715.0), np.arange(585, 0, -65.0), rng.normal(size=(9, 2))])
+    with pytest.raises(np.linalg.LinAlgError):  # the fitted covariances are singular
+        np.linalg.cholesky(hmm.GaussianHMM(3, "full", random_state=0).fit(X).covars_)
+    model = hmm.GaussianHMM(3, "full", random_state=0).fit(X)
+    assert floored
+    assert np.isfinite(model.score(X))
+    assert model.predict(X).shape == (9,)

@@ -316,7 +316,6 @@ def test_count_models_from_files_and_in_segments(tmp_path, make_model):
     np.testing.assert_array_equal(fits[0].predict(X, lengths), fits[2].predict(X, lengths))
 
 
-@pytest.mark.filterwarnings("ignore:Some rows of transmat_ have zero sum")
 @pytest.mark.parametrize("chunk_size, n_threads", [(None, 1), (1, 1), (1, 2)])
 def test_a_state_no_path_reaches_keeps_the_posteriors_finite(chunk_size, n_threads):
     """State 2 has a zero start probability and no transition into it, yet fits the second

@@ -20,6 +20,7 @@ set by the constructor parameters ``learning_offset`` (tau >= 0, default 10) and
 ``learning_decay`` (kappa in (0.5, 1], default 0.7), named as in scikit-learn's
 ``LatentDirichletAllocation``.
 """
+import logging
 import sys
 import warnings
 from collections import deque
@@ -35,8 +36,8 @@ from ..drivers.sequences import SequenceDriver
 from ..em import FitInterrupted, run_em
 from ..families.base import check_distributions
 from ..families.expfam import Categorical, ExpFamParams, Poisson, ProductFamily
-from ..families.gaussian import COVARIANCE_TYPES, GaussianFamily, GaussianParams, covariance_shape
-from ..families.gaussian_hmmlearn import HMMLearnGaussianFamily
+from ..families.gaussian import COVARIANCE_TYPES, GaussianFamily, covariance_shape
+from ..families.gaussian_hmmlearn import HMMLearnGaussianFamily, hmmlearn_params
 from ..families.gmm_hmmlearn import GMMHMMLearnFamily, GMMParams, default_priors
 from ..families.multinomial import MultinomialFamily, MultinomialParams
 from ..initialization import MAX_SAMPLE, fill_missing, initial_params, kmeans
@@ -45,6 +46,10 @@ from ..latent.mixture import Mixture
 from ._base import check_random_state
 from ._hmm_online import HMMOnlineMixin
 
+# hmmlearn's warnings about a fit (parameters overwritten by init_params, too little data, a
+# decreasing log-likelihood, states never left) go to a logger, as hmmlearn's do ("hmmlearn.base"),
+# not through warnings.warn: scripts that run with -W error or capture the log keep working
+_log = logging.getLogger(__name__)
 
 class ConvergenceMonitor:
     """hmmlearn's monitor: ``history`` of the objective, ``iter`` and ``converged``."""
@@ -67,6 +72,9 @@ class ConvergenceMonitor:
         if self.verbose:
             delta = value - self.history[-1] if self.history else np.nan
             print(f"{self.iter + 1:>10d} {value:>16.8f} {delta:>+16.8f}", file=sys.stderr)
+        if self.history and value - self.history[-1] < -np.finfo(float).eps ** 0.5:
+            _log.warning(f"Model is not converging.  Current: {value} is not greater than "
+                         f"{self.history[-1]}. Delta is {value - self.history[-1]}")
         self.history.append(value)
         self.iter += 1
 
@@ -198,7 +206,16 @@ class _HMMBase(HMMOnlineMixin, Estimator):
         return HMMParams(startprob, transmat, self._components())
 
     def _needs_init(self, letter, name):
-        return letter in self._letters("init_params") or not hasattr(self, name)
+        """Whether the parameter ``name`` starts from the data: its letter is in
+        ``init_params`` (overwriting a value the user set, which is logged as hmmlearn does),
+        or it is not set."""
+        if letter not in self._letters("init_params"):
+            return not hasattr(self, name)
+        if hasattr(self, name):
+            _log.warning("Even though the %r attribute is set, it will be overwritten during "
+                         "initialization because 'init_params' contains %r",
+                         name.lstrip("_"), letter)
+        return True
 
     # ------------------------------------------------------------ model files
     def _check_fitted(self):
@@ -276,9 +293,9 @@ class _HMMBase(HMMOnlineMixin, Estimator):
                                   RuntimeWarning, stacklevel=2)
                 raise
         self._set_params(result.params)
-        if (self.transmat_.sum(axis=1) == 0).any():  # hmmlearn logs the same
-            warnings.warn("Some rows of transmat_ have zero sum because no transition from the "
-                          "state was ever observed.", RuntimeWarning, stacklevel=2)
+        if (self.transmat_.sum(axis=1) == 0).any():
+            _log.warning("Some rows of transmat_ have zero sum because no transition from the "
+                         "state was ever observed.")
         return self
 
     def _start(self, X, lengths, y=None):
@@ -290,7 +307,7 @@ class _HMMBase(HMMOnlineMixin, Estimator):
         driver = self._driver(X, lengths, fitting=True)
         driver.set_labels(y, self.n_components)
         family = self._check_rows(driver, self._make_family(), fitting=True)
-        self._init(driver, family)
+        self._initialize(driver, family)
         params = self._hmm_params()
         _check_width(params, driver)
         return driver, family, params
@@ -310,7 +327,10 @@ class _HMMBase(HMMOnlineMixin, Estimator):
         """``run_em``'s M-step keywords (exact M-steps unless a subclass offers others)."""
         return {}
 
-    def _init(self, driver, family):
+    def _initialize(self, driver, family):
+        """Set the parameters that start from the data (:meth:`_needs_init`), as hmmlearn
+        does, and log hmmlearn's warning when the rows hold fewer values than the parameters
+        that ``params`` fits."""
         rng = check_random_state(self.random_state)
         init = np.full(self.n_components, 1.0 / self.n_components)
         if self._needs_init("s", "startprob_"):
@@ -318,6 +338,32 @@ class _HMMBase(HMMOnlineMixin, Estimator):
         if self._needs_init("t", "transmat_"):
             self.transmat_ = rng.dirichlet(init, size=self.n_components)
         self._init_emissions(driver, family)
+        k, values = self.n_components, driver.n_samples * driver.n_features
+        scalars = {"s": k - 1, "t": k * (k - 1), **self._emission_scalars(family, driver)}
+        fitted = sum(scalars.get(letter, 0) for letter in self._letters("params"))
+        if values < fitted:
+            _log.warning("Fitting a model with %d free scalar parameters with only %d data "
+                         "points will result in a degenerate solution.", fitted, values)
+
+    def _emission_scalars(self, family, driver):
+        """hmmlearn's count of the emissions' free scalars by ``params`` letter (its
+        ``_get_n_fit_scalars_per_param``); a single letter takes the family's count."""
+        return {self._emission_letters: family.n_parameters(driver.n_features,
+                                                            self.n_components)}
+
+    def _init(self, X, lengths=None):
+        """hmmlearn's ``_init``: set the parameters that ``fit`` would start from X with (the
+        ``init_params`` letters, and those not set), checking X as ``fit`` does; for code
+        written against hmmlearn's private methods. As there, ``lengths`` is not read (the
+        starting parameters do not depend on it)."""
+        with single_threaded_blas():
+            self._start(X, None)
+
+    def _check(self):
+        """hmmlearn's ``_check``: ValueError unless the parameters set are valid (the checks
+        every method runs before reading them)."""
+        self._make_family()
+        self._hmm_params()
 
     def _set_params(self, params):
         self.startprob_, self.transmat_ = params.startprob, params.transmat
@@ -459,6 +505,8 @@ class GaussianHMM(_HMMBase):
         if t == "tied":
             return np.broadcast_to(c, (k,) + c.shape).copy()
         d = self.means_.shape[1]
+        if t == "spherical" and c.size == k:  # also hmmlearn's (K, 1, 1, 1) (its issue 385)
+            c = c.reshape(k)
         diag = np.broadcast_to(c[:, None], (k, d)) if t == "spherical" else c
         return np.einsum("ki,ij->kij", diag, np.eye(d))
 
@@ -485,10 +533,15 @@ class GaussianHMM(_HMMBase):
         if means.shape != (k, d):
             raise ValueError(f"means_ must have shape (n_components, n_features) = ({k}, {d}), "
                              f"got {means.shape}")
-        return GaussianParams.from_covariances(t, means, _checked_covars(t, self._covars_, k, d))
+        return hmmlearn_params(t, means, _checked_covars(t, self._covars_, k, d))
 
     def _set_components(self, components):
         self.means_, self._covars_ = components.means, components.covariances
+
+    def _emission_scalars(self, family, driver):
+        k, d = self.n_components, driver.n_features
+        return {"m": k * d, "c": {"spherical": k, "diag": k * d, "full": k * d * (d + 1) // 2,
+                                  "tied": d * (d + 1) // 2}[self.covariance_type]}
 
     def _init_emissions(self, driver, family):
         self.n_features = driver.n_features  # as hmmlearn sets it
@@ -722,6 +775,12 @@ class GMMHMM(_HMMBase):
         self.weights_, self.means_ = components.weights, components.means
         self.covars_ = components.covars
 
+    def _emission_scalars(self, family, driver):
+        k, m, d = self.n_components, self.n_mix, driver.n_features
+        return {"m": k * m * d, "w": k * (m - 1),
+                "c": {"spherical": k * m, "diag": k * m * d, "full": k * m * d * (d + 1) // 2,
+                      "tied": k * d * (d + 1) // 2}[self.covariance_type]}
+
     def _init_emissions(self, driver, family):
         self.n_features = d = driver.n_features  # as hmmlearn sets it
         k, m, t = self.n_components, self.n_mix, self.covariance_type
@@ -839,20 +898,22 @@ def _checked_covars(covariance_type, covars, k, d):
     shape, or variances that are not positive (matrices not symmetric positive-definite)."""
     t = covariance_type
     covars = np.asarray(covars, dtype=np.float64)
-    if t == "spherical" and covars.ndim == 2 and covars.shape[0] == k \
-            and np.all(covars == covars[:, :1]):  # hmmlearn's (K, 1) or tiled (K, D)
-        covars = covars[:, 0]
+    if t == "spherical" and covars.ndim >= 2 and covars.shape[0] == k \
+            and np.all(covars.reshape(k, -1) == covars.reshape(k, -1)[:, :1]):
+        covars = covars.reshape(k, -1)[:, 0]  # hmmlearn's (K, 1), tiled (K, D), (K, 1, 1, 1)
     shape = covariance_shape(t, k, d)
     if covars.shape != shape:
         raise ValueError(f"{t!r} covars must have shape {shape}, got {covars.shape}")
     if t in ("spherical", "diag"):
         if not np.all(covars > 0):
             raise ValueError(f"{t!r} covars must be positive")
-    else:
-        stack = covars.reshape(-1, d, d)
-        if not (np.allclose(stack, np.swapaxes(stack, -1, -2))
-                and np.all(np.linalg.eigvalsh(stack) > 0)):
-            raise ValueError(f"{t!r} covars must be symmetric, positive-definite")
+    elif not np.allclose(covars, np.swapaxes(covars, -1, -2)):
+        raise ValueError(f"{t!r} covars must be symmetric, positive-definite")
+    else:  # positive-definite, or nearly so for hmmlearn's densities (hmmlearn_params)
+        try:
+            hmmlearn_params(t, np.zeros((k, d)), covars)
+        except ValueError:
+            raise ValueError(f"{t!r} covars must be symmetric, positive-definite") from None
     return covars
 
 

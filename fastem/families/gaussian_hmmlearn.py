@@ -23,7 +23,34 @@ so does this family (``log_prior`` is 0), which is also why it offers no partial
 """
 import numpy as np
 
-from .gaussian import GaussianFamily, GaussianParams, unpack_moments
+from .gaussian import GaussianFamily, GaussianParams, precision_cholesky, unpack_moments
+
+HMMLEARN_COVAR_FLOOR = 1e-7  # hmmlearn.stats's min_covar for a full matrix it cannot factor
+
+
+def hmmlearn_params(covariance_type, means, covariances):
+    """``GaussianParams`` as hmmlearn's densities read ``covariances``: a full (or tied) matrix
+    whose Cholesky factorisation fails, e.g. a state's update from too few rows, is factored
+    with ``HMMLEARN_COVAR_FLOOR`` added to its diagonal (``hmmlearn.stats``), while the
+    covariances themselves stay as they are; ValueError, worded as hmmlearn's, if that fails
+    too."""
+    t = covariance_type
+    try:
+        return GaussianParams.from_covariances(t, means, covariances)
+    except ValueError:
+        if t not in ("full", "tied"):
+            raise
+    stack = np.array(covariances, dtype=np.float64).reshape(-1, *np.shape(covariances)[-2:])
+    for matrix in stack:
+        try:
+            np.linalg.cholesky(matrix)
+        except np.linalg.LinAlgError:
+            matrix += HMMLEARN_COVAR_FLOOR * np.eye(matrix.shape[0])
+    try:
+        chol = precision_cholesky(stack if t == "full" else stack[0], t)
+    except ValueError:
+        raise ValueError("'covars' must be symmetric, positive-definite") from None
+    return GaussianParams(t, means, covariances, chol)
 
 
 class HMMLearnGaussianFamily(GaussianFamily):
@@ -80,7 +107,7 @@ class HMMLearnGaussianFamily(GaussianFamily):
                 cov = (psi + outer + scatter) / (weight + s0)[:, None, None]
             else:
                 cov = (psi + outer.sum(axis=0) + scatter[0]) / (weight + s0.sum())
-        return GaussianParams.from_covariances(t, means, cov)
+        return hmmlearn_params(t, means, cov)
 
     def log_prior(self, params):
         return 0.0
