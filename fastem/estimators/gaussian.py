@@ -172,9 +172,9 @@ class GaussianMixture(_MixtureBase):
         k, t = self.n_components, self.covariance_type
         if self.weights_init is not None:
             w = _init_array("weights", self.weights_init, (k,))
-            if (w < 0).any() or (w > 1).any():  # scikit-learn prints its min as 'max value',
+            if (w < 0).any() or (w > 1).any():  # scikit-learn's words: its min as 'max value'
                 raise ValueError("The parameter 'weights' should be in the range [0, 1], but "
-                                 f"got max value {w.min():.5f}, min value {w.max():.5f}")  # so do we
+                                 f"got max value {w.min():.5f}, min value {w.max():.5f}")
             # scikit-learn: 1e-6 for float32 weights, 1e-8 otherwise; float32 sums of many
             # weights are off by up to K eps
             given = np.asarray(self.weights_init).dtype

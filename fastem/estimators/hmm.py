@@ -50,6 +50,8 @@ from ._hmm_online import HMMOnlineMixin
 # decreasing log-likelihood, states never left) go to a logger, as hmmlearn's do ("hmmlearn.base"),
 # not through warnings.warn: scripts that run with -W error or capture the log keep working
 _log = logging.getLogger(__name__)
+_PRECISION = np.finfo(float).eps ** 0.5  # hmmlearn's slack before a decrease is logged
+
 
 class ConvergenceMonitor:
     """hmmlearn's monitor: ``history`` of the objective, ``iter`` and ``converged``."""
@@ -72,9 +74,6 @@ class ConvergenceMonitor:
         if self.verbose:
             delta = value - self.history[-1] if self.history else np.nan
             print(f"{self.iter + 1:>10d} {value:>16.8f} {delta:>+16.8f}", file=sys.stderr)
-        if self.history and value - self.history[-1] < -np.finfo(float).eps ** 0.5:
-            _log.warning(f"Model is not converging.  Current: {value} is not greater than "
-                         f"{self.history[-1]}. Delta is {value - self.history[-1]}")
         self.history.append(value)
         self.iter += 1
 
@@ -279,7 +278,11 @@ class _HMMBase(HMMOnlineMixin, Estimator):
             total = float(driver.n_samples - driver.n_omitted)  # the rows with emissions
 
             def report(result, change, seconds):
-                self.monitor_.report(result.lower_bound * total)
+                value, history = result.lower_bound * total, self.monitor_.history
+                if algorithm == "batch" and history and value - history[-1] < -_PRECISION:
+                    _log.warning(f"Model is not converging.  Current: {value} is not greater "
+                                 f"than {history[-1]}. Delta is {value - history[-1]}")
+                self.monitor_.report(value)
 
             try:
                 result = self._run(algorithm, batch_size, self._latent(), family, driver,
@@ -533,7 +536,11 @@ class GaussianHMM(_HMMBase):
         if means.shape != (k, d):
             raise ValueError(f"means_ must have shape (n_components, n_features) = ({k}, {d}), "
                              f"got {means.shape}")
-        return hmmlearn_params(t, means, _checked_covars(t, self._covars_, k, d))
+        covars = _checked_covars(t, self._covars_, k, d)
+        try:
+            return hmmlearn_params(t, means, covars)
+        except ValueError:
+            raise ValueError(f"{t!r} covars must be {_COVARS_DOMAIN[t]}") from None
 
     def _set_components(self, components):
         self.means_, self._covars_ = components.means, components.covariances
@@ -893,9 +900,14 @@ def _as_driver_reads(family, driver):
     return family.marginal() if _marginal(driver) else family
 
 
+_COVARS_DOMAIN = {"spherical": "positive", "diag": "positive",
+                 "full": "symmetric, positive-definite", "tied": "symmetric, positive-definite"}
+
+
 def _checked_covars(covariance_type, covars, k, d):
     """``covars_`` as set (in the type's shape), or ValueError as hmmlearn words it: the
-    shape, or variances that are not positive (matrices not symmetric positive-definite)."""
+    shape, or matrices that are not symmetric (variances that are not positive, or matrices
+    that cannot be factored, raise where ``GaussianHMM._components`` factors them)."""
     t = covariance_type
     covars = np.asarray(covars, dtype=np.float64)
     if t == "spherical" and covars.ndim >= 2 and covars.shape[0] == k \
@@ -904,16 +916,8 @@ def _checked_covars(covariance_type, covars, k, d):
     shape = covariance_shape(t, k, d)
     if covars.shape != shape:
         raise ValueError(f"{t!r} covars must have shape {shape}, got {covars.shape}")
-    if t in ("spherical", "diag"):
-        if not np.all(covars > 0):
-            raise ValueError(f"{t!r} covars must be positive")
-    elif not np.allclose(covars, np.swapaxes(covars, -1, -2)):
-        raise ValueError(f"{t!r} covars must be symmetric, positive-definite")
-    else:  # positive-definite, or nearly so for hmmlearn's densities (hmmlearn_params)
-        try:
-            hmmlearn_params(t, np.zeros((k, d)), covars)
-        except ValueError:
-            raise ValueError(f"{t!r} covars must be symmetric, positive-definite") from None
+    if t in ("full", "tied") and not np.allclose(covars, np.swapaxes(covars, -1, -2)):
+        raise ValueError(f"{t!r} covars must be {_COVARS_DOMAIN[t]}")
     return covars
 
 
