@@ -61,8 +61,8 @@ def run_upstream(tmp_path, source, files, rewrites, deselected, support):
         (tests / name).write_text(text)
     assert used == {pattern for pattern, _ in rewrites}, used
     here = os.path.dirname(os.path.dirname(os.path.abspath(fastem.__file__)))  # this fastem
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(tmp_path), here] + [os.environ["PYTHONPATH"]] * ("PYTHONPATH" in os.environ)))
+    paths = [str(tmp_path), here, os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in paths if path))
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            *[str(tests / name) for name in files], "-k", deselected],
                           cwd=tmp_path, env=env, capture_output=True, text=True)
