@@ -1,5 +1,6 @@
 """MultinomialHMM and GMMHMM: agreement with hmmlearn 0.3.3 from the same initial parameters,
-zeros that stay zero, thread-count independence, sampling and their input errors."""
+zeros that stay zero, thread-count independence, sampling and their input errors; and, for
+every class, hmmlearn's logged messages and GaussianHMM's factoring of a singular update."""
 import copy
 import json
 import logging
