@@ -103,9 +103,9 @@ def test_checkpointed_passes_equal_the_whole_sequence(lengths, block_rows, kept,
     statistics and chain counts to rounding (summed in another order), identically for 1 and
     2 threads; with the default kept segments, or as many as a smaller budget leaves (kept)."""
     if kept is not None:
-        nbytes = 8 * block_rows * (sequences.KEPT_HEAD * (2 * K + 1)
-                                   + sequences.KEPT_TAIL * (K + 1))
-        monkeypatch.setattr(sequences, "KEPT_BUDGET_BYTES", nbytes * kept[1] // 8)
+        most = sequences._Kept.doubles(block_rows, K, sequences.KEPT_HEAD, sequences.KEPT_TAIL)
+        budget = 8 * most * kept[1] // sequences.KEPT_TAIL  # room for kept[1] tail segments
+        monkeypatch.setattr(sequences, "KEPT_BUDGET_BYTES", budget)
         assert sequences._Kept.counts(block_rows, K) == kept
     X = sticky_data(1000, seed=2)
     model = make().fit(X, lengths)

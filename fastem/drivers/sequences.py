@@ -433,17 +433,22 @@ class _Kept:
         shapes = [(kept_head, block_rows, k), (kept_head, block_rows, k),
                   (kept_head, block_rows), (kept_tail, block_rows, k), (kept_tail, block_rows)]
         sizes = [int(np.prod(shape)) for shape in shapes]
-        flat = empty("kept", (block_rows * (most_head * (2 * k + 1) + most_tail * (k + 1)),)
-                     )[:sum(sizes)]
+        flat = empty("kept", (self.doubles(block_rows, k, most_head, most_tail),))[:sum(sizes)]
         (self.head_frame, self.head_alpha, self.head_scale, self.tail_frame,
          self.tail_shifts) = (part.reshape(shape) for part, shape in zip(
              np.split(flat, np.cumsum(sizes)[:-1]), shapes))
 
     @staticmethod
-    def counts(block_rows, k):
+    def doubles(block_rows, k, n_head, n_tail):
+        """Doubles kept for ``n_head`` head segments (scaled densities, forward messages,
+        scales) and ``n_tail`` tail segments (scaled densities, shifts)."""
+        return block_rows * (n_head * (2 * k + 1) + n_tail * (k + 1))
+
+    @classmethod
+    def counts(cls, block_rows, k):
         """The most head and tail segments kept: ``KEPT_HEAD`` and ``KEPT_TAIL``, both
         scaled down (rounding down) to fit ``KEPT_BUDGET_BYTES``."""
-        nbytes = 8 * block_rows * (KEPT_HEAD * (2 * k + 1) + KEPT_TAIL * (k + 1))
+        nbytes = 8 * cls.doubles(block_rows, k, KEPT_HEAD, KEPT_TAIL)
         scale = min(1.0, KEPT_BUDGET_BYTES / nbytes)
         return int(KEPT_HEAD * scale), int(KEPT_TAIL * scale)
 
