@@ -93,7 +93,7 @@ def test_a_rows_full_log_density_does_not_depend_on_its_neighbours(k, dtype):
 
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("k", [1, 3, 9, 16, 20])
-@pytest.mark.parametrize("d", [1, 4, 16])
+@pytest.mark.parametrize("d", [1, 4, 7, 16])
 def test_full_float32_e_step_matches_numpy(k, d, weighted):
     """Chunks of 300 rows: one full 256-row block of the statistics and a partial one (and
     smaller chunks at the end); zero weights add nothing."""

@@ -26,7 +26,7 @@ def test_full_float64_log_prob_against_numpy(k, d):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("k, d", [(1, 1), (9, 4), (20, 16), (5, 40)])
+@pytest.mark.parametrize("k, d", [(1, 1), (9, 4), (9, 7), (20, 16), (5, 40)])
 def test_full_float64_e_step_matches_numpy(k, d, weighted):
     """Chunks of 300 rows (D = 40: 860 features, seven blocks of 128); zero weights add
     nothing."""

@@ -412,14 +412,21 @@ FASTEM_FMA static void fastem_full_features_##T##_##G##_##V##_##MASKED(         
     }
 
 /* r: (n, k) responsibilities in T; s: (k, f) double. Twelve features at a time against all
- * the components, so their rows of t(x) are read from L2 once and then from L1 */
+ * the components, so their rows of t(x) are read from L2 once and then from L1; the rest four
+ * at a time (f = 152 at D = 16 leaves 8: one at a time, each tile a single chain of FMAs per
+ * register, waiting on its latency, they took a fifth of the statistics' time), then one.
+ * Every lane's sum is one chain over the rows in order, whatever its tile. */
 #define FASTEM_FULL_STATS(T)                                                                  \
 FASTEM_FULL_FEATURES(T, 6, 2, 0)                                                              \
 FASTEM_FULL_FEATURES(T, 6, 2, 1)                                                              \
+FASTEM_FULL_FEATURES(T, 4, 2, 0)                                                              \
+FASTEM_FULL_FEATURES(T, 4, 2, 1)                                                              \
 FASTEM_FULL_FEATURES(T, 1, 2, 0)                                                              \
 FASTEM_FULL_FEATURES(T, 1, 2, 1)                                                              \
 FASTEM_FULL_FEATURES(T, 12, 1, 0)                                                             \
 FASTEM_FULL_FEATURES(T, 12, 1, 1)                                                             \
+FASTEM_FULL_FEATURES(T, 4, 1, 0)                                                              \
+FASTEM_FULL_FEATURES(T, 4, 1, 1)                                                              \
 FASTEM_FULL_FEATURES(T, 1, 1, 0)                                                              \
 FASTEM_FULL_FEATURES(T, 1, 1, 1)                                                              \
                                                                                               \
@@ -433,6 +440,8 @@ FASTEM_FMA static void fastem_full_stats_##T(                                   
         ptrdiff_t g = 0;                                                                      \
         for (; g + 12 <= f; g += 12)                                                          \
             FASTEM_FULL_FEATURE_GROUP(T, 6, 2, 12)                                            \
+        for (; g + 4 <= f; g += 4)                                                            \
+            FASTEM_FULL_FEATURE_GROUP(T, 4, 1, 4)                                             \
         for (; g < f; g++)                                                                    \
             FASTEM_FULL_FEATURE_GROUP(T, 1, 1, 1)                                             \
     }                                                                                         \
