@@ -66,7 +66,7 @@ def reference_pass(X, packed, weights):
                            (resp.T @ t).ravel()])
 
 
-@pytest.mark.parametrize("k", [1, 3, 8, 9, 16, 17, 20, 33])
+@pytest.mark.parametrize("k", [1, 3, 8, 9, 16, 17, 20, 30, 33])
 @pytest.mark.parametrize("d", [1, 3, 16])
 def test_full_float32_log_prob_against_numpy(k, d):
     """37 rows: six-row tiles and leftovers; K = 9, 17, 20, 33: masked last registers."""

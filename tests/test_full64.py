@@ -13,7 +13,7 @@ from fastem.drivers.local import LocalDriver
 from fastem.latent.mixture import Mixture
 
 
-@pytest.mark.parametrize("k", [1, 3, 4, 5, 8, 9, 16, 17, 33])
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 8, 9, 14, 16, 17, 33])
 @pytest.mark.parametrize("d", [1, 3, 16])
 def test_full_float64_log_prob_against_numpy(k, d):
     """40 rows: six- and three-row tiles and a single row; K = 3, 5, 9, 17, 33: masked last

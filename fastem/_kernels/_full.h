@@ -213,10 +213,17 @@ FASTEM_FMA static void fastem_full_rows_##T##_##R##_##V##_##MASKED(             
             }                                                                                 \
     }
 
-/* the tiles: six (three) rows by two registers of components, twelve rows by one, single
- * rows; the features in blocks of FASTEM_FULL_FEATURE_BLOCK, whose weights stay in L1 across
- * the tiles of rows (each lane's sum is still one chain over g in order) */
+/* the tiles: three rows by four registers of components (K >= 13 in float64, 25 in float32),
+ * six (three) rows by two, twelve rows by one, single rows; the features in blocks of
+ * FASTEM_FULL_FEATURE_BLOCK, whose weights stay in L1 across the tiles of rows (each lane's sum
+ * is still one chain over g in order). Four registers a tile read a block of t(x) (from L2)
+ * half as many times as two: D = 64, K = 32 float64 on two threads 12 % faster (min of six
+ * fits taking turns, benchmarks/README.md), D = K = 16 5 % on one thread, equal on two. */
 #define FASTEM_FULL_LOG_PROB(T)                                                               \
+FASTEM_FULL_ROWS(T, 3, 4, 0)                                                                  \
+FASTEM_FULL_ROWS(T, 3, 4, 1)                                                                  \
+FASTEM_FULL_ROWS(T, 1, 4, 0)                                                                  \
+FASTEM_FULL_ROWS(T, 1, 4, 1)                                                                  \
 FASTEM_FULL_ROWS(T, 6, 2, 0)                                                                  \
 FASTEM_FULL_ROWS(T, 6, 2, 1)                                                                  \
 FASTEM_FULL_ROWS(T, 3, 2, 0)                                                                  \
@@ -239,6 +246,12 @@ FASTEM_FMA static void fastem_full_log_prob_##T(                                
         const ptrdiff_t g1 = f - g0 < FASTEM_FULL_FEATURE_BLOCK                               \
                                  ? f : g0 + FASTEM_FULL_FEATURE_BLOCK;                        \
         ptrdiff_t c0 = 0;                                                                     \
+        for (; c0 + 3 * lanes < k; c0 += 4 * lanes) {  /* four registers (the last partial?) */\
+            const int masked = c0 + 4 * lanes > k;                                            \
+            ptrdiff_t i = 0;                                                                  \
+            FASTEM_FULL_ROW_TILES(T, 3, 4)                                                    \
+            FASTEM_FULL_ROW_TILES(T, 1, 4)                                                    \
+        }                                                                                     \
         for (; c0 + lanes < k; c0 += 2 * lanes) {  /* two registers (the second partial?) */ \
             const int masked = c0 + 2 * lanes > k;                                            \
             ptrdiff_t i = 0;                                                                  \
