@@ -69,7 +69,8 @@ def reference_pass(X, packed, weights):
 @pytest.mark.parametrize("k", [1, 3, 8, 9, 16, 17, 20, 30, 33])
 @pytest.mark.parametrize("d", [1, 3, 16])
 def test_full_float32_log_prob_against_numpy(k, d):
-    """37 rows: six-row tiles and leftovers; K = 9, 17, 20, 33: masked last registers."""
+    """37 rows: six-row tiles and leftovers; K = 9, 17, 20, 33: masked last registers; K = 30,
+    33: tiles of four registers, K = 30 with its fourth partial."""
     X, family, params, packed = full_problem(k, d, n=37)
     ours = kernels.gaussian_log_prob(X, params.means, params.precisions_cholesky, "full",
                                      n_threads=1)
@@ -96,7 +97,8 @@ def test_a_rows_full_log_density_does_not_depend_on_its_neighbours(k, dtype):
 @pytest.mark.parametrize("d", [1, 4, 7, 16])
 def test_full_float32_e_step_matches_numpy(k, d, weighted):
     """Chunks of 300 rows: one full 256-row block of the statistics and a partial one (and
-    smaller chunks at the end); zero weights add nothing."""
+    smaller chunks at the end); D = 7: 35 features, the statistics' groups of twelve, four and
+    one; zero weights add nothing."""
     X, family, params, packed = full_problem(k, d, n=700)
     rng = np.random.RandomState(1)
     weights = rng.uniform(0.5, 2.0, X.shape[0]) if weighted else np.ones(X.shape[0])

@@ -17,7 +17,8 @@ from fastem.latent.mixture import Mixture
 @pytest.mark.parametrize("d", [1, 3, 16])
 def test_full_float64_log_prob_against_numpy(k, d):
     """40 rows: six- and three-row tiles and a single row; K = 3, 5, 9, 17, 33: masked last
-    registers; D = 16: 152 features, two blocks of features."""
+    registers; K >= 13: tiles of four registers, K = 14 with its fourth partial; D = 16: 152
+    features, two blocks of features."""
     X, family, params, packed = full_problem(k, d, n=40, dtype=np.float64)
     ours = kernels.gaussian_log_prob(X, params.means, params.precisions_cholesky, "full",
                                      n_threads=1)
@@ -28,8 +29,9 @@ def test_full_float64_log_prob_against_numpy(k, d):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("k, d", [(1, 1), (9, 4), (9, 7), (20, 16), (5, 40)])
 def test_full_float64_e_step_matches_numpy(k, d, weighted):
-    """Chunks of 300 rows (D = 40: 860 features, seven blocks of 128); zero weights add
-    nothing."""
+    """Chunks of 300 rows (D = 40: 860 features, seven blocks of 128; D = 7: 35, whose
+    statistics take two groups of twelve, two of four and three single features); zero
+    weights add nothing."""
     X, family, params, packed = full_problem(k, d, n=700, dtype=np.float64)
     rng = np.random.RandomState(1)
     weights = rng.uniform(0.5, 2.0, X.shape[0]) if weighted else np.ones(X.shape[0])

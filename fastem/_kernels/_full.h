@@ -217,8 +217,7 @@ FASTEM_FMA static void fastem_full_rows_##T##_##R##_##V##_##MASKED(             
  * six (three) rows by two, twelve rows by one, single rows; the features in blocks of
  * FASTEM_FULL_FEATURE_BLOCK, whose weights stay in L1 across the tiles of rows (each lane's sum
  * is still one chain over g in order). Four registers a tile read a block of t(x) (from L2)
- * half as many times as two: D = 64, K = 32 float64 on two threads 12 % faster (min of six
- * fits taking turns, benchmarks/README.md), D = K = 16 5 % on one thread, equal on two. */
+ * half as many times as two (benchmarks/README.md, "A new machine: AMD Zen 3"). */
 #define FASTEM_FULL_LOG_PROB(T)                                                               \
 FASTEM_FULL_ROWS(T, 3, 4, 0)                                                                  \
 FASTEM_FULL_ROWS(T, 3, 4, 1)                                                                  \
@@ -426,9 +425,9 @@ FASTEM_FMA static void fastem_full_features_##T##_##G##_##V##_##MASKED(         
 
 /* r: (n, k) responsibilities in T; s: (k, f) double. Twelve features at a time against all
  * the components, so their rows of t(x) are read from L2 once and then from L1; the rest four
- * at a time (f = 152 at D = 16 leaves 8: one at a time, each tile a single chain of FMAs per
- * register, waiting on its latency, they took a fifth of the statistics' time), then one.
- * Every lane's sum is one chain over the rows in order, whatever its tile. */
+ * at a time (f = 152 at D = 16 leaves 8; a one-feature tile is a single chain of FMAs per
+ * register, which waits on the FMA latency), then one. Every lane's sum is one chain over the
+ * rows in order, whatever its tile. */
 #define FASTEM_FULL_STATS(T)                                                                  \
 FASTEM_FULL_FEATURES(T, 6, 2, 0)                                                              \
 FASTEM_FULL_FEATURES(T, 6, 2, 1)                                                              \
