@@ -1,7 +1,7 @@
 /* The full exponential-family kernels of one chunk (_features.h, _full.h) alone, in C: per
- * row, the minimum over --reps of t(x), the log-densities (float32: fused with the
- * responsibilities), the responsibilities' conversion and the statistics, for each chunk
- * size given, the sizes taking turns rep by rep so that a noisy host reaches all alike.
+ * row, the minimum over REPS of t(x), the log-densities (float32 with K <= 16: fused with the
+ * responsibilities), the responsibilities' conversion and the statistics, for each chunk size
+ * given, the sizes taking turns rep by rep so that a noisy host reaches all alike.
  *
  *   gcc -O3 -I. -o /tmp/full_kernels benchmarks/full_kernels.c -lm
  *   /tmp/full_kernels DTYPE D K REPS ROWS...      e.g. float32 16 16 1000 1024 1008
@@ -38,6 +38,7 @@ int main(int argc, char **argv)
     double *lse = malloc(most * sizeof(double)), *s = calloc(k * f, sizeof(double));
     char *x = malloc(most * d * size), *centre = calloc(d, size), *w = malloc(f * k * size);
     char *r = malloc(most * k * size), *t = aligned_alloc(64, (f * most * size + 63) / 64 * 64);
+    char *scratch = malloc(((most + 7) * (k + 3) + 8) * size);  /* the lane tiles' sums */
     srand(1);
     for (ptrdiff_t c = 0; c < k; c++)
         log_norm[c] = -1.0 * c;
@@ -61,7 +62,8 @@ int main(int argc, char **argv)
             if (f64) {
                 fastem_features_f64(1, (double *)x, n, d, (double *)centre, (double *)t);
                 time[1] = now();
-                fastem_full_log_prob_f64((double *)t, n, f, (double *)w, k, log_norm, resp);
+                fastem_full_log_prob_f64((double *)t, n, f, (double *)w, k, log_norm, resp,
+                                         (double *)scratch);
                 time[2] = now();
                 for (ptrdiff_t q = 0; q < n * k; q++)
                     ((double *)r)[q] = 1.0 / k;
@@ -70,7 +72,11 @@ int main(int argc, char **argv)
             } else {
                 fastem_features_f32(1, (float *)x, n, d, (float *)centre, (float *)t);
                 time[1] = now();
-                fastem_full32_fit((float *)t, n, f, (float *)w, k, log_norm, resp, lse);
+                if (k <= 16)
+                    fastem_full32_fit((float *)t, n, f, (float *)w, k, log_norm, resp, lse);
+                else
+                    fastem_full_log_prob_f32((float *)t, n, f, (float *)w, k, log_norm, resp,
+                                             (float *)scratch);
                 time[2] = now();
                 for (ptrdiff_t q = 0; q < n * k; q++)
                     ((float *)r)[q] = (float)resp[q];

@@ -15,7 +15,7 @@ CONSUMER = textwrap.dedent(
     from cython cimport floating
     from fastem._kernels.logsumexp cimport normalize_log_rows
     from fastem._kernels.gaussian cimport (chunk_log_prob, features, is_expfam,
-                                           projection_width)
+                                           projection_extra, projection_width)
     import numpy as np
 
 
@@ -27,7 +27,8 @@ CONSUMER = textwrap.dedent(
     def log_prob(int kind, floating[:, ::1] x, floating[:, ::1] proj, floating[:, ::1] center,
                  double[::1] log_norm, floating[:, ::1] pivot, double[:, ::1] out):
         cdef Py_ssize_t n = x.shape[0], d = x.shape[1], k = log_norm.shape[0]
-        cdef floating[::1] y = np.empty(n * projection_width(kind, d, k) + 1,
+        cdef floating[::1] y = np.empty(n * projection_width(kind, d, k) + 1
+                                        + projection_extra(kind, d, k),
                                         dtype=np.asarray(x).dtype)
         with nogil:
             if is_expfam(kind):
@@ -58,16 +59,18 @@ def test_consumer_normalize_log_rows_matches_python_api(consumer):
     np.testing.assert_array_equal(lse, expected_lse)
 
 
+@pytest.mark.parametrize("k", [2, 30])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
-def test_consumer_gaussian_log_prob_matches_python_api(consumer, dtype, covariance_type):
+def test_consumer_gaussian_log_prob_matches_python_api(consumer, dtype, covariance_type, k):
+    """K = 30 full: the lane tiles' partial sums in the scratch past (n, projection_width)."""
     rng = np.random.RandomState(1)
     X = rng.randn(40, 3).astype(dtype)
-    means = rng.randn(2, 3)
-    chol = np.stack([np.eye(3)] * 2) if covariance_type == "full" else np.ones((2, 3))
-    weights = np.array([0.3, 0.7])
+    means = rng.randn(k, 3)
+    chol = np.stack([np.eye(3)] * k) if covariance_type == "full" else np.ones((k, 3))
+    weights = np.full(k, 1.0 / k)
     packed = kernels.pack_gaussian(weights, means, chol, covariance_type, dtype)
-    out = np.empty((40, 2))
+    out = np.empty((40, k))
     consumer.log_prob(packed.kind, X.astype(packed.dtype), packed.proj, packed.center,
                       packed.log_norm, packed.pivot, out)
     expected = kernels.gaussian_log_prob(X, means, chol, covariance_type, weights=weights)

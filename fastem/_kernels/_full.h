@@ -3,7 +3,9 @@
  * 16 % of a float64 fit's at D = 64, K = 32:
  *
  *   fastem_full_log_prob_T: logp[i * k + c] = log_norm[c] + sum_g t[g * n + i] w[g * k + c]
- *                           (NaN -> -inf, as chunk_log_prob), straight into the (n, k) rows;
+ *                           (NaN -> -inf, as chunk_log_prob), straight into the (n, k) rows
+ *                           (above three registers of components with the rows in the lanes,
+ *                           through scratch);
  *   fastem_full32_fit:      float32 only: the same tiles for K <= 16, then each row's maximum,
  *                           exp, sum and log in float32 lanes (_diag_fit.h's series; float32
  *                           log_norm, as there): responsibilities and log p(x_i) without an
@@ -28,6 +30,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fastem/_kernels/_diag_fit.h"  /* fastem_exp8f, fastem_log8f, fastem_v8f_sum */
 
@@ -213,16 +216,138 @@ FASTEM_FMA static void fastem_full_rows_##T##_##R##_##V##_##MASKED(             
             }                                                                                 \
     }
 
-/* the tiles: three rows by four registers of components (K >= 13 in float64, 25 in float32),
- * six (three) rows by two, twelve rows by one, single rows; the features in blocks of
- * FASTEM_FULL_FEATURE_BLOCK, whose weights stay in L1 across the tiles of rows (each lane's sum
- * is still one chain over g in order). Four registers a tile read a block of t(x) (from L2)
- * half as many times as two (benchmarks/README.md, "A new machine: AMD Zen 3"). */
+/* Above three registers of components (K >= 13 in float64, 25 in float32) the rows go in the
+ * lanes instead: a tile is R registers of rows, loaded straight from t(x)'s feature-major runs,
+ * by four components broadcast from w, 12 accumulators, 4 registers of t(x) and w: no spill
+ * (four registers of components by three rows need 17 of the 16 ymm registers, and reloaded
+ * one of w from L1 each row). The partial sums of a tile wait in scratch between blocks of
+ * FASTEM_FULL_LANE_BLOCK features; after the last block they are transposed into logp. Each
+ * lane's sum is the same chain of FMAs over g in order as in the tiles below, so logp is
+ * bitwise as theirs. At D = 64, K = 32 in float64 the log-densities took 0.65-0.72 of the
+ * time of three rows by four registers (benchmarks/README.md, "Rows in the lanes"). */
+#define FASTEM_FULL_LANE_BLOCK 64
+
+/* acc (in and out) += R registers of rows from i (with MASKED, the last holds only the rows
+ * below n) against the components cc[0..3], over the features [g0, g1): acc[r * 4 + c] */
+#define FASTEM_FULL_LANE_TILE(T, R, MASKED)                                                   \
+FASTEM_FMA static void fastem_full_lane_tile_##T##_##R##_##MASKED(                            \
+    const FASTEM_SCALAR_##T *restrict t, ptrdiff_t n, ptrdiff_t i, ptrdiff_t g0,             \
+    ptrdiff_t g1, const FASTEM_SCALAR_##T *restrict w, ptrdiff_t k,                          \
+    const ptrdiff_t *restrict cc, FASTEM_VEC_##T *restrict out)                               \
+{                                                                                             \
+    const __m256i mask = fastem_full_mask_##T(i + FASTEM_LANES_##T * (R - 1), n);             \
+    FASTEM_VEC_##T acc[R][4];                                                                 \
+    _Pragma("GCC unroll 3")                                                                   \
+    for (int r = 0; r < R; r++)                                                               \
+        _Pragma("GCC unroll 4")                                                               \
+        for (int c = 0; c < 4; c++)                                                           \
+            acc[r][c] = out[r * 4 + c];                                                       \
+    for (ptrdiff_t g = g0; g < g1; g++) {                                                     \
+        FASTEM_VEC_##T tg[R];                                                                 \
+        FASTEM_FULL_LOADS(T, R, MASKED, t + g * n + i, tg)                                    \
+        _Pragma("GCC unroll 4")                                                               \
+        for (int c = 0; c < 4; c++) {                                                         \
+            const FASTEM_VEC_##T wc = FASTEM_BROADCAST_##T(w + g * k + cc[c]);               \
+            _Pragma("GCC unroll 3")                                                           \
+            for (int r = 0; r < R; r++)                                                       \
+                acc[r][c] = FASTEM_MADD_##T(tg[r], wc, acc[r][c]);                            \
+        }                                                                                     \
+    }                                                                                         \
+    _Pragma("GCC unroll 3")                                                                   \
+    for (int r = 0; r < R; r++)                                                               \
+        _Pragma("GCC unroll 4")                                                               \
+        for (int c = 0; c < 4; c++)                                                           \
+            out[r * 4 + c] = acc[r][c];                                                       \
+}
+
+/* A register of rows from i (those below n) of the components c0 .. c0 + 3 (those below k),
+ * acc[c] holding component c0 + c: log_norm + acc (NaN -> -inf) into their rows of logp */
+FASTEM_FMA static inline void fastem_full_lane_store_f64(double *restrict logp,
+                                                         const double *restrict log_norm,
+                                                         const __m256d *acc, ptrdiff_t i,
+                                                         ptrdiff_t n, ptrdiff_t c0, ptrdiff_t k)
+{
+    const __m256d lo01 = _mm256_unpacklo_pd(acc[0], acc[1]), hi01 = _mm256_unpackhi_pd(acc[0], acc[1]);
+    const __m256d lo23 = _mm256_unpacklo_pd(acc[2], acc[3]), hi23 = _mm256_unpackhi_pd(acc[2], acc[3]);
+    const __m256d rows[4] = {_mm256_permute2f128_pd(lo01, lo23, 0x20),
+                             _mm256_permute2f128_pd(hi01, hi23, 0x20),
+                             _mm256_permute2f128_pd(lo01, lo23, 0x31),
+                             _mm256_permute2f128_pd(hi01, hi23, 0x31)};
+    const __m256i mask = fastem_full_mask_f64(c0, k);
+    const __m256d ln = _mm256_maskload_pd(log_norm + c0, mask);
+    for (int l = 0; l < 4 && i + l < n; l++) {
+        const __m256d sum = _mm256_blendv_pd(_mm256_add_pd(ln, rows[l]), _mm256_set1_pd(-INFINITY),
+                                             _mm256_cmp_pd(rows[l], rows[l], _CMP_UNORD_Q));
+        if (c0 + 4 > k)
+            _mm256_maskstore_pd(logp + (i + l) * k + c0, mask, sum);
+        else
+            _mm256_storeu_pd(logp + (i + l) * k + c0, sum);
+    }
+}
+
+FASTEM_FMA static inline void fastem_full_lane_store_f32(double *restrict logp,
+                                                         const double *restrict log_norm,
+                                                         const __m256 *acc, ptrdiff_t i,
+                                                         ptrdiff_t n, ptrdiff_t c0, ptrdiff_t k)
+{
+    float v[4][8];
+    for (int c = 0; c < 4; c++)
+        _mm256_storeu_ps(v[c], acc[c]);
+    for (int l = 0; l < 8 && i + l < n; l++)
+        for (int c = 0; c < 4 && c0 + c < k; c++)
+            logp[(i + l) * k + c0 + c] =
+                v[c][l] == v[c][l] ? log_norm[c0 + c] + (double)v[c][l] : -INFINITY;
+}
+
+/* the tiles of R registers of rows while MORE, for the components of cc */
+#define FASTEM_FULL_LANE_TILES(T, R, MASKED, MORE)                                            \
+    for (; MORE; i += R * FASTEM_LANES_##T) {                                                 \
+        FASTEM_VEC_##T *acc = part + ((c0 / 4) * regs + i / FASTEM_LANES_##T) * 4;            \
+        for (int a = 0; g0 == 0 && a < R * 4; a++)                                            \
+            acc[a] = FASTEM_ZERO_##T();                                                       \
+        fastem_full_lane_tile_##T##_##R##_##MASKED(t, n, i, g0, g1, w, k, cc, acc);           \
+        for (int r = 0; g1 == f && r < R; r++)                                                \
+            fastem_full_lane_store_##T(logp, log_norm, acc + 4 * r,                           \
+                                       i + r * FASTEM_LANES_##T, n, c0, k);                   \
+    }
+
+/* logp as fastem_full_log_prob_T, with the rows in the lanes. scratch: the tiles' partial sums,
+ * (n rounded up to a register) x (k rounded up to 4) elements after its first 32-byte
+ * boundary */
+#define FASTEM_FULL_LANES(T)                                                                  \
+FASTEM_FULL_LANE_TILE(T, 3, 0)                                                                \
+FASTEM_FULL_LANE_TILE(T, 1, 0)                                                                \
+FASTEM_FULL_LANE_TILE(T, 1, 1)                                                                \
+                                                                                              \
+FASTEM_FMA static void fastem_full_lanes_##T(                                                 \
+    const FASTEM_SCALAR_##T *restrict t, ptrdiff_t n, ptrdiff_t f,                           \
+    const FASTEM_SCALAR_##T *restrict w, ptrdiff_t k, const double *restrict log_norm,        \
+    double *restrict logp, FASTEM_SCALAR_##T *scratch)                                        \
+{                                                                                             \
+    const ptrdiff_t regs = (n + FASTEM_LANES_##T - 1) / FASTEM_LANES_##T;                     \
+    FASTEM_VEC_##T *restrict part = (FASTEM_VEC_##T *)(((uintptr_t)scratch + 31)              \
+                                                        & ~(uintptr_t)31);                    \
+    for (ptrdiff_t g0 = 0; g0 < f; g0 += FASTEM_FULL_LANE_BLOCK) {                            \
+        const ptrdiff_t g1 = f - g0 < FASTEM_FULL_LANE_BLOCK ? f : g0 + FASTEM_FULL_LANE_BLOCK;\
+        for (ptrdiff_t c0 = 0; c0 < k; c0 += 4) {                                             \
+            /* a last group of fewer than four repeats its last component (not stored) */     \
+            const ptrdiff_t cc[4] = {c0, c0 + 1 < k ? c0 + 1 : k - 1,                         \
+                                     c0 + 2 < k ? c0 + 2 : k - 1, c0 + 3 < k ? c0 + 3 : k - 1};\
+            ptrdiff_t i = 0;                                                                  \
+            FASTEM_FULL_LANE_TILES(T, 3, 0, i + 3 * FASTEM_LANES_##T <= n)                    \
+            FASTEM_FULL_LANE_TILES(T, 1, 0, i + FASTEM_LANES_##T <= n)                        \
+            FASTEM_FULL_LANE_TILES(T, 1, 1, i < n)                                            \
+        }                                                                                     \
+    }                                                                                         \
+}
+
+FASTEM_FULL_LANES(f32)
+FASTEM_FULL_LANES(f64)
+
+/* the tiles below three registers of components: six (three) rows by two, twelve rows by one,
+ * single rows; the features in blocks of FASTEM_FULL_FEATURE_BLOCK, whose weights stay in L1
+ * across the tiles of rows (each lane's sum is still one chain over g in order). */
 #define FASTEM_FULL_LOG_PROB(T)                                                               \
-FASTEM_FULL_ROWS(T, 3, 4, 0)                                                                  \
-FASTEM_FULL_ROWS(T, 3, 4, 1)                                                                  \
-FASTEM_FULL_ROWS(T, 1, 4, 0)                                                                  \
-FASTEM_FULL_ROWS(T, 1, 4, 1)                                                                  \
 FASTEM_FULL_ROWS(T, 6, 2, 0)                                                                  \
 FASTEM_FULL_ROWS(T, 6, 2, 1)                                                                  \
 FASTEM_FULL_ROWS(T, 3, 2, 0)                                                                  \
@@ -237,20 +362,18 @@ FASTEM_FULL_ROWS(T, 1, 1, 1)                                                    
 FASTEM_FMA static void fastem_full_log_prob_##T(                                              \
     const FASTEM_SCALAR_##T *restrict t, ptrdiff_t n, ptrdiff_t f,                           \
     const FASTEM_SCALAR_##T *restrict w, ptrdiff_t k, const double *restrict log_norm,        \
-    double *restrict logp)                                                                    \
+    double *restrict logp, FASTEM_SCALAR_##T *restrict scratch)                               \
 {                                                                                             \
     const ptrdiff_t lanes = FASTEM_LANES_##T;                                                 \
+    if (k > 3 * lanes) {                                                                      \
+        fastem_full_lanes_##T(t, n, f, w, k, log_norm, logp, scratch);                        \
+        return;                                                                               \
+    }                                                                                         \
     FASTEM_VEC_##T acc[12];                                                                   \
     for (ptrdiff_t g0 = 0; g0 < f; g0 += FASTEM_FULL_FEATURE_BLOCK) {                         \
         const ptrdiff_t g1 = f - g0 < FASTEM_FULL_FEATURE_BLOCK                               \
                                  ? f : g0 + FASTEM_FULL_FEATURE_BLOCK;                        \
         ptrdiff_t c0 = 0;                                                                     \
-        for (; c0 + 3 * lanes < k; c0 += 4 * lanes) {  /* four registers (the last partial?) */\
-            const int masked = c0 + 4 * lanes > k;                                            \
-            ptrdiff_t i = 0;                                                                  \
-            FASTEM_FULL_ROW_TILES(T, 3, 4)                                                    \
-            FASTEM_FULL_ROW_TILES(T, 1, 4)                                                    \
-        }                                                                                     \
         for (; c0 + lanes < k; c0 += 2 * lanes) {  /* two registers (the second partial?) */ \
             const int masked = c0 + 2 * lanes > k;                                            \
             ptrdiff_t i = 0;                                                                  \
@@ -468,9 +591,10 @@ static inline int fastem_full_available(void) { return 0; }
 
 #define FASTEM_FULL_STUBS(T, S)                                                               \
 static void fastem_full_log_prob_##T(const S *t, ptrdiff_t n, ptrdiff_t f, const S *w,        \
-                                     ptrdiff_t k, const double *log_norm, double *logp)       \
+                                     ptrdiff_t k, const double *log_norm, double *logp,       \
+                                     S *scratch)                                              \
 {                                                                                             \
-    (void)t; (void)n; (void)f; (void)w; (void)k; (void)log_norm; (void)logp;                  \
+    (void)t; (void)n; (void)f; (void)w; (void)k; (void)log_norm; (void)logp; (void)scratch;   \
 }                                                                                             \
 static void fastem_full_stats_##T(const S *t, ptrdiff_t n, ptrdiff_t f, const S *r,           \
                                   ptrdiff_t k, double *s)                                     \

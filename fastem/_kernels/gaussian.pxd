@@ -108,6 +108,8 @@ cdef inline Py_ssize_t projection_width(int kind, Py_ssize_t d, Py_ssize_t k) no
         return projection_width(complete_kind(kind), d, k) + k * d + 2 * d + 2
     if kind == EXPFAM_TIED:
         return feature_width(kind, d) + (k if k > d else d)
+    if kind == EXPFAM_FULL:  # t @ W, or (n + 7, k + 3) partial sums of _full.h's lane tiles
+        return feature_width(kind, d) + k + 3
     if is_expfam(kind):
         return feature_width(kind, d) + k
     return 0
@@ -118,6 +120,8 @@ cdef inline Py_ssize_t projection_extra(int kind, Py_ssize_t d, Py_ssize_t k) no
     and a row's factorisations (_marginal.h), the centred kinds' tile of v (_tile.h)."""
     if is_centred(kind):
         return 16 * d  # a tile of 16 float32 or 8 float64 rows
+    if kind == EXPFAM_FULL:  # with n (k + 3) above, the lane tiles' (n + 7) (k + 3), aligned
+        return 7 * (k + 3) + 8
     return d + d * d * k + 3 * k if is_marginal(kind) else 0
 
 

@@ -87,10 +87,11 @@ cdef extern from "fastem/_kernels/_full.h" nogil:
     # EXPFAM_FULL: both products in FMA register tiles where the CPU has AVX2 and FMA
     int fastem_full_available()
     void fastem_full_log_prob_f32(const float* t, Py_ssize_t n, Py_ssize_t f, const float* w,
-                                  Py_ssize_t k, const double* log_norm, double* logp)
+                                  Py_ssize_t k, const double* log_norm, double* logp,
+                                  float* scratch)
     void fastem_full_log_prob_f64(const double* t, Py_ssize_t n, Py_ssize_t f,
                                   const double* w, Py_ssize_t k, const double* log_norm,
-                                  double* logp)
+                                  double* logp, double* scratch)
     void fastem_full_stats_f32(const float* t, Py_ssize_t n, Py_ssize_t f, const float* r,
                                Py_ssize_t k, double* s)
     void fastem_full_stats_f64(const double* t, Py_ssize_t n, Py_ssize_t f, const double* r,
@@ -329,11 +330,11 @@ cdef void chunk_log_prob(
         # dots (k, n) component-major, i.e. column-major (n, k) = t(x) W: with t feature-major
         # as BLAS's untransposed operand (a third faster than W' t(x)', which packs t(x)
         # transposed), then transposed into logp 32 rows at a time
-        if kind == EXPFAM_FULL and FULL_FMA:  # no BLAS, no transpose (_full.h)
-            if floating is float:
-                fastem_full_log_prob_f32(y, n, f, proj, k, log_norm, logp)
+        if kind == EXPFAM_FULL and FULL_FMA:  # no BLAS, no transpose (_full.h); y after t(x)
+            if floating is float:                # is scratch (projection_width, _extra)
+                fastem_full_log_prob_f32(y, n, f, proj, k, log_norm, logp, y + n * f)
             else:
-                fastem_full_log_prob_f64(y, n, f, proj, k, log_norm, logp)
+                fastem_full_log_prob_f64(y, n, f, proj, k, log_norm, logp, y + n * f)
             return
         dots = y + n * f
         if complete_kind(kind) == EXPFAM_TIED:  # the last feature, -|v L|^2 / 2, through

@@ -20,21 +20,21 @@ PREDICT_CHUNKS = 64  # chunks per block of a predict pass (no statistics slots t
 def default_chunk_size(n_features, n_components):
     """Rows per chunk: a chunk's widest scratch, the (rows, D*K) projection of the exact full
     kernel or the (rows, D + D(D+1)/2 + K) features of the exponential-family one, in about
-    8 MiB, as a power of two in [64, 1024], less 16 rows from 512 up. Measured on 2 threads
+    8 MiB, as a power of two in [64, 1024], less 16 rows from 256 up. Measured on 2 threads
     (benchmarks/README.md): larger chunks let each per-chunk GEMM run nearer BLAS's peak,
     which outweighed staying in L2; D=16, K=16 gets 1008 rows (full 362 -> 290 ms/iteration
-    at 1024 against 128 rows), D=64, K=32 gets 256 (1652 -> 1320 ms against 64).
+    at 1024 against 128 rows), D=64, K=32 gets 240 (1652 -> 1320 ms at 256 against 64).
 
     The 16 rows: the full kinds store t(x) feature-major, a feature's n values in one run, and
-    the register tiles read a column of features at once. With n * itemsize a multiple of 4 KB
-    (1024 rows of float32, 512 or 1024 of float64) the column's cache lines all fall in one
-    set of L1 and evict each other: float32 log-densities at D = K = 16 took 12 % longer at
-    1024 rows than at 1008. 256 rows of float64 (2 KB apart) are left: at D = 64, K = 32 the
-    log-densities' weights fill L1, and t(x) missing it there is measured 7 % faster."""
+    their register tiles read a block of features at once. With n * itemsize a multiple of 4 KB
+    (1024 rows of float32, 512 or 1024 of float64) or 2 KB, those features' cache lines fall in
+    one or two sets of L1 and evict each other: float32 log-densities at D = K = 16 took 14 %
+    longer at 1024 rows than at 1008, float64 ones at D = 64, K = 32 5-9 % longer at 256 rows
+    than at 240 (benchmarks/full_kernels.c)."""
     d, k = n_features, n_components
     rows = (8 << 20) // 8 // max(d * k, d + d * (d + 1) // 2 + k)
     rows = int(min(1024, max(64, 1 << max(0, rows.bit_length() - 1))))
-    return rows - 16 if rows >= 512 else rows
+    return rows - 16 if rows >= 256 else rows
 
 
 def check_options(chunk_size, n_threads):
