@@ -69,9 +69,9 @@ def reference_pass(X, packed, weights):
 @pytest.mark.parametrize("k", [1, 3, 8, 9, 16, 17, 20, 30, 33])
 @pytest.mark.parametrize("d", [1, 3, 16])
 def test_full_float32_log_prob_against_numpy(k, d):
-    """37 rows: six-row tiles and leftovers; K = 9, 17, 20: masked last registers; K = 30, 33:
-    rows in the lanes, a tile of three registers of rows, one, and a masked last one (37 = 24
-    + 8 + 5), with a last group of 2 and 1 components."""
+    """37 rows: six-row tiles and leftovers; K = 9: a masked last register; K > 16: rows in the
+    lanes, a tile of three registers of rows, one, and a masked last one (37 = 24 + 8 + 5),
+    K = 17, 20, 30, 33 with a last group of 1, 4, 2, 1 components."""
     X, family, params, packed = full_problem(k, d, n=37)
     ours = kernels.gaussian_log_prob(X, params.means, params.precisions_cholesky, "full",
                                      n_threads=1)

@@ -1,7 +1,7 @@
 """float64 full data in the exponential-family form: the FMA register tiles of both products
 (_full.h, as for float32: components in lanes, a masked last register, tiles of six, three
-and single rows, features in blocks; above 12 components, rows in the lanes) against NumPy, the statistics and lowest row of a pass
-as NumPy's, and fits bitwise the same for any thread count and for memory-mapped and
+and single rows, features in blocks; above 16 components, rows in the lanes) against NumPy,
+the statistics and lowest row of a pass as NumPy's, and fits bitwise the same for any thread count and for memory-mapped and
 in-memory data (a row's value independent of its neighbours: test_full32.py)."""
 import numpy as np
 import pytest
@@ -13,13 +13,14 @@ from fastem.drivers.local import LocalDriver
 from fastem.latent.mixture import Mixture
 
 
-@pytest.mark.parametrize("k", [1, 3, 4, 5, 8, 9, 14, 16, 17, 33])
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 8, 9, 14, 16, 17, 30, 33])
 @pytest.mark.parametrize("d", [1, 3, 16])
 def test_full_float64_log_prob_against_numpy(k, d):
     """43 rows: six- and three-row tiles and a single row; K = 3, 5, 9: masked last registers;
-    K >= 13: rows in the lanes, tiles of three registers of rows, one, and a masked last one
-    (43 = 36 + 4 + 3), K = 14, 17, 33 with a last group of 2, 1, 1 components; D = 16: 152
-    features, two blocks of features (three of the lane tiles')."""
+    K = 14, 16: tiles of four registers, K = 14 with its fourth partial; K > 16: rows in the
+    lanes, tiles of three registers of rows, one, and a masked last one (43 = 36 + 4 + 3),
+    K = 17, 30, 33 with a last group of 1, 2, 1 components; D = 16: 152 features, two blocks
+    of features (three of the lane tiles')."""
     X, family, params, packed = full_problem(k, d, n=43, dtype=np.float64)
     ours = kernels.gaussian_log_prob(X, params.means, params.precisions_cholesky, "full",
                                      n_threads=1)

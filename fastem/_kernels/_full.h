@@ -4,8 +4,8 @@
  *
  *   fastem_full_log_prob_T: logp[i * k + c] = log_norm[c] + sum_g t[g * n + i] w[g * k + c]
  *                           (NaN -> -inf, as chunk_log_prob), straight into the (n, k) rows
- *                           (above three registers of components with the rows in the lanes,
- *                           through scratch);
+ *                           (above 16 components with the rows in the lanes, through
+ *                           scratch);
  *   fastem_full32_fit:      float32 only: the same tiles for K <= 16, then each row's maximum,
  *                           exp, sum and log in float32 lanes (_diag_fit.h's series; float32
  *                           log_norm, as there): responsibilities and log p(x_i) without an
@@ -216,15 +216,18 @@ FASTEM_FMA static void fastem_full_rows_##T##_##R##_##V##_##MASKED(             
             }                                                                                 \
     }
 
-/* Above three registers of components (K >= 13 in float64, 25 in float32) the rows go in the
- * lanes instead: a tile is R registers of rows, loaded straight from t(x)'s feature-major runs,
- * by four components broadcast from w, 12 accumulators, 4 registers of t(x) and w: no spill
- * (four registers of components by three rows need 17 of the 16 ymm registers, and reloaded
- * one of w from L1 each row). The partial sums of a tile wait in scratch between blocks of
- * FASTEM_FULL_LANE_BLOCK features; after the last block they are transposed into logp. Each
- * lane's sum is the same chain of FMAs over g in order as in the tiles below, so logp is
- * bitwise as theirs. At D = 64, K = 32 in float64 the log-densities took 0.65-0.72 of the
- * time of three rows by four registers (benchmarks/README.md, "Rows in the lanes"). */
+/* Above 16 components the rows go in the lanes instead: a tile is R registers of rows, loaded
+ * straight from t(x)'s feature-major runs, by four components broadcast from w: 12
+ * accumulators, 4 registers of t(x) and w, no spill (four registers of components by three
+ * rows need 17 of the 16 ymm registers, and reload one of w from L1 for each row). The partial
+ * sums of a tile wait in scratch between blocks of FASTEM_FULL_LANE_BLOCK features, whose
+ * weights stay in L1 across the row tiles while a tile's rows of t(x) stay there across the
+ * groups of components; after the last block they are transposed into logp. Each lane's sum
+ * is the same chain of FMAs over g in order as in the tiles below, so logp is bitwise as
+ * theirs. Log-densities alone (benchmarks/README.md, "Rows in the lanes"): float64 D = 64,
+ * K = 32 0.65x the time of three rows by four registers; float32 K = 17-32 0.51-0.76x; at
+ * 13-16 float64 components three rows by four registers stay (lanes took 1.07-1.28x there
+ * but at D = 64). */
 #define FASTEM_FULL_LANE_BLOCK 64
 
 /* acc (in and out) += R registers of rows from i (with MASKED, the last holds only the rows
@@ -299,17 +302,21 @@ FASTEM_FMA static inline void fastem_full_lane_store_f32(double *restrict logp,
                 v[c][l] == v[c][l] ? log_norm[c0 + c] + (double)v[c][l] : -INFINITY;
 }
 
-/* the tiles of R registers of rows while MORE, for the components of cc */
+/* the tiles of R registers of rows while MORE, each against every group of four components
+ * (a last group of fewer repeats its last component, not stored) */
 #define FASTEM_FULL_LANE_TILES(T, R, MASKED, MORE)                                            \
-    for (; MORE; i += R * FASTEM_LANES_##T) {                                                 \
-        FASTEM_VEC_##T *acc = part + ((c0 / 4) * regs + i / FASTEM_LANES_##T) * 4;            \
-        for (int a = 0; g0 == 0 && a < R * 4; a++)                                            \
-            acc[a] = FASTEM_ZERO_##T();                                                       \
-        fastem_full_lane_tile_##T##_##R##_##MASKED(t, n, i, g0, g1, w, k, cc, acc);           \
-        for (int r = 0; g1 == f && r < R; r++)                                                \
-            fastem_full_lane_store_##T(logp, log_norm, acc + 4 * r,                           \
-                                       i + r * FASTEM_LANES_##T, n, c0, k);                   \
-    }
+    for (; MORE; i += R * FASTEM_LANES_##T)                                                   \
+        for (ptrdiff_t c0 = 0; c0 < k; c0 += 4) {                                             \
+            const ptrdiff_t cc[4] = {c0, c0 + 1 < k ? c0 + 1 : k - 1,                         \
+                                     c0 + 2 < k ? c0 + 2 : k - 1, c0 + 3 < k ? c0 + 3 : k - 1};\
+            FASTEM_VEC_##T *acc = part + ((c0 / 4) * regs + i / FASTEM_LANES_##T) * 4;        \
+            for (int a = 0; g0 == 0 && a < R * 4; a++)                                        \
+                acc[a] = FASTEM_ZERO_##T();                                                   \
+            fastem_full_lane_tile_##T##_##R##_##MASKED(t, n, i, g0, g1, w, k, cc, acc);       \
+            for (int r = 0; g1 == f && r < R; r++)                                            \
+                fastem_full_lane_store_##T(logp, log_norm, acc + 4 * r,                       \
+                                           i + r * FASTEM_LANES_##T, n, c0, k);               \
+        }
 
 /* logp as fastem_full_log_prob_T, with the rows in the lanes. scratch: the tiles' partial sums,
  * (n rounded up to a register) x (k rounded up to 4) elements after its first 32-byte
@@ -329,25 +336,26 @@ FASTEM_FMA static void fastem_full_lanes_##T(                                   
                                                         & ~(uintptr_t)31);                    \
     for (ptrdiff_t g0 = 0; g0 < f; g0 += FASTEM_FULL_LANE_BLOCK) {                            \
         const ptrdiff_t g1 = f - g0 < FASTEM_FULL_LANE_BLOCK ? f : g0 + FASTEM_FULL_LANE_BLOCK;\
-        for (ptrdiff_t c0 = 0; c0 < k; c0 += 4) {                                             \
-            /* a last group of fewer than four repeats its last component (not stored) */     \
-            const ptrdiff_t cc[4] = {c0, c0 + 1 < k ? c0 + 1 : k - 1,                         \
-                                     c0 + 2 < k ? c0 + 2 : k - 1, c0 + 3 < k ? c0 + 3 : k - 1};\
-            ptrdiff_t i = 0;                                                                  \
-            FASTEM_FULL_LANE_TILES(T, 3, 0, i + 3 * FASTEM_LANES_##T <= n)                    \
-            FASTEM_FULL_LANE_TILES(T, 1, 0, i + FASTEM_LANES_##T <= n)                        \
-            FASTEM_FULL_LANE_TILES(T, 1, 1, i < n)                                            \
-        }                                                                                     \
+        ptrdiff_t i = 0;                                                                      \
+        FASTEM_FULL_LANE_TILES(T, 3, 0, i + 3 * FASTEM_LANES_##T <= n)                        \
+        FASTEM_FULL_LANE_TILES(T, 1, 0, i + FASTEM_LANES_##T <= n)                            \
+        FASTEM_FULL_LANE_TILES(T, 1, 1, i < n)                                                \
     }                                                                                         \
 }
 
 FASTEM_FULL_LANES(f32)
 FASTEM_FULL_LANES(f64)
 
-/* the tiles below three registers of components: six (three) rows by two, twelve rows by one,
- * single rows; the features in blocks of FASTEM_FULL_FEATURE_BLOCK, whose weights stay in L1
- * across the tiles of rows (each lane's sum is still one chain over g in order). */
+/* the tiles up to 16 components: three rows by four registers of components (float64, 13-16
+ * components), six (three) rows by two, twelve rows by one, single rows; the features in
+ * blocks of FASTEM_FULL_FEATURE_BLOCK, whose weights stay in L1 across the tiles of rows (each
+ * lane's sum is still one chain over g in order). Four registers a tile read a block of t(x)
+ * (from L2) half as many times as two (benchmarks/README.md, "A new machine: AMD Zen 3"). */
 #define FASTEM_FULL_LOG_PROB(T)                                                               \
+FASTEM_FULL_ROWS(T, 3, 4, 0)                                                                  \
+FASTEM_FULL_ROWS(T, 3, 4, 1)                                                                  \
+FASTEM_FULL_ROWS(T, 1, 4, 0)                                                                  \
+FASTEM_FULL_ROWS(T, 1, 4, 1)                                                                  \
 FASTEM_FULL_ROWS(T, 6, 2, 0)                                                                  \
 FASTEM_FULL_ROWS(T, 6, 2, 1)                                                                  \
 FASTEM_FULL_ROWS(T, 3, 2, 0)                                                                  \
@@ -365,7 +373,7 @@ FASTEM_FMA static void fastem_full_log_prob_##T(                                
     double *restrict logp, FASTEM_SCALAR_##T *restrict scratch)                               \
 {                                                                                             \
     const ptrdiff_t lanes = FASTEM_LANES_##T;                                                 \
-    if (k > 3 * lanes) {                                                                      \
+    if (k > 16) {                                                                             \
         fastem_full_lanes_##T(t, n, f, w, k, log_norm, logp, scratch);                        \
         return;                                                                               \
     }                                                                                         \
@@ -374,6 +382,12 @@ FASTEM_FMA static void fastem_full_log_prob_##T(                                
         const ptrdiff_t g1 = f - g0 < FASTEM_FULL_FEATURE_BLOCK                               \
                                  ? f : g0 + FASTEM_FULL_FEATURE_BLOCK;                        \
         ptrdiff_t c0 = 0;                                                                     \
+        for (; c0 + 3 * lanes < k; c0 += 4 * lanes) {  /* float64, 13-16 components */       \
+            const int masked = c0 + 4 * lanes > k;                                            \
+            ptrdiff_t i = 0;                                                                  \
+            FASTEM_FULL_ROW_TILES(T, 3, 4)                                                    \
+            FASTEM_FULL_ROW_TILES(T, 1, 4)                                                    \
+        }                                                                                     \
         for (; c0 + lanes < k; c0 += 2 * lanes) {  /* two registers (the second partial?) */ \
             const int masked = c0 + 2 * lanes > k;                                            \
             ptrdiff_t i = 0;                                                                  \
