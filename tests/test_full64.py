@@ -1,8 +1,9 @@
 """float64 full data in the exponential-family form: the FMA register tiles of both products
 (_full.h, as for float32: components in lanes, a masked last register, tiles of six, three
 and single rows, features in blocks; above 16 components, rows in the lanes) against NumPy,
-the statistics and lowest row of a pass as NumPy's, and fits bitwise the same for any thread count and for memory-mapped and
-in-memory data (a row's value independent of its neighbours: test_full32.py)."""
+the statistics and lowest row of a pass as NumPy's, and fits bitwise the same for any thread
+count and for memory-mapped and in-memory data (a row's value independent of its neighbours:
+test_full32.py)."""
 import numpy as np
 import pytest
 from scipy.special import logsumexp
