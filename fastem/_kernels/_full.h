@@ -224,10 +224,10 @@ FASTEM_FMA static void fastem_full_rows_##T##_##R##_##V##_##MASKED(             
  * weights stay in L1 across the row tiles while a tile's rows of t(x) stay there across the
  * groups of components; after the last block they are transposed into logp. Each lane's sum
  * is the same chain of FMAs over g in order as in the tiles below, so logp is bitwise as
- * theirs. Log-densities alone (benchmarks/README.md, "Rows in the lanes"): float64 D = 64,
- * K = 32 0.65x the time of three rows by four registers; float32 K = 17-32 0.51-0.76x; at
- * 13-16 float64 components three rows by four registers stay (lanes took 1.07-1.28x there
- * but at D = 64). */
+ * theirs. Log-densities alone (benchmarks/README.md, "Cache-set aliasing of t(x) and
+ * log-densities with the rows in the lanes"): float64 D = 64, K = 32 0.65x the time of three
+ * rows by four registers; float32 K = 17-32 0.51-0.76x; at 13-16 float64 components three rows
+ * by four registers stay (lanes took 1.07-1.28x there but at D = 64). */
 #define FASTEM_FULL_LANE_BLOCK 64
 
 /* acc (in and out) += R registers of rows from i (with MASKED, the last holds only the rows
@@ -270,8 +270,10 @@ FASTEM_FMA static inline void fastem_full_lane_store_f64(double *restrict logp,
                                                          const __m256d *acc, ptrdiff_t i,
                                                          ptrdiff_t n, ptrdiff_t c0, ptrdiff_t k)
 {
-    const __m256d lo01 = _mm256_unpacklo_pd(acc[0], acc[1]), hi01 = _mm256_unpackhi_pd(acc[0], acc[1]);
-    const __m256d lo23 = _mm256_unpacklo_pd(acc[2], acc[3]), hi23 = _mm256_unpackhi_pd(acc[2], acc[3]);
+    const __m256d lo01 = _mm256_unpacklo_pd(acc[0], acc[1]);
+    const __m256d hi01 = _mm256_unpackhi_pd(acc[0], acc[1]);
+    const __m256d lo23 = _mm256_unpacklo_pd(acc[2], acc[3]);
+    const __m256d hi23 = _mm256_unpackhi_pd(acc[2], acc[3]);
     const __m256d rows[4] = {_mm256_permute2f128_pd(lo01, lo23, 0x20),
                              _mm256_permute2f128_pd(hi01, hi23, 0x20),
                              _mm256_permute2f128_pd(lo01, lo23, 0x31),
@@ -279,7 +281,8 @@ FASTEM_FMA static inline void fastem_full_lane_store_f64(double *restrict logp,
     const __m256i mask = fastem_full_mask_f64(c0, k);
     const __m256d ln = _mm256_maskload_pd(log_norm + c0, mask);
     for (int l = 0; l < 4 && i + l < n; l++) {
-        const __m256d sum = _mm256_blendv_pd(_mm256_add_pd(ln, rows[l]), _mm256_set1_pd(-INFINITY),
+        const __m256d sum = _mm256_blendv_pd(_mm256_add_pd(ln, rows[l]),
+                                             _mm256_set1_pd(-INFINITY),
                                              _mm256_cmp_pd(rows[l], rows[l], _CMP_UNORD_Q));
         if (c0 + 4 > k)
             _mm256_maskstore_pd(logp + (i + l) * k + c0, mask, sum);
