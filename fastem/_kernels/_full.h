@@ -354,11 +354,22 @@ FASTEM_FULL_LANES(f64)
  * blocks of FASTEM_FULL_FEATURE_BLOCK, whose weights stay in L1 across the tiles of rows (each
  * lane's sum is still one chain over g in order). Four registers a tile read a block of t(x)
  * (from L2) half as many times as two (benchmarks/README.md, "A new machine: AMD Zen 3"). */
+FASTEM_FULL_ROWS(f64, 3, 4, 0)
+FASTEM_FULL_ROWS(f64, 3, 4, 1)
+FASTEM_FULL_ROWS(f64, 1, 4, 0)
+FASTEM_FULL_ROWS(f64, 1, 4, 1)
+
+/* four registers of components: float64 only (float32 at most two below 17 components) */
+#define FASTEM_FULL_FOUR_REGISTERS_f32
+#define FASTEM_FULL_FOUR_REGISTERS_f64                                                        \
+        for (; c0 + 3 * lanes < k; c0 += 4 * lanes) {  /* 13-16 components */                \
+            const int masked = c0 + 4 * lanes > k;                                            \
+            ptrdiff_t i = 0;                                                                  \
+            FASTEM_FULL_ROW_TILES(f64, 3, 4)                                                  \
+            FASTEM_FULL_ROW_TILES(f64, 1, 4)                                                  \
+        }
+
 #define FASTEM_FULL_LOG_PROB(T)                                                               \
-FASTEM_FULL_ROWS(T, 3, 4, 0)                                                                  \
-FASTEM_FULL_ROWS(T, 3, 4, 1)                                                                  \
-FASTEM_FULL_ROWS(T, 1, 4, 0)                                                                  \
-FASTEM_FULL_ROWS(T, 1, 4, 1)                                                                  \
 FASTEM_FULL_ROWS(T, 6, 2, 0)                                                                  \
 FASTEM_FULL_ROWS(T, 6, 2, 1)                                                                  \
 FASTEM_FULL_ROWS(T, 3, 2, 0)                                                                  \
@@ -385,12 +396,7 @@ FASTEM_FMA static void fastem_full_log_prob_##T(                                
         const ptrdiff_t g1 = f - g0 < FASTEM_FULL_FEATURE_BLOCK                               \
                                  ? f : g0 + FASTEM_FULL_FEATURE_BLOCK;                        \
         ptrdiff_t c0 = 0;                                                                     \
-        for (; c0 + 3 * lanes < k; c0 += 4 * lanes) {  /* float64, 13-16 components */       \
-            const int masked = c0 + 4 * lanes > k;                                            \
-            ptrdiff_t i = 0;                                                                  \
-            FASTEM_FULL_ROW_TILES(T, 3, 4)                                                    \
-            FASTEM_FULL_ROW_TILES(T, 1, 4)                                                    \
-        }                                                                                     \
+        FASTEM_FULL_FOUR_REGISTERS_##T                                                        \
         for (; c0 + lanes < k; c0 += 2 * lanes) {  /* two registers (the second partial?) */ \
             const int masked = c0 + 2 * lanes > k;                                            \
             ptrdiff_t i = 0;                                                                  \
