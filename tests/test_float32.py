@@ -168,6 +168,18 @@ def test_fused_float32_far_rows(covariance_type):
                                                            np.ones(49)), k, 49)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_fused_float32_leaves_subnormals_to_the_caller(n_threads):
+    """The fused pass flushes its subnormal results to zero (MXCSR's FTZ bit) on the threads
+    that run it, the caller's among them, and must restore the bit: afterwards float32
+    arithmetic on this thread still yields subnormals."""
+    tiny = np.array([1e-38], dtype=np.float32)
+    assert (tiny * np.float32(0.25))[0] > 0  # before: subnormals exist
+    X, family, params, packed = fused_problem("diag", 8, 8)
+    kernels.family_e_step(X, family, params, n_threads=n_threads, chunk_size=16)
+    assert (tiny * np.float32(0.25))[0] > 0
+
+
 def clusters(shift, scale, n=3000, seed=0, k=3):
     """Three separated diagonal clusters in 4 dimensions (k = 3), or k in k dimensions as
     issue 18's benchmark draws them (centres in [-10, 10], spreads in [0.5, 1.5]), scaled,

@@ -46,6 +46,10 @@
 
 #include "fastem/_kernels/_simd.h"
 
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
+
 /* An AVX2 + FMA clone first (GCC contracts a * b + c into one FMA there), then _simd.h's. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define FASTEM_DIAG_FIT_CLONES __attribute__((target_clones("arch=x86-64-v3", "avx2", "default")))
@@ -341,13 +345,14 @@ static inline __attribute__((always_inline)) void fastem_fit_flush(
  * and sets worst = [lowest log p(x_i) of a weighted row, its row] ([inf, -1] when every weight
  * is 0). A row whose maximum is not finite (all -inf) has zero responsibilities and its
  * maximum as log p(x_i). */
-FASTEM_DIAG_FIT_CLONES __attribute__((unused))
-static void fastem_diag_fit_f32(int squares, const float *restrict x, ptrdiff_t n, ptrdiff_t d,
-                                const float *restrict centre, const float *restrict w,
-                                ptrdiff_t k, const double *restrict log_norm,
-                                const double *restrict weights,
-                                const ptrdiff_t *restrict labels, int with_stats,
-                                double *restrict sums, double *restrict worst)
+FASTEM_DIAG_FIT_CLONES __attribute__((noinline, unused))
+static void fastem_diag_fit_f32_pass(int squares, const float *restrict x, ptrdiff_t n,
+                                     ptrdiff_t d, const float *restrict centre,
+                                     const float *restrict w, ptrdiff_t k,
+                                     const double *restrict log_norm,
+                                     const double *restrict weights,
+                                     const ptrdiff_t *restrict labels, int with_stats,
+                                     double *restrict sums, double *restrict worst)
 {
     const ptrdiff_t f = squares ? 2 * d : d + 1, kp = fastem_fit_padded(k);
     const ptrdiff_t ts = f + FASTEM_FIT_LANES;  /* a group's features, and room to transpose */
@@ -415,6 +420,34 @@ static void fastem_diag_fit_f32(int squares, const float *restrict x, ptrdiff_t 
                + ((mass[4] + mass[5]) + (mass[6] + mass[7]));
     worst[0] = lowest;
     worst[1] = (double) worst_row;
+}
+
+/* fastem_diag_fit_f32_pass with float32 results below the normal range (2^-126) flushed to
+ * zero: MXCSR's FTZ bit, set for this thread and restored on return (the pass is a call, so
+ * none of its arithmetic moves across the MXCSR writes). Over separated clusters, a row's
+ * responsibility of a component ~e^-87 below its best (exp's least normal result) times the
+ * row's scale, and such responsibilities times small features, are subnormal, and each
+ * subnormal result costs the CPU a slow path: 5-7 % of a pass at 5e6 x 8 x 8 on real
+ * parameters (benchmarks/README.md). Those terms are below float32's resolution in any sum
+ * they belong to; a component whose every responsibility is that small gets s0 = 0, as one
+ * whose exps are all below exp's range already did. */
+__attribute__((unused))
+static void fastem_diag_fit_f32(int squares, const float *restrict x, ptrdiff_t n, ptrdiff_t d,
+                                const float *restrict centre, const float *restrict w,
+                                ptrdiff_t k, const double *restrict log_norm,
+                                const double *restrict weights,
+                                const ptrdiff_t *restrict labels, int with_stats,
+                                double *restrict sums, double *restrict worst)
+{
+#if defined(__SSE__)
+    const unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | _MM_FLUSH_ZERO_ON);
+#endif
+    fastem_diag_fit_f32_pass(squares, x, n, d, centre, w, k, log_norm, weights, labels,
+                             with_stats, sums, worst);
+#if defined(__SSE__)
+    _mm_setcsr(csr);
+#endif
 }
 
 #endif
