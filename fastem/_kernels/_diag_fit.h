@@ -171,23 +171,19 @@ static inline __attribute__((always_inline)) void fastem_fit_group_features(
     int squares, const float *const *x, ptrdiff_t d, const float *restrict centre,
     fastem_v8f *restrict tt)
 {
+    const fastem_v8i lanes = {0, 1, 2, 3, 4, 5, 6, 7};
     for (ptrdiff_t a0 = 0; a0 < d; a0 += FASTEM_FIT_LANES) {
+        /* a whole register from each row, the lanes past d (the next row's values) masked:
+         * one path, so v stays in registers (a lane-by-lane path for the last block kept it
+         * on the stack for every block) */
+        const fastem_v8i keep = lanes < (fastem_v8i) {0} + (int32_t) (d - a0);
         fastem_v8f v[8], c;
         memcpy(&c, centre + a0, sizeof c);
-        if (a0 + FASTEM_FIT_LANES <= d) {
 #pragma GCC unroll 8
-            for (int r = 0; r < 8; r++)
-                memcpy(v + r, x[r] + a0, sizeof v[r]);
-        } else {
-            for (int r = 0; r < 8; r++) {
-                v[r] = (fastem_v8f) {0};
-                for (ptrdiff_t a = a0; a < d; a++)
-                    v[r][a - a0] = x[r][a];
-            }
+        for (int r = 0; r < 8; r++) {
+            memcpy(v + r, x[r] + a0, sizeof v[r]);
+            v[r] = (fastem_v8f) ((fastem_v8i) v[r] & keep) - c;
         }
-#pragma GCC unroll 8
-        for (int r = 0; r < 8; r++)
-            v[r] -= c;
         fastem_transpose8(v, tt + a0);  /* beyond d: overwritten below */
     }
     if (squares) {
@@ -267,6 +263,15 @@ static inline __attribute__((always_inline)) void fastem_fit_group(
     /* the rows 32 groups ahead, from memory (a memory-mapped file's next pages) */
     for (ptrdiff_t byte = 0; byte < 8 * d * (ptrdiff_t) sizeof(float); byte += 64)
         __builtin_prefetch((const char *) (x + (i0 + 256) * d) + byte);
+    /* features read a register's width from each row: past the chunk's end for its last
+     * rows, which are therefore read from a copy */
+    float tail[8][FASTEM_FIT_WIDTH + FASTEM_FIT_LANES];
+    if ((i0 + 8) * d + FASTEM_FIT_LANES > n * d)
+        for (int r = 0; r < 8; r++) {
+            memcpy(tail[r], rows[r], d * sizeof(float));
+            memset(tail[r] + d, 0, FASTEM_FIT_LANES * sizeof(float));
+            rows[r] = tail[r];
+        }
     fastem_fit_group_features(squares, rows, d, centre, tt);
     for (ptrdiff_t c0 = 0; c0 < kp; c0 += 8)
         fastem_fit_log_prob(tt, f, w, kp, c0, ln, resp);
