@@ -497,6 +497,22 @@ def test_hmmlearns_log_messages(caplog):
            "result in a degenerate solution." in messages
 
 
+@pytest.mark.parametrize("cls", [hmm.GaussianHMM, hmm.PoissonHMM, hmm.GMMHMM])
+def test_hmmlearns_private_check_and_set_n_features(cls):
+    """Code written against hmmlearn's private ``_check_and_set_n_features`` runs: it sets
+    ``n_features`` from the columns, then refuses another count in hmmlearn's words, and a fit
+    afterwards is unaffected. (Categorical and multinomial checks: the upstream suites.)"""
+    model = cls(2, n_iter=2, random_state=0)
+    model._check_and_set_n_features(np.zeros((5, 3)))
+    assert model.n_features == 3
+    model._check_and_set_n_features(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="^Unexpected number of dimensions, got 4 but expected "
+                                         "3$"):
+        model._check_and_set_n_features(np.zeros((5, 4)))
+    X = np.random.RandomState(0).poisson(3.0, size=(40, 3)).astype(float)
+    assert model.fit(X).n_features == 3 and model.n_features_in_ == 3
+
+
 def test_a_collapsed_full_covariance_is_factored_as_hmmlearn_does(monkeypatch):
     """A state whose covariance update is singular (a constant column, a state with almost no
     rows) is factored with 1e-7 on its diagonal, as hmmlearn's density does, so the fit goes on

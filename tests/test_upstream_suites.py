@@ -24,11 +24,8 @@ HMMLEARN_FILES = ["test_gaussian_hmm.py", "test_categorical_hmm.py", "test_poiss
 HMMLEARN_REWRITES = [(r"^from (\.\.|hmmlearn) import hmm$", f"from {PACKAGE} import hmm"),
                      (r"^from \.\.hmm import ", f"from {PACKAGE}.hmm import ")]
 # Left out: a test asserting that hmmlearn's scaled forward pass fails on an outlier (fastem's
-# fits that sequence, for every covariance type, to what hmmlearn's log-domain pass gives), and
-# the tests of the private _check_and_set_n_features, which fastem does not provide (its checks
-# of X run in every method, with its own errors)
-HMMLEARN_DESELECTED = ("not (TestGaussianHMMWithSphericalCovars and test_underflow_from_scaling)"
-                       " and not test__check_and_set")
+# fits that sequence, for every covariance type, to what hmmlearn's log-domain pass gives)
+HMMLEARN_DESELECTED = "not (TestGaussianHMMWithSphericalCovars and test_underflow_from_scaling)"
 
 SKLEARN_FILES = ["test_gaussian_mixture.py", "test_mixture.py"]
 SKLEARN_REWRITES = [(r"^from sklearn\.mixture import GaussianMixture$",

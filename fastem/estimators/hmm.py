@@ -368,6 +368,20 @@ class _HMMBase(HMMOnlineMixin, Estimator):
         self._make_family()
         self._hmm_params()
 
+    def _check_and_set_n_features(self, X):
+        """hmmlearn's private ``_check_and_set_n_features(X)``, for code written against it:
+        ValueError ("Unexpected number of dimensions") when the column count of the array
+        ``X`` differs from ``n_features`` once that is set, else sets it; CategoricalHMM and
+        MultinomialHMM add hmmlearn's checks of their symbols. fastem's own methods check X
+        (every source kind, block by block) without it."""
+        _, n_features = np.shape(X)
+        if hasattr(self, "n_features"):
+            if self.n_features != n_features:
+                raise ValueError(f"Unexpected number of dimensions, got {n_features} but "
+                                 f"expected {self.n_features}")
+        else:
+            self.n_features = n_features
+
     def _set_params(self, params):
         self.startprob_, self.transmat_ = params.startprob, params.transmat
         self._set_components(params.components)
@@ -587,6 +601,21 @@ class CategoricalHMM(_HMMBase):
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
+    def _check_and_set_n_features(self, X):
+        """hmmlearn's: ValueError unless X holds non-negative integer codes below
+        ``n_features`` (when set, else set to one past the largest)."""
+        X = np.asarray(X)
+        if not np.issubdtype(X.dtype, np.integer):
+            raise ValueError("Symbols should be integers")
+        if X.min() < 0:
+            raise ValueError("Symbols should be nonnegative")
+        if self.n_features is not None:
+            if self.n_features - 1 < X.max():
+                raise ValueError(f"Largest symbol is {X.max()} but the model only emits "
+                                 f"symbols up to {self.n_features - 1}")
+        else:
+            self.n_features = X.max() + 1
+
     def _symbols(self):
         if hasattr(self, "emissionprob_"):
             return np.atleast_2d(self.emissionprob_).shape[1]
@@ -701,6 +730,20 @@ class MultinomialHMM(_HMMBase):
                          implementation, n_threads, chunk_size, nan_policy, learning_offset,
                          learning_decay)
         self.n_trials = n_trials
+
+    def _check_and_set_n_features(self, X):
+        """hmmlearn's: the column count (:meth:`_HMMBase._check_and_set_n_features`), then
+        ValueError unless X holds non-negative integer counts whose rows add up to
+        ``n_trials`` (when set, else set to the rows' totals)."""
+        super()._check_and_set_n_features(X)
+        X = np.asarray(X)
+        if not np.issubdtype(X.dtype, np.integer) or X.min() < 0:
+            raise ValueError("Symbol counts should be nonnegative integers")
+        if self.n_trials is None:
+            self.n_trials = X.sum(axis=1)
+        elif not (X.sum(axis=1) == self.n_trials).all():
+            raise ValueError("Total count for each sample should add up to the number of "
+                             "trials")
 
     def _make_family(self):
         trials = np.unique(np.asarray(self.n_trials)) if self.n_trials is not None else []
