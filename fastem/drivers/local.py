@@ -127,18 +127,22 @@ class LocalDriver:
     def _chunks_per_block(self, stats_size, dtype):
         """Chunks per block, within SLOT_BUDGET_BYTES of per-chunk statistics. Threads idle
         for about half a chunk at the end of each block, and for the Python between blocks,
-        so blocks that the kernels read in place (an array, or a memory-mapped file, of the
-        pass's dtype, C-contiguous) span up to 1024 chunks (2 threads, D = K = 16, full: busy
-        1.95 -> 1.98 of 2 cores; a 5e6 x 8 float32 file, diag, K = 8: see benchmarks/
-        README.md); blocks that are converted copies stay at 64 chunks, bounding their
-        memory. Large statistics (D = 64, K = 32, full: 549 KB a chunk)
-        leave few chunks per block: their count is rounded down to a multiple of the threads,
-        so that no thread idles for a whole chunk at the end of each block (15 chunks on 2
-        threads took the time of 16). Block boundaries never change results: the chunks'
-        statistics are added in chunk order across blocks."""
+        so blocks of an in-memory array that the kernels read in place span up to 1024
+        chunks (2 threads, D = K = 16, full: busy 1.95 -> 1.98 of 2 cores). A memory-mapped
+        file of the pass's dtype is read in place too, but its blocks stay at 256 chunks:
+        per-block buffers (the initialisation's responsibilities) are the process's own
+        memory there, not the data's (README demo: peak RssAnon 97, 111 and 146 MB at 64, 256
+        and 1024 chunks; a 5e6 x 8 float32 file, diag, K = 8: benchmarks/README.md). Blocks
+        that are converted copies stay at 64 chunks, bounding their memory. Large statistics
+        (D = 64, K = 32, full: 549 KB a chunk) leave few chunks per block: their count is
+        rounded down to a multiple of the threads, so that no thread idles for a whole chunk
+        at the end of each block (15 chunks on 2 threads took the time of 16). Block
+        boundaries never change results: the chunks' statistics are added in chunk order
+        across blocks."""
         in_place = (isinstance(self.X, np.ndarray) and self.X.dtype == dtype
                     and self.X.flags.c_contiguous)
-        chunks = int(np.clip(SLOT_BUDGET_BYTES // (8 * stats_size), 4, 1024 if in_place else 64))
+        most = (1024 if type(self.X) is np.ndarray else 256) if in_place else 64
+        chunks = int(np.clip(SLOT_BUDGET_BYTES // (8 * stats_size), 4, most))
         return max(chunks - chunks % self.n_threads, min(chunks, self.n_threads))
 
     def accumulate(self, family, packed, with_stats=True, resp_fn=None, nan_policy=None):
