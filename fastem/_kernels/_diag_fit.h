@@ -3,8 +3,9 @@
  * responsibilities and statistics of a chunk, eight rows at a time, in float32 lanes (eight
  * per AVX2 register), the rows in the lanes.
  *
- * Per group of eight rows: their features t(x) = [v, v^2] or [v, |v|^2] (v = x - s),
- * transposed, one register per feature; the log-density of component c,
+ * Per group of eight rows (each step for the four groups of a statistics update before the
+ * next): their features t(x) = [v, v^2] or [v, |v|^2] (v = x - s), transposed, one register
+ * per feature; the log-density of component c,
  * log_norm_c + sum_j t_j W[j, c], for the eight rows at once (eight components per block of
  * accumulators, each weight broadcast to a register once per chunk); then, lane by lane, i.e.
  * per row: the maximum over the components, exp(lp - max) by a float32 series, the sum, and
@@ -34,7 +35,8 @@
  * statistics and the series into FMAs (10-13 % per iteration at D = K = 8, taking turns with
  * the no-FMA build); the "avx2" and "default" clones do not, so results depend on whether the
  * CPU has FMA. A row's values do not depend on the rows beside it, and the block sums restart
- * at each chunk, so results do not depend on the number of threads.
+ * at each chunk, so results do not depend on the number of threads. Subnormal results are
+ * flushed to zero (fastem_diag_fit_f32, at the end: why and how).
  */
 #ifndef FASTEM_DIAG_FIT_H
 #define FASTEM_DIAG_FIT_H
