@@ -1,10 +1,11 @@
 /* The fused float32 diag E-step (_diag_fit.h) alone, in C, over a memory-mapped float32 .npy
  * file: a pass of chunks of ROWS rows on THREADS OpenMP threads (dynamic schedule, a parallel
- * region per block of BLOCK chunks, as fastem's local driver), each chunk's statistics into its
- * own slot. Parameters (pivot, W, log_norm as packed for EXPFAM_DIAG) come from PARAMS, written
- * by benchmarks/diag_kernels.py from a short fit, so that responsibilities are as sharp as in a
- * real pass. Prints the minimum and median ms per pass over REPS passes. Compile against a
- * tree's headers to compare trees (diag_kernels.py does both):
+ * region per block of BLOCK chunks, as in fastem's local driver, whose blocks of a memory-mapped
+ * file are 256 chunks), each chunk's statistics into its own slot. Parameters (pivot, W,
+ * log_norm as packed for EXPFAM_DIAG) come from PARAMS, written by benchmarks/diag_kernels.py
+ * from a short fit, so that responsibilities are as sharp as in a real pass. Prints the minimum
+ * and median ms per pass over REPS passes. Compile against a tree's headers to compare trees
+ * (diag_kernels.py does both):
  *
  *   gcc -O3 -Wno-psabi -fopenmp -I TREE -o /tmp/diag_kernels benchmarks/diag_kernels.c -lm
  *   /tmp/diag_kernels FILE.npy PARAMS K REPS THREADS [ROWS 1008] [BLOCK 64]
